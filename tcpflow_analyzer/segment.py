@@ -1,0 +1,95 @@
+"""The decoded TCP segment: the record that crosses from the reader to the tracker.
+
+Theory of operation
+-------------------
+The reader (``reader.py``) walks a capture file and hands out raw frames; the
+decoder turns each frame into either a :class:`Segment` or a skip reason (a
+:class:`SkipReason` value). Everything after decoding (flow table, state
+tracker, detectors, reports) sees only ``Segment`` records, never bytes.
+
+Addresses are kept packed (4 or 16 bytes) so that flow keys hash fast; the
+report layer turns them into text. ``payload_len`` is the TCP payload length
+derived from the IP header's length fields, not from the captured bytes, so
+that frames cut by the snap length still account for every sequence number.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from enum import IntFlag, StrEnum
+
+__all__ = ["Flags", "Segment", "SkipReason", "TcpOptions", "addr_text"]
+
+
+class Flags(IntFlag):
+    """TCP header flags (RFC 9293 3.1, RFC 3168 for ECE/CWR)."""
+
+    FIN = 0x01
+    SYN = 0x02
+    RST = 0x04
+    PSH = 0x08
+    ACK = 0x10
+    URG = 0x20
+    ECE = 0x40
+    CWR = 0x80
+
+
+class SkipReason(StrEnum):
+    """Why a frame was not analyzed. Public vocabulary: documented in the README."""
+
+    NOT_IP = "not_ip"  # link payload is not IPv4/IPv6 (ARP, LLDP, ...)
+    NOT_TCP = "not_tcp"  # IP packet whose transport is not TCP (UDP, ICMP, ...)
+    IP_FRAGMENT = "ip_fragment"  # IPv4/IPv6 fragment (not reassembled)
+    CUT_IP_HEADER = "cut_ip_header"  # frame ends inside the IP header
+    CUT_TCP_HEADER = "cut_tcp_header"  # frame ends inside the TCP header (snap length)
+    BAD_IP_HEADER = "bad_ip_header"  # IP version/IHL/length fields inconsistent
+    BAD_TCP_HEADER = "bad_tcp_header"  # TCP data offset < 5 or beyond the IP payload
+    UNSUPPORTED_LINKTYPE = "unsupported_linktype"  # link type we do not decode
+    CUT_LINK_HEADER = "cut_link_header"  # frame ends inside the link-layer header
+    TOO_MANY_HEADERS = "too_many_headers"  # VLAN stack / IPv6 extension chain too deep
+
+
+@dataclass(frozen=True, slots=True)
+class TcpOptions:
+    """The TCP options the analyzer uses (RFC 9293 3.2, RFC 7323, RFC 2018)."""
+
+    mss: int | None = None
+    wscale: int | None = None
+    sack_permitted: bool = False
+    sack_blocks: tuple[tuple[int, int], ...] = ()
+    ts_val: int | None = None
+    ts_ecr: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One decoded TCP segment as seen at the capture point."""
+
+    frame: int  # 1-based capture order, as Wireshark's frame.number
+    ts_ns: int  # capture timestamp, integer nanoseconds since the epoch
+    vlan: tuple[int, ...]  # VLAN IDs outermost first; () when untagged
+    src: bytes  # packed source address (4 bytes IPv4, 16 bytes IPv6)
+    dst: bytes  # packed destination address
+    sport: int
+    dport: int
+    seq: int
+    ack: int
+    flags: int  # the 8 TCP flag bits (see Flags)
+    window: int  # raw window field (unscaled)
+    payload_len: int  # TCP payload length from the IP length fields
+    ip_len: int  # IP datagram length on the wire (header + payload), for Zeek's *_ip_bytes
+    options: TcpOptions | None = None  # None when the segment carries no options
+    caplen_short: bool = False  # True when the snap length cut the payload
+
+    @property
+    def seg_len(self) -> int:
+        """Sequence space used (RFC 9293 3.4): payload plus one each for SYN and FIN."""
+        return self.payload_len + (1 if self.flags & Flags.SYN else 0) + (
+            1 if self.flags & Flags.FIN else 0
+        )
+
+
+def addr_text(addr: bytes) -> str:
+    """Packed IPv4/IPv6 address to its usual text form."""
+    return str(ipaddress.ip_address(addr))
