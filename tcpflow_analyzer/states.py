@@ -111,8 +111,6 @@ TRANSITIONS: dict[State, dict[Event, tuple[State, str]]] = {
         _E.SND_SYN: (_S.SYN_SENT, "RFC9293 3.10.1 (OPEN call, active: send SYN)"),
         _E.SND_RST: (_S.CLOSED, "RFC9293 3.10.7.1 (CLOSED: a reset answers any segment)"),
         _E.RCV_RST: (_S.CLOSED, "RFC9293 3.10.7.1 (CLOSED: an incoming RST is discarded)"),
-        _E.RCV_SYN: (_S.CLOSED, "RFC9293 3.10.7.1 (CLOSED: segment answered by RST)"),
-        _E.RCV_FIN: (_S.CLOSED, "RFC9293 3.10.7.1 (CLOSED: segment answered by RST)"),
     },
     _S.LISTEN: {
         _E.RCV_SYN: (_S.SYN_RECEIVED, "RFC9293 3.10.7.2 (LISTEN: SYN arrives, send SYN-ACK)"),

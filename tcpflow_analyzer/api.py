@@ -1,0 +1,110 @@
+"""The library surface: ``analyze(source) -> Analysis``.
+
+Theory of operation
+-------------------
+``analyze`` wires the layers together: the reader decodes frames into
+segments (counting what it skips), the tracker replays them for both
+endpoints, and the report layer turns connections into DataFrames with fixed
+columns. ``Analysis`` holds the results; ``to_csv`` is the only file output.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import pandas as pd
+
+from .config import Config
+from .reader import CaptureReader
+from .report import (
+    anomalies_frame,
+    anomaly_rows,
+    connections_frame,
+    summarize,
+    text_summary,
+    transition_rows,
+    transitions_frame,
+    write_csv,
+)
+from .tracker import Tracker
+
+__all__ = ["Analysis", "analyze"]
+
+
+@dataclass
+class Analysis:
+    """Results of analyzing one capture."""
+
+    source: str
+    connections: pd.DataFrame
+    transitions: pd.DataFrame
+    anomalies: pd.DataFrame
+    skipped: dict[str, int]
+    frames: int
+    segments: int
+    warnings: list[str] = field(default_factory=list)
+    truncated: bool = False
+    config: Config = field(default_factory=Config)
+
+    def to_csv(self, directory: str | os.PathLike[str]) -> list[Path]:
+        """Write connections.csv, transitions.csv and anomalies.csv into ``directory``."""
+        return write_csv(self.frames_by_name(), directory)
+
+    def frames_by_name(self) -> Mapping[str, pd.DataFrame]:
+        """The result tables by their CSV name."""
+        return {
+            "connections": self.connections,
+            "transitions": self.transitions,
+            "anomalies": self.anomalies,
+        }
+
+    def summary(self) -> str:
+        """The readable text summary (what the CLI prints)."""
+        return text_summary(
+            self.source,
+            self.connections,
+            self.skipped,
+            self.frames,
+            self.segments,
+            self.warnings,
+        )
+
+
+def analyze(
+    source: str | os.PathLike[str] | BinaryIO,
+    *,
+    msl: float = 30.0,
+    config: Config | None = None,
+) -> Analysis:
+    """Analyze one capture (path, ``"-"`` for standard input, or a binary file object).
+
+    Raises ``reader.CaptureError`` when the file cannot be read at all; a
+    capture cut short yields what was read, with ``truncated`` set and a
+    warning.
+    """
+    cfg = config if config is not None else Config(msl=msl)
+    tracker = Tracker(cfg)
+    segments = 0
+    with CaptureReader(source) as reader:
+        for seg in reader:
+            segments += 1
+            tracker.add(seg)
+        stats = reader.stats
+        name = reader.name
+    conns = tracker.finish()
+    return Analysis(
+        source=name,
+        connections=connections_frame([summarize(c) for c in conns]),
+        transitions=transitions_frame(transition_rows(conns)),
+        anomalies=anomalies_frame(anomaly_rows(conns)),
+        skipped=dict(sorted(stats.skipped.items())),
+        frames=stats.frames,
+        segments=segments,
+        warnings=list(stats.warnings),
+        truncated=stats.truncated,
+        config=cfg,
+    )

@@ -1,0 +1,355 @@
+"""Reports: connection summaries, DataFrames with fixed columns and dtypes, CSV, text.
+
+Theory of operation
+-------------------
+``summarize`` turns a tracked ``Connection`` into one flat row (a dict) whose
+keys are exactly ``CONNECTION_COLUMNS``; the closing facts (who closed, how,
+end states) are decided here, from the endpoints' final states and the order
+of FINs and RSTs, and nowhere else. DataFrames are built straight from those
+rows with the dtypes declared below, so an empty analysis still yields frames
+with the right columns. Only this module writes files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .segment import addr_text
+from .states import State
+from .tracker import Connection
+
+__all__ = [
+    "ANOMALY_COLUMNS",
+    "CONNECTION_COLUMNS",
+    "TRANSITION_COLUMNS",
+    "anomalies_frame",
+    "connections_frame",
+    "summarize",
+    "text_summary",
+    "transitions_frame",
+    "write_csv",
+]
+
+_NS = 1_000_000_000
+
+# Public vocabulary: names, order and dtypes are documented in the README.
+CONNECTION_COLUMNS: dict[str, str] = {
+    "conn_id": "Int64",
+    "client_ip": "string",
+    "client_port": "Int64",
+    "server_ip": "string",
+    "server_port": "Int64",
+    "vlan": "string",
+    "ip_version": "Int64",
+    "incarnation": "Int64",
+    "prev_conn_id": "Int64",
+    "roles": "string",
+    "first_frame": "Int64",
+    "last_frame": "Int64",
+    "start_ts": "float64",
+    "end_ts": "float64",
+    "duration": "float64",
+    "packets": "Int64",
+    "client_pkts": "Int64",
+    "server_pkts": "Int64",
+    "client_bytes": "Int64",
+    "server_bytes": "Int64",
+    "handshake": "string",
+    "active_closer": "string",
+    "close_type": "string",
+    "half_close": "boolean",
+    "half_close_bytes": "Int64",
+    "simultaneous_close": "boolean",
+    "client_fins": "Int64",
+    "server_fins": "Int64",
+    "client_rsts": "Int64",
+    "server_rsts": "Int64",
+    "client_state_at_end": "string",
+    "server_state_at_end": "string",
+    "conn_state": "string",
+    "history": "string",
+    "zeek_orig": "string",
+    "anomalies": "string",
+}
+
+TRANSITION_COLUMNS: dict[str, str] = {
+    "conn_id": "Int64",
+    "endpoint": "string",
+    "frame": "Int64",
+    "ts": "float64",
+    "from_state": "string",
+    "to_state": "string",
+    "event": "string",
+    "rule": "string",
+}
+
+ANOMALY_COLUMNS: dict[str, str] = {
+    "conn_id": "Int64",
+    "endpoint": "string",
+    "frame": "Int64",
+    "ts": "float64",
+    "state": "string",
+    "event": "string",
+    "code": "string",
+    "detail": "string",
+}
+
+# Endpoint states in which a connection is still being torn down.
+_TEARDOWN = frozenset(
+    {State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSE_WAIT, State.CLOSING, State.LAST_ACK}
+)
+_DONE = frozenset({State.CLOSED, State.TIME_WAIT})
+
+
+def _ts(ns: int) -> float:
+    return ns / _NS
+
+
+def _vlan_text(conn: Connection) -> str | None:
+    """VLAN IDs outermost first joined by '.'; 'A|B' when the directions differ."""
+    fwd = ".".join(str(v) for v in conn.vlan)
+    if conn.reverse_vlan is not None and conn.reverse_vlan != conn.vlan:
+        rev = ".".join(str(v) for v in conn.reverse_vlan)
+        first_is_client = conn.first_sender == (conn.client.addr, conn.client.port)
+        return f"{fwd}|{rev}" if first_is_client else f"{rev}|{fwd}"
+    return fwd or None
+
+
+def _handshake(conn: Connection) -> str:
+    if conn.saw_syn and conn.saw_synack and conn.handshake_acked:
+        return "complete"
+    if conn.saw_syn or conn.saw_synack:
+        return "partial"
+    return "none"
+
+
+def _close(conn: Connection) -> tuple[str, str]:
+    """(close_type, active_closer) from the FIN/RST order and the end states."""
+    c, s = conn.client, conn.server
+    if conn.saw_syn and not conn.saw_synack and conn.client.isn is not None and (
+        not conn.handshake_acked and s.state in (State.LISTEN, State.CLOSED, State.UNKNOWN)
+        and s.fins == 0
+    ):
+        if s.rsts:
+            return "refused", "none"
+        if s.pkts == 0:
+            return "unanswered", "none"
+    if conn.first_rst is not None:
+        close_type = "fin_rst" if conn.fin_before_rst else "rst"
+    elif conn.first_fin is None:
+        return "open", "none"
+    elif c.state in _DONE and s.state in _DONE and c.fins and s.fins:
+        close_type = "fin"
+    else:
+        close_type = "closing"
+    if conn.simultaneous_close:
+        closer = "both"
+    elif conn.first_fin is not None:
+        closer = conn.first_fin
+    else:
+        closer = conn.first_rst or "none"
+    return close_type, closer
+
+
+def summarize(conn: Connection) -> dict[str, Any]:
+    """One row of ``connections`` for a tracked connection."""
+    c, s = conn.client, conn.server
+    close_type, closer = _close(conn)
+    zeek = conn.zeek
+    zeek_orig_is_client = zeek.orig_is_first == (conn.first_sender == (c.addr, c.port))
+    codes = Counter(a.code.value for a in conn.anomalies)
+    return {
+        "conn_id": conn.conn_id,
+        "client_ip": addr_text(c.addr),
+        "client_port": c.port,
+        "server_ip": addr_text(s.addr),
+        "server_port": s.port,
+        "vlan": _vlan_text(conn),
+        "ip_version": 4 if len(c.addr) == 4 else 6,
+        "incarnation": conn.incarnation,
+        "prev_conn_id": conn.prev_conn_id,
+        "roles": conn.roles,
+        "first_frame": conn.first_frame,
+        "last_frame": conn.last_frame,
+        "start_ts": _ts(conn.start_ns),
+        "end_ts": _ts(conn.end_ns),
+        "duration": _ts(conn.end_ns - conn.start_ns),
+        "packets": conn.packets,
+        "client_pkts": c.pkts,
+        "server_pkts": s.pkts,
+        "client_bytes": c.payload_bytes,
+        "server_bytes": s.payload_bytes,
+        "handshake": _handshake(conn),
+        "active_closer": closer,
+        "close_type": close_type,
+        "half_close": conn.half_close_bytes > 0,
+        "half_close_bytes": conn.half_close_bytes,
+        "simultaneous_close": conn.simultaneous_close,
+        "client_fins": c.fins,
+        "server_fins": s.fins,
+        "client_rsts": c.rsts,
+        "server_rsts": s.rsts,
+        "client_state_at_end": c.state.value,
+        "server_state_at_end": s.state.value,
+        "conn_state": zeek.conn_state(),
+        "history": zeek.history(),
+        "zeek_orig": "client" if zeek_orig_is_client else "server",
+        "anomalies": ";".join(
+            f"{code}" if n == 1 else f"{code}*{n}" for code, n in sorted(codes.items())
+        ),
+    }
+
+
+def _frame(rows: Sequence[Mapping[str, Any]], columns: Mapping[str, str]) -> pd.DataFrame:
+    data = {name: [row[name] for row in rows] for name in columns}
+    df = pd.DataFrame(data, columns=list(columns))
+    return df.astype(dict(columns))
+
+
+def connections_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """DataFrame of connection rows (see CONNECTION_COLUMNS)."""
+    return _frame(rows, CONNECTION_COLUMNS)
+
+
+def transition_rows(conns: Iterable[Connection]) -> list[dict[str, Any]]:
+    """Rows of ``transitions`` for tracked connections, in order."""
+    return [
+        {
+            "conn_id": conn.conn_id,
+            "endpoint": t.endpoint,
+            "frame": t.frame,
+            "ts": _ts(t.ts_ns),
+            "from_state": t.from_state.value,
+            "to_state": t.to_state.value,
+            "event": t.event.value,
+            "rule": t.rule,
+        }
+        for conn in conns
+        for t in conn.transitions
+    ]
+
+
+def transitions_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """DataFrame of transition rows (see TRANSITION_COLUMNS)."""
+    return _frame(rows, TRANSITION_COLUMNS)
+
+
+def anomaly_rows(conns: Iterable[Connection]) -> list[dict[str, Any]]:
+    """Rows of ``anomalies`` for tracked connections, in order."""
+    return [
+        {
+            "conn_id": conn.conn_id,
+            "endpoint": a.endpoint,
+            "frame": a.frame,
+            "ts": _ts(a.ts_ns),
+            "state": a.state.value,
+            "event": a.event,
+            "code": a.code.value,
+            "detail": a.detail,
+        }
+        for conn in conns
+        for a in conn.anomalies
+    ]
+
+
+def anomalies_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """DataFrame of anomaly rows (see ANOMALY_COLUMNS)."""
+    return _frame(rows, ANOMALY_COLUMNS)
+
+
+def write_csv(frames: Mapping[str, pd.DataFrame], directory: str | os.PathLike[str]) -> list[Path]:
+    """Write each frame as ``NAME.csv`` in ``directory`` (created); return the paths."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, df in frames.items():
+        path = out / f"{name}.csv"
+        df.to_csv(path, index=False)
+        paths.append(path)
+    return paths
+
+
+# -- text ------------------------------------------------------------------
+
+
+def _counts(series: pd.Series) -> str:
+    counts = series.fillna("-").value_counts()
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "-"
+
+
+def _endpoint(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def _worth_a_look(row: Mapping[str, Any]) -> list[str]:
+    why = []
+    if row["close_type"] not in ("fin", "open"):
+        why.append(f"close {row['close_type']}")
+    for side in ("client", "server"):
+        state = row[f"{side}_state_at_end"]
+        if state in _TEARDOWN:
+            why.append(f"{side} stuck in {state}")
+    if row["simultaneous_close"]:
+        why.append("simultaneous close")
+    if row["half_close"]:
+        why.append(f"half-close ({row['half_close_bytes']} bytes after FIN)")
+    if row["incarnation"] > 1:
+        why.append(f"4-tuple reused (incarnation {row['incarnation']})")
+    if row["anomalies"]:
+        why.append(f"anomalies: {row['anomalies']}")
+    return why
+
+
+def text_summary(
+    name: str,
+    connections: pd.DataFrame,
+    skipped: Mapping[str, int],
+    frames: int,
+    segments: int,
+    warnings: Sequence[str],
+    limit: int = 20,
+) -> str:
+    """The readable summary ``tcpflow-analyzer analyze`` prints."""
+    lines = [f"capture: {name}"]
+    skipped_total = sum(skipped.values())
+    skip_text = ", ".join(f"{k} {v}" for k, v in sorted(skipped.items()))
+    lines.append(
+        f"frames: {frames}  tcp segments: {segments}  skipped: {skipped_total}"
+        + (f" ({skip_text})" if skip_text else "")
+    )
+    for w in warnings:
+        lines.append(f"warning: {w}")
+    n = len(connections)
+    reused = int((connections["incarnation"] > 1).sum()) if n else 0
+    lines.append(f"connections: {n}" + (f" ({reused} on reused 4-tuples)" if reused else ""))
+    if n == 0:
+        return "\n".join(lines) + "\n"
+    lines.append(f"  how they ended:  {_counts(connections['close_type'])}")
+    lines.append(f"  who closed first: {_counts(connections['active_closer'])}")
+    lines.append(f"  client end state: {_counts(connections['client_state_at_end'])}")
+    lines.append(f"  server end state: {_counts(connections['server_state_at_end'])}")
+    lines.append(f"  zeek conn_state:  {_counts(connections['conn_state'])}")
+    rows = connections.to_dict("records")
+    flagged = [(row, why) for row in rows if (why := _worth_a_look(row))]
+    if flagged:
+        lines.append(f"connections worth a look: {len(flagged)}")
+        for row, why in flagged[:limit]:
+            lines.append(
+                f"  #{row['conn_id']} {_endpoint(row['client_ip'], row['client_port'])} -> "
+                f"{_endpoint(row['server_ip'], row['server_port'])}"
+                f"  frames {row['first_frame']}-{row['last_frame']}"
+                f"  closer={row['active_closer']}"
+                f"  end={row['client_state_at_end']}/{row['server_state_at_end']}"
+                f"  [{row['history']}]: {'; '.join(why)}"
+            )
+        if len(flagged) > limit:
+            lines.append(f"  ... and {len(flagged) - limit} more (see connections.csv)")
+    else:
+        lines.append("connections worth a look: none")
+    return "\n".join(lines) + "\n"

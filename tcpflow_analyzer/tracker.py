@@ -1,0 +1,601 @@
+"""Flow table and state tracker: every segment replayed for both endpoints.
+
+Theory of operation
+-------------------
+Connections are keyed by VLAN tags + both (address, port) pairs. The client is
+the endpoint that sent the first SYN; when the capture starts mid-connection
+the roles are guessed (``roles`` says how). A SYN with a new ISN on a key whose
+connection has ended (an endpoint is CLOSED or in TIME_WAIT) starts a new
+*incarnation*; a SYN with the same ISN is a retransmission.
+
+Each segment from endpoint S to endpoint D becomes events for both (see
+``states.py`` for what the events do), in three steps:
+
+1. What S's acknowledgment field proves S *received*. A SYN or a FIN from D
+   takes effect at S only when S's own ACK covers it (or S sends a segment
+   whose ACK covers it). Until then S may not have received it: it could have
+   been lost after the capture point. This is how a simultaneous close is told
+   from an ordinary one: the FIN that crossed the other in flight does not
+   acknowledge it. An RST's ACK field proves nothing: the RST rejected the
+   segment.
+2. What S *did*: sent a SYN, a SYN-ACK, a FIN, an RST, or data/ACK. A FIN sent
+   again after we saw it acknowledged means the ACK was lost after the capture
+   point: the tracker moves the endpoint back (``fin_retransmit``).
+3. What D *gets* at once: an RST (if acceptable: RFC 9293 3.10.7.3 in SYN-SENT,
+   the receive window otherwise, RFC 5961), and the ACK field's news about D's
+   own SYN or FIN. Also, a segment from S that lies *after* S's FIN in
+   sequence space proves D got that FIN (TCP delivers in order).
+
+TIME_WAIT ends 2*MSL after it was entered (or after the last FIN it re-ACKed);
+that timeout is applied lazily, when the connection's next segment arrives or
+at the end of the capture, with the exact expiry time and no frame.
+
+The tracker never stops on a bad segment: an event with no rule in the
+endpoint's state is recorded as an anomaly (``states.Anomaly``) and ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .config import Config
+from .segment import Flags, Segment
+from .seq import seq_add, seq_diff, seq_geq, seq_gt
+from .states import Anomaly, Event, State, presumed_rule, presumed_state, transition
+from .zeek import ZeekConn
+
+__all__ = [
+    "AnomalyRecord",
+    "Connection",
+    "Endpoint",
+    "Tracker",
+    "TransitionRecord",
+    "track",
+]
+
+# Events whose self-loops are recorded in transitions (they mean something:
+# a retransmitted SYN/FIN, a FIN re-ACKed in TIME_WAIT). ACKs and data are not.
+_RECORDED_SELF_LOOPS = frozenset(
+    {
+        Event.SND_SYN,
+        Event.SND_SYN_ACK,
+        Event.SND_FIN,
+        Event.RCV_FIN,
+        Event.RCV_SYN,
+        Event.SND_RST,
+        Event.RCV_RST,
+    }
+)
+
+# Ports that name a service even above 1024: used to guess roles mid-connection.
+_SERVICE_PORTS = frozenset(
+    {1433, 1521, 2049, 3306, 3389, 5432, 5672, 5900, 6379, 6443, 6667, 8000, 8080, 8443,
+     8888, 9000, 9092, 9200, 11211, 27017}
+)
+
+
+# How far (bytes of sequence space) an ACK may be from the other half's SND.NXT
+# for two one-way halves on different VLANs to be joined.
+_MERGE_SLACK = 1 << 20
+
+
+@dataclass(slots=True)
+class TransitionRecord:
+    """One state change (or meaningful self-loop) of one endpoint."""
+
+    endpoint: str  # "client" | "server"
+    frame: int | None  # None for timer events (TIME_WAIT expiry)
+    ts_ns: int
+    from_state: State
+    to_state: State
+    event: Event
+    rule: str
+
+
+@dataclass(slots=True)
+class AnomalyRecord:
+    """A segment that had no legal transition, or was not acceptable."""
+
+    endpoint: str
+    frame: int
+    ts_ns: int
+    state: State
+    event: str
+    code: Anomaly
+    detail: str
+
+
+@dataclass(slots=True)
+class Endpoint:
+    """One side of a connection, as the capture lets us infer it (cf. Zeek's TCP_Endpoint)."""
+
+    role: str  # "client" | "server"
+    state: State
+    addr: bytes
+    port: int
+    isn: int | None = None  # sequence number of the SYN this endpoint sent
+    syn_is_synack: bool = False
+    syn_acked: bool = False
+    fin_seq: int | None = None  # sequence number the FIN occupies
+    fin_acked: bool = False
+    fin_frame: int | None = None
+    fins: int = 0  # FIN segments sent
+    rsts: int = 0  # RST segments sent
+    got_peer_syn: bool = False
+    got_peer_fin: bool = False
+    snd_nxt: int | None = None  # highest sequence number sent + 1
+    window: int | None = None  # last raw window advertised
+    wscale: int | None = None  # window scale option from its SYN
+    tw_deadline_ns: int | None = None
+    pkts: int = 0
+    payload_bytes: int = 0
+    ip_bytes: int = 0
+    state_since_ns: int = 0
+
+
+@dataclass(slots=True)
+class Connection:
+    """One incarnation of a 4-tuple (plus VLAN tags)."""
+
+    conn_id: int
+    key: tuple[object, ...]
+    vlan: tuple[int, ...]
+    client: Endpoint
+    server: Endpoint
+    incarnation: int
+    prev_conn_id: int | None
+    roles: str  # how the client was chosen: syn | synack | port | first_packet
+    first_frame: int
+    start_ns: int
+    first_sender: tuple[bytes, int]
+    zeek: ZeekConn
+    reverse_vlan: tuple[int, ...] | None = None  # server->client tags when they differ
+    last_frame: int = 0
+    end_ns: int = 0
+    packets: int = 0
+    saw_syn: bool = False
+    saw_synack: bool = False
+    handshake_acked: bool = False
+    first_fin: str | None = None  # role of the first FIN sender
+    first_fin_frame: int | None = None
+    first_rst: str | None = None
+    first_rst_frame: int | None = None
+    fin_before_rst: bool = False
+    simultaneous_close: bool = False
+    half_close_bytes: int = 0
+    half_close_start_ns: int | None = None
+    half_close_end_ns: int | None = None
+    transitions: list[TransitionRecord] = field(default_factory=list)
+    anomalies: list[AnomalyRecord] = field(default_factory=list)
+
+    def endpoints(self) -> tuple[Endpoint, Endpoint]:
+        return self.client, self.server
+
+    def ended(self) -> bool:
+        """True when a new SYN may reopen the 4-tuple (RFC 9293 3.10.7.1, RFC 1122 4.2.2.13)."""
+        idle = (State.CLOSED, State.TIME_WAIT)
+        return self.client.state in idle or self.server.state in idle
+
+
+def _scaled_window(ep: Endpoint, both_scale: bool) -> int | None:
+    if ep.window is None:
+        return None
+    if both_scale and ep.wscale is not None:
+        return ep.window << min(ep.wscale, 14)
+    return ep.window
+
+
+class Tracker:
+    """Feed segments in capture order; read ``connections`` when done (after ``finish``)."""
+
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config or Config()
+        self.connections: list[Connection] = []
+        self._table: dict[tuple[object, ...], Connection] = {}
+        self._by_pair: dict[tuple[object, ...], list[Connection]] = {}
+        self._last_ts_ns = 0
+        self._last_frame = 0
+
+    # -- flow table --------------------------------------------------------
+
+    def add(self, seg: Segment) -> None:
+        """Replay one segment."""
+        self._last_ts_ns = max(self._last_ts_ns, seg.ts_ns)
+        self._last_frame = seg.frame
+        a = (seg.src, seg.sport)
+        b = (seg.dst, seg.dport)
+        pair = a + b if a <= b else b + a
+        key = (seg.vlan, *pair)
+        conn = self._table.get(key)
+        if conn is None and (conn := self._other_vlan_half(pair, seg)) is not None:
+            self._table[key] = conn
+            conn.reverse_vlan = seg.vlan
+        if conn is None:
+            conn = self._new_connection(key, seg, None)
+            self._by_pair.setdefault(pair, []).append(conn)
+        elif self._starts_new_incarnation(conn, seg):
+            conn = self._new_connection(key, seg, conn)
+        self._process(conn, seg)
+
+    def finish(self) -> list[Connection]:
+        """Apply timers up to the capture's last packet; return all connections."""
+        for conn in self.connections:
+            self._expire(conn, self._last_ts_ns)
+        return self.connections
+
+    @property
+    def capture_end_ns(self) -> int:
+        return self._last_ts_ns
+
+    def _other_vlan_half(self, pair: tuple[object, ...], seg: Segment) -> Connection | None:
+        """The live connection whose other direction travels on another VLAN, if any.
+
+        Routed between VLANs, a connection's two directions can carry different
+        tags. A connection seen so far in one direction only, on other tags, whose
+        sequence numbers this segment acknowledges, is the same connection.
+        """
+        if not seg.flags & Flags.ACK or seg.flags & Flags.RST:
+            return None
+        for conn in reversed(self._by_pair.get(pair, ())):
+            if conn.vlan == seg.vlan or conn.reverse_vlan is not None or conn.ended():
+                continue
+            sender = conn.client if (conn.client.addr, conn.client.port) == (
+                seg.dst, seg.dport) else conn.server
+            other = conn.server if sender is conn.client else conn.client
+            if other.pkts or sender.snd_nxt is None:
+                continue
+            if abs(seq_diff(seg.ack, sender.snd_nxt)) <= _MERGE_SLACK:
+                return conn
+        return None
+
+    def _starts_new_incarnation(self, conn: Connection, seg: Segment) -> bool:
+        fl = seg.flags
+        if not fl & Flags.SYN or fl & (Flags.ACK | Flags.RST):
+            return False
+        from_client = (seg.src, seg.sport) == (conn.client.addr, conn.client.port)
+        if from_client:
+            if conn.client.isn is not None and seg.seq == conn.client.isn:
+                return False  # retransmitted SYN (same ISN)
+            # A new ISN: after the previous connection ended, or when the previous
+            # attempt was never answered (the application retried on the same port).
+            return conn.ended() or (
+                conn.client.state is State.SYN_SENT and not conn.saw_synack
+            )
+        if conn.server.isn is not None and seg.seq == conn.server.isn:
+            return False
+        return conn.ended() and conn.saw_syn
+
+    def _new_connection(
+        self, key: tuple[object, ...], seg: Segment, prev: Connection | None
+    ) -> Connection:
+        fl = seg.flags
+        src = (seg.src, seg.sport)
+        dst = (seg.dst, seg.dport)
+        if fl & Flags.SYN and not fl & Flags.ACK:
+            client, server, roles = src, dst, "syn"
+        elif fl & Flags.SYN and fl & Flags.ACK:
+            client, server, roles = dst, src, "synack"
+        else:
+            client, server, roles = _guess_roles(src, dst)
+        starts_with_syn = roles == "syn"
+        if prev is not None:
+            for ep in prev.endpoints():
+                if ep.state is State.TIME_WAIT:
+                    self._apply(prev, ep, Event.NEW_INCARNATION, seg.frame, seg.ts_ns)
+        conn = Connection(
+            conn_id=len(self.connections) + 1,
+            key=key,
+            vlan=seg.vlan,
+            client=Endpoint(
+                "client",
+                State.CLOSED if starts_with_syn else State.UNKNOWN,
+                client[0],
+                client[1],
+                state_since_ns=seg.ts_ns,
+            ),
+            server=Endpoint(
+                "server",
+                State.LISTEN if starts_with_syn else State.UNKNOWN,
+                server[0],
+                server[1],
+                state_since_ns=seg.ts_ns,
+            ),
+            incarnation=1 if prev is None else prev.incarnation + 1,
+            prev_conn_id=None if prev is None else prev.conn_id,
+            roles=roles,
+            first_frame=seg.frame,
+            start_ns=seg.ts_ns,
+            first_sender=src,
+            zeek=ZeekConn(),
+        )
+        self.connections.append(conn)
+        self._table[key] = conn
+        return conn
+
+    # -- per-segment replay ------------------------------------------------
+
+    def _process(self, conn: Connection, seg: Segment) -> None:
+        from_client = (seg.src, seg.sport) == (conn.client.addr, conn.client.port)
+        s, d = (conn.client, conn.server) if from_client else (conn.server, conn.client)
+        frame, ts = seg.frame, seg.ts_ns
+        fl = seg.flags
+        self._expire(conn, ts)
+
+        conn.packets += 1
+        conn.last_frame = frame
+        conn.end_ns = ts
+        s.pkts += 1
+        s.payload_bytes += seg.payload_len
+        s.ip_bytes += seg.ip_len
+        conn.zeek.add(seg, (seg.src, seg.sport) == conn.first_sender)
+
+        syn, fin, rst, ack = (
+            bool(fl & Flags.SYN),
+            bool(fl & Flags.FIN),
+            bool(fl & Flags.RST),
+            bool(fl & Flags.ACK),
+        )
+        if syn and (fin or rst):
+            self._anomaly(conn, s, seg, "flags", Anomaly.INVALID_FLAGS,
+                          f"SYN with {'FIN' if fin else 'RST'} in one segment")
+
+        # Handshake bookkeeping for the summary.
+        if syn and not ack and not rst and s is conn.client:
+            conn.saw_syn = True
+        if syn and ack and not rst and s is conn.server:
+            conn.saw_synack = True
+        if (
+            not syn and not rst and ack and s is conn.client and conn.saw_synack
+            and conn.server.isn is not None and seq_geq(seg.ack, seq_add(conn.server.isn, 1))
+        ):
+            conn.handshake_acked = True
+
+        # Mid-connection start: a plain segment shows both ends were synchronized.
+        if not syn and not rst and d.state is State.UNKNOWN:
+            self._record(conn, d, frame, ts, State.ESTABLISHED, Event.PRESUMED, presumed_rule())
+
+        # Step 1: what S's ACK proves S received.
+        if not rst and ack:
+            if (
+                d.isn is not None
+                and not s.got_peer_syn
+                and seq_geq(seg.ack, seq_add(d.isn, 1))
+            ):
+                s.got_peer_syn = True
+                ev = Event.RCV_SYN_ACK if d.syn_is_synack else Event.RCV_SYN
+                self._apply(conn, s, ev, frame, ts, seg)
+            if (
+                d.fin_seq is not None
+                and not s.got_peer_fin
+                and seq_geq(seg.ack, seq_add(d.fin_seq, 1))
+            ):
+                s.got_peer_fin = True
+                self._apply(conn, s, Event.RCV_FIN, frame, ts, seg)
+
+        # Step 2: what S did.
+        if rst:
+            s.rsts += 1
+            if conn.first_rst is None:
+                conn.first_rst, conn.first_rst_frame = s.role, frame
+                conn.fin_before_rst = conn.first_fin is not None
+            self._apply(conn, s, Event.SND_RST, frame, ts, seg)
+        elif syn:
+            self._send_syn(conn, s, seg, ack)
+        elif fin:
+            self._send_fin(conn, s, d, seg)
+        else:
+            self._send_data(conn, s, d, seg)
+
+        # Window bookkeeping after the send (the RST check in step 3 uses D's).
+        if seg.options is not None and syn and seg.options.wscale is not None:
+            s.wscale = seg.options.wscale
+        if not rst:
+            s.window = seg.window
+
+        # Step 3: what D gets at once.
+        if rst:
+            self._receive_rst(conn, s, d, seg)
+        else:
+            if (
+                s.fin_seq is not None
+                and not d.got_peer_fin
+                and not syn
+                and seq_geq(seg.seq, seq_add(s.fin_seq, 1))
+            ):
+                d.got_peer_fin = True
+                self._apply(conn, d, Event.RCV_FIN, frame, ts, seg)
+            if ack:
+                if d.isn is not None and not d.syn_acked and seq_geq(seg.ack, seq_add(d.isn, 1)):
+                    d.syn_acked = True
+                    if d.state in (State.SYN_RECEIVED, State.UNKNOWN) and d.syn_is_synack:
+                        self._apply(conn, d, Event.RCV_ACK_OF_SYN, frame, ts, seg)
+                if (
+                    d.fin_seq is not None
+                    and not d.fin_acked
+                    and seq_geq(seg.ack, seq_add(d.fin_seq, 1))
+                ):
+                    d.fin_acked = True
+                    self._apply(conn, d, Event.RCV_ACK_OF_FIN, frame, ts, seg)
+
+        # Sequence bookkeeping last, so step 3's RST check saw the old snd_nxt.
+        end = seq_add(seg.seq, seg.seg_len)
+        if not rst and (s.snd_nxt is None or seq_gt(end, s.snd_nxt)):
+            s.snd_nxt = end
+
+    def _send_syn(self, conn: Connection, s: Endpoint, seg: Segment, ack: bool) -> None:
+        if s.isn is None:
+            s.isn = seg.seq
+            s.syn_is_synack = ack
+        elif seg.seq != s.isn:
+            self._anomaly(conn, s, seg, "snd_syn", Anomaly.SYN_IN_SYNCHRONIZED_STATE,
+                          f"SYN with ISN {seg.seq} after ISN {s.isn} on a live connection")
+            return
+        if ack:
+            if s.state is State.ESTABLISHED and s.syn_acked:
+                s.syn_acked = False
+                self._apply(conn, s, Event.SYNACK_RETRANSMIT, seg.frame, seg.ts_ns, seg)
+            else:
+                self._apply(conn, s, Event.SND_SYN_ACK, seg.frame, seg.ts_ns, seg)
+        else:
+            self._apply(conn, s, Event.SND_SYN, seg.frame, seg.ts_ns, seg)
+
+    def _send_fin(self, conn: Connection, s: Endpoint, d: Endpoint, seg: Segment) -> None:
+        fin_seq = seq_add(seg.seq, seg.payload_len)
+        s.fins += 1
+        if conn.first_fin is None and conn.first_rst is None:
+            conn.first_fin, conn.first_fin_frame = s.role, seg.frame
+            conn.half_close_start_ns = seg.ts_ns
+        if s.fin_seq is None:
+            s.fin_seq, s.fin_frame = fin_seq, seg.frame
+            self._apply(conn, s, Event.SND_FIN, seg.frame, seg.ts_ns, seg)
+        elif fin_seq == s.fin_seq:
+            if s.fin_acked:
+                s.fin_acked = False
+                self._apply(conn, s, Event.FIN_RETRANSMIT, seg.frame, seg.ts_ns, seg)
+            else:
+                self._apply(conn, s, Event.SND_FIN, seg.frame, seg.ts_ns, seg)
+        else:
+            self._anomaly(conn, s, seg, "snd_fin", Anomaly.FIN_MOVED,
+                          f"FIN at relative position {seq_diff(fin_seq, s.fin_seq):+d} "
+                          "from this endpoint's first FIN")
+            if seq_gt(fin_seq, s.fin_seq):
+                s.fin_seq, s.fin_acked = fin_seq, False
+        self._count_half_close(conn, s, seg)
+
+    def _send_data(self, conn: Connection, s: Endpoint, d: Endpoint, seg: Segment) -> None:
+        if seg.payload_len and s.fin_seq is not None and seq_gt(
+            seq_add(seg.seq, seg.payload_len), s.fin_seq
+        ):
+            self._anomaly(conn, s, seg, "snd_ack", Anomaly.DATA_AFTER_FIN,
+                          f"{seg.payload_len} bytes beyond this endpoint's FIN")
+        self._count_half_close(conn, s, seg)
+        if s.state is State.CLOSED:
+            self._anomaly(conn, s, seg, "snd_ack", Anomaly.SEGMENT_AFTER_CLOSE,
+                          "segment sent by an endpoint in CLOSED")
+            return
+        self._apply(conn, s, Event.SND_ACK, seg.frame, seg.ts_ns, seg)
+
+    def _count_half_close(self, conn: Connection, s: Endpoint, seg: Segment) -> None:
+        """Count new data a side sends after the other side's FIN (a half-close)."""
+        if (
+            seg.payload_len
+            and conn.first_fin is not None
+            and conn.first_fin != s.role
+            and (s.snd_nxt is None or seq_gt(seq_add(seg.seq, seg.payload_len), s.snd_nxt))
+        ):
+            conn.half_close_bytes += seg.payload_len
+            conn.half_close_end_ns = seg.ts_ns
+
+    def _receive_rst(self, conn: Connection, s: Endpoint, d: Endpoint, seg: Segment) -> None:
+        if d.state is State.SYN_SENT:
+            # RFC 9293 3.10.7.3: in SYN-SENT an RST counts only if its ACK covers our SYN.
+            if not (seg.flags & Flags.ACK and d.isn is not None
+                    and seg.ack == seq_add(d.isn, 1)):
+                self._anomaly(conn, d, seg, "rcv_rst", Anomaly.RST_IGNORED_IN_SYN_SENT,
+                              "RST whose ACK does not acknowledge our SYN")
+                return
+        elif d.state not in (State.CLOSED, State.LISTEN, State.UNKNOWN) and s.snd_nxt is not None:
+            # RFC 9293 3.10.7.4 first check / RFC 5961 3: RCV.NXT =< SEG.SEQ < RCV.NXT+RCV.WND.
+            wnd = _scaled_window(d, d.wscale is not None and s.wscale is not None)
+            off = seq_diff(seg.seq, s.snd_nxt)
+            if wnd is not None and not (off == 0 or 0 <= off < wnd):
+                self._anomaly(conn, d, seg, "rcv_rst", Anomaly.RST_OUT_OF_WINDOW,
+                              f"RST sequence {off:+d} from RCV.NXT, window {wnd}")
+                return
+        self._apply(conn, d, Event.RCV_RST, seg.frame, seg.ts_ns, seg)
+
+    # -- state changes -----------------------------------------------------
+
+    def _expire(self, conn: Connection, now_ns: int) -> None:
+        for ep in conn.endpoints():
+            if (
+                ep.state is State.TIME_WAIT
+                and ep.tw_deadline_ns is not None
+                and now_ns >= ep.tw_deadline_ns
+            ):
+                self._apply(conn, ep, Event.TIMEOUT_2MSL, None, ep.tw_deadline_ns)
+
+    def _apply(
+        self,
+        conn: Connection,
+        ep: Endpoint,
+        event: Event,
+        frame: int | None,
+        ts_ns: int,
+        seg: Segment | None = None,
+    ) -> None:
+        if ep.state is State.UNKNOWN and transition(State.UNKNOWN, event) is None:
+            presumed = presumed_state(event)
+            self._record(conn, ep, frame, ts_ns, presumed, Event.PRESUMED, presumed_rule())
+        found = transition(ep.state, event)
+        if found is None:
+            if seg is not None:
+                code = (
+                    Anomaly.SEGMENT_AFTER_CLOSE
+                    if ep.state is State.CLOSED and event.value.startswith("snd_")
+                    else Anomaly.NO_TRANSITION
+                )
+                self._anomaly(conn, ep, seg, event.value, code,
+                              f"no rule for {event.value} in {ep.state.value}")
+            return
+        new_state, rule = found
+        if new_state is ep.state and event not in _RECORDED_SELF_LOOPS:
+            return
+        if new_state is State.CLOSING or (
+            ep.state is State.CLOSING and new_state is State.TIME_WAIT
+        ):
+            conn.simultaneous_close = True
+        self._record(conn, ep, frame, ts_ns, new_state, event, rule)
+        if new_state is State.TIME_WAIT and (
+            event is Event.RCV_FIN or ep.tw_deadline_ns is None or ep.state is not State.TIME_WAIT
+        ):
+            ep.tw_deadline_ns = ts_ns + self.config.time_wait_ns
+
+    def _record(
+        self,
+        conn: Connection,
+        ep: Endpoint,
+        frame: int | None,
+        ts_ns: int,
+        new_state: State,
+        event: Event,
+        rule: str,
+    ) -> None:
+        conn.transitions.append(
+            TransitionRecord(ep.role, frame, ts_ns, ep.state, new_state, event, rule)
+        )
+        if new_state is not ep.state:
+            ep.state_since_ns = ts_ns
+        ep.state = new_state
+
+    def _anomaly(
+        self, conn: Connection, ep: Endpoint, seg: Segment, event: str, code: Anomaly, detail: str
+    ) -> None:
+        conn.anomalies.append(
+            AnomalyRecord(ep.role, seg.frame, seg.ts_ns, ep.state, event, code, detail)
+        )
+
+
+def _guess_roles(
+    src: tuple[bytes, int], dst: tuple[bytes, int]
+) -> tuple[tuple[bytes, int], tuple[bytes, int], str]:
+    """Mid-connection: the server is the endpoint on a service port (client, server, how)."""
+    sp, dp = src[1], dst[1]
+    s_srv = sp < 1024 or sp in _SERVICE_PORTS
+    d_srv = dp < 1024 or dp in _SERVICE_PORTS
+    if s_srv != d_srv:
+        return (dst, src, "port") if s_srv else (src, dst, "port")
+    if sp != dp and (s_srv or sp >= 32768 or dp >= 32768):
+        return (dst, src, "port") if sp < dp else (src, dst, "port")
+    return src, dst, "first_packet"
+
+
+def track(segments: Iterable[Segment], config: Config | None = None) -> Tracker:
+    """Replay ``segments`` (capture order) and return the finished tracker."""
+    tracker = Tracker(config)
+    for seg in segments:
+        tracker.add(seg)
+    tracker.finish()
+    return tracker
+
