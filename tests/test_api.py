@@ -1,0 +1,76 @@
+"""The library surface: analyze() returns fixed-column DataFrames and honours msl."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pandas as pd
+
+import tcpflow_analyzer
+from tcpflow_analyzer.report import ANOMALY_COLUMNS, CONNECTION_COLUMNS, TRANSITION_COLUMNS
+
+from .craft import Conversation, clean_close_pcap
+
+
+def _dtypes(df: pd.DataFrame) -> dict[str, str]:
+    return {name: str(dtype) for name, dtype in df.dtypes.items()}
+
+
+def test_frames_have_documented_columns_and_dtypes(tmp_path: Path) -> None:
+    result = tcpflow_analyzer.analyze(clean_close_pcap(tmp_path / "c.pcap"))
+    assert _dtypes(result.connections) == CONNECTION_COLUMNS
+    assert _dtypes(result.transitions) == TRANSITION_COLUMNS
+    assert _dtypes(result.anomalies) == ANOMALY_COLUMNS
+
+
+def test_empty_capture_gives_empty_frames_with_columns(tmp_path: Path) -> None:
+    header_only = tmp_path / "empty.pcap"
+    header_only.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+    result = tcpflow_analyzer.analyze(header_only)
+    assert result.frames == 0
+    assert result.connections.empty and _dtypes(result.connections) == CONNECTION_COLUMNS
+    assert result.transitions.empty and _dtypes(result.transitions) == TRANSITION_COLUMNS
+
+
+def test_clean_close_summary_row(tmp_path: Path) -> None:
+    row = tcpflow_analyzer.analyze(clean_close_pcap(tmp_path / "c.pcap")).connections.iloc[0]
+    assert (row.client_ip, row.client_port, row.server_ip, row.server_port) == (
+        "10.1.0.1", 40000, "10.1.0.2", 80)
+    assert row.handshake == "complete"
+    assert row.active_closer == "client"
+    assert row.close_type == "fin"
+    assert row.client_state_at_end == "TIME_WAIT"
+    assert row.server_state_at_end == "CLOSED"
+    assert row.first_frame == 1 and row.last_frame == 10 and row.packets == 10
+    assert row.client_bytes == len(b"GET / HTTP/1.0\r\n\r\n")
+
+
+def _close_then_later_packet(path: Path, later: float) -> Path:
+    """A client-first close, then an unrelated packet ``later`` seconds after the close."""
+    conv = Conversation().handshake().client_close()
+    other = Conversation(client=("10.1.0.3", 41000), t0=conv.t0)
+    other.c("S", at=conv._t + later)
+    conv.packets.extend(other.packets)
+    return conv.write(path)
+
+
+def test_time_wait_lasts_two_msl(tmp_path: Path) -> None:
+    pcap = _close_then_later_packet(tmp_path / "tw.pcap", later=10.0)
+    default = tcpflow_analyzer.analyze(pcap)  # msl 30 s: TIME_WAIT lasts 60 s
+    short = tcpflow_analyzer.analyze(pcap, msl=4.0)  # 8 s: expired 10 s later
+    assert default.connections.iloc[0].client_state_at_end == "TIME_WAIT"
+    assert short.connections.iloc[0].client_state_at_end == "CLOSED"
+    expiry = short.transitions[short.transitions.event == "timeout_2msl"]
+    assert len(expiry) == 1 and pd.isna(expiry.iloc[0].frame)
+    entered = short.transitions[short.transitions.to_state == "TIME_WAIT"].iloc[0].ts
+    assert abs(expiry.iloc[0].ts - entered - 8.0) < 1e-6
+
+
+def test_to_csv_round_trips(tmp_path: Path) -> None:
+    result = tcpflow_analyzer.analyze(clean_close_pcap(tmp_path / "c.pcap"))
+    paths = result.to_csv(tmp_path / "out")
+    assert sorted(p.name for p in paths) == ["anomalies.csv", "connections.csv", "transitions.csv"]
+    back = pd.read_csv(tmp_path / "out" / "transitions.csv")
+    assert back["to_state"].tolist() == result.transitions["to_state"].tolist()
+    assert back["ts"].tolist() == result.transitions["ts"].tolist()
