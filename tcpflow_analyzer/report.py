@@ -132,9 +132,15 @@ def _handshake(conn: Connection) -> str:
 def _close(conn: Connection) -> tuple[str, str]:
     """(close_type, active_closer) from the FIN/RST order and the end states."""
     c, s = conn.client, conn.server
-    if conn.saw_syn and not conn.saw_synack and conn.client.isn is not None and (
-        not conn.handshake_acked and s.state in (State.LISTEN, State.CLOSED, State.UNKNOWN)
-        and s.fins == 0
+    if (
+        conn.saw_syn
+        and not conn.saw_synack
+        and conn.client.isn is not None
+        and (
+            not conn.handshake_acked
+            and s.state in (State.LISTEN, State.CLOSED, State.UNKNOWN)
+            and s.fins == 0
+        )
     ):
         if s.rsts:
             return "refused", "none"
@@ -335,7 +341,7 @@ def text_summary(
     lines.append(f"  client end state: {_counts(connections['client_state_at_end'])}")
     lines.append(f"  server end state: {_counts(connections['server_state_at_end'])}")
     lines.append(f"  zeek conn_state:  {_counts(connections['conn_state'])}")
-    rows = connections.to_dict("records")
+    rows: list[dict[str, Any]] = connections.to_dict("records")  # type: ignore[assignment]
     flagged = [(row, why) for row in rows if (why := _worth_a_look(row))]
     if flagged:
         lines.append(f"connections worth a look: {len(flagged)}")

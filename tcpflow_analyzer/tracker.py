@@ -70,8 +70,28 @@ _RECORDED_SELF_LOOPS = frozenset(
 
 # Ports that name a service even above 1024: used to guess roles mid-connection.
 _SERVICE_PORTS = frozenset(
-    {1433, 1521, 2049, 3306, 3389, 5432, 5672, 5900, 6379, 6443, 6667, 8000, 8080, 8443,
-     8888, 9000, 9092, 9200, 11211, 27017}
+    {
+        1433,
+        1521,
+        2049,
+        3306,
+        3389,
+        5432,
+        5672,
+        5900,
+        6379,
+        6443,
+        6667,
+        8000,
+        8080,
+        8443,
+        8888,
+        9000,
+        9092,
+        9200,
+        11211,
+        27017,
+    }
 )
 
 
@@ -240,8 +260,11 @@ class Tracker:
         for conn in reversed(self._by_pair.get(pair, ())):
             if conn.vlan == seg.vlan or conn.reverse_vlan is not None or conn.ended():
                 continue
-            sender = conn.client if (conn.client.addr, conn.client.port) == (
-                seg.dst, seg.dport) else conn.server
+            sender = (
+                conn.client
+                if (conn.client.addr, conn.client.port) == (seg.dst, seg.dport)
+                else conn.server
+            )
             other = conn.server if sender is conn.client else conn.client
             if other.pkts or sender.snd_nxt is None:
                 continue
@@ -259,9 +282,7 @@ class Tracker:
                 return False  # retransmitted SYN (same ISN)
             # A new ISN: after the previous connection ended, or when the previous
             # attempt was never answered (the application retried on the same port).
-            return conn.ended() or (
-                conn.client.state is State.SYN_SENT and not conn.saw_synack
-            )
+            return conn.ended() or (conn.client.state is State.SYN_SENT and not conn.saw_synack)
         if conn.server.isn is not None and seg.seq == conn.server.isn:
             return False
         return conn.ended() and conn.saw_syn
@@ -337,8 +358,14 @@ class Tracker:
             bool(fl & Flags.ACK),
         )
         if syn and (fin or rst):
-            self._anomaly(conn, s, seg, "flags", Anomaly.INVALID_FLAGS,
-                          f"SYN with {'FIN' if fin else 'RST'} in one segment")
+            self._anomaly(
+                conn,
+                s,
+                seg,
+                "flags",
+                Anomaly.INVALID_FLAGS,
+                f"SYN with {'FIN' if fin else 'RST'} in one segment",
+            )
 
         # Handshake bookkeeping for the summary.
         if syn and not ack and not rst and s is conn.client:
@@ -346,8 +373,13 @@ class Tracker:
         if syn and ack and not rst and s is conn.server:
             conn.saw_synack = True
         if (
-            not syn and not rst and ack and s is conn.client and conn.saw_synack
-            and conn.server.isn is not None and seq_geq(seg.ack, seq_add(conn.server.isn, 1))
+            not syn
+            and not rst
+            and ack
+            and s is conn.client
+            and conn.saw_synack
+            and conn.server.isn is not None
+            and seq_geq(seg.ack, seq_add(conn.server.isn, 1))
         ):
             conn.handshake_acked = True
 
@@ -357,11 +389,7 @@ class Tracker:
 
         # Step 1: what S's ACK proves S received.
         if not rst and ack:
-            if (
-                d.isn is not None
-                and not s.got_peer_syn
-                and seq_geq(seg.ack, seq_add(d.isn, 1))
-            ):
+            if d.isn is not None and not s.got_peer_syn and seq_geq(seg.ack, seq_add(d.isn, 1)):
                 s.got_peer_syn = True
                 ev = Event.RCV_SYN_ACK if d.syn_is_synack else Event.RCV_SYN
                 self._apply(conn, s, ev, frame, ts, seg)
@@ -428,8 +456,14 @@ class Tracker:
             s.isn = seg.seq
             s.syn_is_synack = ack
         elif seg.seq != s.isn:
-            self._anomaly(conn, s, seg, "snd_syn", Anomaly.SYN_IN_SYNCHRONIZED_STATE,
-                          f"SYN with ISN {seg.seq} after ISN {s.isn} on a live connection")
+            self._anomaly(
+                conn,
+                s,
+                seg,
+                "snd_syn",
+                Anomaly.SYN_IN_SYNCHRONIZED_STATE,
+                f"SYN with ISN {seg.seq} after ISN {s.isn} on a live connection",
+            )
             return
         if ack:
             if s.state is State.ESTABLISHED and s.syn_acked:
@@ -456,23 +490,43 @@ class Tracker:
             else:
                 self._apply(conn, s, Event.SND_FIN, seg.frame, seg.ts_ns, seg)
         else:
-            self._anomaly(conn, s, seg, "snd_fin", Anomaly.FIN_MOVED,
-                          f"FIN at relative position {seq_diff(fin_seq, s.fin_seq):+d} "
-                          "from this endpoint's first FIN")
+            self._anomaly(
+                conn,
+                s,
+                seg,
+                "snd_fin",
+                Anomaly.FIN_MOVED,
+                f"FIN at relative position {seq_diff(fin_seq, s.fin_seq):+d} "
+                "from this endpoint's first FIN",
+            )
             if seq_gt(fin_seq, s.fin_seq):
                 s.fin_seq, s.fin_acked = fin_seq, False
         self._count_half_close(conn, s, seg)
 
     def _send_data(self, conn: Connection, s: Endpoint, d: Endpoint, seg: Segment) -> None:
-        if seg.payload_len and s.fin_seq is not None and seq_gt(
-            seq_add(seg.seq, seg.payload_len), s.fin_seq
+        if (
+            seg.payload_len
+            and s.fin_seq is not None
+            and seq_gt(seq_add(seg.seq, seg.payload_len), s.fin_seq)
         ):
-            self._anomaly(conn, s, seg, "snd_ack", Anomaly.DATA_AFTER_FIN,
-                          f"{seg.payload_len} bytes beyond this endpoint's FIN")
+            self._anomaly(
+                conn,
+                s,
+                seg,
+                "snd_ack",
+                Anomaly.DATA_AFTER_FIN,
+                f"{seg.payload_len} bytes beyond this endpoint's FIN",
+            )
         self._count_half_close(conn, s, seg)
         if s.state is State.CLOSED:
-            self._anomaly(conn, s, seg, "snd_ack", Anomaly.SEGMENT_AFTER_CLOSE,
-                          "segment sent by an endpoint in CLOSED")
+            self._anomaly(
+                conn,
+                s,
+                seg,
+                "snd_ack",
+                Anomaly.SEGMENT_AFTER_CLOSE,
+                "segment sent by an endpoint in CLOSED",
+            )
             return
         self._apply(conn, s, Event.SND_ACK, seg.frame, seg.ts_ns, seg)
 
@@ -490,18 +544,29 @@ class Tracker:
     def _receive_rst(self, conn: Connection, s: Endpoint, d: Endpoint, seg: Segment) -> None:
         if d.state is State.SYN_SENT:
             # RFC 9293 3.10.7.3: in SYN-SENT an RST counts only if its ACK covers our SYN.
-            if not (seg.flags & Flags.ACK and d.isn is not None
-                    and seg.ack == seq_add(d.isn, 1)):
-                self._anomaly(conn, d, seg, "rcv_rst", Anomaly.RST_IGNORED_IN_SYN_SENT,
-                              "RST whose ACK does not acknowledge our SYN")
+            if not (seg.flags & Flags.ACK and d.isn is not None and seg.ack == seq_add(d.isn, 1)):
+                self._anomaly(
+                    conn,
+                    d,
+                    seg,
+                    "rcv_rst",
+                    Anomaly.RST_IGNORED_IN_SYN_SENT,
+                    "RST whose ACK does not acknowledge our SYN",
+                )
                 return
         elif d.state not in (State.CLOSED, State.LISTEN, State.UNKNOWN) and s.snd_nxt is not None:
             # RFC 9293 3.10.7.4 first check / RFC 5961 3: RCV.NXT =< SEG.SEQ < RCV.NXT+RCV.WND.
             wnd = _scaled_window(d, d.wscale is not None and s.wscale is not None)
             off = seq_diff(seg.seq, s.snd_nxt)
             if wnd is not None and not (off == 0 or 0 <= off < wnd):
-                self._anomaly(conn, d, seg, "rcv_rst", Anomaly.RST_OUT_OF_WINDOW,
-                              f"RST sequence {off:+d} from RCV.NXT, window {wnd}")
+                self._anomaly(
+                    conn,
+                    d,
+                    seg,
+                    "rcv_rst",
+                    Anomaly.RST_OUT_OF_WINDOW,
+                    f"RST sequence {off:+d} from RCV.NXT, window {wnd}",
+                )
                 return
         self._apply(conn, d, Event.RCV_RST, seg.frame, seg.ts_ns, seg)
 
@@ -536,8 +601,14 @@ class Tracker:
                     if ep.state is State.CLOSED and event.value.startswith("snd_")
                     else Anomaly.NO_TRANSITION
                 )
-                self._anomaly(conn, ep, seg, event.value, code,
-                              f"no rule for {event.value} in {ep.state.value}")
+                self._anomaly(
+                    conn,
+                    ep,
+                    seg,
+                    event.value,
+                    code,
+                    f"no rule for {event.value} in {ep.state.value}",
+                )
             return
         new_state, rule = found
         if new_state is ep.state and event not in _RECORDED_SELF_LOOPS:
@@ -598,4 +669,3 @@ def track(segments: Iterable[Segment], config: Config | None = None) -> Tracker:
         tracker.add(seg)
     tracker.finish()
     return tracker
-

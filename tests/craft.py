@@ -27,15 +27,26 @@ class Conversation:
     packets: list[Any] = field(default_factory=list)
     _t: float = 0.0
 
-    def _pkt(self, from_client: bool, flags: str, data: bytes, seq: int | None,
-             ack: int | None, at: float | None) -> Any:
+    def _pkt(
+        self,
+        from_client: bool,
+        flags: str,
+        data: bytes,
+        seq: int | None,
+        ack: int | None,
+        at: float | None,
+    ) -> Any:
         src, dst = (self.client, self.server) if from_client else (self.server, self.client)
         my = self.cseq if from_client else self.sseq
         peer = self.sseq if from_client else self.cseq
-        tcp = TCP(sport=src[1], dport=dst[1], flags=flags,
-                  seq=my if seq is None else seq,
-                  ack=(peer if "A" in flags else 0) if ack is None else ack,
-                  window=65535)
+        tcp = TCP(
+            sport=src[1],
+            dport=dst[1],
+            flags=flags,
+            seq=my if seq is None else seq,
+            ack=(peer if "A" in flags else 0) if ack is None else ack,
+            window=65535,
+        )
         pkt = Ether() / IP(src=src[0], dst=dst[0]) / tcp / data
         self._t = self._t + self.step if at is None else at
         pkt.time = self.t0 + self._t
@@ -48,13 +59,25 @@ class Conversation:
                 self.sseq = (self.sseq + used) % 2**32
         return pkt
 
-    def c(self, flags: str, data: bytes = b"", seq: int | None = None,
-          ack: int | None = None, at: float | None = None) -> Any:
+    def c(
+        self,
+        flags: str,
+        data: bytes = b"",
+        seq: int | None = None,
+        ack: int | None = None,
+        at: float | None = None,
+    ) -> Any:
         """A segment from the client."""
         return self._pkt(True, flags, data, seq, ack, at)
 
-    def s(self, flags: str, data: bytes = b"", seq: int | None = None,
-          ack: int | None = None, at: float | None = None) -> Any:
+    def s(
+        self,
+        flags: str,
+        data: bytes = b"",
+        seq: int | None = None,
+        ack: int | None = None,
+        at: float | None = None,
+    ) -> Any:
         """A segment from the server."""
         return self._pkt(False, flags, data, seq, ack, at)
 

@@ -36,7 +36,11 @@ def test_empty_capture_gives_empty_frames_with_columns(tmp_path: Path) -> None:
 def test_clean_close_summary_row(tmp_path: Path) -> None:
     row = tcpflow_analyzer.analyze(clean_close_pcap(tmp_path / "c.pcap")).connections.iloc[0]
     assert (row.client_ip, row.client_port, row.server_ip, row.server_port) == (
-        "10.1.0.1", 40000, "10.1.0.2", 80)
+        "10.1.0.1",
+        40000,
+        "10.1.0.2",
+        80,
+    )
     assert row.handshake == "complete"
     assert row.active_closer == "client"
     assert row.close_type == "fin"

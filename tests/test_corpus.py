@@ -21,9 +21,11 @@ EXPECTED: dict[str, tuple[int, dict[str, int], str]] = {
     "tcpdump/tests/tcp_eight_lowest_weight_flags_set.pcap": (1, {}, "one segment, all flags"),
     "suricata-verify/tests/tcp-rst-unacked-stream-01-raw/input.pcap": (8, {}, "all TCP"),
     "suricata-verify/tests/tcp-split-handshake-02-5whs/split-handshake-5whs.pcap": (
-        8, {}, "all TCP"),
-    "suricata-verify/tests/bug-3286-02-linux-evasion/with_evasion_linux.pcap": (
-        10, {}, "all TCP"),
+        8,
+        {},
+        "all TCP",
+    ),
+    "suricata-verify/tests/bug-3286-02-linux-evasion/with_evasion_linux.pcap": (10, {}, "all TCP"),
     "zeek/ftp/ipv6.pcap": (136, {}, "all TCP over IPv6"),
     "zeek/ssh/ssh.server-side-half-duplex.pcap": (832, {}, "all TCP, one direction"),
     "zeek/tcp/one-sided-2745.pcap": (6, {}, "all TCP"),
@@ -55,9 +57,7 @@ EXPECTED: dict[str, tuple[int, dict[str, int], str]] = {
 def _corpus_files() -> list[str]:
     assert CORPUS.is_dir(), f"conformance set missing: {CORPUS}"
     return sorted(
-        str(p.relative_to(CORPUS))
-        for p in CORPUS.rglob("*")
-        if p.suffix in (".pcap", ".pcapng")
+        str(p.relative_to(CORPUS)) for p in CORPUS.rglob("*") if p.suffix in (".pcap", ".pcapng")
     )
 
 
