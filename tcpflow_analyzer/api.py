@@ -29,6 +29,8 @@ from .report import (
     transition_rows,
     transitions_frame,
     write_csv,
+    zeek_frame,
+    zeek_rows,
 )
 from .tracker import Tracker
 
@@ -43,6 +45,7 @@ class Analysis:
     connections: pd.DataFrame
     transitions: pd.DataFrame
     anomalies: pd.DataFrame
+    zeek: pd.DataFrame
     skipped: dict[str, int]
     frames: int
     segments: int
@@ -51,7 +54,7 @@ class Analysis:
     config: Config = field(default_factory=Config)
 
     def to_csv(self, directory: str | os.PathLike[str]) -> list[Path]:
-        """Write connections.csv, transitions.csv and anomalies.csv into ``directory``."""
+        """Write connections, transitions, anomalies and zeek_conn CSVs into ``directory``."""
         return write_csv(self.frames_by_name(), directory)
 
     def frames_by_name(self) -> Mapping[str, pd.DataFrame]:
@@ -60,6 +63,7 @@ class Analysis:
             "connections": self.connections,
             "transitions": self.transitions,
             "anomalies": self.anomalies,
+            "zeek_conn": self.zeek,
         }
 
     def summary(self) -> str:
@@ -101,6 +105,7 @@ def analyze(
         connections=connections_frame([summarize(c) for c in conns]),
         transitions=transitions_frame(transition_rows(conns)),
         anomalies=anomalies_frame(anomaly_rows(conns)),
+        zeek=zeek_frame(zeek_rows(conns)),
         skipped=dict(sorted(stats.skipped.items())),
         frames=stats.frames,
         segments=segments,

@@ -28,6 +28,7 @@ __all__ = [
     "ANOMALY_COLUMNS",
     "CONNECTION_COLUMNS",
     "TRANSITION_COLUMNS",
+    "ZEEK_COLUMNS",
     "anomalies_frame",
     "connections_frame",
     "summarize",
@@ -75,6 +76,7 @@ CONNECTION_COLUMNS: dict[str, str] = {
     "conn_state": "string",
     "history": "string",
     "zeek_orig": "string",
+    "zeek_records": "Int64",
     "anomalies": "string",
 }
 
@@ -87,6 +89,26 @@ TRANSITION_COLUMNS: dict[str, str] = {
     "to_state": "string",
     "event": "string",
     "rule": "string",
+}
+
+# One row per conn.log record Zeek would write (Zeek's column names).
+ZEEK_COLUMNS: dict[str, str] = {
+    "conn_id": "Int64",
+    "ts": "float64",
+    "orig_h": "string",
+    "orig_p": "Int64",
+    "resp_h": "string",
+    "resp_p": "Int64",
+    "duration": "float64",
+    "orig_bytes": "Int64",
+    "resp_bytes": "Int64",
+    "conn_state": "string",
+    "missed_bytes": "Int64",
+    "history": "string",
+    "orig_pkts": "Int64",
+    "orig_ip_bytes": "Int64",
+    "resp_pkts": "Int64",
+    "resp_ip_bytes": "Int64",
 }
 
 ANOMALY_COLUMNS: dict[str, str] = {
@@ -206,6 +228,7 @@ def summarize(conn: Connection) -> dict[str, Any]:
         "conn_state": zeek.conn_state(),
         "history": zeek.history(),
         "zeek_orig": "client" if zeek_orig_is_client else "server",
+        "zeek_records": len(conn.zeek_records),
         "anomalies": ";".join(
             f"{code}" if n == 1 else f"{code}*{n}" for code, n in sorted(codes.items())
         ),
@@ -244,6 +267,45 @@ def transition_rows(conns: Iterable[Connection]) -> list[dict[str, Any]]:
 def transitions_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """DataFrame of transition rows (see TRANSITION_COLUMNS)."""
     return _frame(rows, TRANSITION_COLUMNS)
+
+
+def zeek_rows(conns: Iterable[Connection]) -> list[dict[str, Any]]:
+    """Rows of the Zeek view: the conn.log records each connection makes."""
+    rows = []
+    for conn in conns:
+        for first, zc in conn.zeek_records:
+            if zc.start_ns is None:
+                continue
+            peer = (conn.server.addr, conn.server.port)
+            if first == peer:
+                peer = (conn.client.addr, conn.client.port)
+            orig, resp = (first, peer) if zc.orig_is_first else (peer, first)
+            rows.append(
+                {
+                    "conn_id": conn.conn_id,
+                    "ts": _ts(zc.start_ns),
+                    "orig_h": addr_text(orig[0]),
+                    "orig_p": orig[1],
+                    "resp_h": addr_text(resp[0]),
+                    "resp_p": resp[1],
+                    "duration": _ts(zc.duration_ns),
+                    "orig_bytes": zc.orig_bytes,
+                    "resp_bytes": zc.resp_bytes,
+                    "conn_state": zc.conn_state(),
+                    "missed_bytes": zc.missed_bytes,
+                    "history": zc.history(),
+                    "orig_pkts": zc.orig_pkts,
+                    "orig_ip_bytes": zc.orig_ip_bytes,
+                    "resp_pkts": zc.resp_pkts,
+                    "resp_ip_bytes": zc.resp_ip_bytes,
+                }
+            )
+    return rows
+
+
+def zeek_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """DataFrame of the Zeek view (see ZEEK_COLUMNS)."""
+    return _frame(rows, ZEEK_COLUMNS)
 
 
 def anomaly_rows(conns: Iterable[Connection]) -> list[dict[str, Any]]:

@@ -43,7 +43,7 @@ from .config import Config
 from .segment import Flags, Segment
 from .seq import seq_add, seq_diff, seq_geq, seq_gt
 from .states import Anomaly, Event, State, presumed_rule, presumed_state, transition
-from .zeek import ZeekConn
+from .zeek import ZeekConn, zeek_starts_new_conn
 
 __all__ = [
     "AnomalyRecord",
@@ -169,7 +169,10 @@ class Connection:
     first_frame: int
     start_ns: int
     first_sender: tuple[bytes, int]
-    zeek: ZeekConn
+    # Zeek's view: the conn.log records this connection makes, each with its
+    # first packet's sender. Zeek splits a 4-tuple by its own timers, so one
+    # incarnation can be several Zeek records (zeek.zeek_starts_new_conn).
+    zeek_records: list[tuple[tuple[bytes, int], ZeekConn]]
     reverse_vlan: tuple[int, ...] | None = None  # server->client tags when they differ
     last_frame: int = 0
     end_ns: int = 0
@@ -188,6 +191,11 @@ class Connection:
     half_close_end_ns: int | None = None
     transitions: list[TransitionRecord] = field(default_factory=list)
     anomalies: list[AnomalyRecord] = field(default_factory=list)
+
+    @property
+    def zeek(self) -> ZeekConn:
+        """The Zeek record that starts with this connection's first packet."""
+        return self.zeek_records[0][1]
 
     def endpoints(self) -> tuple[Endpoint, Endpoint]:
         return self.client, self.server
@@ -328,7 +336,7 @@ class Tracker:
             first_frame=seg.frame,
             start_ns=seg.ts_ns,
             first_sender=src,
-            zeek=ZeekConn(),
+            zeek_records=[(src, ZeekConn())],
         )
         self.connections.append(conn)
         self._table[key] = conn
@@ -349,7 +357,7 @@ class Tracker:
         s.pkts += 1
         s.payload_bytes += seg.payload_len
         s.ip_bytes += seg.ip_len
-        conn.zeek.add(seg, (seg.src, seg.sport) == conn.first_sender)
+        self._zeek(conn, seg)
 
         syn, fin, rst, ack = (
             bool(fl & Flags.SYN),
@@ -450,6 +458,14 @@ class Tracker:
         end = seq_add(seg.seq, seg.seg_len)
         if not rst and (s.snd_nxt is None or seq_gt(end, s.snd_nxt)):
             s.snd_nxt = end
+
+    def _zeek(self, conn: Connection, seg: Segment) -> None:
+        sender = (seg.src, seg.sport)
+        first, zc = conn.zeek_records[-1]
+        if zc.start_ns is not None and zeek_starts_new_conn(zc, seg, sender == first):
+            first, zc = sender, ZeekConn()
+            conn.zeek_records.append((first, zc))
+        zc.add(seg, sender == first)
 
     def _send_syn(self, conn: Connection, s: Endpoint, seg: Segment, ack: bool) -> None:
         if s.isn is None:

@@ -74,7 +74,12 @@ def test_time_wait_lasts_two_msl(tmp_path: Path) -> None:
 def test_to_csv_round_trips(tmp_path: Path) -> None:
     result = tcpflow_analyzer.analyze(clean_close_pcap(tmp_path / "c.pcap"))
     paths = result.to_csv(tmp_path / "out")
-    assert sorted(p.name for p in paths) == ["anomalies.csv", "connections.csv", "transitions.csv"]
+    assert sorted(p.name for p in paths) == [
+        "anomalies.csv",
+        "connections.csv",
+        "transitions.csv",
+        "zeek_conn.csv",
+    ]
     back = pd.read_csv(tmp_path / "out" / "transitions.csv")
     assert back["to_state"].tolist() == result.transitions["to_state"].tolist()
     assert back["ts"].tolist() == result.transitions["ts"].tolist()

@@ -1,10 +1,10 @@
-"""``analyze(path).connections`` against Zeek's own conn.log, row by row.
+"""``analyze(path).zeek`` against Zeek's own conn.log, row by row.
 
 For every corpus capture with a ``NAME.conn.log`` beside it, rows are matched
-by unordered endpoint pair and then start order, and Zeek's ``conn_state``,
-``history`` and originator are compared. Differences that are right are stated
-below with the reason; differences that are not yet right are ``xfail``
-(strict, so fixing them makes the test ask for the mark to go).
+by unordered endpoint pair and then start order, and every column the baseline
+logs (originator, ``conn_state``, ``history``, packet and byte counters,
+duration) is compared. The one difference that is right is stated below with
+the reason and tested for what it is.
 """
 
 from __future__ import annotations
@@ -22,35 +22,43 @@ from .zeek_driver import CORPUS, baselines, read_conn_log
 # Zeek's default conn key ignores VLAN and merges the three contexts into one row.
 KEYED_BY_VLAN = {"zeek/vlan-collisions.pcap"}
 
-# Not yet right: the flow table splits a 4-tuple into incarnations by its own
-# rules, not by Zeek's (tcpflow_analyzer.zeek.zeek_starts_new_conn), so rows
-# Zeek splits after its close/attempt/inactivity timers are merged here.
-SPLIT_DIFFERS = {
-    "zeek/llc.pcap": "1333 bare RSTs minutes apart: Zeek removes each after tcp_close_delay "
-    "and logs 1333 OTH/R rows; the flow table keeps one connection",
-    "zeek/modbus/modbus-and-non-modbus-p502.pcap": "198.74.56.135:60293: Zeek removes the "
-    "RSTO/ShR connection 5 s after the RST, so the later data packet starts an RSTRH/Dr "
-    "row; the flow table merges them (REJ/ShRDr)",
-}
+# Compared columns: every one of these that the baseline logs.
+COLUMNS = (
+    "id.orig_h",
+    "id.orig_p",
+    "id.resp_h",
+    "id.resp_p",
+    "conn_state",
+    "history",
+    "orig_pkts",
+    "orig_ip_bytes",
+    "resp_pkts",
+    "resp_ip_bytes",
+    "orig_bytes",
+    "resp_bytes",
+    "missed_bytes",
+    "duration",
+)
+
+
+def _text(value: object, column: str) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
+        return "-"
+    if column == "duration":
+        return f"{float(value):.6f}"  # type: ignore[arg-type]
+    return str(value) or "-"
 
 
 def _ours(path: Path) -> list[dict[str, str]]:
-    df: pd.DataFrame = tcpflow_analyzer.analyze(path).connections
+    """Our Zeek view (Analysis.zeek), one row per record Zeek would log."""
+    df: pd.DataFrame = tcpflow_analyzer.analyze(path).zeek
     rows = []
-    for _, r in df.sort_values(["start_ts", "conn_id"]).iterrows():
-        client = (str(r["client_ip"]), str(r["client_port"]))
-        server = (str(r["server_ip"]), str(r["server_port"]))
-        orig, resp = (client, server) if r["zeek_orig"] == "client" else (server, client)
-        rows.append(
-            {
-                "id.orig_h": orig[0],
-                "id.orig_p": orig[1],
-                "id.resp_h": resp[0],
-                "id.resp_p": resp[1],
-                "conn_state": str(r["conn_state"]),
-                "history": str(r["history"]) or "-",
-            }
-        )
+    for _, r in df.sort_values(["ts", "conn_id"]).iterrows():
+        row = {f"id.{k}": _text(r[k], k) for k in ("orig_h", "orig_p", "resp_h", "resp_p")}
+        row.update({c: _text(r[c], c) for c in COLUMNS if not c.startswith("id.")})
+        if row["duration"] == "0.000000":
+            row["duration"] = "-"  # Zeek leaves a zero duration unset
+        rows.append(row)
     return rows
 
 
@@ -77,7 +85,7 @@ def _differences(path: Path) -> list[str]:
             out.append(f"row {n}: no connection for {sorted(key)}")
             continue
         ours.remove(match)
-        for col in ("id.orig_h", "id.orig_p", "conn_state", "history"):
+        for col in COLUMNS:
             if col in exp and exp[col] != match[col]:
                 out.append(f"row {n} {col}: zeek {exp[col]!r}, ours {match[col]!r}")
     out.extend(f"extra connection {o['id.orig_h']}:{o['id.orig_p']}" for o in ours)
@@ -88,11 +96,8 @@ def _params() -> list[object]:
     params: list[object] = []
     for path in baselines():
         name = str(path.relative_to(CORPUS))
-        marks = []
-        if name in SPLIT_DIFFERS:
-            marks.append(pytest.mark.xfail(strict=True, reason=SPLIT_DIFFERS[name]))
         if name not in KEYED_BY_VLAN:
-            params.append(pytest.param(path, id=name, marks=marks))
+            params.append(pytest.param(path, id=name))
     return params
 
 
