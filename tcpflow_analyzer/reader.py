@@ -1,0 +1,660 @@
+"""Capture reader: pcap / pcapng files (optionally gzip-compressed) to TCP segments.
+
+Theory of operation
+-------------------
+This is the only module that opens capture files. A :class:`CaptureReader`
+turns a path, ``"-"`` (standard input) or a binary file object into a stream of
+:class:`~tcpflow_analyzer.segment.Segment` records, in capture order:
+
+1. **Bytes.** :class:`_Stream` reads the source in large chunks and keeps one
+   buffer that records are cut from with ``struct.unpack_from``. If the source
+   starts with the gzip magic 1f 8b it is inflated on the fly (``zlib``,
+   multi-member aware), whatever the file is called, so pipes work too. Byte
+   offsets in messages are offsets in the (decompressed) capture data.
+2. **Records.** The first four bytes pick the format:
+
+   * classic pcap (libpcap file format, draft-ietf-opsawg-pcap): magic
+     a1b2c3d4 (microseconds) or a1b23c4d (nanoseconds) in either byte order,
+     plus the "modified" a1b2cd34 variant with its 24-byte record header. Only
+     version 2.x is accepted. ``thiszone`` is ignored, as libpcap does.
+   * pcapng (draft-ietf-opsawg-pcapng): walked block by block here, because
+     ``dpkt.pcapng.Reader`` only honours the first interface. Each Section
+     Header Block sets the byte order and forgets the interfaces of the
+     previous section; each Interface Description Block brings its own link
+     type, snap length, ``if_tsresol`` (power of 10 or of 2) and
+     ``if_tsoffset``. Enhanced, Simple (interface 0, no timestamp: it takes the
+     previous frame's time) and obsolete Packet Blocks are frames; every other
+     block is skipped unread.
+
+   Timestamps are converted once, with integer arithmetic, to nanoseconds
+   since the epoch (finer resolutions are floored).
+3. **Frames.** Every packet record gets the next frame number (1-based,
+   Wireshark's ``frame.number``), whether or not it decodes, and goes through
+   :func:`~tcpflow_analyzer.decode.decode_frame`. Skip reasons, link types,
+   warnings and truncation are tallied in :attr:`CaptureReader.stats`, so that
+   ``frames == segments yielded + sum(skipped) + bad_records``.
+
+Failure policy
+--------------
+* Nothing usable (cannot open, empty, unknown magic, unsupported version,
+  header cut short): :class:`CaptureError` from the constructor.
+* Damage after the header never raises (except an I/O error from the source):
+  the reader yields every frame before the damage, sets ``stats.truncated``,
+  appends a warning naming the file and byte offset, and stops. That covers a
+  file ending inside a record, a corrupt gzip stream, a pcapng block with a
+  bad length, and a record claiming more than :data:`MAX_CAPLEN` bytes (such
+  a header is garbage; its length is never allocated).
+* A record that is framed correctly but unusable is skipped with a warning and
+  counted in ``stats.bad_records``: a caplen above the snap length plus
+  :data:`SNAPLEN_SLACK` (writers that store 65535 still append link headers to
+  a 64 KiB datagram, hence the slack), or a pcapng packet naming an interface
+  its section never described. Per-record warnings are capped at
+  :data:`MAX_RECORD_WARNINGS` per kind, then summarized.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import BinaryIO, Final, TypeAlias
+
+import dpkt
+
+from .decode import decode_frame
+from .segment import Segment, SkipReason
+
+__all__ = [
+    "MAX_CAPLEN",
+    "MAX_RECORD_WARNINGS",
+    "SNAPLEN_SLACK",
+    "CaptureError",
+    "CaptureReader",
+    "ReadStats",
+]
+
+MAX_CAPLEN: Final = 262_144
+"""Largest record accepted: libpcap's MAXIMUM_SNAPLEN (256 KiB)."""
+SNAPLEN_SLACK: Final = 256
+"""Bytes a record may exceed its declared snap length by before it is skipped."""
+MAX_RECORD_WARNINGS: Final = 10
+"""Per-record warnings of one kind kept verbatim; the rest are counted."""
+
+_CHUNK = 1 << 20  # bytes read from an uncompressed source at a time
+_GZ_CHUNK = 1 << 16  # compressed bytes inflated at a time (bounds a gzip bomb's step)
+_MAX_META_BLOCK = 1 << 20  # largest pcapng SHB/IDB whose options are read
+_NS = 1_000_000_000
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_PCAP_USEC = dpkt.pcap.TCPDUMP_MAGIC  # a1b2c3d4
+_PCAP_NSEC = dpkt.pcap.TCPDUMP_MAGIC_NANO  # a1b23c4d
+_PCAP_MODIFIED = dpkt.pcap.MODPCAP_MAGIC  # a1b2cd34, Alexey Kuznetzov's patched libpcap
+_SHB = dpkt.pcapng.PCAPNG_BT_SHB  # 0a0d0d0a, a palindrome: same in both byte orders
+_IDB = dpkt.pcapng.PCAPNG_BT_IDB
+_PB = dpkt.pcapng.PCAPNG_BT_PB
+_SPB = dpkt.pcapng.PCAPNG_BT_SPB
+_EPB = dpkt.pcapng.PCAPNG_BT_EPB
+_BOM_BE = struct.pack(">I", dpkt.pcapng.BYTE_ORDER_MAGIC)
+_BOM_LE = struct.pack("<I", dpkt.pcapng.BYTE_ORDER_MAGIC)
+_OPT_TSRESOL = dpkt.pcapng.PCAPNG_OPT_IF_TSRESOL
+_OPT_TSOFFSET = dpkt.pcapng.PCAPNG_OPT_IF_TSOFFSET
+
+# (frame number, link type, timestamp ns, captured bytes)
+_Record: TypeAlias = tuple[int, int, int, bytes]
+
+
+class CaptureError(Exception):
+    """The capture cannot be read at all; the message names the file and the problem."""
+
+
+@dataclass(slots=True)
+class ReadStats:
+    """What the reader saw; filled in while iterating."""
+
+    frames: int = 0  # packet records read (frame numbers handed out)
+    skipped: Counter[str] = field(default_factory=Counter)  # SkipReason value -> frames
+    warnings: list[str] = field(default_factory=list)
+    linktypes: Counter[int] = field(default_factory=Counter)  # link type -> frames
+    truncated: bool = False  # reading stopped early at damage (see warnings)
+    bad_records: int = 0  # records framed correctly but unusable (see warnings)
+
+
+@dataclass(frozen=True, slots=True)
+class _Interface:
+    """A pcapng interface: link type, snap length and timestamp conversion."""
+
+    linktype: int
+    snaplen: int
+    ts_mul: int  # ns = ((ticks * ts_mul) >> ts_shift) // ts_div + ts_off
+    ts_shift: int
+    ts_div: int
+    ts_off: int
+
+    def ts_ns(self, ticks: int) -> int:
+        return ((ticks * self.ts_mul) >> self.ts_shift) // self.ts_div + self.ts_off
+
+
+def _interface(linktype: int, snaplen: int, tsresol: int, tsoffset: int) -> _Interface:
+    # pcapng 4.2 if_tsresol: most significant bit 0 -> 10^-n seconds, 1 -> 2^-n.
+    # if_tsoffset: signed seconds added to every timestamp of the interface.
+    exp = tsresol & 0x7F
+    off = tsoffset * _NS
+    if tsresol & 0x80:
+        return _Interface(linktype, snaplen, _NS, exp, 1, off)
+    if exp <= 9:
+        return _Interface(linktype, snaplen, 10 ** (9 - exp), 0, 1, off)
+    return _Interface(linktype, snaplen, 1, 0, 10 ** (exp - 9), off)
+
+
+class _Damaged(Exception):
+    """Internal: the capture is damaged at ``offset``; stop with a warning."""
+
+    def __init__(self, what: str, offset: int) -> None:
+        super().__init__(what)
+        self.what = what
+        self.offset = offset
+
+
+class _Stream:
+    """Chunked reader with one buffer; ``buf[pos:]`` is unread, at ``base + pos`` in the data."""
+
+    __slots__ = (
+        "_done",
+        "_inflate",
+        "_name",
+        "_produced",
+        "_raw",
+        "base",
+        "buf",
+        "cut_short",
+        "gzipped",
+        "pos",
+        "warnings",
+    )
+
+    def __init__(self, raw: BinaryIO, name: str) -> None:
+        self._raw = raw
+        self._name = name
+        self._inflate: zlib._Decompress | None = None
+        self._done = False  # no more input will be read
+        self._produced = 0  # decompressed bytes handed out so far
+        self.buf = b""
+        self.pos = 0
+        self.base = 0
+        self.gzipped = False
+        self.cut_short = False  # the gzip stream ended inside a member
+        self.warnings: list[str] = []
+        head = self._read_raw(_CHUNK)
+        while 0 < len(head) < 2:  # short reads from a pipe
+            more = self._read_raw(_CHUNK)
+            if not more:
+                break
+            head += more
+        if head.startswith(_GZIP_MAGIC):
+            self.gzipped = True
+            self.buf = self._gunzip(head)
+        else:
+            self.buf = head
+
+    @property
+    def offset(self) -> int:
+        return self.base + self.pos
+
+    @property
+    def available(self) -> int:
+        return len(self.buf) - self.pos
+
+    def _read_raw(self, size: int) -> bytes:
+        if self._done:
+            return b""
+        try:
+            return self._raw.read(size) or b""
+        except OSError as exc:
+            raise CaptureError(f"{self._name}: read error: {exc}") from exc
+
+    def _gunzip(self, data: bytes) -> bytes:
+        """Inflate ``data``, crossing gzip member boundaries (RFC 1952 2.2)."""
+        out: list[bytes] = []
+        try:
+            while data:
+                if self._inflate is None:
+                    if not data.startswith(_GZIP_MAGIC):
+                        self.warnings.append(
+                            f"{self._name}: trailing bytes after the gzip stream ignored"
+                        )
+                        self._done = True
+                        break
+                    self._inflate = zlib.decompressobj(wbits=31)
+                out.append(self._inflate.decompress(data))
+                if self._inflate.eof:
+                    data = self._inflate.unused_data
+                    self._inflate = None
+                else:
+                    data = b""
+        except zlib.error as exc:
+            offset = self._produced + sum(map(len, out))
+            raise _Damaged(f"corrupt gzip data ({exc})", offset) from exc
+        result = b"".join(out)
+        self._produced += len(result)
+        return result
+
+    def _more(self) -> bytes:
+        """Next piece of capture data; b"" at the end."""
+        if not self.gzipped:
+            return self._read_raw(_CHUNK)
+        while not self._done:
+            data = self._read_raw(_GZ_CHUNK)
+            if not data:
+                self._done = True
+                if self._inflate is not None:  # inside a member: the .gz was cut
+                    tail = self._inflate.flush()
+                    self._inflate = None
+                    self._produced += len(tail)
+                    self.cut_short = True
+                    self.warnings.append(
+                        f"{self._name}: gzip stream ends early (compressed file truncated) "
+                        f"after {self._produced} bytes of capture data"
+                    )
+                    return tail
+                return b""
+            out = self._gunzip(data)
+            if out:
+                return out
+        return b""
+
+    def fill(self, n: int) -> bool:
+        """Make ``n`` unread bytes available in ``buf``; False if the data ends first."""
+        have = len(self.buf) - self.pos
+        if have >= n:
+            return True
+        parts = [self.buf[self.pos :]]
+        self.base += self.pos
+        self.pos = 0
+        while have < n:
+            data = self._more()
+            if not data:
+                break
+            parts.append(data)
+            have += len(data)
+        self.buf = b"".join(parts)
+        return have >= n
+
+    def skip(self, n: int) -> bool:
+        """Discard ``n`` bytes without keeping them; False if the data ends first."""
+        while True:
+            have = len(self.buf) - self.pos
+            if have >= n:
+                self.pos += n
+                return True
+            n -= have
+            self.base += len(self.buf)
+            self.buf = self._more()
+            self.pos = 0
+            if not self.buf:
+                return False
+
+
+class CaptureReader:
+    """Iterate the TCP segments of a pcap/pcapng capture (see the module docstring).
+
+    ``source`` is a path, ``"-"`` for standard input, or a binary file object
+    (only files the reader opened itself are closed by :meth:`close`). The
+    constructor opens the source and checks the file header, raising
+    :class:`CaptureError` for anything that makes the capture unreadable;
+    iteration itself only raises :class:`CaptureError` on an I/O error.
+    Iteration is single-pass: iterating again continues where it stopped.
+    """
+
+    def __init__(self, source: str | os.PathLike[str] | BinaryIO) -> None:
+        self.stats = ReadStats()
+        self._owned: BinaryIO | None = None
+        raw: BinaryIO
+        if isinstance(source, str | os.PathLike):
+            path = os.fspath(source)
+            if path == "-":
+                self.name = "<stdin>"
+                stdin = getattr(sys.stdin, "buffer", None)
+                if stdin is None:
+                    raise CaptureError("<stdin>: standard input is not available as bytes")
+                raw = stdin
+            else:
+                self.name = path
+                try:
+                    raw = self._owned = open(path, "rb")  # noqa: SIM115 - closed by close()
+                except OSError as exc:
+                    raise CaptureError(f"{path}: cannot open: {exc.strerror or exc}") from exc
+        else:
+            raw = source
+            name = getattr(source, "name", None)
+            self.name = name if isinstance(name, str) else "<stream>"
+        try:
+            self._stream = _Stream(raw, self.name)
+            self.format = self._probe()
+        except _Damaged as exc:
+            self.close()
+            raise CaptureError(f"{self.name}: {exc.what} at offset {exc.offset}") from exc
+        except BaseException:
+            self.close()
+            raise
+        self._records: Iterator[_Record] | None = None
+        self._record_warnings: Counter[str] = Counter()
+
+    @property
+    def compressed(self) -> bool:
+        """True when the source was gzip-compressed."""
+        return self._stream.gzipped
+
+    def __enter__(self) -> CaptureReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the file if the reader opened it (never stdin or a caller's object)."""
+        if self._owned is not None:
+            self._owned.close()
+            self._owned = None
+
+    def __iter__(self) -> Iterator[Segment]:
+        stats = self.stats
+        skipped = stats.skipped
+        linktypes = stats.linktypes
+        for frame, linktype, ts_ns, data in self._iter_records():
+            linktypes[linktype] += 1
+            result = decode_frame(linktype, data, frame, ts_ns)
+            if isinstance(result, SkipReason):
+                skipped[result.value] += 1
+            else:
+                yield result
+
+    # --- header checks ------------------------------------------------------
+
+    def _error(self, what: str, offset: int | None = None) -> CaptureError:
+        where = "" if offset is None else f" at offset {offset}"
+        return CaptureError(f"{self.name}: {what}{where}")
+
+    def _probe(self) -> str:
+        """Check the file header without consuming it; return "pcap" or "pcapng"."""
+        s = self._stream
+        s.fill(24)
+        head = s.buf[:24]
+        gz = " after gzip decompression" if s.gzipped else ""
+        if not head:
+            raise self._error(f"empty file{gz}")
+        magic4 = head[:4]
+        if magic4 == struct.pack("<I", _SHB):
+            if len(head) < 12:
+                raise self._error(f"pcapng section header cut short ({len(head)} bytes)", 0)
+            bom = head[8:12]
+            if bom not in (_BOM_BE, _BOM_LE):
+                raise self._error(f"bad pcapng byte-order magic 0x{bom.hex()}", 8)
+            if len(head) < 16:
+                raise self._error(f"pcapng section header cut short ({len(head)} bytes)", 0)
+            endian = ">" if bom == _BOM_BE else "<"
+            major, minor = struct.unpack_from(endian + "HH", head, 12)
+            if major != 1:
+                raise self._error(f"unsupported pcapng version {major}.{minor}", 12)
+            return "pcapng"
+        for endian in ("<", ">"):
+            if len(head) >= 4 and struct.unpack(endian + "I", magic4)[0] in (
+                _PCAP_USEC,
+                _PCAP_NSEC,
+                _PCAP_MODIFIED,
+            ):
+                if len(head) < 24:
+                    raise self._error(f"pcap file header cut short ({len(head)} of 24 bytes)", 0)
+                hdr = (dpkt.pcap.LEFileHdr if endian == "<" else dpkt.pcap.FileHdr)(head)
+                if hdr.v_major != 2:
+                    raise self._error(f"unsupported pcap version {hdr.v_major}.{hdr.v_minor}", 4)
+                return "pcap"
+        raise self._error(f"not a pcap or pcapng file (first bytes 0x{magic4.hex()}){gz}", 0)
+
+    # --- record walking -----------------------------------------------------
+
+    def _iter_records(self) -> Iterator[_Record]:
+        if self._records is None:
+            walk = self._pcap() if self.format == "pcap" else self._pcapng()
+            self._records = self._guard(walk)
+        return self._records
+
+    def _guard(self, walk: Iterator[_Record]) -> Iterator[_Record]:
+        """Turn damage into a final warning; flush the stream's own warnings."""
+        stats = self.stats
+        try:
+            yield from walk
+        except _Damaged as exc:
+            stats.truncated = True
+            self._warn(f"{exc.what} at offset {exc.offset}; reading stopped")
+        finally:
+            stats.warnings.extend(self._stream.warnings)
+            self._stream.warnings.clear()
+            stats.truncated = stats.truncated or self._stream.cut_short
+            for kind, count in self._record_warnings.items():
+                if count > MAX_RECORD_WARNINGS:
+                    self._warn(f"{count - MAX_RECORD_WARNINGS} more {kind} warnings not shown")
+
+    def _warn(self, text: str) -> None:
+        self.stats.warnings.append(f"{self.name}: {text}")
+
+    def _bad_record(self, kind: str, text: str) -> None:
+        self.stats.bad_records += 1
+        self._record_warnings[kind] += 1
+        if self._record_warnings[kind] <= MAX_RECORD_WARNINGS:
+            self._warn(text)
+
+    def _cut(self, what: str, offset: int, need: int) -> _Damaged:
+        have = self._stream.offset + self._stream.available - offset
+        return _Damaged(
+            f"file ends inside {what} (record needs {need} bytes, {have} present)", offset
+        )
+
+    def _pcap(self) -> Iterator[_Record]:
+        s = self._stream
+        s.fill(24)
+        little = struct.unpack_from("<I", s.buf, 0)[0] in (_PCAP_USEC, _PCAP_NSEC, _PCAP_MODIFIED)
+        hdr = (dpkt.pcap.LEFileHdr if little else dpkt.pcap.FileHdr)(s.buf[:24])
+        magic = hdr.magic
+        snaplen = hdr.snaplen
+        # The link-type field's upper bits carry FCS information (draft-ietf-opsawg-pcap 4).
+        linktype = hdr.linktype & 0xFFFF
+        frac_ns = 1 if magic == _PCAP_NSEC else 1000
+        hlen = 24 if magic == _PCAP_MODIFIED else 16
+        unpack = struct.Struct(("<" if little else ">") + "IIII").unpack_from
+        limit = snaplen + SNAPLEN_SLACK if snaplen else MAX_CAPLEN
+        s.pos += 24
+        frame = 0
+        stats = self.stats
+        while True:
+            if len(s.buf) - s.pos < hlen and not s.fill(hlen):
+                if s.available:
+                    raise self._cut(f"the header of record {frame + 1}", s.offset, hlen)
+                return
+            sec, frac, caplen, _wirelen = unpack(s.buf, s.pos)
+            start = s.offset
+            if caplen > MAX_CAPLEN:
+                raise _Damaged(
+                    f"record {frame + 1} claims {caplen} captured bytes, more than the "
+                    f"{MAX_CAPLEN}-byte maximum (corrupt record header)",
+                    start,
+                )
+            if len(s.buf) - s.pos < hlen + caplen and not s.fill(hlen + caplen):
+                raise self._cut(f"record {frame + 1}", start, hlen + caplen)
+            p = s.pos + hlen
+            data = s.buf[p : p + caplen]
+            s.pos = p + caplen
+            frame += 1
+            stats.frames = frame
+            if caplen > limit:
+                self._bad_record(
+                    "oversized record",
+                    f"record {frame} at offset {start} has {caplen} captured bytes, more than "
+                    f"the snap length {snaplen}; skipped",
+                )
+                continue
+            yield frame, linktype, sec * _NS + frac * frac_ns, data
+
+    def _pcapng(self) -> Iterator[_Record]:
+        s = self._stream
+        stats = self.stats
+        endian = "<"
+        u32 = struct.Struct("<I").unpack_from
+        interfaces: list[_Interface] = []
+        frame = 0
+        last_ts = 0
+        warned_spb = False
+        while True:
+            if not s.fill(8):
+                if s.available:
+                    raise self._cut("a block header", s.offset, 8)
+                return
+            start = s.offset
+            btype = u32(s.buf, s.pos)[0]
+            if btype == _SHB:
+                # pcapng 4.1: the byte-order magic decides how to read this section,
+                # including this block's own length field.
+                if not s.fill(16):
+                    raise self._cut("a section header block", start, 16)
+                bom = s.buf[s.pos + 8 : s.pos + 12]
+                if bom not in (_BOM_BE, _BOM_LE):
+                    raise _Damaged(f"bad pcapng byte-order magic 0x{bom.hex()}", start + 8)
+                endian = ">" if bom == _BOM_BE else "<"
+                u32 = struct.Struct(endian + "I").unpack_from
+                major, minor = struct.unpack_from(endian + "HH", s.buf, s.pos + 12)
+                if major != 1:
+                    raise _Damaged(f"unsupported pcapng version {major}.{minor}", start + 12)
+                interfaces = []  # interface IDs are per section
+            blen = u32(s.buf, s.pos + 4)[0]
+            if blen < (28 if btype == _SHB else 12) or blen % 4:
+                raise _Damaged(f"pcapng block of type 0x{btype:08x} has bad length {blen}", start)
+            record: _Record | None = None
+            bad: tuple[str, str] | None = None  # (warning kind, text) for a skipped record
+            is_packet = btype in (_EPB, _PB, _SPB)
+            if is_packet:
+                if btype == _SPB:
+                    # pcapng 4.4: interface 0, no timestamp; captured length is the
+                    # original length capped by the block and the snap length.
+                    fixed = 12
+                    if blen < fixed + 4:
+                        raise _Damaged(f"simple packet block has bad length {blen}", start)
+                    if not s.fill(fixed):
+                        raise self._cut("a simple packet block", start, blen)
+                    caplen = min(u32(s.buf, s.pos + 8)[0], blen - fixed - 4)
+                    if interfaces and interfaces[0].snaplen:
+                        caplen = min(caplen, interfaces[0].snaplen)
+                    iface_id, ticks = 0, None
+                else:
+                    # pcapng 4.3 (EPB) and appendix A (obsolete PB): 28-byte fixed part,
+                    # the PB with a 16-bit interface ID and a drop counter.
+                    fixed = 28
+                    if blen < fixed + 4:
+                        raise _Damaged(f"packet block has bad length {blen}", start)
+                    if not s.fill(fixed):
+                        raise self._cut("a packet block", start, blen)
+                    fmt = endian + ("IIII" if btype == _EPB else "HxxIII")
+                    iface_id, high, low, caplen = struct.unpack_from(fmt, s.buf, s.pos + 8)
+                    ticks = (high << 32) | low
+                frame += 1
+                if caplen > MAX_CAPLEN:
+                    raise _Damaged(
+                        f"frame {frame} claims {caplen} captured bytes, more than the "
+                        f"{MAX_CAPLEN}-byte maximum (corrupt block)",
+                        start,
+                    )
+                if fixed + caplen > blen - 4:
+                    bad = (
+                        "inconsistent block",
+                        f"frame {frame} at offset {start}: {caplen} captured bytes overrun "
+                        f"the block length {blen}; skipped",
+                    )
+                elif iface_id >= len(interfaces):
+                    bad = (
+                        "unknown interface",
+                        f"frame {frame} at offset {start} names interface {iface_id}, but "
+                        f"its section describes {len(interfaces)}; skipped",
+                    )
+                elif interfaces[iface_id].snaplen and (
+                    caplen > interfaces[iface_id].snaplen + SNAPLEN_SLACK
+                ):
+                    bad = (
+                        "oversized record",
+                        f"frame {frame} at offset {start} has {caplen} captured bytes, more "
+                        f"than the snap length {interfaces[iface_id].snaplen}; skipped",
+                    )
+                else:
+                    if not s.fill(fixed + caplen):
+                        raise self._cut(f"frame {frame}", start, blen)
+                    iface = interfaces[iface_id]
+                    p = s.pos + fixed
+                    data = s.buf[p : p + caplen]
+                    s.pos = p + caplen
+                    if ticks is None:
+                        if not warned_spb:
+                            warned_spb = True
+                            self._warn(
+                                f"simple packet blocks carry no timestamp (first: frame "
+                                f"{frame} at offset {start}); using the previous frame's"
+                            )
+                        ts_ns = last_ts
+                    else:
+                        ts_ns = last_ts = iface.ts_ns(ticks)
+                    record = (frame, iface.linktype, ts_ns, data)
+            elif btype == _IDB:
+                interfaces.append(self._read_idb(endian, start, blen))
+            # Every other block (SHB options, NRB, ISB, DSB, custom) is skipped unread.
+            if not s.skip(start + blen - 4 - s.offset) or not s.fill(4):
+                raise self._cut(f"a pcapng block of type 0x{btype:08x}", start, blen)
+            trailer = u32(s.buf, s.pos)[0]
+            if trailer != blen:
+                raise _Damaged(
+                    f"pcapng block length {blen} does not match its trailing copy {trailer}",
+                    start,
+                )
+            s.pos += 4
+            if is_packet:
+                stats.frames = frame
+            if bad is not None:
+                self._bad_record(*bad)
+            elif record is not None:
+                yield record
+
+    def _read_idb(self, endian: str, start: int, blen: int) -> _Interface:
+        """Interface Description Block (pcapng 4.2) at ``start``; the stream stays there."""
+        s = self._stream
+        if blen < 20:
+            raise _Damaged(f"interface description block has bad length {blen}", start)
+        if not s.fill(16):
+            raise self._cut("an interface description block", start, blen)
+        linktype, snaplen = struct.unpack_from(endian + "HxxI", s.buf, s.pos + 8)
+        tsresol, tsoffset = 6, 0
+        if blen > _MAX_META_BLOCK:
+            self._warn(f"interface description block at offset {start} too large; options ignored")
+            return _interface(linktype, snaplen, tsresol, tsoffset)
+        if not s.fill(blen):
+            raise self._cut("an interface description block", start, blen)
+        p = s.pos + 16
+        end = s.pos + blen - 4
+        opt = struct.Struct(endian + "HH").unpack_from
+        while p + 4 <= end:
+            code, size = opt(s.buf, p)
+            if code == 0:  # opt_endofopt
+                break
+            if p + 4 + size > end:
+                self._warn(f"malformed options in interface description block at offset {start}")
+                break
+            if code == _OPT_TSRESOL and size >= 1:
+                tsresol = s.buf[p + 4]
+            elif code == _OPT_TSOFFSET and size == 8:
+                tsoffset = struct.unpack_from(endian + "q", s.buf, p + 4)[0]
+            p += 4 + ((size + 3) & ~3)
+        return _interface(linktype, snaplen, tsresol, tsoffset)
