@@ -78,6 +78,14 @@ class Analysis:
         )
 
 
+def _skipped(by_reason: Mapping[str, int], bad_records: int) -> dict[str, int]:
+    """Frames not analyzed, by reason; unusable records count as ``bad_record``."""
+    counts = dict(by_reason)
+    if bad_records:
+        counts["bad_record"] = bad_records
+    return dict(sorted(counts.items()))
+
+
 def analyze(
     source: str | os.PathLike[str] | BinaryIO,
     *,
@@ -106,7 +114,7 @@ def analyze(
         transitions=transitions_frame(transition_rows(conns)),
         anomalies=anomalies_frame(anomaly_rows(conns)),
         zeek=zeek_frame(zeek_rows(conns)),
-        skipped=dict(sorted(stats.skipped.items())),
+        skipped=_skipped(stats.skipped, stats.bad_records),
         frames=stats.frames,
         segments=segments,
         warnings=list(stats.warnings),
