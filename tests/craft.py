@@ -47,7 +47,9 @@ class Conversation:
             ack=(peer if "A" in flags else 0) if ack is None else ack,
             window=65535,
         )
-        pkt = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src=src[0], dst=dst[0]) / tcp / data
+        # Explicit MACs: without them scapy resolves the destination on the network.
+        eth = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+        pkt = eth / IP(src=src[0], dst=dst[0]) / tcp / data
         self._t = self._t + self.step if at is None else at
         pkt.time = self.t0 + self._t
         self.packets.append(pkt)
