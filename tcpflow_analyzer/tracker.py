@@ -22,7 +22,8 @@ Each segment from endpoint S to endpoint D becomes events for both (see
    again after we saw it acknowledged means the ACK was lost after the capture
    point: the tracker moves the endpoint back (``fin_retransmit``).
 3. What D *gets* at once: an RST (if acceptable: RFC 9293 3.10.7.3 in SYN-SENT,
-   the receive window otherwise, RFC 5961), and the ACK field's news about D's
+   the receive window otherwise, RFC 5961; an RST D must reject changes neither
+   endpoint, since it may be forged or stale), and the ACK field's news about D's
    own SYN or FIN. Also, a segment from S that lies *after* S's FIN in
    sequence space proves D got that FIN (TCP delivers in order).
 
@@ -309,6 +310,7 @@ class Tracker:
             client, server, roles = _guess_roles(src, dst)
         starts_with_syn = roles == "syn"
         if prev is not None:
+            self._expire(prev, seg.ts_ns)
             for ep in prev.endpoints():
                 if ep.state is State.TIME_WAIT:
                     self._apply(prev, ep, Event.NEW_INCARNATION, seg.frame, seg.ts_ns)
@@ -409,13 +411,17 @@ class Tracker:
                 s.got_peer_fin = True
                 self._apply(conn, s, Event.RCV_FIN, frame, ts, seg)
 
-        # Step 2: what S did.
+        # Step 2: what S did. An RST its receiver must reject (out of window, or
+        # not acknowledging our SYN) may be forged or stale: it changes no state.
+        rst_ok = False
         if rst:
             s.rsts += 1
-            if conn.first_rst is None:
+            rst_ok = self._rst_acceptable(conn, s, d, seg)
+            if rst_ok and conn.first_rst is None:
                 conn.first_rst, conn.first_rst_frame = s.role, frame
                 conn.fin_before_rst = conn.first_fin is not None
-            self._apply(conn, s, Event.SND_RST, frame, ts, seg)
+            if rst_ok:
+                self._apply(conn, s, Event.SND_RST, frame, ts, seg)
         elif syn:
             self._send_syn(conn, s, seg, ack)
         elif fin:
@@ -431,7 +437,8 @@ class Tracker:
 
         # Step 3: what D gets at once.
         if rst:
-            self._receive_rst(conn, s, d, seg)
+            if rst_ok:
+                self._apply(conn, d, Event.RCV_RST, frame, ts, seg)
         else:
             if (
                 s.fin_seq is not None
@@ -444,7 +451,7 @@ class Tracker:
             if ack:
                 if d.isn is not None and not d.syn_acked and seq_geq(seg.ack, seq_add(d.isn, 1)):
                     d.syn_acked = True
-                    if d.state in (State.SYN_RECEIVED, State.UNKNOWN) and d.syn_is_synack:
+                    if d.state in (State.SYN_RECEIVED, State.UNKNOWN):
                         self._apply(conn, d, Event.RCV_ACK_OF_SYN, frame, ts, seg)
                 if (
                     d.fin_seq is not None
@@ -500,6 +507,9 @@ class Tracker:
             s.fin_seq, s.fin_frame = fin_seq, seg.frame
             self._apply(conn, s, Event.SND_FIN, seg.frame, seg.ts_ns, seg)
         elif fin_seq == s.fin_seq:
+            # A FIN sent again must be received again: the peer's next ACK covering
+            # it is a new receipt (TIME_WAIT restarts its timer on it).
+            d.got_peer_fin = False
             if s.fin_acked:
                 s.fin_acked = False
                 self._apply(conn, s, Event.FIN_RETRANSMIT, seg.frame, seg.ts_ns, seg)
@@ -557,7 +567,8 @@ class Tracker:
             conn.half_close_bytes += seg.payload_len
             conn.half_close_end_ns = seg.ts_ns
 
-    def _receive_rst(self, conn: Connection, s: Endpoint, d: Endpoint, seg: Segment) -> None:
+    def _rst_acceptable(self, conn: Connection, s: Endpoint, d: Endpoint, seg: Segment) -> bool:
+        """May D accept this RST? If not, record why (the RST then changes nothing)."""
         if d.state is State.SYN_SENT:
             # RFC 9293 3.10.7.3: in SYN-SENT an RST counts only if its ACK covers our SYN.
             if not (seg.flags & Flags.ACK and d.isn is not None and seg.ack == seq_add(d.isn, 1)):
@@ -569,7 +580,7 @@ class Tracker:
                     Anomaly.RST_IGNORED_IN_SYN_SENT,
                     "RST whose ACK does not acknowledge our SYN",
                 )
-                return
+                return False
         elif d.state not in (State.CLOSED, State.LISTEN, State.UNKNOWN) and s.snd_nxt is not None:
             # RFC 9293 3.10.7.4 first check / RFC 5961 3: RCV.NXT =< SEG.SEQ < RCV.NXT+RCV.WND.
             wnd = _scaled_window(d, d.wscale is not None and s.wscale is not None)
@@ -583,8 +594,8 @@ class Tracker:
                     Anomaly.RST_OUT_OF_WINDOW,
                     f"RST sequence {off:+d} from RCV.NXT, window {wnd}",
                 )
-                return
-        self._apply(conn, d, Event.RCV_RST, seg.frame, seg.ts_ns, seg)
+                return False
+        return True
 
     # -- state changes -----------------------------------------------------
 
@@ -633,9 +644,10 @@ class Tracker:
             ep.state is State.CLOSING and new_state is State.TIME_WAIT
         ):
             conn.simultaneous_close = True
+        old_state = ep.state
         self._record(conn, ep, frame, ts_ns, new_state, event, rule)
         if new_state is State.TIME_WAIT and (
-            event is Event.RCV_FIN or ep.tw_deadline_ns is None or ep.state is not State.TIME_WAIT
+            event is Event.RCV_FIN or old_state is not State.TIME_WAIT
         ):
             ep.tw_deadline_ns = ts_ns + self.config.time_wait_ns
 
