@@ -50,6 +50,7 @@ __all__ = [
     "AnomalyRecord",
     "Connection",
     "Endpoint",
+    "Step",
     "Tracker",
     "TransitionRecord",
     "track",
@@ -112,6 +113,16 @@ class TransitionRecord:
     to_state: State
     event: Event
     rule: str
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One segment of a connection's replayed trace, with both states after it."""
+
+    seg: Segment
+    from_client: bool
+    client_state: State
+    server_state: State
 
 
 @dataclass(slots=True)
@@ -190,6 +201,7 @@ class Connection:
     half_close_bytes: int = 0
     half_close_start_ns: int | None = None
     half_close_end_ns: int | None = None
+    trace: list[Step] = field(default_factory=list)
     transitions: list[TransitionRecord] = field(default_factory=list)
     anomalies: list[AnomalyRecord] = field(default_factory=list)
 
@@ -460,6 +472,8 @@ class Tracker:
                 ):
                     d.fin_acked = True
                     self._apply(conn, d, Event.RCV_ACK_OF_FIN, frame, ts, seg)
+
+        conn.trace.append(Step(seg, from_client, conn.client.state, conn.server.state))
 
         # Sequence bookkeeping last, so step 3's RST check saw the old snd_nxt.
         end = seq_add(seg.seq, seg.seg_len)
