@@ -12,9 +12,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import __version__
+from . import __version__, ladder
 from .api import analyze
+from .config import Config
 from .reader import CaptureError
+from .replay import replay
 
 __all__ = ["main"]
 
@@ -59,12 +61,48 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="write connections.csv, transitions.csv and anomalies.csv into DIR",
     )
+    p = sub.add_parser(
+        "show",
+        help="draw one connection as a ladder diagram",
+        description="Draw one connection: both endpoints as columns, each segment as an arrow "
+        "with flags, relative seq/ack and length, each endpoint's state after it, and the "
+        "findings beside the frames they rest on.",
+    )
+    p.add_argument("capture", help="capture file, or - for standard input")
+    p.add_argument(
+        "--conn",
+        required=True,
+        metavar="ID",
+        help="conn_id from connections.csv, or IP:PORT-IP:PORT (IPv6 in brackets), "
+        "with #N for the Nth incarnation of that 4-tuple",
+    )
+    p.add_argument("--msl", type=_positive_float, default=30.0, metavar="S", help="as for analyze")
     return parser
+
+
+def _show(args: argparse.Namespace) -> int:
+    result = replay(args.capture, Config(msl=args.msl))
+    try:
+        conn = ladder.select(result.connections, args.conn)
+    except ladder.ConnSpecError as exc:
+        print(f"tcpflow-analyzer: error: --conn {args.conn}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    notes: dict[int, list[str]] = {}
+    for anomaly in conn.anomalies:
+        notes.setdefault(anomaly.frame, []).append(f"{anomaly.code.value} ({anomaly.endpoint})")
+    sys.stdout.write(ladder.render(conn, notes))
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = _parser().parse_args(argv)
+    if args.command == "show":
+        try:
+            return _show(args)
+        except CaptureError as exc:
+            print(f"tcpflow-analyzer: error: {exc}", file=sys.stderr)
+            return EXIT_UNREADABLE
     try:
         result = analyze(args.capture, msl=args.msl)
     except CaptureError as exc:
