@@ -85,8 +85,10 @@ class Segment:
     @property
     def seg_len(self) -> int:
         """Sequence space used (RFC 9293 3.4): payload plus one each for SYN and FIN."""
-        return self.payload_len + (1 if self.flags & Flags.SYN else 0) + (
-            1 if self.flags & Flags.FIN else 0
+        return (
+            self.payload_len
+            + (1 if self.flags & Flags.SYN else 0)
+            + (1 if self.flags & Flags.FIN else 0)
         )
 
 
