@@ -4,11 +4,13 @@ Exit codes (documented in the README):
   0  analyzed (warnings, such as a truncated capture, are printed on stderr)
   2  bad command line
   3  the capture could not be read (message names the file and what is wrong)
+  4  batch: finished, but some captures could not be read (see captures.csv)
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from collections.abc import Sequence
 
@@ -23,6 +25,7 @@ __all__ = ["main"]
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_UNREADABLE = 3
+EXIT_SOME_FAILED = 4
 
 
 def _positive_float(text: str) -> float:
@@ -62,6 +65,23 @@ def _parser() -> argparse.ArgumentParser:
         help="write connections.csv, transitions.csv and anomalies.csv into DIR",
     )
     p = sub.add_parser(
+        "batch",
+        help="analyze many captures into one set of tables",
+        description="Analyze many captures in parallel worker processes and write one "
+        "connections/transitions/... table for all of them (with a capture column) plus "
+        "captures.csv, one row per capture with its status. A bad capture gets its row "
+        "with the error and the batch goes on.",
+    )
+    p.add_argument(
+        "paths", nargs="+", metavar="PATH", help="capture files, directories (recursive), globs"
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="directory for the tables")
+    p.add_argument(
+        "--jobs", type=int, default=None, metavar="N", help="worker processes (default: all cores)"
+    )
+    p.add_argument("--format", choices=("csv", "parquet"), default="csv", help="table format")
+    p.add_argument("--msl", type=_positive_float, default=30.0, metavar="S", help="as for analyze")
+    p = sub.add_parser(
         "show",
         help="draw one connection as a ladder diagram",
         description="Draw one connection: both endpoints as columns, each segment as an arrow "
@@ -94,9 +114,56 @@ def _show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _batch(args: argparse.Namespace) -> int:
+    from .batch import analyze_many, find_captures
+
+    if args.jobs is not None and args.jobs < 1:
+        print("tcpflow-analyzer: error: --jobs must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    if args.format == "parquet" and importlib.util.find_spec("pyarrow") is None:
+        print(
+            "tcpflow-analyzer: error: --format parquet needs pyarrow: "
+            "pip install 'tcpflow-analyzer[parquet]'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    paths = find_captures(args.paths)
+    if not paths:
+        print(
+            "tcpflow-analyzer: error: no captures found in " + " ".join(args.paths), file=sys.stderr
+        )
+        return EXIT_USAGE
+    bar = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(paths), unit="capture", file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.update(done - bar.n)
+
+    result = analyze_many(paths, jobs=args.jobs, msl=args.msl, progress=progress)
+    if bar is not None:
+        bar.close()
+    written = result.write(args.out, args.format)
+    caps = result.captures
+    print(
+        f"{len(caps)} captures: {int((caps['status'] == 'ok').sum())} ok, "
+        f"{int((caps['status'] == 'warning').sum())} with warnings, {result.failed} failed; "
+        f"{len(result.connections)} connections"
+    )
+    for row in caps[caps["status"] == "error"].itertuples():
+        print(f"tcpflow-analyzer: error: {row.error}", file=sys.stderr)
+    print("wrote " + ", ".join(str(p) for p in written))
+    return EXIT_SOME_FAILED if result.failed else EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = _parser().parse_args(argv)
+    if args.command == "batch":
+        return _batch(args)
     if args.command == "show":
         try:
             return _show(args)

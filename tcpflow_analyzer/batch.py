@@ -1,0 +1,225 @@
+"""Many captures at once: find them, analyze them in worker processes, stack the tables.
+
+Theory of operation
+-------------------
+``find_captures`` expands the user's PATH arguments (files, directories
+searched recursively, glob patterns) into capture files, in a stable order.
+``analyze_many`` runs ``analyze`` on each in a pool of worker processes; every
+worker returns its tables (or the error that stopped it), so one bad file
+never stops the batch: it gets its row in the ``captures`` table with the
+message. The per-capture tables are stacked with a leading ``capture`` column;
+``conn_id`` stays the capture's own, so ``(capture, conn_id)`` names a
+connection.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .api import analyze
+from .reader import CaptureError
+from .report import ANOMALY_COLUMNS, CONNECTION_COLUMNS, TRANSITION_COLUMNS, ZEEK_COLUMNS
+
+__all__ = ["CAPTURE_COLUMNS", "BatchResult", "analyze_many", "find_captures"]
+
+# File names taken from a directory; anything given by name is taken whatever its name.
+_SUFFIXES = (".pcap", ".pcapng", ".cap", ".dmp", ".pcap.gz", ".pcapng.gz", ".cap.gz")
+
+CAPTURE_COLUMNS: dict[str, str] = {
+    "capture": "string",
+    "status": "string",  # ok | warning | error
+    "error": "string",
+    "frames": "Int64",
+    "segments": "Int64",
+    "connections": "Int64",
+    "skipped": "Int64",
+    "skipped_by_reason": "string",  # reason=count;...
+    "findings": "Int64",
+    "findings_by_code": "string",  # code=count;...
+    "warnings": "string",  # joined by " | "
+    "seconds": "float64",  # wall time spent analyzing this capture
+}
+
+
+def find_captures(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Files named, captures found under directories (recursively), and glob matches."""
+    found: list[Path] = []
+    seen: set[Path] = set()
+
+    def add(p: Path) -> None:
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            found.append(p)
+
+    for raw in paths:
+        text = os.fspath(raw)
+        p = Path(text)
+        if p.is_dir():
+            for sub in sorted(p.rglob("*")):
+                if sub.is_file() and sub.name.lower().endswith(_SUFFIXES):
+                    add(sub)
+        elif p.exists() or not glob.has_magic(text):
+            add(p)  # a missing file is reported as that capture's error
+        else:
+            for match in sorted(glob.glob(text, recursive=True)):
+                mp = Path(match)
+                if mp.is_file():
+                    add(mp)
+    return found
+
+
+# The tables every analysis has, for a batch in which no capture could be read.
+_EMPTY: dict[str, dict[str, str]] = {
+    "connections": CONNECTION_COLUMNS,
+    "transitions": TRANSITION_COLUMNS,
+    "anomalies": ANOMALY_COLUMNS,
+    "zeek_conn": ZEEK_COLUMNS,
+}
+
+
+@dataclass
+class BatchResult:
+    """Stacked tables of many captures, plus one row per capture in ``captures``."""
+
+    tables: dict[str, pd.DataFrame]
+    captures: pd.DataFrame
+    failed: int = 0
+
+    @property
+    def connections(self) -> pd.DataFrame:
+        """Every capture's connections, with a leading ``capture`` column."""
+        return self.tables["connections"]
+
+    @property
+    def transitions(self) -> pd.DataFrame:
+        """Every capture's transitions, with a leading ``capture`` column."""
+        return self.tables["transitions"]
+
+    def write(self, directory: str | os.PathLike[str], fmt: str = "csv") -> list[Path]:
+        """Write every table and captures as ``NAME.csv`` (or ``.parquet``)."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name, df in {**self.tables, "captures": self.captures}.items():
+            path = out / f"{name}.{fmt}"
+            if fmt == "parquet":
+                df.to_parquet(path, index=False)
+            else:
+                df.to_csv(path, index=False)
+            paths.append(path)
+        return paths
+
+
+@dataclass
+class _Outcome:
+    row: dict[str, Any]
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+def _joined(counts: dict[str, int]) -> str:
+    return ";".join(f"{k}={v}" for k, v in sorted(counts.items()))
+
+
+def _one(path: str, msl: float) -> _Outcome:
+    """Analyze one capture in a worker; never raises."""
+    start = time.perf_counter()
+    row: dict[str, Any] = {name: None for name in CAPTURE_COLUMNS}
+    row["capture"] = path
+    try:
+        result = analyze(path, msl=msl)
+    except CaptureError as exc:
+        row.update(status="error", error=str(exc))
+    except Exception as exc:  # a bug must not stop the batch; say what it was
+        row.update(status="error", error=f"{path}: internal error: {type(exc).__name__}: {exc}")
+    else:
+        tables = dict(result.frames_by_name())
+        findings = tables.get("findings")
+        by_code = (
+            {str(k): int(v) for k, v in findings["code"].value_counts().items()}
+            if findings is not None
+            else {}
+        )
+        row.update(
+            status="warning" if result.warnings else "ok",
+            error=None,
+            frames=result.frames,
+            segments=result.segments,
+            connections=len(result.connections),
+            skipped=sum(result.skipped.values()),
+            skipped_by_reason=_joined(result.skipped),
+            findings=sum(by_code.values()),
+            findings_by_code=_joined(by_code),
+            warnings=" | ".join(result.warnings),
+        )
+        row["seconds"] = time.perf_counter() - start
+        return _Outcome(row, tables)
+    row["seconds"] = time.perf_counter() - start
+    return _Outcome(row)
+
+
+def analyze_many(
+    sources: Sequence[str | os.PathLike[str]],
+    *,
+    jobs: int | None = None,
+    msl: float = 30.0,
+    progress: Callable[[int, int], None] | None = None,
+) -> BatchResult:
+    """Analyze every capture in ``sources`` with ``jobs`` worker processes (default: all cores).
+
+    ``progress(done, total)`` is called as captures finish. Tables come back in
+    the order of ``sources`` whatever order the workers finish in.
+    """
+    paths = [os.fspath(p) for p in sources]
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    outcomes: list[_Outcome | None] = [None] * len(paths)
+    if jobs == 1 or len(paths) <= 1:
+        for i, path in enumerate(paths):
+            outcomes[i] = _one(path, msl)
+            if progress:
+                progress(i + 1, len(paths))
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures: dict[Future[_Outcome], int] = {
+                pool.submit(_one, path, msl): i for i, path in enumerate(paths)
+            }
+            for done, fut in enumerate(as_completed(futures), 1):
+                outcomes[futures[fut]] = fut.result()
+                if progress:
+                    progress(done, len(paths))
+    return _stack([o for o in outcomes if o is not None])
+
+
+def _stack(outcomes: Sequence[_Outcome]) -> BatchResult:
+    captures = pd.DataFrame([o.row for o in outcomes], columns=list(CAPTURE_COLUMNS)).astype(
+        CAPTURE_COLUMNS
+    )
+    names: list[str] = list(_EMPTY)
+    for o in outcomes:
+        names.extend(n for n in o.tables if n not in names)
+    tables: dict[str, pd.DataFrame] = {}
+    for name in names:
+        parts = []
+        for o in outcomes:
+            df = o.tables.get(name)
+            if df is None:
+                continue
+            df = df.copy()
+            df.insert(0, "capture", pd.Series([o.row["capture"]] * len(df), dtype="string"))
+            parts.append(df)
+        if not parts:
+            columns = {"capture": "string", **_EMPTY[name]}
+            tables[name] = pd.DataFrame({c: [] for c in columns}).astype(columns)
+        else:
+            tables[name] = pd.concat(parts, ignore_index=True)
+    failed = int((captures["status"] == "error").sum())
+    return BatchResult(tables, captures, failed)
