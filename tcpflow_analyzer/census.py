@@ -29,7 +29,7 @@ import pandas as pd
 
 from .states import State
 
-__all__ = ["CENSUS_STATES", "Census", "census"]
+__all__ = ["CENSUS_STATES", "Census", "census", "plot"]
 
 # Column order of the census table: RFC 793's states, then UNKNOWN.
 CENSUS_STATES: list[str] = [s.value for s in State]
@@ -289,3 +289,60 @@ def census(
         hosts = hosts[hosts["host"] == host].reset_index(drop=True)
         ports = ports[ports["host"] == host].reset_index(drop=True)
     return Census(states, hosts, ports)
+
+
+# States drawn in the plot, in this order (the ones people count with netstat).
+_PLOTTED = (
+    State.TIME_WAIT.value,
+    State.CLOSE_WAIT.value,
+    State.ESTABLISHED.value,
+    State.FIN_WAIT_2.value,
+    State.FIN_WAIT_1.value,
+    State.LAST_ACK.value,
+    State.SYN_SENT.value,
+    State.SYN_RECEIVED.value,
+)
+
+
+def plot(states: pd.DataFrame, path: str, *, top: int = 6) -> list[str]:
+    """Draw states over time per host (the ``top`` hosts by peak count) into a PNG.
+
+    Returns the hosts drawn. Uses matplotlib's Agg backend (no display needed).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    if states.empty:
+        hosts: list[str] = []
+    else:
+        peak = states.groupby("host")[list(_PLOTTED)].max().max(axis=1)
+        hosts = [str(h) for h in peak.sort_values(ascending=False, kind="stable").index[:top]]
+    n = max(1, len(hosts))
+    fig, axes = plt.subplots(n, 1, figsize=(11, 2.4 * n + 0.6), sharex=True, squeeze=False)
+    t0 = float(states["ts"].min()) if not states.empty else 0.0
+    for ax, host in zip(axes[:, 0], hosts, strict=False):
+        hs = states[states["host"] == host]
+        x = hs["ts"].to_numpy(dtype=float) - t0
+        for state in _PLOTTED:
+            y = hs[state].to_numpy(dtype=float)
+            if y.any():
+                ax.step(x, y, where="pre", label=state, linewidth=1.6)
+        ax.set_title(f"{host}: connections held per state", fontsize=10, loc="left")
+        ax.set_ylabel("connections")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylim(bottom=0, top=max(1.0, float(hs[list(_PLOTTED)].max().max())) * 1.1)
+        ax.grid(True, alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    if not hosts:
+        axes[0, 0].text(0.5, 0.5, "no connections", ha="center", va="center")
+    axes[-1, 0].set_xlabel(
+        "seconds since the first sample (each count is held at the end of its interval)"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return hosts

@@ -82,6 +82,25 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("csv", "parquet"), default="csv", help="table format")
     p.add_argument("--msl", type=_positive_float, default=30.0, metavar="S", help="as for analyze")
     p = sub.add_parser(
+        "census",
+        help="how many connections each host holds in each state, over time",
+        description="Replay every endpoint's state over time and count, per host, the "
+        "connections it holds in each state at the end of each interval (the netstat "
+        "TIME_WAIT count, from packets), with per-host and per-server-port summaries. "
+        "Several captures are taken as one rotated series.",
+    )
+    p.add_argument("captures", nargs="+", metavar="CAPTURE", help="capture file(s)")
+    p.add_argument("--host", metavar="IP", help="only this host")
+    p.add_argument(
+        "--interval", type=_positive_float, default=1.0, metavar="S", help="seconds (default 1)"
+    )
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="write census.csv, census_hosts.csv, census_ports.csv and census.png into DIR",
+    )
+    p.add_argument("--msl", type=_positive_float, default=30.0, metavar="S", help="as for analyze")
+    p = sub.add_parser(
         "show",
         help="draw one connection as a ladder diagram",
         description="Draw one connection: both endpoints as columns, each segment as an arrow "
@@ -159,11 +178,59 @@ def _batch(args: argparse.Namespace) -> int:
     return EXIT_SOME_FAILED if result.failed else EXIT_OK
 
 
+def _census(args: argparse.Namespace) -> int:
+    from . import census as census_mod
+    from .report import connections_frame, summarize, transition_rows, transitions_frame
+
+    sources = args.captures if len(args.captures) > 1 else args.captures[0]
+    result = replay(sources, Config(msl=args.msl))
+    for warning in result.stats.warnings:
+        print(f"tcpflow-analyzer: warning: {warning}", file=sys.stderr)
+    conns = connections_frame([summarize(c) for c in result.connections])
+    trans = transitions_frame(transition_rows(result.connections))
+    cen = census_mod.census(
+        conns,
+        trans,
+        interval=args.interval,
+        host=args.host,
+        msl=args.msl,
+        end_ts=result.capture_end_ns / 1e9 if result.connections else None,
+    )
+    print(f"census of {result.name}: {len(conns)} connections, {len(cen.hosts)} hosts")
+    header = (
+        f"  {'host':<40} {'peak TIME_WAIT':>14} {'TIME_WAIT at end':>16} "
+        f"{'CLOSE_WAIT at end':>17} {'closed first':>12} {'reused':>6}"
+    )
+    print(header)
+    for h in cen.hosts.itertuples():
+        print(
+            f"  {h.host:<40} {h.peak_time_wait:>14} {h.time_wait_at_end:>16} "
+            f"{h.close_wait_at_end:>17} {h.closed_first:>12} {h.reused_tuples:>6}"
+        )
+    if args.out:
+        from pathlib import Path
+
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        cen.states.to_csv(out / "census.csv", index=False)
+        cen.hosts.to_csv(out / "census_hosts.csv", index=False)
+        cen.ports.to_csv(out / "census_ports.csv", index=False)
+        census_mod.plot(cen.states, str(out / "census.png"))
+        print(f"wrote {out}/census.csv, census_hosts.csv, census_ports.csv, census.png")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = _parser().parse_args(argv)
     if args.command == "batch":
         return _batch(args)
+    if args.command == "census":
+        try:
+            return _census(args)
+        except CaptureError as exc:
+            print(f"tcpflow-analyzer: error: {exc}", file=sys.stderr)
+            return EXIT_UNREADABLE
     if args.command == "show":
         try:
             return _show(args)

@@ -1,20 +1,30 @@
-"""Read a capture and replay it: the step shared by ``analyze`` and ``show``.
+"""Read a capture (or a rotated series of them) and replay it for both endpoints.
 
-Returns the tracked connections themselves (with their traces), not tables;
-``api.analyze`` turns them into DataFrames, the ladder diagram draws one.
+This is the step shared by ``analyze``, ``show`` and ``census``: it returns the
+tracked connections themselves (with their traces), not tables.
+
+A *series* is one capture rotated into several files (tcpdump ``-G``/``-C``/
+``-W``). Its files are read in the order of their first segment's time and
+replayed as one stream, so a connection that spans files is one connection;
+frame numbers count on across the files, as ``mergecap -a`` would number them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from .config import Config
 from .reader import CaptureReader, ReadStats
+from .segment import Segment
 from .tracker import Connection, Tracker
 
-__all__ = ["Replay", "replay"]
+__all__ = ["Replay", "Source", "replay"]
+
+Source = str | os.PathLike[str] | BinaryIO
 
 
 @dataclass
@@ -35,14 +45,48 @@ class Replay:
         return self.connections[conn.prev_conn_id - 1]
 
 
-def replay(source: str | os.PathLike[str] | BinaryIO, config: Config) -> Replay:
-    """Read ``source`` and replay every segment for both endpoints."""
+def _series(paths: Sequence[str | os.PathLike[str]], stats: ReadStats) -> Iterator[Segment]:
+    """Segments of several files in time order, frames renumbered across them."""
+    heads: list[tuple[int, int, CaptureReader, Segment | None]] = []
+    for i, path in enumerate(paths):
+        reader = CaptureReader(path)
+        first = next(iter(reader), None)
+        heads.append((first.ts_ns if first else 0, i, reader, first))
+    heads.sort(key=lambda h: (h[0], h[1]))
+    offset = 0
+    try:
+        for _, _, reader, first in heads:
+            if first is not None:
+                yield dataclasses.replace(first, frame=first.frame + offset)
+                for seg in reader:
+                    yield dataclasses.replace(seg, frame=seg.frame + offset)
+            offset += reader.stats.frames
+            stats.frames += reader.stats.frames
+            stats.skipped.update(reader.stats.skipped)
+            stats.warnings.extend(reader.stats.warnings)
+            stats.linktypes.update(reader.stats.linktypes)
+            stats.truncated = stats.truncated or reader.stats.truncated
+            stats.bad_records += reader.stats.bad_records
+    finally:
+        for _, _, reader, _ in heads:
+            reader.close()
+
+
+def replay(source: Source | Sequence[str | os.PathLike[str]], config: Config) -> Replay:
+    """Read ``source`` (one capture, or a list of files forming one series) and replay it."""
     tracker = Tracker(config)
     segments = 0
-    with CaptureReader(source) as reader:
-        for seg in reader:
+    if isinstance(source, (list, tuple)):
+        stats = ReadStats()
+        for seg in _series(source, stats):
             segments += 1
             tracker.add(seg)
-        stats, name = reader.stats, reader.name
+        name = " + ".join(os.fspath(p) for p in source)
+    else:
+        with CaptureReader(source) as reader:  # type: ignore[arg-type]
+            for seg in reader:
+                segments += 1
+                tracker.add(seg)
+            stats, name = reader.stats, reader.name
     conns = tracker.finish()
     return Replay(name, conns, stats, segments, tracker.capture_end_ns, config)
