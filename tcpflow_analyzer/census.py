@@ -22,14 +22,16 @@ closes first per server port.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
 
 from .states import State
 
-__all__ = ["CENSUS_STATES", "Census", "census", "plot"]
+__all__ = ["CENSUS_STATES", "Census", "census", "plot", "plot_png"]
 
 # Column order of the census table: RFC 793's states, then UNKNOWN.
 CENSUS_STATES: list[str] = [s.value for s in State]
@@ -253,6 +255,13 @@ def _ports_table(conns: pd.DataFrame) -> pd.DataFrame:
     return df[list(PORT_COLUMNS)].astype(PORT_COLUMNS)
 
 
+def plot_png(states: pd.DataFrame, *, top: int = 6) -> bytes:
+    """The plot as PNG bytes (for embedding in the HTML report)."""
+    buf = io.BytesIO()
+    plot(states, buf, top=top)
+    return buf.getvalue()
+
+
 def census(
     connections: pd.DataFrame,
     transitions: pd.DataFrame,
@@ -304,7 +313,7 @@ _PLOTTED = (
 )
 
 
-def plot(states: pd.DataFrame, path: str, *, top: int = 6) -> list[str]:
+def plot(states: pd.DataFrame, path: str | BinaryIO, *, top: int = 6) -> list[str]:
     """Draw states over time per host (the ``top`` hosts by peak count) into a PNG.
 
     Returns the hosts drawn. Uses matplotlib's Agg backend (no display needed).

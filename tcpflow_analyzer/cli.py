@@ -100,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
         help="write census.csv, census_hosts.csv, census_ports.csv and census.png into DIR",
     )
     p.add_argument("--msl", type=_positive_float, default=30.0, metavar="S", help="as for analyze")
+    p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
     p = sub.add_parser(
         "show",
         help="draw one connection as a ladder diagram",
@@ -217,6 +218,31 @@ def _census(args: argparse.Namespace) -> int:
         cen.ports.to_csv(out / "census_ports.csv", index=False)
         census_mod.plot(cen.states, str(out / "census.png"))
         print(f"wrote {out}/census.csv, census_hosts.csv, census_ports.csv, census.png")
+    if args.html:
+        from .html import Section, write_report
+
+        last = cen.states.groupby("host", sort=True).tail(1)
+        path = write_report(
+            args.html,
+            "TCP state census",
+            f"{result.name}: {len(conns)} connections, interval {args.interval} s, "
+            f"MSL {args.msl} s",
+            [
+                Section(
+                    "States over time",
+                    images=[
+                        (
+                            "connections held per state, busiest hosts",
+                            census_mod.plot_png(cen.states),
+                        )
+                    ],
+                ),
+                Section("Hosts", table=cen.hosts),
+                Section("At the capture's end", table=last),
+                Section("Who closes first, per server port", table=cen.ports),
+            ],
+        )
+        print(f"wrote {path}")
     return EXIT_OK
 
 

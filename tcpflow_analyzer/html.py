@@ -1,0 +1,116 @@
+"""A self-contained HTML report: tables, text and pictures in one file, no server needed.
+
+Theory of operation
+-------------------
+A report is a title plus a list of sections; a section is a heading with any
+of: a paragraph, preformatted text (the CLI summary), a DataFrame (rendered
+as an HTML table, long tables cut with a note saying how many rows were left
+out), and PNG images embedded as ``data:`` URIs. Everything, the style sheet
+included, is inside the one file, so it opens in a browser from disk or from
+an e-mail attachment.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["Section", "write_report"]
+
+_STYLE = """
+body { font-family: system-ui, -apple-system, Segoe UI, Roboto, sans-serif; margin: 2em auto;
+       max-width: 1200px; padding: 0 1em; color: #1d232a; }
+h1 { font-size: 1.5em; margin-bottom: 0.2em; }
+h2 { font-size: 1.15em; margin-top: 2em; border-bottom: 1px solid #d0d7de; padding-bottom: .2em; }
+p.meta { color: #57606a; margin-top: 0; }
+pre { background: #f6f8fa; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
+table { border-collapse: collapse; font-size: 0.82em; margin: 0.5em 0; }
+th, td { border: 1px solid #d0d7de; padding: 3px 7px; text-align: left; vertical-align: top; }
+th { background: #f6f8fa; position: sticky; top: 0; }
+tr:nth-child(even) td { background: #fbfcfd; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+div.scroll { max-height: 32em; overflow: auto; }
+img { max-width: 100%; border: 1px solid #d0d7de; }
+p.note { color: #57606a; font-size: 0.85em; }
+"""
+
+
+@dataclass
+class Section:
+    """One part of the report."""
+
+    heading: str
+    text: str = ""
+    pre: str = ""
+    table: pd.DataFrame | None = None
+    images: list[tuple[str, bytes]] = field(default_factory=list)  # (caption, PNG bytes)
+    max_rows: int = 500
+
+
+def _table(df: pd.DataFrame, max_rows: int) -> str:
+    shown = df.head(max_rows)
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
+    numeric = [pd.api.types.is_numeric_dtype(shown[c]) for c in shown.columns]
+    rows = []
+    for values in shown.itertuples(index=False):
+        cells = []
+        for value, num in zip(values, numeric, strict=True):
+            text = (
+                ""
+                if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value))
+                else str(value)
+            )
+            cls = ' class="num"' if num else ""
+            cells.append(f"<td{cls}>{html.escape(text)}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    out = f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>'
+    out += "".join(rows) + "</tbody></table></div>"
+    if len(df) > max_rows:
+        out += f'<p class="note">{len(df) - max_rows} more rows not shown: see the CSV files.</p>'
+    return out
+
+
+def render(title: str, meta: str, sections: list[Section]) -> str:
+    """The report as one HTML document."""
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f'<p class="meta">{html.escape(meta)}</p>',
+    ]
+    for sec in sections:
+        parts.append(f"<h2>{html.escape(sec.heading)}</h2>")
+        if sec.text:
+            parts.append(f"<p>{html.escape(sec.text)}</p>")
+        if sec.pre:
+            parts.append(f"<pre>{html.escape(sec.pre)}</pre>")
+        if sec.table is not None:
+            if sec.table.empty:
+                parts.append('<p class="note">none</p>')
+            else:
+                parts.append(_table(sec.table, sec.max_rows))
+        for caption, png in sec.images:
+            data = base64.b64encode(png).decode("ascii")
+            parts.append(
+                f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+                f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+            )
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def write_report(
+    path: str | os.PathLike[str], title: str, meta: str, sections: list[Section]
+) -> Path:
+    """Write the report to ``path`` and return it."""
+    out = Path(path)
+    if out.parent != Path():
+        out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render(title, meta, sections), encoding="utf-8")
+    return out
