@@ -4,8 +4,10 @@ Theory of operation
 -------------------
 ``analyze`` wires the layers together: the reader decodes frames into
 segments (counting what it skips), the tracker replays them for both
-endpoints, and the report layer turns connections into DataFrames with fixed
-columns. ``Analysis`` holds the results; ``to_csv`` is the only file output.
+endpoints, the detectors turn each connection's trace (with its previous
+incarnation) into findings, and the report layer turns connections and
+findings into DataFrames with fixed columns. ``Analysis`` holds the results;
+``to_csv`` is the only file output.
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ from typing import BinaryIO
 import pandas as pd
 
 from .config import Config
+from .findings import Finding, detect
 from .reader import CaptureReader
 from .report import (
     anomalies_frame,
     anomaly_rows,
     connections_frame,
+    finding_rows,
+    findings_frame,
     summarize,
     text_summary,
     transition_rows,
@@ -52,9 +57,12 @@ class Analysis:
     warnings: list[str] = field(default_factory=list)
     truncated: bool = False
     config: Config = field(default_factory=Config)
+    # One row per finding (report.FINDING_COLUMNS), and the Finding records behind it.
+    findings: pd.DataFrame = field(default_factory=lambda: findings_frame([]))
+    finding_records: list[Finding] = field(default_factory=list)
 
     def to_csv(self, directory: str | os.PathLike[str]) -> list[Path]:
-        """Write connections, transitions, anomalies and zeek_conn CSVs into ``directory``."""
+        """Write connections, transitions, anomalies, zeek_conn and findings CSVs."""
         return write_csv(self.frames_by_name(), directory)
 
     def frames_by_name(self) -> Mapping[str, pd.DataFrame]:
@@ -64,6 +72,7 @@ class Analysis:
             "transitions": self.transitions,
             "anomalies": self.anomalies,
             "zeek_conn": self.zeek,
+            "findings": self.findings,
         }
 
     def summary(self) -> str:
@@ -75,6 +84,7 @@ class Analysis:
             self.frames,
             self.segments,
             self.warnings,
+            findings=self.finding_records,
         )
 
 
@@ -108,9 +118,17 @@ def analyze(
         stats = reader.stats
         name = reader.name
     conns = tracker.finish()
+    end_ns = tracker.capture_end_ns
+    by_id = {c.conn_id: c for c in conns}
+    rows, found = [], []
+    for conn in conns:
+        prev = by_id.get(conn.prev_conn_id) if conn.prev_conn_id is not None else None
+        mine = detect(conn, prev, cfg, end_ns)
+        found.extend(mine)
+        rows.append(summarize(conn, prev=prev, findings=mine, capture_end_ns=end_ns))
     return Analysis(
         source=name,
-        connections=connections_frame([summarize(c) for c in conns]),
+        connections=connections_frame(rows),
         transitions=transitions_frame(transition_rows(conns)),
         anomalies=anomalies_frame(anomaly_rows(conns)),
         zeek=zeek_frame(zeek_rows(conns)),
@@ -120,4 +138,6 @@ def analyze(
         warnings=list(stats.warnings),
         truncated=stats.truncated,
         config=cfg,
+        findings=findings_frame(finding_rows(found)),
+        finding_records=found,
     )

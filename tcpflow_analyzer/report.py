@@ -5,9 +5,11 @@ Theory of operation
 ``summarize`` turns a tracked ``Connection`` into one flat row (a dict) whose
 keys are exactly ``CONNECTION_COLUMNS``; the closing facts (who closed, how,
 end states) are decided here, from the endpoints' final states and the order
-of FINs and RSTs, and nowhere else. DataFrames are built straight from those
-rows with the dtypes declared below, so an empty analysis still yields frames
-with the right columns. Only this module writes files.
+of FINs and RSTs, and nowhere else. The teardown columns (FIN retransmissions,
+RST causes, reuse, time spent in CLOSE_WAIT/FIN_WAIT_2/TIME_WAIT) come from
+the detectors (``findings.teardown_facts``). DataFrames are built straight from
+those rows with the dtypes declared below, so an empty analysis still yields
+frames with the right columns. Only this module writes files.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import Any
 
 import pandas as pd
 
+from .config import Config
+from .findings import Code, Finding, detect, teardown_facts
 from .segment import addr_text
 from .states import State
 from .tracker import Connection
@@ -27,10 +31,13 @@ from .tracker import Connection
 __all__ = [
     "ANOMALY_COLUMNS",
     "CONNECTION_COLUMNS",
+    "FINDING_COLUMNS",
     "TRANSITION_COLUMNS",
     "ZEEK_COLUMNS",
     "anomalies_frame",
     "connections_frame",
+    "finding_rows",
+    "findings_frame",
     "summarize",
     "text_summary",
     "transitions_frame",
@@ -78,6 +85,21 @@ CONNECTION_COLUMNS: dict[str, str] = {
     "zeek_orig": "string",
     "zeek_records": "Int64",
     "anomalies": "string",
+    # Teardown columns (docs/findings.md): from findings.teardown_facts.
+    "client_fin_retransmits": "Int64",
+    "server_fin_retransmits": "Int64",
+    "final_ack_lost": "boolean",
+    "final_ack_seen": "boolean",
+    "rst_count": "Int64",
+    "rst_from": "string",
+    "rst_causes": "string",
+    "tuple_reused": "boolean",
+    "reuse_gap_s": "float64",
+    "reuse_within_time_wait": "boolean",
+    "stale_segments": "Int64",
+    "close_wait_s": "float64",
+    "fin_wait_2_s": "float64",
+    "time_wait_s": "float64",
 }
 
 TRANSITION_COLUMNS: dict[str, str] = {
@@ -109,6 +131,19 @@ ZEEK_COLUMNS: dict[str, str] = {
     "orig_ip_bytes": "Int64",
     "resp_pkts": "Int64",
     "resp_ip_bytes": "Int64",
+}
+
+# One row per finding (findings.py). evidence_frames: frame numbers joined by a
+# space, ready for Wireshark's ``frame.number in {12 13 14}``.
+FINDING_COLUMNS: dict[str, str] = {
+    "conn_id": "Int64",
+    "code": "string",
+    "endpoint": "string",
+    "frame": "Int64",
+    "ts": "float64",
+    "evidence_frames": "string",
+    "rfc": "string",
+    "detail": "string",
 }
 
 ANOMALY_COLUMNS: dict[str, str] = {
@@ -185,8 +220,25 @@ def _close(conn: Connection) -> tuple[str, str]:
     return close_type, closer
 
 
-def summarize(conn: Connection) -> dict[str, Any]:
-    """One row of ``connections`` for a tracked connection."""
+def summarize(
+    conn: Connection,
+    *,
+    prev: Connection | None = None,
+    findings: Sequence[Finding] | None = None,
+    capture_end_ns: int | None = None,
+    config: Config | None = None,
+) -> dict[str, Any]:
+    """One row of ``connections`` for a tracked connection.
+
+    ``prev`` is the previous incarnation of its 4-tuple (without it the reuse
+    gap is unknown); ``findings`` the connection's findings (detected here when
+    not given); ``capture_end_ns`` the capture's last segment time (default: the
+    connection's own last segment), which ends states still held.
+    """
+    end_ns = conn.end_ns if capture_end_ns is None else capture_end_ns
+    if findings is None:
+        findings = detect(conn, prev, config or Config(), end_ns)
+    facts = teardown_facts(conn, prev, findings, end_ns)
     c, s = conn.client, conn.server
     close_type, closer = _close(conn)
     zeek = conn.zeek
@@ -232,6 +284,20 @@ def summarize(conn: Connection) -> dict[str, Any]:
         "anomalies": ";".join(
             f"{code}" if n == 1 else f"{code}*{n}" for code, n in sorted(codes.items())
         ),
+        "client_fin_retransmits": facts.client_fin_retransmits,
+        "server_fin_retransmits": facts.server_fin_retransmits,
+        "final_ack_lost": facts.final_ack_lost,
+        "final_ack_seen": facts.final_ack_seen,
+        "rst_count": facts.rst_count,
+        "rst_from": facts.rst_from,
+        "rst_causes": facts.rst_causes,
+        "tuple_reused": facts.tuple_reused,
+        "reuse_gap_s": facts.reuse_gap_s,
+        "reuse_within_time_wait": facts.reuse_within_time_wait,
+        "stale_segments": facts.stale_segments,
+        "close_wait_s": facts.close_wait_s,
+        "fin_wait_2_s": facts.fin_wait_2_s,
+        "time_wait_s": facts.time_wait_s,
     }
 
 
@@ -308,6 +374,28 @@ def zeek_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return _frame(rows, ZEEK_COLUMNS)
 
 
+def finding_rows(findings: Iterable[Finding]) -> list[dict[str, Any]]:
+    """Rows of ``findings`` (see FINDING_COLUMNS), in the order given."""
+    return [
+        {
+            "conn_id": f.conn_id,
+            "code": f.code.value,
+            "endpoint": f.endpoint,
+            "frame": f.frame,
+            "ts": _ts(f.ts_ns),
+            "evidence_frames": " ".join(str(n) for n in f.evidence_frames),
+            "rfc": f.rfc,
+            "detail": f.detail,
+        }
+        for f in findings
+    ]
+
+
+def findings_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """DataFrame of finding rows (see FINDING_COLUMNS)."""
+    return _frame(rows, FINDING_COLUMNS)
+
+
 def anomaly_rows(conns: Iterable[Connection]) -> list[dict[str, Any]]:
     """Rows of ``anomalies`` for tracked connections, in order."""
     return [
@@ -374,6 +462,33 @@ def _worth_a_look(row: Mapping[str, Any]) -> list[str]:
     return why
 
 
+def _findings_text(findings: Sequence[Finding], examples: int) -> list[str]:
+    """Findings grouped by code (most frequent first), each with its worst examples."""
+    if not findings:
+        return ["findings: none"]
+    by_code: dict[Code, list[Finding]] = {}
+    for f in findings:
+        by_code.setdefault(f.code, []).append(f)
+    order = list(Code)
+    groups = sorted(by_code.items(), key=lambda kv: (-len(kv[1]), order.index(kv[0])))
+    lines = [
+        f"findings: {len(findings)} ("
+        + ", ".join(f"{code.value} {len(group)}" for code, group in groups)
+        + ")"
+    ]
+    for code, group in groups:
+        lines.append(f"  {code.value}: {len(group)}")
+        worst = sorted(
+            group, key=lambda f: (-f.weight, f.conn_id, f.frame if f.frame is not None else 0)
+        )
+        for f in worst[:examples]:
+            where = f"frame {f.frame}" if f.frame is not None else "no frame"
+            lines.append(f"    #{f.conn_id} {where}: {f.detail}")
+        if len(group) > examples:
+            lines.append(f"    ... and {len(group) - examples} more (see findings.csv)")
+    return lines
+
+
 def text_summary(
     name: str,
     connections: pd.DataFrame,
@@ -382,8 +497,14 @@ def text_summary(
     segments: int,
     warnings: Sequence[str],
     limit: int = 20,
+    findings: Sequence[Finding] = (),
+    examples: int = 3,
 ) -> str:
-    """The readable summary ``tcpflow-analyzer analyze`` prints."""
+    """The readable summary ``tcpflow-analyzer analyze`` prints.
+
+    ``findings`` are listed grouped by code with their count and the
+    ``examples`` worst of each (by ``Finding.weight``).
+    """
     lines = [f"capture: {name}"]
     skipped_total = sum(skipped.values())
     skip_text = ", ".join(f"{k} {v}" for k, v in sorted(skipped.items()))
@@ -420,4 +541,5 @@ def text_summary(
             lines.append(f"  ... and {len(flagged) - limit} more (see connections.csv)")
     else:
         lines.append("connections worth a look: none")
+    lines.extend(_findings_text(findings, examples))
     return "\n".join(lines) + "\n"

@@ -77,6 +77,7 @@ def test_to_csv_round_trips(tmp_path: Path) -> None:
     assert sorted(p.name for p in paths) == [
         "anomalies.csv",
         "connections.csv",
+        "findings.csv",
         "transitions.csv",
         "zeek_conn.csv",
     ]
