@@ -230,7 +230,9 @@ def _hosts_table(conns: pd.DataFrame, states: pd.DataFrame, msl: float) -> pd.Da
                 "ephemeral_ports_in_range": len(in_range),
                 "ephemeral_range_share": len(in_range) / range_size,
                 "peak_time_wait": int(tw.max()) if len(hs) else 0,
-                "peak_time_wait_ts": float(hs["ts"].iloc[peak_i]) if len(hs) else np.nan,
+                "peak_time_wait_ts": (
+                    float(hs["ts"].iloc[peak_i]) if len(hs) and int(tw.max()) > 0 else np.nan
+                ),
                 "time_wait_at_end": int(tw.iloc[-1]) if len(hs) else 0,
                 "close_wait_at_end": (int(hs[State.CLOSE_WAIT.value].iloc[-1]) if len(hs) else 0),
             }
