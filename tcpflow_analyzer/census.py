@@ -330,6 +330,7 @@ def plot(states: pd.DataFrame, path: str | BinaryIO, *, top: int = 6) -> list[st
         hosts: list[str] = []
     else:
         peak = states.groupby("host")[list(_PLOTTED)].max().max(axis=1)
+        peak = peak[peak > 0]  # a host that never held a drawn state has nothing to show
         hosts = [str(h) for h in peak.sort_values(ascending=False, kind="stable").index[:top]]
     n = max(1, len(hosts))
     fig, axes = plt.subplots(n, 1, figsize=(11, 2.4 * n + 0.6), sharex=True, squeeze=False)
