@@ -1230,18 +1230,18 @@ def _stale_verdict(
             rejects.append(
                 f"its sequence number is {off:+d} from RCV.NXT, outside the window {wnd}"
             )
+        unknown = False
     else:
-        inside = False
-        rejects.append("the receive window is unknown")
-    if both_ts and _tsval(seg) is not None and me.ts_recent is not None:
-        tsv = _tsval(seg)
-        assert tsv is not None
-        if seq_lt(tsv, me.ts_recent):
-            rejects.append(f"PAWS drops it (TSval {tsv} < TS.Recent {me.ts_recent})")
+        unknown = True
+    tsv = _tsval(seg)
+    if both_ts and tsv is not None and me.ts_recent is not None and seq_lt(tsv, me.ts_recent):
+        rejects.append(f"PAWS drops it (TSval {tsv} < TS.Recent {me.ts_recent})")
     if _fl(seg, Flags.ACK) and peer.top is not None:
         if seq_gt(seg.ack, peer.top):
             rejects.append(f"its ACK is for data the {y} never sent in this incarnation")
-        elif peer.acked is not None and seq_lt(seg.ack, seq_add(peer.acked, -me.max_window)):
+        # The receiver's SND.UNA is the highest ACK the sender sent; MAX.SND.WND the
+        # largest window the sender advertised.
+        elif me.acked is not None and seq_lt(seg.ack, seq_add(me.acked, -me.max_window)):
             rejects.append("its ACK is too old to be acceptable (RFC 5961 5.2)")
     evidence: list[int | None] = [stale.old_frame, seg.frame]
     reaction = ""
@@ -1273,6 +1273,11 @@ def _stale_verdict(
     )
     if rejects:
         verdict = f"the {y} would reject it: {'; '.join(rejects)}"
+    elif unknown:
+        verdict = (
+            f"the capture does not show the {y}'s receive window, so whether it took the "
+            "segment as data cannot be told"
+        )
     else:
         verdict = (
             f"it falls inside the {y}'s receive window with an acceptable ACK, so it would be "
@@ -1285,9 +1290,9 @@ def _stale_verdict(
         seg.frame,
         seg.ts_ns,
         _frames(evidence),
-        "RFC9293 3.4, RFC1337" if not rejects else "RFC9293 3.4, RFC7323 5",
+        "RFC9293 3.4, RFC7323 5" if rejects else "RFC9293 3.4, RFC1337",
         f"{head}; {verdict}{reaction}",
-        2.0 if not rejects else 1.0,
+        1.0 if rejects else 1.5 if unknown else 2.0,
     )
 
 
