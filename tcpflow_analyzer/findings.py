@@ -226,6 +226,13 @@ class _Trace:
         expiries = [
             (t.endpoint, t.ts_ns) for t in conn.transitions if t.event is Event.TIMEOUT_2MSL
         ]
+        # last[role][i]: index of the last segment from ``role`` before index i.
+        self.last: dict[str, list[int | None]] = {"client": [], "server": []}
+        latest: dict[str, int | None] = {"client": None, "server": None}
+        for i, step in enumerate(self.steps):
+            for role in ("client", "server"):
+                self.last[role].append(latest[role])
+            latest[_role(step)] = i
         self.before: list[tuple[State, State]] = []
         prev, prev_ts = init, None
         for step in self.steps:
@@ -250,10 +257,7 @@ class _Trace:
 
     def last_from(self, role: str, i: int) -> int | None:
         """Index of the last segment from ``role`` before index ``i``."""
-        for j in range(i - 1, -1, -1):
-            if _role(self.steps[j]) == role:
-                return j
-        return None
+        return self.last[role][i]
 
     def entered(self, role: str, state: State, ts_ns: int) -> tuple[int | None, int] | None:
         """(frame, ts) at which ``role`` last entered ``state`` at or before ``ts_ns``."""
