@@ -102,6 +102,10 @@ _MERGED_ANOMALIES = frozenset(
     {Anomaly.FIN_MOVED, Anomaly.RST_OUT_OF_WINDOW, Anomaly.RST_IGNORED_IN_SYN_SENT}
 )
 
+# Anomaly value -> its finding code (a code added to states.Anomaly without one
+# here is reported as no_transition, its own name in the sentence).
+_ANOMALY_CODE = {c.value: c for c in Code}
+
 _ANOMALY_RFC: dict[Anomaly, str] = {
     Anomaly.NO_TRANSITION: "RFC9293 3.10",
     Anomaly.SEGMENT_AFTER_CLOSE: "RFC9293 3.10.7.1",
@@ -1602,13 +1606,15 @@ def _anomaly_findings(conn: Connection) -> list[Finding]:
     return [
         Finding(
             conn.conn_id,
-            Code(a.code.value),
+            _ANOMALY_CODE.get(a.code.value, Code.NO_TRANSITION),
             a.endpoint,
             a.frame,
             a.ts_ns,
             (a.frame,),
-            _ANOMALY_RFC[a.code],
-            f"{a.endpoint} in {a.state.value}: {a.detail} (frame {a.frame}, event {a.event})",
+            _ANOMALY_RFC.get(a.code, "RFC9293 3.10"),
+            f"{a.endpoint} in {a.state.value}: {a.detail} (frame {a.frame}, event {a.event}"
+            + ("" if a.code.value in _ANOMALY_CODE else f", anomaly {a.code.value}")
+            + ")",
             1.0,
         )
         for a in conn.anomalies
