@@ -18,15 +18,21 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scapy.layers.inet import TCP
 
 import tcpflow_analyzer
+import tcpflow_analyzer.report
 from tcpflow_analyzer.config import Config
-from tcpflow_analyzer.findings import Code, Finding
+from tcpflow_analyzer.findings import Code, Finding, detect_all
 from tcpflow_analyzer.report import CONNECTION_COLUMNS, FINDING_COLUMNS
+from tcpflow_analyzer.segment import Flags
+from tcpflow_analyzer.seq import seq_add
 from tcpflow_analyzer.states import Anomaly
 
 from .craft import Conversation
+from .wire import CLIENT, MS, SERVER, Wire
 
 CAPTURES = Path(__file__).resolve().parents[1] / "captures"
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
@@ -565,3 +571,57 @@ def test_state_seconds_columns() -> None:
     assert row.close_wait_s == pytest.approx(row.fin_wait_2_s, abs=0.001)
     assert row.time_wait_s == 0.0
     assert math.isnan(_conn(_analyze(CAPTURES / "refused.pcap")).close_wait_s)
+
+
+# -- any trace: findings point at the connection's own frames -----------------------------
+
+_FLAGS = st.sampled_from(
+    [
+        Flags.SYN,
+        Flags.SYN | Flags.ACK,
+        Flags.ACK,
+        Flags.ACK | Flags.PSH,
+        Flags.FIN | Flags.ACK,
+        Flags.RST,
+        Flags.RST | Flags.ACK,
+    ]
+)
+_SEGMENT = st.tuples(
+    st.sampled_from([CLIENT, SERVER]),
+    _FLAGS,
+    st.sampled_from([0, 0, 0, -1, 1, -100, 70_000]),  # seq offset from the sender's next
+    st.sampled_from([0, 0, 10, 1000]),  # payload
+    st.sampled_from([0, 0, 1, 2_000, 61_000]),  # ms since the previous segment
+    st.booleans(),  # seen by the capture
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_SEGMENT, min_size=1, max_size=30))
+def test_findings_of_any_trace_rest_on_its_frames(segments: list[Any]) -> None:
+    wire = Wire(msl=30.0)
+    for sender, flags, offset, length, gap_ms, seen in segments:
+        wire.send(
+            sender,
+            flags,
+            seq=seq_add(wire.nxt(sender), offset),
+            length=0 if flags & (Flags.SYN | Flags.RST) else length,
+            ts_ns=wire.ts_ns + gap_ms * MS + 1,
+            seen=seen,
+        )
+    tracker = wire.tracker
+    tracker.finish()
+    conns = tracker.connections
+    by_id = {c.conn_id: c for c in conns}
+    for f in detect_all(conns, Config(), tracker.capture_end_ns):
+        conn = by_id[f.conn_id]
+        prev = by_id.get(conn.prev_conn_id) if conn.prev_conn_id is not None else None
+        frames = {s.seg.frame for s in conn.trace}
+        old = {s.seg.frame for s in prev.trace} if prev is not None else set()
+        assert f.frame is None or f.frame in frames
+        assert set(f.evidence_frames) <= frames | old, f
+        assert f.endpoint in ("client", "server", "")
+        assert f.detail and f.rfc.startswith("RFC")
+    for conn in conns:
+        prev = by_id.get(conn.prev_conn_id) if conn.prev_conn_id is not None else None
+        tcpflow_analyzer.report.summarize(conn, prev=prev, capture_end_ns=tracker.capture_end_ns)
