@@ -13,16 +13,15 @@ findings into DataFrames with fixed columns. ``Analysis`` holds the results;
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 import pandas as pd
 
 from .config import Config
 from .findings import Finding, detect
-from .reader import CaptureReader
+from .replay import Source, replay
 from .report import (
     anomalies_frame,
     anomaly_rows,
@@ -37,7 +36,6 @@ from .report import (
     zeek_frame,
     zeek_rows,
 )
-from .tracker import Tracker
 
 __all__ = ["Analysis", "analyze"]
 
@@ -97,32 +95,26 @@ def _skipped(by_reason: Mapping[str, int], bad_records: int) -> dict[str, int]:
 
 
 def analyze(
-    source: str | os.PathLike[str] | BinaryIO,
+    source: Source | Sequence[str | os.PathLike[str]],
     *,
     msl: float = 30.0,
     config: Config | None = None,
 ) -> Analysis:
     """Analyze one capture (path, ``"-"`` for standard input, or a binary file object).
 
-    Raises ``reader.CaptureError`` when the file cannot be read at all; a
+    A list of paths is one capture rotated into several files (a series): they
+    are replayed as one stream in the order of their first segment's time.
+    Raises ``reader.CaptureError`` when a file cannot be read at all; a
     capture cut short yields what was read, with ``truncated`` set and a
     warning.
     """
     cfg = config if config is not None else Config(msl=msl)
-    tracker = Tracker(cfg)
-    segments = 0
-    with CaptureReader(source) as reader:
-        for seg in reader:
-            segments += 1
-            tracker.add(seg)
-        stats = reader.stats
-        name = reader.name
-    conns = tracker.finish()
-    end_ns = tracker.capture_end_ns
-    by_id = {c.conn_id: c for c in conns}
+    played = replay(source, cfg)
+    conns, stats, name, segments = played.connections, played.stats, played.name, played.segments
+    end_ns = played.capture_end_ns
     rows, found = [], []
     for conn in conns:
-        prev = by_id.get(conn.prev_conn_id) if conn.prev_conn_id is not None else None
+        prev = played.previous(conn)
         mine = detect(conn, prev, cfg, end_ns)
         found.extend(mine)
         rows.append(summarize(conn, prev=prev, findings=mine, capture_end_ns=end_ns))

@@ -26,10 +26,11 @@ from typing import Any
 import pandas as pd
 
 from .api import analyze
+from .config import Config
 from .reader import CaptureError
 from .report import ANOMALY_COLUMNS, CONNECTION_COLUMNS, TRANSITION_COLUMNS, ZEEK_COLUMNS
 
-__all__ = ["CAPTURE_COLUMNS", "BatchResult", "analyze_many", "find_captures"]
+__all__ = ["CAPTURE_COLUMNS", "BatchResult", "analyze_many", "analyze_series", "find_captures"]
 
 # File names taken from a directory; anything given by name is taken whatever its name.
 _SUFFIXES = (".pcap", ".pcapng", ".cap", ".dmp", ".pcap.gz", ".pcapng.gz", ".cap.gz")
@@ -130,17 +131,19 @@ def _joined(counts: dict[str, int]) -> str:
     return ";".join(f"{k}={v}" for k, v in sorted(counts.items()))
 
 
-def _one(path: str, msl: float) -> _Outcome:
-    """Analyze one capture in a worker; never raises."""
+def _one(path: str | list[str], config: Config) -> _Outcome:
+    """Analyze one capture (or one series) in a worker; never raises."""
     start = time.perf_counter()
     row: dict[str, Any] = {name: None for name in CAPTURE_COLUMNS}
-    row["capture"] = path
+    row["capture"] = path if isinstance(path, str) else " + ".join(path)
     try:
-        result = analyze(path, msl=msl)
+        result = analyze(path, config=config)
     except CaptureError as exc:
         row.update(status="error", error=str(exc))
     except Exception as exc:  # a bug must not stop the batch; say what it was
-        row.update(status="error", error=f"{path}: internal error: {type(exc).__name__}: {exc}")
+        row.update(
+            status="error", error=f"{row['capture']}: internal error: {type(exc).__name__}: {exc}"
+        )
     else:
         tables = dict(result.frames_by_name())
         findings = tables.get("findings")
@@ -172,6 +175,7 @@ def analyze_many(
     *,
     jobs: int | None = None,
     msl: float = 30.0,
+    config: Config | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> BatchResult:
     """Analyze every capture in ``sources`` with ``jobs`` worker processes (default: all cores).
@@ -180,23 +184,32 @@ def analyze_many(
     the order of ``sources`` whatever order the workers finish in.
     """
     paths = [os.fspath(p) for p in sources]
+    cfg = config if config is not None else Config(msl=msl)
     jobs = max(1, jobs or os.cpu_count() or 1)
     outcomes: list[_Outcome | None] = [None] * len(paths)
     if jobs == 1 or len(paths) <= 1:
         for i, path in enumerate(paths):
-            outcomes[i] = _one(path, msl)
+            outcomes[i] = _one(path, cfg)
             if progress:
                 progress(i + 1, len(paths))
     else:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             futures: dict[Future[_Outcome], int] = {
-                pool.submit(_one, path, msl): i for i, path in enumerate(paths)
+                pool.submit(_one, path, cfg): i for i, path in enumerate(paths)
             }
             for done, fut in enumerate(as_completed(futures), 1):
                 outcomes[futures[fut]] = fut.result()
                 if progress:
                     progress(done, len(paths))
     return _stack([o for o in outcomes if o is not None])
+
+
+def analyze_series(
+    sources: Sequence[str | os.PathLike[str]], *, config: Config | None = None
+) -> BatchResult:
+    """One capture rotated into several files, analyzed as one stream (``batch --series``)."""
+    outcome = _one([os.fspath(p) for p in sources], config or Config())
+    return _stack([outcome])
 
 
 def _stack(outcomes: Sequence[_Outcome]) -> BatchResult:

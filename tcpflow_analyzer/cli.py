@@ -38,6 +38,31 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _thresholds(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--close-wait-linger",
+        type=_positive_float,
+        default=1.0,
+        metavar="S",
+        help="report CLOSE_WAIT held longer than S seconds (default 1)",
+    )
+    p.add_argument(
+        "--fin-wait-2-linger",
+        type=_positive_float,
+        default=1.0,
+        metavar="S",
+        help="report FIN_WAIT_2 held longer than S seconds (default 1)",
+    )
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return Config(
+        msl=args.msl,
+        close_wait_linger_s=getattr(args, "close_wait_linger", 1.0),
+        fin_wait_2_linger_s=getattr(args, "fin_wait_2_linger", 1.0),
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tcpflow-analyzer",
@@ -62,8 +87,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out",
         metavar="DIR",
-        help="write connections.csv, transitions.csv and anomalies.csv into DIR",
+        help="write connections.csv, findings.csv, transitions.csv, anomalies.csv and "
+        "zeek_conn.csv into DIR",
     )
+    _thresholds(p)
+    p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
     p = sub.add_parser(
         "batch",
         help="analyze many captures into one set of tables",
@@ -80,7 +108,15 @@ def _parser() -> argparse.ArgumentParser:
         "--jobs", type=int, default=None, metavar="N", help="worker processes (default: all cores)"
     )
     p.add_argument("--format", choices=("csv", "parquet"), default="csv", help="table format")
+    p.add_argument(
+        "--series",
+        action="store_true",
+        help="the inputs are one capture rotated into several files (tcpdump -G/-C/-W): "
+        "merge them by time, so a connection spanning files is one connection",
+    )
     p.add_argument("--msl", type=_positive_float, default=30.0, metavar="S", help="as for analyze")
+    _thresholds(p)
+    p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
     p = sub.add_parser(
         "census",
         help="how many connections each host holds in each state, over time",
@@ -117,25 +153,39 @@ def _parser() -> argparse.ArgumentParser:
         "with #N for the Nth incarnation of that 4-tuple",
     )
     p.add_argument("--msl", type=_positive_float, default=30.0, metavar="S", help="as for analyze")
+    _thresholds(p)
     return parser
 
 
 def _show(args: argparse.Namespace) -> int:
-    result = replay(args.capture, Config(msl=args.msl))
+    from .findings import detect
+
+    cfg = _config(args)
+    result = replay(args.capture, cfg)
     try:
         conn = ladder.select(result.connections, args.conn)
     except ladder.ConnSpecError as exc:
         print(f"tcpflow-analyzer: error: --conn {args.conn}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    found = detect(conn, result.previous(conn), cfg, result.capture_end_ns)
     notes: dict[int, list[str]] = {}
-    for anomaly in conn.anomalies:
-        notes.setdefault(anomaly.frame, []).append(f"{anomaly.code.value} ({anomaly.endpoint})")
+    for f in found:
+        if f.frame is not None:
+            who = f" ({f.endpoint})" if f.endpoint else ""
+            notes.setdefault(f.frame, []).append(f"{f.code.value}{who}")
     sys.stdout.write(ladder.render(conn, notes))
+    if found:
+        sys.stdout.write("\nfindings:\n")
+        for f in found:
+            evidence = " ".join(map(str, f.evidence_frames))
+            sys.stdout.write(
+                f"  {f.code.value} (frame {f.frame}; evidence {evidence}; {f.rfc}): {f.detail}\n"
+            )
     return EXIT_OK
 
 
 def _batch(args: argparse.Namespace) -> int:
-    from .batch import analyze_many, find_captures
+    from .batch import analyze_many, analyze_series, find_captures
 
     if args.jobs is not None and args.jobs < 1:
         print("tcpflow-analyzer: error: --jobs must be at least 1", file=sys.stderr)
@@ -163,7 +213,10 @@ def _batch(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.update(done - bar.n)
 
-    result = analyze_many(paths, jobs=args.jobs, msl=args.msl, progress=progress)
+    if args.series:
+        result = analyze_series(paths, config=_config(args))
+    else:
+        result = analyze_many(paths, jobs=args.jobs, config=_config(args), progress=progress)
     if bar is not None:
         bar.close()
     written = result.write(args.out, args.format)
@@ -176,6 +229,10 @@ def _batch(args: argparse.Namespace) -> int:
     for row in caps[caps["status"] == "error"].itertuples():
         print(f"tcpflow-analyzer: error: {row.error}", file=sys.stderr)
     print("wrote " + ", ".join(str(p) for p in written))
+    if args.html:
+        from .html import batch_report
+
+        print(f"wrote {batch_report(result, args.html, args.msl)}")
     return EXIT_SOME_FAILED if result.failed else EXIT_OK
 
 
@@ -264,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"tcpflow-analyzer: error: {exc}", file=sys.stderr)
             return EXIT_UNREADABLE
     try:
-        result = analyze(args.capture, msl=args.msl)
+        result = analyze(args.capture, config=_config(args))
     except CaptureError as exc:
         print(f"tcpflow-analyzer: error: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
@@ -278,6 +335,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"tcpflow-analyzer: error: cannot write to {args.out}: {exc}", file=sys.stderr)
             return EXIT_UNREADABLE
         print("wrote " + ", ".join(str(p) for p in paths))
+    if args.html:
+        from .html import analysis_report
+
+        print(f"wrote {analysis_report(result, args.html)}")
     return EXIT_OK
 
 

@@ -17,10 +17,11 @@ import html
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-__all__ = ["Section", "write_report"]
+__all__ = ["Section", "analysis_report", "batch_report", "write_report"]
 
 _STYLE = """
 body { font-family: system-ui, -apple-system, Segoe UI, Roboto, sans-serif; margin: 2em auto;
@@ -114,3 +115,106 @@ def write_report(
         out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(title, meta, sections), encoding="utf-8")
     return out
+
+
+# Connection columns shown in the reports (the CSV has them all).
+_CONN_VIEW = [
+    "conn_id",
+    "client_ip",
+    "client_port",
+    "server_ip",
+    "server_port",
+    "incarnation",
+    "first_frame",
+    "last_frame",
+    "handshake",
+    "active_closer",
+    "close_type",
+    "client_state_at_end",
+    "server_state_at_end",
+    "conn_state",
+    "history",
+    "rst_causes",
+]
+
+
+def _view(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    return df[[c for c in columns if c in df.columns]]
+
+
+def _census_image(
+    connections: pd.DataFrame, transitions: pd.DataFrame, msl: float
+) -> list[tuple[str, bytes]]:
+    from .census import census, plot_png
+
+    if connections.empty:
+        return []
+    span = float(connections["end_ts"].max() - connections["start_ts"].min())
+    interval = max(span / 200, 0.001)
+    cen = census(connections, transitions, interval=interval, msl=msl)
+    return [("connections held per state over time, busiest hosts", plot_png(cen.states))]
+
+
+def analysis_report(result: Any, path: str | os.PathLike[str]) -> Path:
+    """The HTML report of one ``api.Analysis``."""
+    findings = result.findings
+    by_code = (
+        findings.groupby("code").size().sort_values(ascending=False).rename("count").reset_index()
+        if not findings.empty
+        else findings
+    )
+    return write_report(
+        path,
+        f"TCP teardown report: {result.source}",
+        f"{result.frames} frames, {result.segments} TCP segments, "
+        f"{len(result.connections)} connections, {len(findings)} findings; "
+        f"MSL {result.config.msl} s",
+        [
+            Section("Summary", pre=result.summary()),
+            Section("Findings by code", table=by_code),
+            Section("Findings", table=findings),
+            Section(
+                "States over time",
+                images=_census_image(result.connections, result.transitions, result.config.msl),
+            ),
+            Section("Connections", table=_view(result.connections, _CONN_VIEW)),
+        ],
+    )
+
+
+def batch_report(result: Any, path: str | os.PathLike[str], msl: float) -> Path:
+    """The HTML report of a ``batch.BatchResult``."""
+    caps = result.captures
+    findings = result.tables.get("findings", pd.DataFrame())
+    conns = result.connections
+    by_code = (
+        findings.groupby("code").size().sort_values(ascending=False).rename("count").reset_index()
+        if not findings.empty
+        else findings
+    )
+    closes = (
+        conns.groupby(["close_type", "active_closer"]).size().rename("connections").reset_index()
+        if not conns.empty
+        else conns
+    )
+    conns_key = conns.assign(conn_id=conns["capture"] + "#" + conns["conn_id"].astype(str))
+    trans = result.transitions
+    trans_key = trans.assign(conn_id=trans["capture"] + "#" + trans["conn_id"].astype(str))
+    return write_report(
+        path,
+        "TCP teardown report: batch",
+        f"{len(caps)} captures ({result.failed} failed), {len(conns)} connections, "
+        f"{len(findings)} findings",
+        [
+            Section("Captures", table=caps),
+            Section("How connections ended (close type, who closed first)", table=closes),
+            Section("Findings by code", table=by_code),
+            Section(
+                "States over time (all captures on one timeline)",
+                images=_census_image(
+                    conns_key.drop(columns=["capture"]), trans_key.drop(columns=["capture"]), msl
+                ),
+            ),
+            Section("Findings", table=findings),
+        ],
+    )

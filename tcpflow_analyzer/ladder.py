@@ -21,6 +21,7 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 
 from .segment import Flags, addr_text
+from .seq import seq_diff
 from .states import Event, State
 from .tracker import Connection
 
@@ -214,4 +215,5 @@ def _first_seq(conn: Connection, from_client: bool) -> int | None:
 
 
 def _rel(value: int, base: int | None) -> int:
-    return value if base is None else (value - base) % (1 << 32)
+    """Relative number; negative for numbers before the base (a stale segment)."""
+    return value if base is None else seq_diff(value, base)
