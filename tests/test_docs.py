@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from tcpflow_analyzer.report import ANOMALY_COLUMNS, CONNECTION_COLUMNS, TRANSITION_COLUMNS
+from tcpflow_analyzer.batch import CAPTURE_COLUMNS
+from tcpflow_analyzer.census import HOST_COLUMNS, PORT_COLUMNS
+from tcpflow_analyzer.findings import Code
+from tcpflow_analyzer.report import (
+    ANOMALY_COLUMNS,
+    CONNECTION_COLUMNS,
+    FINDING_COLUMNS,
+    TRANSITION_COLUMNS,
+    ZEEK_COLUMNS,
+)
 from tcpflow_analyzer.segment import SkipReason
 from tcpflow_analyzer.states import Anomaly, Event, State
 
@@ -15,7 +24,9 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 DOCUMENTED = set(re.findall(r"`([A-Za-z0-9_]+)`", README))
 
 VOCABULARY = sorted(
-    {*CONNECTION_COLUMNS, *TRANSITION_COLUMNS, *ANOMALY_COLUMNS}
+    {*CONNECTION_COLUMNS, *TRANSITION_COLUMNS, *ANOMALY_COLUMNS, *FINDING_COLUMNS}
+    | {*ZEEK_COLUMNS, *CAPTURE_COLUMNS, *HOST_COLUMNS, *PORT_COLUMNS}
+    | {c.value for c in Code}
     | {s.value for s in State}
     | {e.value for e in Event}
     | {a.value for a in Anomaly}
