@@ -16,6 +16,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -23,6 +24,11 @@ from .config import Config
 from .findings import Finding, detect
 from .replay import Source, replay
 from .report import (
+    ANOMALY_COLUMNS,
+    CONNECTION_COLUMNS,
+    FINDING_COLUMNS,
+    TRANSITION_COLUMNS,
+    ZEEK_COLUMNS,
     anomalies_frame,
     anomaly_rows,
     connections_frame,
@@ -37,7 +43,7 @@ from .report import (
     zeek_rows,
 )
 
-__all__ = ["Analysis", "analyze"]
+__all__ = ["TABLES", "Analysis", "Rows", "analyze", "analyze_rows"]
 
 
 @dataclass
@@ -94,6 +100,63 @@ def _skipped(by_reason: Mapping[str, int], bad_records: int) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+# The result tables: CSV name -> columns and dtypes (the public vocabulary).
+TABLES: dict[str, dict[str, str]] = {
+    "connections": CONNECTION_COLUMNS,
+    "transitions": TRANSITION_COLUMNS,
+    "anomalies": ANOMALY_COLUMNS,
+    "zeek_conn": ZEEK_COLUMNS,
+    "findings": FINDING_COLUMNS,
+}
+
+
+@dataclass
+class Rows:
+    """An analysis before it becomes DataFrames: rows per table, plus what was read.
+
+    Batch workers send these (cheap to pickle) and the parent builds one frame per
+    table for all captures.
+    """
+
+    source: str
+    tables: dict[str, list[dict[str, Any]]]
+    skipped: dict[str, int]
+    frames: int
+    segments: int
+    warnings: list[str]
+    truncated: bool
+    finding_records: list[Finding]
+
+
+def analyze_rows(source: Source | Sequence[str | os.PathLike[str]], config: Config) -> Rows:
+    """Read, replay and detect; the result as rows (``analyze`` makes them frames)."""
+    played = replay(source, config)
+    conns, stats = played.connections, played.stats
+    end_ns = played.capture_end_ns
+    rows, found = [], []
+    for conn in conns:
+        prev = played.previous(conn)
+        mine = detect(conn, prev, config, end_ns)
+        found.extend(mine)
+        rows.append(summarize(conn, prev=prev, findings=mine, capture_end_ns=end_ns))
+    return Rows(
+        source=played.name,
+        tables={
+            "connections": rows,
+            "transitions": transition_rows(conns),
+            "anomalies": anomaly_rows(conns),
+            "zeek_conn": zeek_rows(conns),
+            "findings": finding_rows(found),
+        },
+        skipped=_skipped(stats.skipped, stats.bad_records),
+        frames=stats.frames,
+        segments=played.segments,
+        warnings=list(stats.warnings),
+        truncated=stats.truncated,
+        finding_records=found,
+    )
+
+
 def analyze(
     source: Source | Sequence[str | os.PathLike[str]],
     *,
@@ -109,27 +172,20 @@ def analyze(
     warning.
     """
     cfg = config if config is not None else Config(msl=msl)
-    played = replay(source, cfg)
-    conns, stats, name, segments = played.connections, played.stats, played.name, played.segments
-    end_ns = played.capture_end_ns
-    rows, found = [], []
-    for conn in conns:
-        prev = played.previous(conn)
-        mine = detect(conn, prev, cfg, end_ns)
-        found.extend(mine)
-        rows.append(summarize(conn, prev=prev, findings=mine, capture_end_ns=end_ns))
+    r = analyze_rows(source, cfg)
+    t = r.tables
     return Analysis(
-        source=name,
-        connections=connections_frame(rows),
-        transitions=transitions_frame(transition_rows(conns)),
-        anomalies=anomalies_frame(anomaly_rows(conns)),
-        zeek=zeek_frame(zeek_rows(conns)),
-        skipped=_skipped(stats.skipped, stats.bad_records),
-        frames=stats.frames,
-        segments=segments,
-        warnings=list(stats.warnings),
-        truncated=stats.truncated,
+        source=r.source,
+        connections=connections_frame(t["connections"]),
+        transitions=transitions_frame(t["transitions"]),
+        anomalies=anomalies_frame(t["anomalies"]),
+        zeek=zeek_frame(t["zeek_conn"]),
+        skipped=r.skipped,
+        frames=r.frames,
+        segments=r.segments,
+        warnings=r.warnings,
+        truncated=r.truncated,
         config=cfg,
-        findings=findings_frame(finding_rows(found)),
-        finding_records=found,
+        findings=findings_frame(t["findings"]),
+        finding_records=r.finding_records,
     )

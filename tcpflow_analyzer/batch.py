@@ -17,6 +17,7 @@ from __future__ import annotations
 import glob
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -25,10 +26,10 @@ from typing import Any
 
 import pandas as pd
 
-from .api import analyze
+from .api import TABLES, analyze_rows
 from .config import Config
 from .reader import CaptureError
-from .report import ANOMALY_COLUMNS, CONNECTION_COLUMNS, TRANSITION_COLUMNS, ZEEK_COLUMNS
+from .report import typed_frame
 
 __all__ = ["CAPTURE_COLUMNS", "BatchResult", "analyze_many", "analyze_series", "find_captures"]
 
@@ -79,15 +80,6 @@ def find_captures(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return found
 
 
-# The tables every analysis has, for a batch in which no capture could be read.
-_EMPTY: dict[str, dict[str, str]] = {
-    "connections": CONNECTION_COLUMNS,
-    "transitions": TRANSITION_COLUMNS,
-    "anomalies": ANOMALY_COLUMNS,
-    "zeek_conn": ZEEK_COLUMNS,
-}
-
-
 @dataclass
 class BatchResult:
     """Stacked tables of many captures, plus one row per capture in ``captures``."""
@@ -124,7 +116,7 @@ class BatchResult:
 @dataclass
 class _Outcome:
     row: dict[str, Any]
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 def _joined(counts: dict[str, int]) -> str:
@@ -137,7 +129,7 @@ def _one(path: str | list[str], config: Config) -> _Outcome:
     row: dict[str, Any] = {name: None for name in CAPTURE_COLUMNS}
     row["capture"] = path if isinstance(path, str) else " + ".join(path)
     try:
-        result = analyze(path, config=config)
+        result = analyze_rows(path, config)
     except CaptureError as exc:
         row.update(status="error", error=str(exc))
     except Exception as exc:  # a bug must not stop the batch; say what it was
@@ -145,19 +137,13 @@ def _one(path: str | list[str], config: Config) -> _Outcome:
             status="error", error=f"{row['capture']}: internal error: {type(exc).__name__}: {exc}"
         )
     else:
-        tables = dict(result.frames_by_name())
-        findings = tables.get("findings")
-        by_code = (
-            {str(k): int(v) for k, v in findings["code"].value_counts().items()}
-            if findings is not None
-            else {}
-        )
+        by_code = dict(Counter(f.code.value for f in result.finding_records))
         row.update(
             status="warning" if result.warnings else "ok",
             error=None,
             frames=result.frames,
             segments=result.segments,
-            connections=len(result.connections),
+            connections=len(result.tables["connections"]),
             skipped=sum(result.skipped.values()),
             skipped_by_reason=_joined(result.skipped),
             findings=sum(by_code.values()),
@@ -165,7 +151,7 @@ def _one(path: str | list[str], config: Config) -> _Outcome:
             warnings=" | ".join(result.warnings),
         )
         row["seconds"] = time.perf_counter() - start
-        return _Outcome(row, tables)
+        return _Outcome(row, result.tables)
     row["seconds"] = time.perf_counter() - start
     return _Outcome(row)
 
@@ -216,23 +202,12 @@ def _stack(outcomes: Sequence[_Outcome]) -> BatchResult:
     captures = pd.DataFrame([o.row for o in outcomes], columns=list(CAPTURE_COLUMNS)).astype(
         CAPTURE_COLUMNS
     )
-    names: list[str] = list(_EMPTY)
-    for o in outcomes:
-        names.extend(n for n in o.tables if n not in names)
+    # Rows from every capture, each with its capture, then one typed frame per table.
     tables: dict[str, pd.DataFrame] = {}
-    for name in names:
-        parts = []
-        for o in outcomes:
-            df = o.tables.get(name)
-            if df is None:
-                continue
-            df = df.copy()
-            df.insert(0, "capture", pd.Series([o.row["capture"]] * len(df), dtype="string"))
-            parts.append(df)
-        if not parts:
-            columns = {"capture": "string", **_EMPTY[name]}
-            tables[name] = pd.DataFrame({c: [] for c in columns}).astype(columns)
-        else:
-            tables[name] = pd.concat(parts, ignore_index=True)
+    for name, columns in TABLES.items():
+        rows = [
+            {"capture": o.row["capture"], **r} for o in outcomes for r in o.tables.get(name, ())
+        ]
+        tables[name] = typed_frame(rows, {"capture": "string", **columns})
     failed = int((captures["status"] == "error").sum())
     return BatchResult(tables, captures, failed)

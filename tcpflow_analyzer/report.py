@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .config import Config
@@ -41,6 +42,7 @@ __all__ = [
     "summarize",
     "text_summary",
     "transitions_frame",
+    "typed_frame",
     "write_csv",
 ]
 
@@ -301,15 +303,22 @@ def summarize(
     }
 
 
-def _frame(rows: Sequence[Mapping[str, Any]], columns: Mapping[str, str]) -> pd.DataFrame:
-    data = {name: [row[name] for row in rows] for name in columns}
-    df = pd.DataFrame(data, columns=list(columns))
-    return df.astype(dict(columns))
+def _column(values: list[Any], dtype: str) -> Any:
+    """One typed column built straight from Python values (no object-then-astype pass)."""
+    if dtype == "float64":
+        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    return pd.array(values, dtype=dtype)  # type: ignore[call-overload]
+
+
+def typed_frame(rows: Sequence[Mapping[str, Any]], columns: Mapping[str, str]) -> pd.DataFrame:
+    """A DataFrame with exactly ``columns`` (name -> dtype) from row dicts; empty if no rows."""
+    data = {name: _column([row[name] for row in rows], dtype) for name, dtype in columns.items()}
+    return pd.DataFrame(data, columns=list(columns))
 
 
 def connections_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """DataFrame of connection rows (see CONNECTION_COLUMNS)."""
-    return _frame(rows, CONNECTION_COLUMNS)
+    return typed_frame(rows, CONNECTION_COLUMNS)
 
 
 def transition_rows(conns: Iterable[Connection]) -> list[dict[str, Any]]:
@@ -332,7 +341,7 @@ def transition_rows(conns: Iterable[Connection]) -> list[dict[str, Any]]:
 
 def transitions_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """DataFrame of transition rows (see TRANSITION_COLUMNS)."""
-    return _frame(rows, TRANSITION_COLUMNS)
+    return typed_frame(rows, TRANSITION_COLUMNS)
 
 
 def zeek_rows(conns: Iterable[Connection]) -> list[dict[str, Any]]:
@@ -371,7 +380,7 @@ def zeek_rows(conns: Iterable[Connection]) -> list[dict[str, Any]]:
 
 def zeek_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """DataFrame of the Zeek view (see ZEEK_COLUMNS)."""
-    return _frame(rows, ZEEK_COLUMNS)
+    return typed_frame(rows, ZEEK_COLUMNS)
 
 
 def finding_rows(findings: Iterable[Finding]) -> list[dict[str, Any]]:
@@ -393,7 +402,7 @@ def finding_rows(findings: Iterable[Finding]) -> list[dict[str, Any]]:
 
 def findings_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """DataFrame of finding rows (see FINDING_COLUMNS)."""
-    return _frame(rows, FINDING_COLUMNS)
+    return typed_frame(rows, FINDING_COLUMNS)
 
 
 def anomaly_rows(conns: Iterable[Connection]) -> list[dict[str, Any]]:
@@ -416,7 +425,7 @@ def anomaly_rows(conns: Iterable[Connection]) -> list[dict[str, Any]]:
 
 def anomalies_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """DataFrame of anomaly rows (see ANOMALY_COLUMNS)."""
-    return _frame(rows, ANOMALY_COLUMNS)
+    return typed_frame(rows, ANOMALY_COLUMNS)
 
 
 def write_csv(frames: Mapping[str, pd.DataFrame], directory: str | os.PathLike[str]) -> list[Path]:
