@@ -163,17 +163,23 @@ def analyze_many(
     msl: float = 30.0,
     config: Config | None = None,
     progress: Callable[[int, int], None] | None = None,
+    scheduler: str | None = None,
 ) -> BatchResult:
     """Analyze every capture in ``sources`` with ``jobs`` worker processes (default: all cores).
 
     ``progress(done, total)`` is called as captures finish. Tables come back in
-    the order of ``sources`` whatever order the workers finish in.
+    the order of ``sources`` whatever order the workers finish in. With
+    ``scheduler`` (a Dask scheduler address, ``pip install 'tcpflow-analyzer[dask]'``)
+    the captures are analyzed on that Dask cluster instead: each worker must be
+    able to read the paths.
     """
     paths = [os.fspath(p) for p in sources]
     cfg = config if config is not None else Config(msl=msl)
     jobs = max(1, jobs or os.cpu_count() or 1)
     outcomes: list[_Outcome | None] = [None] * len(paths)
-    if jobs == 1 or len(paths) <= 1:
+    if scheduler is not None:
+        _on_dask(scheduler, paths, cfg, outcomes, progress)
+    elif jobs == 1 or len(paths) <= 1:
         for i, path in enumerate(paths):
             outcomes[i] = _one(path, cfg)
             if progress:
@@ -188,6 +194,30 @@ def analyze_many(
                 if progress:
                     progress(done, len(paths))
     return _stack([o for o in outcomes if o is not None])
+
+
+def _on_dask(
+    scheduler: str,
+    paths: list[str],
+    cfg: Config,
+    outcomes: list[_Outcome | None],
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """Run ``_one`` for every path on a Dask cluster, filling ``outcomes`` in order."""
+    try:
+        from distributed import Client
+        from distributed import as_completed as dask_completed
+    except ImportError as exc:
+        raise RuntimeError(
+            "a Dask scheduler needs the dask extra: pip install 'tcpflow-analyzer[dask]'"
+        ) from exc
+    with Client(scheduler) as client:  # type: ignore[no-untyped-call]
+        futures = client.map(_one, paths, config=cfg, pure=False)
+        index = {f.key: i for i, f in enumerate(futures)}
+        for done, fut in enumerate(dask_completed(futures), 1):  # type: ignore[no-untyped-call]
+            outcomes[index[fut.key]] = fut.result()
+            if progress:
+                progress(done, len(paths))
 
 
 def analyze_series(

@@ -109,6 +109,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--format", choices=("csv", "parquet"), default="csv", help="table format")
     p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on this Dask cluster (pip install 'tcpflow-analyzer[dask]'); the workers "
+        "must be able to read the paths",
+    )
+    p.add_argument(
         "--series",
         action="store_true",
         help="the inputs are one capture rotated into several files (tcpdump -G/-C/-W): "
@@ -216,7 +222,17 @@ def _batch(args: argparse.Namespace) -> int:
     if args.series:
         result = analyze_series(paths, config=_config(args))
     else:
-        result = analyze_many(paths, jobs=args.jobs, config=_config(args), progress=progress)
+        try:
+            result = analyze_many(
+                paths,
+                jobs=args.jobs,
+                config=_config(args),
+                progress=progress,
+                scheduler=args.scheduler,
+            )
+        except (RuntimeError, OSError) as exc:
+            print(f"tcpflow-analyzer: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     if bar is not None:
         bar.close()
     written = result.write(args.out, args.format)
