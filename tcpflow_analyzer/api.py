@@ -43,7 +43,7 @@ from .report import (
     zeek_rows,
 )
 
-__all__ = ["TABLES", "Analysis", "Rows", "analyze", "analyze_rows"]
+__all__ = ["TABLES", "Analysis", "Rows", "analyze", "analyze_rows", "load_tables"]
 
 
 @dataclass
@@ -189,3 +189,20 @@ def analyze(
         findings=findings_frame(t["findings"]),
         finding_records=r.finding_records,
     )
+
+
+def load_tables(directory: str | os.PathLike[str]) -> dict[str, pd.DataFrame]:
+    """Read the CSV tables ``to_csv`` or ``batch`` wrote, with their documented dtypes.
+
+    Each of ``TABLES`` present in ``directory`` is read (a batch's ``capture``
+    column included); missing ones are left out.
+    """
+    out: dict[str, pd.DataFrame] = {}
+    for name, columns in TABLES.items():
+        path = Path(directory) / f"{name}.csv"
+        if not path.exists():
+            continue
+        header = pd.read_csv(path, nrows=0).columns
+        dtypes = {"capture": "string", **columns} if "capture" in header else dict(columns)
+        out[name] = pd.read_csv(path, dtype=dtypes, keep_default_na=False, na_values=[""])
+    return out

@@ -82,3 +82,15 @@ def test_all_captures_failing_still_gives_tables_with_columns(tmp_path: Path) ->
     assert result.failed == 1
     assert result.connections.empty
     assert list(result.connections.columns) == ["capture", *CONNECTION_COLUMNS]
+
+
+def test_batch_csvs_load_with_documented_dtypes(tmp_path: Path) -> None:
+    from tcpflow_analyzer.api import load_tables
+
+    paths = sorted(CAPTURES.glob("*.pcap*"))
+    result = analyze_many(paths, jobs=2)
+    result.write(tmp_path)
+    loaded = load_tables(tmp_path)
+    assert set(loaded) == set(result.tables)
+    for name, table in result.tables.items():
+        pd.testing.assert_frame_equal(loaded[name], table, obj=name)
