@@ -1,13 +1,33 @@
 """tcpflow-analyzer: who closed this TCP connection, and how.
 
 ``analyze(path)`` replays every TCP segment of a capture through the RFC 793
-state machine for both endpoints and returns pandas DataFrames.
+state machine for both endpoints and returns pandas DataFrames;
+``analyze_many(paths)`` does it for many captures in worker processes;
+``census(connections, transitions)`` counts the states each host holds over time.
 """
 
-from .api import Analysis, analyze
+from .api import Analysis, analyze, load_tables
+from .batch import BatchResult, analyze_many
+from .census import Census, census
 from .config import Config
+from .findings import Code, Finding
 from .reader import CaptureError
 from .states import Anomaly, Event, State
 
-__all__ = ["Analysis", "Anomaly", "CaptureError", "Config", "Event", "State", "analyze"]
+__all__ = [
+    "Analysis",
+    "Anomaly",
+    "BatchResult",
+    "CaptureError",
+    "Census",
+    "Code",
+    "Config",
+    "Event",
+    "Finding",
+    "State",
+    "analyze",
+    "analyze_many",
+    "census",
+    "load_tables",
+]
 __version__ = "0.1.0"

@@ -253,7 +253,8 @@ def _batch(args: argparse.Namespace) -> int:
 
 
 def _census(args: argparse.Namespace) -> int:
-    from . import census as census_mod
+    from .census import census as run_census
+    from .census import plot, plot_png
     from .report import connections_frame, summarize, transition_rows, transitions_frame
 
     sources = args.captures if len(args.captures) > 1 else args.captures[0]
@@ -262,7 +263,7 @@ def _census(args: argparse.Namespace) -> int:
         print(f"tcpflow-analyzer: warning: {warning}", file=sys.stderr)
     conns = connections_frame([summarize(c) for c in result.connections])
     trans = transitions_frame(transition_rows(result.connections))
-    cen = census_mod.census(
+    cen = run_census(
         conns,
         trans,
         interval=args.interval,
@@ -289,7 +290,7 @@ def _census(args: argparse.Namespace) -> int:
         cen.states.to_csv(out / "census.csv", index=False)
         cen.hosts.to_csv(out / "census_hosts.csv", index=False)
         cen.ports.to_csv(out / "census_ports.csv", index=False)
-        census_mod.plot(cen.states, str(out / "census.png"))
+        plot(cen.states, str(out / "census.png"))
         print(f"wrote {out}/census.csv, census_hosts.csv, census_ports.csv, census.png")
     if args.html:
         from .html import Section, write_report
@@ -306,7 +307,7 @@ def _census(args: argparse.Namespace) -> int:
                     images=[
                         (
                             "connections held per state, busiest hosts",
-                            census_mod.plot_png(cen.states),
+                            plot_png(cen.states),
                         )
                     ],
                 ),
