@@ -33,6 +33,17 @@ turns a path, ``"-"`` (standard input) or a binary file object into a stream of
    :func:`~tcpflow_analyzer.decode.decode_frame`. Skip reasons, link types,
    warnings and truncation are tallied in :attr:`CaptureReader.stats`, so that
    ``frames == segments yielded + sum(skipped) + bad_records``.
+4. **Order and duplicates.** Frames are analyzed in capture order, always.
+   A frame whose timestamp is earlier than the previous frame *of the same
+   interface* is counted in ``stats.out_of_order`` and summarized in one
+   warning (a writer merging several interfaces, as dumpcap does, interleaves
+   their frames in batches; that is not damage, so frames of different
+   interfaces are not compared). A frame byte-identical to one of the
+   previous :data:`DUPLICATE_WINDOW` frames and captured within
+   :data:`DUPLICATE_NS` of it is counted in ``stats.duplicates`` (the same
+   packet seen on two interfaces, or a capture stored twice); it is still
+   analyzed, and no warning is added: whether a copy is a duplicate or a fast
+   retransmission is for the analysis layers to say.
 
 Failure policy
 --------------
@@ -47,9 +58,21 @@ Failure policy
 * A record that is framed correctly but unusable is skipped with a warning and
   counted in ``stats.bad_records``: a caplen above the snap length plus
   :data:`SNAPLEN_SLACK` (writers that store 65535 still append link headers to
-  a 64 KiB datagram, hence the slack), or a pcapng packet naming an interface
-  its section never described. Per-record warnings are capped at
-  :data:`MAX_RECORD_WARNINGS` per kind, then summarized.
+  a 64 KiB datagram, hence the slack), a pcapng packet naming an interface
+  its section never described, or a timestamp outside the signed 64-bit
+  nanosecond range (pcapng's 64-bit tick counts and offsets can overflow it).
+  Per-record warnings are capped at :data:`MAX_RECORD_WARNINGS` per kind,
+  then summarized.
+* A link type the decoder does not know is one warning per interface that
+  carries frames (the pcap file header, or a pcapng Interface Description
+  Block), naming the link type and the count; the frames are counted as
+  skipped ``unsupported_linktype``. Interfaces described but never used (a
+  pcapng file may list every interface of the host) are not worth a warning.
+* Memory is bounded whatever the input: a record is only held once its
+  length passed the checks above (at most :data:`MAX_CAPLEN` plus a block
+  header), blocks that are not packets are skipped without being held
+  (pcapng interface options only up to 1 MiB), and gzip input is inflated
+  64 KiB of compressed data at a time.
 """
 
 from __future__ import annotations
@@ -58,7 +81,7 @@ import os
 import struct
 import sys
 import zlib
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -70,6 +93,8 @@ from .decode import decode_frame
 from .segment import Segment, SkipReason
 
 __all__ = [
+    "DUPLICATE_NS",
+    "DUPLICATE_WINDOW",
     "MAX_CAPLEN",
     "MAX_RECORD_WARNINGS",
     "SNAPLEN_SLACK",
@@ -84,11 +109,17 @@ SNAPLEN_SLACK: Final = 256
 """Bytes a record may exceed its declared snap length by before it is skipped."""
 MAX_RECORD_WARNINGS: Final = 10
 """Per-record warnings of one kind kept verbatim; the rest are counted."""
+DUPLICATE_WINDOW: Final = 8
+"""How many previous frames a frame is compared with to find duplicates."""
+DUPLICATE_NS: Final = 1_000_000
+"""Largest time difference (1 ms) between a frame and its duplicate."""
 
 _CHUNK = 1 << 20  # bytes read from an uncompressed source at a time
 _GZ_CHUNK = 1 << 16  # compressed bytes inflated at a time (bounds a gzip bomb's step)
 _MAX_META_BLOCK = 1 << 20  # largest pcapng SHB/IDB whose options are read
 _NS = 1_000_000_000
+_TS_MIN = -(2**63) + 1  # datetime64[ns] range; -2**63 itself is NaT
+_TS_MAX = 2**63 - 1
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _PCAP_USEC = dpkt.pcap.TCPDUMP_MAGIC  # a1b2c3d4
@@ -104,8 +135,10 @@ _BOM_LE = struct.pack("<I", dpkt.pcapng.BYTE_ORDER_MAGIC)
 _OPT_TSRESOL = dpkt.pcapng.PCAPNG_OPT_IF_TSRESOL
 _OPT_TSOFFSET = dpkt.pcapng.PCAPNG_OPT_IF_TSOFFSET
 
-# (frame number, link type, timestamp ns, captured bytes)
-_Record: TypeAlias = tuple[int, int, int, bytes]
+# (frame number, link type, timestamp ns, captured bytes, interface). The
+# interface is numbered across sections; a frame without a timestamp of its own
+# (pcapng simple packet block) carries its bitwise complement, ~n < 0.
+_Record: TypeAlias = tuple[int, int, int, bytes, int]
 
 
 class CaptureError(Exception):
@@ -122,6 +155,8 @@ class ReadStats:
     linktypes: Counter[int] = field(default_factory=Counter)  # link type -> frames
     truncated: bool = False  # reading stopped early at damage (see warnings)
     bad_records: int = 0  # records framed correctly but unusable (see warnings)
+    out_of_order: int = 0  # frames timed before the previous frame of their interface
+    duplicates: int = 0  # frames byte-identical to a recent frame within 1 ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +204,7 @@ class _Stream:
         "_name",
         "_produced",
         "_raw",
+        "_raw_read",
         "base",
         "buf",
         "cut_short",
@@ -183,6 +219,7 @@ class _Stream:
         self._inflate: zlib._Decompress | None = None
         self._done = False  # no more input will be read
         self._produced = 0  # decompressed bytes handed out so far
+        self._raw_read = 0  # bytes read from the source (compressed, if gzip)
         self.buf = b""
         self.pos = 0
         self.base = 0
@@ -213,9 +250,12 @@ class _Stream:
         if self._done:
             return b""
         try:
-            return self._raw.read(size) or b""
+            data = self._raw.read(size) or b""
         except OSError as exc:
-            raise CaptureError(f"{self._name}: read error: {exc}") from exc
+            where = f"byte {self._raw_read} of the file"
+            raise CaptureError(f"{self._name}: read error at {where}: {exc}") from exc
+        self._raw_read += len(data)
+        return data
 
     def _gunzip(self, data: bytes) -> bytes:
         """Inflate ``data``, crossing gzip member boundaries (RFC 1952 2.2)."""
@@ -343,6 +383,12 @@ class CaptureReader:
             raise
         self._records: Iterator[_Record] | None = None
         self._record_warnings: Counter[str] = Counter()
+        self._last_ts: dict[int, int] = {}  # interface -> timestamp of its last frame
+        self._recent: deque[bytes] = deque(maxlen=DUPLICATE_WINDOW)
+        self._recent_ts: deque[int] = deque(maxlen=DUPLICATE_WINDOW)
+        self._first_out_of_order = 0
+        self._unsupported: Counter[tuple[int, int]] = Counter()  # (interface, link type)
+        self._iface_where: dict[int, str] = {0: "the file header"}  # interface -> description
 
     @property
     def compressed(self) -> bool:
@@ -370,11 +416,32 @@ class CaptureReader:
         stats = self.stats
         skipped = stats.skipped
         linktypes = stats.linktypes
-        for frame, linktype, ts_ns, data in self._iter_records():
+        last_ts = self._last_ts
+        recent = self._recent
+        recent_ts = self._recent_ts
+        unsupported = self._unsupported
+        for frame, linktype, ts_ns, data, iface in self._iter_records():
             linktypes[linktype] += 1
+            if iface >= 0:
+                prev = last_ts.get(iface)
+                if prev is not None and ts_ns < prev:
+                    if not stats.out_of_order:
+                        self._first_out_of_order = frame
+                    stats.out_of_order += 1
+                last_ts[iface] = ts_ns
+            # ``in`` compares in C; the time window is only checked on a match.
+            if data in recent and any(
+                d == data and abs(ts_ns - t) <= DUPLICATE_NS
+                for d, t in zip(recent, recent_ts, strict=True)
+            ):
+                stats.duplicates += 1
+            recent.append(data)
+            recent_ts.append(ts_ns)
             result = decode_frame(linktype, data, frame, ts_ns)
             if isinstance(result, SkipReason):
                 skipped[result.value] += 1
+                if result is SkipReason.UNSUPPORTED_LINKTYPE:
+                    unsupported[iface if iface >= 0 else ~iface, linktype] += 1
             else:
                 yield result
 
@@ -391,7 +458,7 @@ class CaptureReader:
         head = s.buf[:24]
         gz = " after gzip decompression" if s.gzipped else ""
         if not head:
-            raise self._error(f"empty file{gz}")
+            raise self._error(f"empty file{gz}", 0)
         magic4 = head[:4]
         if magic4 == struct.pack("<I", _SHB):
             if len(head) < 12:
@@ -443,6 +510,17 @@ class CaptureReader:
             for kind, count in self._record_warnings.items():
                 if count > MAX_RECORD_WARNINGS:
                     self._warn(f"{count - MAX_RECORD_WARNINGS} more {kind} warnings not shown")
+            for (iface, linktype), count in sorted(self._unsupported.items()):
+                self._warn(
+                    f"link type {linktype} of {self._iface_where.get(iface, '?')} is not "
+                    f"supported: {count} frame(s) skipped as unsupported_linktype"
+                )
+            if stats.out_of_order:
+                self._warn(
+                    f"{stats.out_of_order} frame(s) timed earlier than the frame before them "
+                    f"on the same interface (first: frame {self._first_out_of_order}); "
+                    "analyzed in capture order"
+                )
 
     def _warn(self, text: str) -> None:
         self.stats.warnings.append(f"{self.name}: {text}")
@@ -502,7 +580,7 @@ class CaptureReader:
                     f"the snap length {snaplen}; skipped",
                 )
                 continue
-            yield frame, linktype, sec * _NS + frac * frac_ns, data
+            yield frame, linktype, sec * _NS + frac * frac_ns, data, 0
 
     def _pcapng(self) -> Iterator[_Record]:
         s = self._stream
@@ -510,6 +588,7 @@ class CaptureReader:
         endian = "<"
         u32 = struct.Struct("<I").unpack_from
         interfaces: list[_Interface] = []
+        first_iface = 0  # number of the section's interface 0 across the whole file
         frame = 0
         last_ts = 0
         warned_spb = False
@@ -533,6 +612,7 @@ class CaptureReader:
                 major, minor = struct.unpack_from(endian + "HH", s.buf, s.pos + 12)
                 if major != 1:
                     raise _Damaged(f"unsupported pcapng version {major}.{minor}", start + 12)
+                first_iface += len(interfaces)
                 interfaces = []  # interface IDs are per section
             blen = u32(s.buf, s.pos + 4)[0]
             if blen < (28 if btype == _SHB else 12) or blen % 4:
@@ -605,11 +685,22 @@ class CaptureReader:
                                 f"simple packet blocks carry no timestamp (first: frame "
                                 f"{frame} at offset {start}); using the previous frame's"
                             )
-                        ts_ns = last_ts
+                        record = (frame, iface.linktype, last_ts, data, ~first_iface)
                     else:
-                        ts_ns = last_ts = iface.ts_ns(ticks)
-                    record = (frame, iface.linktype, ts_ns, data)
+                        ts_ns = iface.ts_ns(ticks)
+                        if _TS_MIN <= ts_ns <= _TS_MAX:
+                            last_ts = ts_ns
+                            record = (frame, iface.linktype, ts_ns, data, first_iface + iface_id)
+                        else:
+                            bad = (
+                                "timestamp out of range",
+                                f"frame {frame} at offset {start} has a timestamp {ts_ns} ns "
+                                "from the epoch, beyond the 64-bit range; skipped",
+                            )
             elif btype == _IDB:
+                self._iface_where[first_iface + len(interfaces)] = (
+                    f"interface {len(interfaces)} (described at offset {start})"
+                )
                 interfaces.append(self._read_idb(endian, start, blen))
             # Every other block (SHB options, NRB, ISB, DSB, custom) is skipped unread.
             if not s.skip(start + blen - 4 - s.offset) or not s.fill(4):

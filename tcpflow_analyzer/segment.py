@@ -11,6 +11,16 @@ Addresses are kept packed (4 or 16 bytes) so that flow keys hash fast; the
 report layer turns them into text. ``payload_len`` is the TCP payload length
 derived from the IP header's length fields, not from the captured bytes, so
 that frames cut by the snap length still account for every sequence number.
+``ts_ns`` always fits a signed 64-bit integer (the reader skips frames whose
+timestamp does not), so it converts to ``datetime64[ns]`` without overflow.
+
+``checksum_ok`` says whether the IPv4 header checksum (RFC 791 3.1) and the
+TCP checksum over the pseudo-header (RFC 9293 3.1, RFC 8200 8.1) were right;
+``None`` when they could not be checked (frame cut by the snap length, a
+length field that had to be guessed, or a source route that changes the
+pseudo-header's destination). A wrong checksum does not drop the segment:
+captures taken on the sending host with checksum offload show checksums the
+network card had not filled in yet.
 """
 
 from __future__ import annotations
@@ -81,6 +91,7 @@ class Segment:
     ip_len: int  # IP datagram length on the wire (header + payload), for Zeek's *_ip_bytes
     options: TcpOptions | None = None  # None when the segment carries no options
     caplen_short: bool = False  # True when the snap length cut the payload
+    checksum_ok: bool | None = None  # IPv4 header + TCP checksums; None: not verifiable
 
     @property
     def seg_len(self) -> int:

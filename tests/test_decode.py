@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_LSRR, IPOption_RR
 from scapy.layers.inet6 import (
     ICMPv6EchoRequest,
     IPv6,
@@ -461,6 +461,111 @@ def test_ipv6_no_next_header_is_not_tcp() -> None:
     assert decode(RAW, v6(nh=59)) is SkipReason.NOT_TCP
 
 
+# --- checksums --------------------------------------------------------------
+
+
+def _flip(frame: bytes, at: int, mask: int = 0x01) -> bytes:
+    out = bytearray(frame)
+    out[at] ^= mask
+    return bytes(out)
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 3, 1447])
+@pytest.mark.parametrize("ip", [v4, v6], ids=["ipv4", "ipv6"])
+def test_checksum_ok_for_scapy_packets_of_any_parity(ip: Any, size: int) -> None:
+    assert seg(ETHERNET, eth() / ip() / tcp() / Raw(b"\xff" * size)).checksum_ok is True
+
+
+def test_checksum_ok_with_ipv4_options_and_ipv6_extension_headers() -> None:
+    assert seg(RAW, v4(options=[IPOption_RR()]) / tcp() / Raw(b"o" * 5)).checksum_ok is True
+    exts = IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / IPv6ExtHdrFragment(offset=0, m=0)
+    assert seg(RAW, v6() / exts / tcp() / Raw(b"e" * 9)).checksum_ok is True
+
+
+@pytest.mark.parametrize("ip", [v4, v6], ids=["ipv4", "ipv6"])
+def test_flipped_payload_byte_is_bad_checksum_and_still_decodes(ip: Any) -> None:
+    frame = bytes(eth() / ip() / tcp() / Raw(b"payload!"))
+    s = seg(ETHERNET, _flip(frame, len(frame) - 3))
+    assert s.checksum_ok is False
+    assert s.payload_len == 8
+
+
+def test_bad_ipv4_header_checksum_is_bad_checksum() -> None:
+    frame = bytes(eth() / v4() / tcp())
+    assert seg(ETHERNET, _flip(frame, 14 + 8)).checksum_ok is False  # TTL
+
+
+def test_offloaded_tcp_checksum_is_bad_not_dropped() -> None:
+    # Sender-side capture with checksum offload: the field holds only the
+    # pseudo-header sum (or zero); the segment is analyzed all the same.
+    frame = bytearray(bytes(eth() / v4() / tcp(flags="S")))
+    frame[14 + 20 + 16 : 14 + 20 + 18] = b"\x00\x00"
+    s = seg(ETHERNET, bytes(frame))
+    assert s.checksum_ok is False
+    assert s.flags == Flags.SYN
+
+
+def test_checksum_not_verifiable_when_payload_cut_by_snaplen() -> None:
+    frame = bytes(eth() / v4() / tcp() / Raw(b"x" * 100))
+    s = seg(ETHERNET, frame[:-10])
+    assert s.caplen_short and s.checksum_ok is None
+
+
+def test_cut_frame_with_bad_ipv4_header_is_still_bad_checksum() -> None:
+    frame = _flip(bytes(eth() / v4() / tcp() / Raw(b"x" * 100)), 14 + 8)
+    assert seg(ETHERNET, frame[:-10]).checksum_ok is False
+
+
+def test_checksum_not_verifiable_when_length_field_guessed() -> None:
+    v4frame = bytearray(bytes(v4() / tcp() / Raw(b"d" * 70)))
+    v4frame[2:4] = b"\x00\x00"  # TSO: total length 0 (header checksum recomputed below)
+    v4frame[10:12] = b"\x00\x00"
+    v4frame[10:12] = struct.pack("!H", _ones_complement(bytes(v4frame[:20])))
+    assert seg(RAW, bytes(v4frame)).checksum_ok is None
+    v6frame = bytearray(bytes(v6() / tcp() / Raw(b"d" * 70)))
+    v6frame[4:6] = b"\x00\x00"
+    assert seg(RAW, bytes(v6frame)).checksum_ok is None
+
+
+def test_checksum_not_verifiable_with_a_pending_source_route() -> None:
+    # The pseudo-header then holds the final destination (RFC 8200 8.1, RFC 9293 3.1).
+    routed = IPv6ExtHdrRouting(addresses=["2001:db8::9"], segleft=1)
+    assert seg(RAW, v6() / routed / tcp()).checksum_ok is None
+    done = IPv6ExtHdrRouting(addresses=["2001:db8::9"], segleft=0)
+    assert seg(RAW, v6() / done / tcp()).checksum_ok is True
+    lsrr = IPOption_LSRR(routers=["192.0.2.9"])
+    assert seg(RAW, v4(options=[lsrr]) / tcp()).checksum_ok is None
+
+
+def _ones_complement(data: bytes) -> int:
+    """RFC 1071 the slow way: an independent reference to fill in a checksum."""
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data[: len(data) & ~1]))
+    if len(data) & 1:
+        total += data[-1] << 8
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    ipv6=st.booleans(),
+    payload=st.binary(max_size=300),
+    at=st.integers(0, 10_000),
+    mask=st.integers(1, 255),
+)
+def test_any_single_byte_change_in_the_segment_is_caught(
+    ipv6: bool, payload: bytes, at: int, mask: int
+) -> None:
+    frame = bytes((v6() if ipv6 else v4()) / tcp() / Raw(payload))
+    ihl = 40 if ipv6 else 20
+    # Any byte of the segment but the data offset (which changes what is a header).
+    pos = ihl + at % (len(frame) - ihl - 1)
+    pos += pos >= ihl + 12
+    s = seg(RAW, _flip(frame, pos, mask))
+    assert s.checksum_ok is False
+
+
 # --- TCP layer --------------------------------------------------------------
 
 
@@ -609,6 +714,7 @@ def test_roundtrip_against_scapy(
     assert_matches_scapy(s, pkt)
     assert s.vlan == tuple(vlans)
     assert s.payload_len == len(payload)
+    assert s.checksum_ok is True
     expected = (
         TcpOptions(
             mss=mss,

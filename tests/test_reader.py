@@ -480,7 +480,7 @@ def test_empty_file_raises_capture_error(tmp_path: Path) -> None:
     path = write(tmp_path, b"")
     with pytest.raises(CaptureError) as err:
         CaptureReader(path)
-    assert str(err.value) == f"{path}: empty file"
+    assert str(err.value) == f"{path}: empty file at offset 0"
 
 
 def test_not_a_capture_names_first_bytes_and_offset(tmp_path: Path) -> None:
