@@ -80,6 +80,8 @@ CONNECTION_COLUMNS: dict[str, str] = {
     "server_fins": "Int64",
     "client_rsts": "Int64",
     "server_rsts": "Int64",
+    "client_bad_checksums": "Int64",
+    "server_bad_checksums": "Int64",
     "client_state_at_end": "string",
     "server_state_at_end": "string",
     "conn_state": "string",
@@ -277,6 +279,8 @@ def summarize(
         "server_fins": s.fins,
         "client_rsts": c.rsts,
         "server_rsts": s.rsts,
+        "client_bad_checksums": c.bad_checksums,
+        "server_bad_checksums": s.bad_checksums,
         "client_state_at_end": c.state.value,
         "server_state_at_end": s.state.value,
         "conn_state": zeek.conn_state(),
@@ -469,6 +473,9 @@ def _worth_a_look(row: Mapping[str, Any]) -> list[str]:
         why.append(f"half-close ({row['half_close_bytes']} bytes after FIN)")
     if row["incarnation"] > 1:
         why.append(f"4-tuple reused (incarnation {row['incarnation']})")
+    bad = (row.get("client_bad_checksums") or 0) + (row.get("server_bad_checksums") or 0)
+    if bad:
+        why.append(f"{bad} bad checksum(s) (offloaded on the capturing host?)")
     if row["anomalies"]:
         why.append(f"anomalies: {row['anomalies']}")
     return why

@@ -163,6 +163,7 @@ class Endpoint:
     pkts: int = 0
     payload_bytes: int = 0
     ip_bytes: int = 0
+    bad_checksums: int = 0  # segments whose IPv4 or TCP checksum did not verify
     state_since_ns: int = 0
 
 
@@ -371,6 +372,8 @@ class Tracker:
         s.pkts += 1
         s.payload_bytes += seg.payload_len
         s.ip_bytes += seg.ip_len
+        if seg.checksum_ok is False:
+            s.bad_checksums += 1
         self._zeek(conn, seg)
 
         syn, fin, rst, ack = (

@@ -84,3 +84,17 @@ def test_to_csv_round_trips(tmp_path: Path) -> None:
     back = pd.read_csv(tmp_path / "out" / "transitions.csv")
     assert back["to_state"].tolist() == result.transitions["to_state"].tolist()
     assert back["ts"].tolist() == result.transitions["ts"].tolist()
+
+
+def test_bad_checksums_are_counted_per_side_and_still_analyzed(tmp_path: Path) -> None:
+    conv = Conversation().handshake()
+    conv.c("PA", b"hello")
+    conv.packets[-1]["TCP"].chksum = 0x1234  # as a sender's capture with offload shows it
+    conv.s("A")
+    conv.client_close()
+    result = tcpflow_analyzer.analyze(conv.write(tmp_path / "bad.pcap"))
+    row = result.connections.iloc[0]
+    assert (row.client_bad_checksums, row.server_bad_checksums) == (1, 0)
+    assert row.client_bytes == 5  # the segment was analyzed all the same
+    assert row.close_type == "fin"
+    assert "1 bad checksum(s)" in result.summary()
