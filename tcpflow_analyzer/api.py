@@ -42,6 +42,7 @@ from .report import (
     zeek_frame,
     zeek_rows,
 )
+from .tracker import Connection
 
 __all__ = ["TABLES", "Analysis", "Rows", "analyze", "analyze_rows", "load_tables"]
 
@@ -64,6 +65,9 @@ class Analysis:
     # One row per finding (report.FINDING_COLUMNS), and the Finding records behind it.
     findings: pd.DataFrame = field(default_factory=lambda: findings_frame([]))
     finding_records: list[Finding] = field(default_factory=list)
+    # Half-open connections dropped without a row under memory pressure, by
+    # "client_state/server_state" (Config.max_connections).
+    expired: dict[str, int] = field(default_factory=dict)
 
     def to_csv(self, directory: str | os.PathLike[str]) -> list[Path]:
         """Write connections, transitions, anomalies, zeek_conn and findings CSVs."""
@@ -126,34 +130,55 @@ class Rows:
     warnings: list[str]
     truncated: bool
     finding_records: list[Finding]
+    expired: dict[str, int]
+
+
+def _conn_id(row: dict[str, Any]) -> int:
+    return int(row["conn_id"])
 
 
 def analyze_rows(source: Source | Sequence[str | os.PathLike[str]], config: Config) -> Rows:
     """Read, replay and detect; the result as rows (``analyze`` makes them frames)."""
-    played = replay(source, config)
-    conns, stats = played.connections, played.stats
-    end_ns = played.capture_end_ns
-    rows, found = [], []
-    for conn in conns:
-        prev = played.previous(conn)
-        mine = detect(conn, prev, config, end_ns)
+    tables: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
+    found: list[Finding] = []
+
+    def retire(conn: Connection) -> None:
+        # Called as each connection finishes; its trace is freed afterwards.
+        end_ns = conn.retired_ns if conn.retired_ns is not None else conn.end_ns
+        mine = detect(conn, conn.prev, config, end_ns)
         found.extend(mine)
-        rows.append(summarize(conn, prev=prev, findings=mine, capture_end_ns=end_ns))
+        tables["connections"].append(
+            summarize(conn, prev=conn.prev, findings=mine, capture_end_ns=end_ns)
+        )
+        tables["transitions"].extend(transition_rows([conn]))
+        tables["anomalies"].extend(anomaly_rows([conn]))
+        tables["zeek_conn"].extend(zeek_rows([conn]))
+        tables["findings"].extend(finding_rows(mine))
+
+    played = replay(source, config, on_retire=retire)
+    stats = played.stats
+    # Connections retire in the order they finish; report them in order of first frame.
+    for rows in tables.values():
+        rows.sort(key=_conn_id)
+    found.sort(key=lambda f: f.conn_id)
+    warnings = list(stats.warnings)
+    if played.expired:
+        n = sum(played.expired.values())
+        warnings.append(
+            f"{played.name}: {n} half-open connection(s) (no completed handshake, no data) "
+            f"were dropped without a row to keep memory bounded (more than "
+            f"{config.max_connections} connections held at once: a SYN flood or a scan?)"
+        )
     return Rows(
         source=played.name,
-        tables={
-            "connections": rows,
-            "transitions": transition_rows(conns),
-            "anomalies": anomaly_rows(conns),
-            "zeek_conn": zeek_rows(conns),
-            "findings": finding_rows(found),
-        },
+        tables=tables,
         skipped=_skipped(stats.skipped, stats.bad_records),
         frames=stats.frames,
         segments=played.segments,
-        warnings=list(stats.warnings),
+        warnings=warnings,
         truncated=stats.truncated,
         finding_records=found,
+        expired=played.expired,
     )
 
 
@@ -188,6 +213,7 @@ def analyze(
         config=cfg,
         findings=findings_frame(t["findings"]),
         finding_records=r.finding_records,
+        expired=r.expired,
     )
 
 

@@ -72,7 +72,7 @@ Failure policy
   length passed the checks above (at most :data:`MAX_CAPLEN` plus a block
   header), blocks that are not packets are skipped without being held
   (pcapng interface options only up to 1 MiB), and gzip input is inflated
-  64 KiB of compressed data at a time.
+  at most 1 MiB at a time, however well it compresses (a "gzip bomb").
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ DUPLICATE_NS: Final = 1_000_000
 """Largest time difference (1 ms) between a frame and its duplicate."""
 
 _CHUNK = 1 << 20  # bytes read from an uncompressed source at a time
-_GZ_CHUNK = 1 << 16  # compressed bytes inflated at a time (bounds a gzip bomb's step)
+_GZ_CHUNK = 1 << 16  # compressed bytes read at a time
 _MAX_META_BLOCK = 1 << 20  # largest pcapng SHB/IDB whose options are read
 _NS = 1_000_000_000
 _TS_MIN = -(2**63) + 1  # datetime64[ns] range; -2**63 itself is NaT
@@ -202,6 +202,7 @@ class _Stream:
         "_done",
         "_inflate",
         "_name",
+        "_pending",
         "_produced",
         "_raw",
         "_raw_read",
@@ -217,6 +218,7 @@ class _Stream:
         self._raw = raw
         self._name = name
         self._inflate: zlib._Decompress | None = None
+        self._pending = b""  # compressed bytes read but not yet inflated
         self._done = False  # no more input will be read
         self._produced = 0  # decompressed bytes handed out so far
         self._raw_read = 0  # bytes read from the source (compressed, if gzip)
@@ -234,7 +236,8 @@ class _Stream:
             head += more
         if head.startswith(_GZIP_MAGIC):
             self.gzipped = True
-            self.buf = self._gunzip(head)
+            self._pending = head
+            self.buf = self._inflate_some()
         else:
             self.buf = head
 
@@ -257,25 +260,51 @@ class _Stream:
         self._raw_read += len(data)
         return data
 
-    def _gunzip(self, data: bytes) -> bytes:
-        """Inflate ``data``, crossing gzip member boundaries (RFC 1952 2.2)."""
+    def _inflate_some(self) -> bytes:
+        """Up to ``_CHUNK`` bytes of inflated data; b"" at the end.
+
+        Members follow each other (RFC 1952 2.2). Output is capped per call, so
+        a gzip bomb costs time, never more than a chunk of memory.
+        """
         out: list[bytes] = []
+        room = _CHUNK
         try:
-            while data:
+            while room > 0:
+                if len(self._pending) < 2 and not self._done:
+                    # Two bytes show whether another member starts.
+                    more = self._read_raw(_GZ_CHUNK)
+                    if more:
+                        self._pending += more
+                        continue
+                    self._done = True
+                if not self._pending:
+                    if self._inflate is not None:  # the input ended inside a member
+                        out.append(self._inflate.flush())
+                        self._inflate = None
+                        self.cut_short = True
+                        self.warnings.append(
+                            f"{self._name}: gzip stream ends early (compressed file "
+                            f"truncated) after {self._produced + sum(map(len, out))} bytes "
+                            "of capture data"
+                        )
+                    break
                 if self._inflate is None:
-                    if not data.startswith(_GZIP_MAGIC):
+                    if not self._pending.startswith(_GZIP_MAGIC):
                         self.warnings.append(
                             f"{self._name}: trailing bytes after the gzip stream ignored"
                         )
+                        self._pending = b""
                         self._done = True
                         break
                     self._inflate = zlib.decompressobj(wbits=31)
-                out.append(self._inflate.decompress(data))
+                chunk = self._inflate.decompress(self._pending, room)
                 if self._inflate.eof:
-                    data = self._inflate.unused_data
+                    self._pending = self._inflate.unused_data
                     self._inflate = None
                 else:
-                    data = b""
+                    self._pending = self._inflate.unconsumed_tail
+                out.append(chunk)
+                room -= len(chunk)
         except zlib.error as exc:
             offset = self._produced + sum(map(len, out))
             raise _Damaged(f"corrupt gzip data ({exc})", offset) from exc
@@ -285,27 +314,9 @@ class _Stream:
 
     def _more(self) -> bytes:
         """Next piece of capture data; b"" at the end."""
-        if not self.gzipped:
-            return self._read_raw(_CHUNK)
-        while not self._done:
-            data = self._read_raw(_GZ_CHUNK)
-            if not data:
-                self._done = True
-                if self._inflate is not None:  # inside a member: the .gz was cut
-                    tail = self._inflate.flush()
-                    self._inflate = None
-                    self._produced += len(tail)
-                    self.cut_short = True
-                    self.warnings.append(
-                        f"{self._name}: gzip stream ends early (compressed file truncated) "
-                        f"after {self._produced} bytes of capture data"
-                    )
-                    return tail
-                return b""
-            out = self._gunzip(data)
-            if out:
-                return out
-        return b""
+        if self.gzipped:
+            return self._inflate_some()
+        return self._read_raw(_CHUNK)
 
     def fill(self, n: int) -> bool:
         """Make ``n`` unread bytes available in ``buf``; False if the data ends first."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -37,12 +37,15 @@ class Replay:
     segments: int
     capture_end_ns: int
     config: Config
+    expired: dict[str, int]  # half-open connections dropped under memory pressure
 
     def previous(self, conn: Connection) -> Connection | None:
-        """The previous incarnation of ``conn``'s 4-tuple, if any."""
-        if conn.prev_conn_id is None:
-            return None
-        return self.connections[conn.prev_conn_id - 1]
+        """The previous incarnation of ``conn``'s 4-tuple, if it was still held.
+
+        A previous incarnation already retired (its record closed long before)
+        is known only by number (``prev_conn_id``), as when streaming.
+        """
+        return conn.prev
 
 
 def _series(paths: Sequence[str | os.PathLike[str]], stats: ReadStats) -> Iterator[Segment]:
@@ -72,9 +75,17 @@ def _series(paths: Sequence[str | os.PathLike[str]], stats: ReadStats) -> Iterat
             reader.close()
 
 
-def replay(source: Source | Sequence[str | os.PathLike[str]], config: Config) -> Replay:
-    """Read ``source`` (one capture, or a list of files forming one series) and replay it."""
-    tracker = Tracker(config)
+def replay(
+    source: Source | Sequence[str | os.PathLike[str]],
+    config: Config,
+    on_retire: Callable[[Connection], None] | None = None,
+) -> Replay:
+    """Read ``source`` (one capture, or a list of files forming one series) and replay it.
+
+    With ``on_retire``, connections are handed to it as they finish and not
+    kept (``Replay.connections`` is then empty); see ``tracker.Tracker``.
+    """
+    tracker = Tracker(config, on_retire)
     segments = 0
     if isinstance(source, (list, tuple)):
         stats = ReadStats()
@@ -89,4 +100,6 @@ def replay(source: Source | Sequence[str | os.PathLike[str]], config: Config) ->
                 tracker.add(seg)
             stats, name = reader.stats, reader.name
     conns = tracker.finish()
-    return Replay(name, conns, stats, segments, tracker.capture_end_ns, config)
+    return Replay(
+        name, conns, stats, segments, tracker.capture_end_ns, config, dict(tracker.expired)
+    )

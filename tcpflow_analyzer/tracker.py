@@ -37,7 +37,8 @@ endpoint's state is recorded as an anomaly (``states.Anomaly``) and ignored.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from .config import Config
@@ -187,6 +188,10 @@ class Connection:
     # incarnation can be several Zeek records (zeek.zeek_starts_new_conn).
     zeek_records: list[tuple[tuple[bytes, int], ZeekConn]]
     reverse_vlan: tuple[int, ...] | None = None  # server->client tags when they differ
+    prev: Connection | None = None  # the previous incarnation, while this one is held
+    retired_ns: int | None = None  # when the record was closed (see Tracker)
+    dropped: bool = False  # half-open, dropped under memory pressure (counted only)
+    retired: bool = False
     last_frame: int = 0
     end_ns: int = 0
     packets: int = 0
@@ -214,6 +219,11 @@ class Connection:
     def endpoints(self) -> tuple[Endpoint, Endpoint]:
         return self.client, self.server
 
+    def done(self) -> bool:
+        """Both endpoints closed (or in TIME_WAIT): only late segments can still come."""
+        finished = (State.CLOSED, State.TIME_WAIT)
+        return self.client.state in finished and self.server.state in (*finished, State.LISTEN)
+
     def ended(self) -> bool:
         """True when a new SYN may reopen the 4-tuple (RFC 9293 3.10.7.1, RFC 1122 4.2.2.13)."""
         idle = (State.CLOSED, State.TIME_WAIT)
@@ -229,13 +239,35 @@ def _scaled_window(ep: Endpoint, both_scale: bool) -> int | None:
 
 
 class Tracker:
-    """Feed segments in capture order; read ``connections`` when done (after ``finish``)."""
+    """Feed segments in capture order; call ``finish`` at the end.
 
-    def __init__(self, config: Config | None = None) -> None:
+    A connection is *retired* once it is done (see ``Config.idle_timeout``):
+    a later segment on its 4-tuple starts a new connection (the next
+    incarnation number). Its ``retired_ns`` is when its record was closed: the
+    capture's end, or the time of the segment at which it timed out; states
+    and durations "at the end" are as of then. Without ``on_retire`` every
+    connection is also kept in ``connections``; with it, each is handed to
+    ``on_retire`` when retired and then forgotten, so memory follows the
+    connections open at one time, not the capture's length.
+    """
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        on_retire: Callable[[Connection], None] | None = None,
+    ) -> None:
         self.config = config or Config()
         self.connections: list[Connection] = []
+        self.expired: Counter[str] = Counter()  # half-open connections dropped, by state
+        self._on_retire = on_retire
         self._table: dict[tuple[object, ...], Connection] = {}
+        # Held connections by last activity: open ones, and closed ones waiting out 2*MSL.
+        self._open: OrderedDict[int, Connection] = OrderedDict()
+        self._closed: OrderedDict[int, Connection] = OrderedDict()
+        # Last retired incarnation per key (conn_id, incarnation), bounded.
+        self._retired: OrderedDict[tuple[object, ...], tuple[int, int]] = OrderedDict()
         self._by_pair: dict[tuple[object, ...], list[Connection]] = {}
+        self._next_id = 1
         self._last_ts_ns = 0
         self._last_frame = 0
 
@@ -245,6 +277,7 @@ class Tracker:
         """Replay one segment."""
         self._last_ts_ns = max(self._last_ts_ns, seg.ts_ns)
         self._last_frame = seg.frame
+        self._sweep(seg.ts_ns)
         a = (seg.src, seg.sport)
         b = (seg.dst, seg.dport)
         pair = a + b if a <= b else b + a
@@ -257,14 +290,101 @@ class Tracker:
             conn = self._new_connection(key, seg, None)
             self._by_pair.setdefault(pair, []).append(conn)
         elif self._starts_new_incarnation(conn, seg):
-            conn = self._new_connection(key, seg, conn)
+            prev = conn
+            conn = self._new_connection(key, seg, prev)
+            self._retire(prev, seg.ts_ns)
         self._process(conn, seg)
+        self._hold(conn)
 
     def finish(self) -> list[Connection]:
-        """Apply timers up to the capture's last packet; return all connections."""
-        for conn in self.connections:
-            self._expire(conn, self._last_ts_ns)
+        """Apply timers up to the capture's last packet; return the connections kept.
+
+        Every connection still held is retired (in order of first frame); with
+        ``on_retire`` the list returned is empty, without it it holds them all
+        (but the half-open ones dropped under memory pressure).
+        """
+        held = sorted([*self._open.values(), *self._closed.values()], key=_by_id)
+        for conn in held:
+            if self._on_retire is not None:
+                self._retire(conn, self._last_ts_ns)
+            else:
+                # Kept connections stay in the table: more segments may still be
+                # added (a capture read in parts); timers run to the latest time.
+                self._expire(conn, self._last_ts_ns)
+                conn.retired_ns = self._last_ts_ns
+        if self.expired:
+            self.connections = [c for c in self.connections if not c.dropped]
         return self.connections
+
+    # -- retiring connections (streaming) ------------------------------------
+
+    def _hold(self, conn: Connection) -> None:
+        """File ``conn`` as most recently active, among the open or the closed."""
+        cid = conn.conn_id
+        self._open.pop(cid, None)
+        self._closed.pop(cid, None)
+        (self._closed if conn.done() else self._open)[cid] = conn
+
+    def _sweep(self, now_ns: int) -> None:
+        """Retire what has been quiet long enough, and the oldest past the limit."""
+        tw, idle = self.config.closed_hold_ns, self.config.idle_ns
+        while self._closed:
+            conn = next(iter(self._closed.values()))
+            if now_ns - conn.end_ns <= tw:
+                break
+            self._retire(conn, now_ns)
+        while self._open:
+            conn = next(iter(self._open.values()))
+            if now_ns - conn.end_ns <= idle:
+                break
+            self._retire(conn, now_ns)
+        while len(self._open) + len(self._closed) >= self.config.max_connections:
+            if self._closed:
+                self._retire(next(iter(self._closed.values())), now_ns)
+                continue
+            conn = next(iter(self._open.values()))
+            if not conn.handshake_acked and not (
+                conn.client.payload_bytes or conn.server.payload_bytes
+            ):
+                self._drop(conn)
+            else:
+                self._retire(conn, now_ns)
+
+    def _forget(self, conn: Connection) -> None:
+        self._open.pop(conn.conn_id, None)
+        self._closed.pop(conn.conn_id, None)
+        for key in {conn.key, (conn.reverse_vlan, *conn.key[1:])}:
+            if self._table.get(key) is conn:
+                del self._table[key]
+        pair = conn.key[1:]
+        halves = self._by_pair.get(pair)
+        if halves is not None:
+            if conn in halves:
+                halves.remove(conn)
+            if not halves:
+                del self._by_pair[pair]
+
+    def _retire(self, conn: Connection, now_ns: int) -> None:
+        """Close ``conn``'s record and hand it out; keep only its number for the key."""
+        if conn.retired:
+            return
+        conn.retired = True
+        self._expire(conn, now_ns)
+        conn.retired_ns = now_ns
+        self._forget(conn)
+        self._retired[conn.key] = (conn.conn_id, conn.incarnation)
+        self._retired.move_to_end(conn.key)
+        while len(self._retired) > self.config.max_connections:
+            self._retired.popitem(last=False)
+        if self._on_retire is not None:
+            self._on_retire(conn)
+            conn.prev = None  # the previous incarnation is needed no longer
+
+    def _drop(self, conn: Connection) -> None:
+        """Forget a half-open connection under memory pressure; count it only."""
+        self._forget(conn)
+        conn.retired, conn.retired_ns, conn.dropped = True, conn.end_ns, True
+        self.expired[f"{conn.client.state.value}/{conn.server.state.value}"] += 1
 
     @property
     def capture_end_ns(self) -> int:
@@ -322,13 +442,14 @@ class Tracker:
         else:
             client, server, roles = _guess_roles(src, dst)
         starts_with_syn = roles == "syn"
+        retired = None if prev is not None else self._retired.pop(key, None)
         if prev is not None:
             self._expire(prev, seg.ts_ns)
             for ep in prev.endpoints():
                 if ep.state is State.TIME_WAIT:
                     self._apply(prev, ep, Event.NEW_INCARNATION, seg.frame, seg.ts_ns)
         conn = Connection(
-            conn_id=len(self.connections) + 1,
+            conn_id=self._next_id,
             key=key,
             vlan=seg.vlan,
             client=Endpoint(
@@ -345,15 +466,20 @@ class Tracker:
                 server[1],
                 state_since_ns=seg.ts_ns,
             ),
-            incarnation=1 if prev is None else prev.incarnation + 1,
-            prev_conn_id=None if prev is None else prev.conn_id,
+            incarnation=(
+                prev.incarnation + 1 if prev is not None else retired[1] + 1 if retired else 1
+            ),
+            prev_conn_id=(prev.conn_id if prev is not None else retired[0] if retired else None),
             roles=roles,
             first_frame=seg.frame,
             start_ns=seg.ts_ns,
             first_sender=src,
             zeek_records=[(src, ZeekConn())],
+            prev=prev,
         )
-        self.connections.append(conn)
+        self._next_id += 1
+        if self._on_retire is None:
+            self.connections.append(conn)
         self._table[key] = conn
         return conn
 
@@ -691,6 +817,10 @@ class Tracker:
         conn.anomalies.append(
             AnomalyRecord(ep.role, seg.frame, seg.ts_ns, ep.state, event, code, detail)
         )
+
+
+def _by_id(conn: Connection) -> int:
+    return conn.conn_id
 
 
 def _guess_roles(

@@ -1,0 +1,126 @@
+"""Connections are retired as they finish: same results, bounded memory, floods counted."""
+
+from __future__ import annotations
+
+import struct
+import tracemalloc
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import tcpflow_analyzer
+from tcpflow_analyzer.config import Config
+from tcpflow_analyzer.findings import detect
+from tcpflow_analyzer.replay import replay
+from tcpflow_analyzer.report import connections_frame, summarize
+from tcpflow_analyzer.segment import Segment
+from tcpflow_analyzer.tracker import Connection, Tracker
+
+from .craft import Conversation
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT.parent / "shared" / "corpus"
+CAPTURES = sorted(
+    [*ROOT.glob("captures/*.pcap*"), *CORPUS.rglob("*.pcap"), *CORPUS.rglob("*.pcapng")]
+)
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=[p.name for p in CAPTURES])
+def test_streaming_analysis_equals_keeping_everything(path: Path) -> None:
+    """analyze() retires connections as they finish; the reference keeps all to the end."""
+    cfg = Config()
+    kept = replay(path, cfg)
+    rows = []
+    for conn in kept.connections:
+        prev = kept.previous(conn)
+        end = conn.retired_ns
+        assert end is not None
+        mine = detect(conn, prev, cfg, end)
+        rows.append(summarize(conn, prev=prev, findings=mine, capture_end_ns=end))
+    reference = connections_frame(rows)
+    pd.testing.assert_frame_equal(tcpflow_analyzer.analyze(path).connections, reference)
+
+
+def _syn(i: int, ts_s: float) -> Segment:
+    return Segment(
+        frame=i + 1,
+        ts_ns=int(ts_s * 1e9),
+        vlan=(),
+        src=struct.pack("!I", 0x0A000000 + i),
+        dst=b"\x0a\xff\x00\x01",
+        sport=1024 + i % 60000,
+        dport=80,
+        seq=(i * 7919) % 2**32,
+        ack=0,
+        flags=0x02,
+        window=65535,
+        payload_len=0,
+        ip_len=40,
+    )
+
+
+def test_syn_flood_memory_is_bounded_and_counted() -> None:
+    retired: list[Connection] = []
+    cfg = Config(max_connections=500)
+    tracker = Tracker(cfg, on_retire=retired.append)
+    tracemalloc.start()
+    for i in range(20_000):
+        tracker.add(_syn(i, 1.0 + i * 1e-5))
+        if i == 2_000:
+            early, _ = tracemalloc.get_traced_memory()
+    late, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    tracker.finish()
+    # Memory after 20,000 spoofed SYNs is what it was after 2,000: bounded by the limit.
+    assert late < early * 1.3
+    dropped = sum(tracker.expired.values())
+    assert tracker.expired == {"SYN_SENT/LISTEN": dropped}
+    assert dropped + len(retired) == 20_000 and len(retired) <= cfg.max_connections
+
+
+def test_flood_warning_reaches_the_analysis(tmp_path: Path) -> None:
+    conv = Conversation()
+    for i in range(30):
+        conv.client = ("10.2.0.1", 20000 + i)
+        conv.c("S")
+    result = tcpflow_analyzer.analyze(
+        conv.write(tmp_path / "f.pcap"), config=Config(max_connections=10)
+    )
+    assert sum(result.expired.values()) + len(result.connections) == 30
+    assert sum(result.expired.values()) > 0
+    assert any("half-open connection(s)" in w for w in result.warnings)
+
+
+def test_closed_connection_is_retired_after_two_msl_and_numbering_continues(
+    tmp_path: Path,
+) -> None:
+    """Reopened 10 s after a close with MSL 1 s: the old one was retired, the new one is #2."""
+    conv = Conversation().handshake().client_close()
+    conv.cseq += 100_000
+    conv.step = 10.0
+    conv.c("S")
+    conv.step = 0.001
+    conv.s("SA")
+    conv.c("A")
+    result = tcpflow_analyzer.analyze(conv.write(tmp_path / "r.pcap"), msl=1.0)
+    conns = result.connections
+    assert conns["incarnation"].tolist() == [1, 2]
+    assert conns["prev_conn_id"].tolist()[1] == 1
+    assert conns["client_state_at_end"].tolist()[0] == "CLOSED"  # TIME_WAIT ran out
+
+
+def test_idle_open_connection_is_retired(tmp_path: Path) -> None:
+    conv = Conversation().handshake()
+    other = Conversation(client=("10.1.0.9", 41000), t0=conv.t0)
+    other.c("S", at=conv._t + 50.0)
+    conv.packets.extend(other.packets)
+    retired: list[Connection] = []
+    tracker = Tracker(Config(idle_timeout=10.0), on_retire=retired.append)
+    for seg in tcpflow_analyzer.reader.CaptureReader(conv.write(tmp_path / "i.pcap")):
+        tracker.add(seg)
+        if seg.frame == 4:  # the unrelated SYN 50 s later retires the idle connection
+            assert [c.conn_id for c in retired] == [1]
+            assert retired[0].retired_ns == seg.ts_ns
+    tracker.finish()
+    assert [c.conn_id for c in retired] == [1, 2]
