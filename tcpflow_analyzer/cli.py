@@ -53,14 +53,42 @@ def _thresholds(p: argparse.ArgumentParser) -> None:
         metavar="S",
         help="report FIN_WAIT_2 held longer than S seconds (default 1)",
     )
+    p.add_argument(
+        "--idle-timeout",
+        type=_positive_float,
+        default=Config().idle_timeout,
+        metavar="S",
+        help="retire a connection not yet closed after S seconds without a segment (default 300)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=Config().max_connections,
+        metavar="N",
+        help="hold at most N connections at once; past that, half-open ones are dropped "
+        "and counted (default 50000)",
+    )
 
 
 def _config(args: argparse.Namespace) -> Config:
+    defaults = Config()
     return Config(
         msl=args.msl,
         close_wait_linger_s=getattr(args, "close_wait_linger", 1.0),
         fin_wait_2_linger_s=getattr(args, "fin_wait_2_linger", 1.0),
+        idle_timeout=getattr(args, "idle_timeout", defaults.idle_timeout),
+        max_connections=getattr(args, "max_connections", defaults.max_connections),
     )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, not {text}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:

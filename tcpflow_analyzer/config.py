@@ -34,7 +34,7 @@ class Config:
     fin_wait_2_linger_s: float = 1.0
     idle_timeout: float = 300.0
     late_segment_s: float = 120.0
-    max_connections: int = 100_000
+    max_connections: int = 50_000
 
     def __post_init__(self) -> None:
         if not self.msl > 0:

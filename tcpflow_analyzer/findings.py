@@ -47,7 +47,7 @@ from enum import StrEnum
 from itertools import pairwise
 
 from .config import Config
-from .segment import Flags, Segment
+from .segment import Bit, Segment
 from .seq import seq_add, seq_diff, seq_geq, seq_gt, seq_leq, seq_lt
 from .states import Anomaly, Event, State
 from .tracker import AnomalyRecord, Connection, Step
@@ -207,13 +207,13 @@ def _tsecr(seg: Segment) -> int | None:
     return seg.options.ts_ecr if seg.options is not None else None
 
 
-def _fl(seg: Segment, flag: Flags) -> bool:
+def _fl(seg: Segment, flag: int) -> bool:
     return bool(seg.flags & flag)
 
 
 def _covers(seg: Segment, fin_seq: int) -> bool:
     """Does ``seg`` (not an RST) acknowledge the FIN at ``fin_seq``?"""
-    return _fl(seg, Flags.ACK) and not _fl(seg, Flags.RST) and seq_geq(seg.ack, seq_add(fin_seq, 1))
+    return _fl(seg, Bit.ACK) and not _fl(seg, Bit.RST) and seq_geq(seg.ack, seq_add(fin_seq, 1))
 
 
 def _plural(n: int, word: str) -> str:
@@ -297,7 +297,7 @@ def _fin_groups(tr: _Trace) -> tuple[dict[str, list[_FinGroup]], list[tuple[str,
     moved: list[tuple[str, int, int, int]] = []
     for i, step in enumerate(tr.steps):
         seg = step.seg
-        if not _fl(seg, Flags.FIN) or _fl(seg, Flags.RST) or _fl(seg, Flags.SYN):
+        if not _fl(seg, Bit.FIN) or _fl(seg, Bit.RST) or _fl(seg, Bit.SYN):
             continue
         role = _role(step)
         fin_seq = seq_add(seg.seq, seg.payload_len)
@@ -463,9 +463,9 @@ def _lost_final_ack(tr: _Trace, group: _FinGroup) -> Finding:
             j
             for j in range(second + 1, len(tr.steps))
             if _role(tr.steps[j]) == peer
-            and (_covers(tr.steps[j].seg, group.fin_seq) or _fl(tr.steps[j].seg, Flags.RST))
+            and (_covers(tr.steps[j].seg, group.fin_seq) or _fl(tr.steps[j].seg, Bit.RST))
         ]
-        if later and not _fl(tr.steps[later[0]].seg, Flags.RST):
+        if later and not _fl(tr.steps[later[0]].seg, Bit.RST):
             ans = tr.steps[later[0]].seg
             evidence.append(ans.frame)
             echoed = _echoes_earlier_copy(tr, group, group.copies.index(second), later[0])
@@ -564,7 +564,7 @@ def _rst_findings(tr: _Trace, prev: Connection | None, config: Config) -> list[F
     out = []
     last: dict[str, tuple[int, Code, str]] = {}  # role -> its previous RST: index, code, rfc
     for i, step in enumerate(tr.steps):
-        if _fl(step.seg, Flags.RST):
+        if _fl(step.seg, Bit.RST):
             x = _role(step)
             before = last.get(x)
             trig_i = tr.last_from(_other(x), i)
@@ -608,8 +608,8 @@ def _max_ack(tr: _Trace, role: str, start: int, upto: int) -> int | None:
         seg = step.seg
         if (
             _role(step) == role
-            and _fl(seg, Flags.ACK)
-            and not _fl(seg, Flags.RST)
+            and _fl(seg, Bit.ACK)
+            and not _fl(seg, Bit.RST)
             and (top is None or seq_gt(seg.ack, top))
         ):
             top = seg.ack
@@ -621,7 +621,7 @@ def _snd_max(tr: _Trace, role: str, upto: int) -> int | None:
     top = None
     for j in range(upto):
         step = tr.steps[j]
-        if _role(step) != role or _fl(step.seg, Flags.RST):
+        if _role(step) != role or _fl(step.seg, Bit.RST):
             continue
         end = seq_add(step.seg.seq, step.seg.seg_len)
         if top is None or seq_gt(end, top):
@@ -635,7 +635,7 @@ def _new_data_after(tr: _Trace, role: str, start: int, upto: int) -> tuple[int, 
     total, idx = 0, []
     for j in range(start + 1, upto):
         seg = tr.steps[j].seg
-        if _role(tr.steps[j]) != role or _fl(seg, Flags.RST) or not seg.payload_len:
+        if _role(tr.steps[j]) != role or _fl(seg, Bit.RST) or not seg.payload_len:
             continue
         end = seq_add(seg.seq, seg.payload_len)
         if top is None or seq_gt(end, top):
@@ -728,9 +728,9 @@ def _rst_cause(
         x == "server"
         and bx in (State.LISTEN, State.CLOSED)
         and trig is not None
-        and _fl(trig, Flags.SYN)
-        and not _fl(trig, Flags.ACK)
-        and not any(_role(s) == x and _fl(s.seg, Flags.SYN) for s in tr.steps[:i])
+        and _fl(trig, Bit.SYN)
+        and not _fl(trig, Bit.ACK)
+        and not any(_role(s) == x and _fl(s.seg, Bit.SYN) for s in tr.steps[:i])
     ):
         return (
             Code.RST_REFUSED,
@@ -771,8 +771,8 @@ def _rst_cause(
     synack_after_give_up = (
         bx is State.SYN_SENT
         and trig is not None
-        and _fl(trig, Flags.SYN)
-        and _fl(trig, Flags.ACK)
+        and _fl(trig, Bit.SYN)
+        and _fl(trig, Bit.ACK)
         and tr.conn.client.isn is not None
         and trig.ack == seq_add(tr.conn.client.isn, 1)
     )
@@ -842,7 +842,7 @@ def _rst_cause(
     peer_top = _snd_max(tr, y, i)
     unacked = (
         seq_diff(peer_top, seg.ack)
-        if _fl(seg, Flags.ACK) and peer_top is not None and seq_lt(seg.ack, peer_top)
+        if _fl(seg, Bit.ACK) and peer_top is not None and seq_lt(seg.ack, peer_top)
         else 0
     )
     sent_any = last_own >= 0
@@ -853,7 +853,7 @@ def _rst_cause(
                 j
                 for j in range(uidx[-1] + 1, i)
                 if _role(tr.steps[j]) == x
-                and _fl(tr.steps[j].seg, Flags.ACK)
+                and _fl(tr.steps[j].seg, Bit.ACK)
                 and seq_geq(
                     tr.steps[j].seg.ack,
                     seq_add(tr.steps[uidx[-1]].seg.seq, tr.steps[uidx[-1]].seg.payload_len),
@@ -913,23 +913,23 @@ def _rst_cause(
 def _first_fin(tr: _Trace, role: str, upto: int) -> int:
     for j in range(upto):
         step = tr.steps[j]
-        if _role(step) == role and _fl(step.seg, Flags.FIN) and not _fl(step.seg, Flags.RST):
+        if _role(step) == role and _fl(step.seg, Bit.FIN) and not _fl(step.seg, Bit.RST):
             return j
     return -1
 
 
 def _segment_name(seg: Segment, tr: _Trace, idx: int | None, role: str) -> str:
     """'retransmitted FIN', 'FIN', 'SYN-ACK', '12-byte segment', 'ACK' for a sentence."""
-    if _fl(seg, Flags.SYN):
-        return "SYN-ACK" if _fl(seg, Flags.ACK) else "SYN"
-    if _fl(seg, Flags.FIN):
+    if _fl(seg, Bit.SYN):
+        return "SYN-ACK" if _fl(seg, Bit.ACK) else "SYN"
+    if _fl(seg, Bit.FIN):
         if idx is not None:
             fin_seq = seq_add(seg.seq, seg.payload_len)
             for j in range(idx):
                 other = tr.steps[j].seg
                 if (
                     _role(tr.steps[j]) == role
-                    and _fl(other, Flags.FIN)
+                    and _fl(other, Bit.FIN)
                     and seq_add(other.seq, other.payload_len) == fin_seq
                 ):
                     return "retransmitted FIN"
@@ -947,13 +947,13 @@ def _retransmissions(tr: _Trace, role: str, upto: int) -> int:
     for j in range(upto):
         step = tr.steps[j]
         seg = step.seg
-        if _fl(seg, Flags.RST):
+        if _fl(seg, Bit.RST):
             continue
         if _role(step) != role:
-            if _fl(seg, Flags.ACK) and (acked is None or seq_gt(seg.ack, acked)):
+            if _fl(seg, Bit.ACK) and (acked is None or seq_gt(seg.ack, acked)):
                 acked, count = seg.ack, 0
             continue
-        if seg.seg_len and not _fl(seg, Flags.SYN):
+        if seg.seg_len and not _fl(seg, Bit.SYN):
             end = seq_add(seg.seq, seg.seg_len)
             if top is not None and seq_leq(end, top) and (acked is None or seq_gt(end, acked)):
                 count += 1
@@ -981,7 +981,7 @@ def _space(conn: Connection, addr: tuple[bytes, int]) -> tuple[int | None, int |
     lo = hi = None
     for step in conn.trace:
         seg = step.seg
-        if _role(step) != role or _fl(seg, Flags.RST):
+        if _role(step) != role or _fl(seg, Bit.RST):
             continue
         end = seq_add(seg.seq, seg.seg_len)
         if lo is None or seq_lt(seg.seq, lo):
@@ -1055,7 +1055,7 @@ def _reuse_findings(conn: Connection, prev: Connection | None, config: Config) -
     isn_text = ""
     old_prev_role = _role_in(prev, xaddr)
     old_ep = prev.client if old_prev_role == "client" else prev.server
-    if old_ep.snd_nxt is not None and _fl(syn, Flags.SYN):
+    if old_ep.snd_nxt is not None and _fl(syn, Bit.SYN):
         d = seq_diff(syn.seq, old_ep.snd_nxt)
         if d == 65537:
             isn_text = (
@@ -1129,7 +1129,7 @@ def _stale_findings(conn: Connection, prev: Connection | None) -> list[Finding]:
         old_space[role] = _space(prev, paddr)
         for step in prev.trace:
             seg = step.seg
-            if _role(step) == prole and (seg.payload_len or _fl(seg, Flags.FIN)):
+            if _role(step) == prole and (seg.payload_len or _fl(seg, Bit.FIN)):
                 old_segs[role].setdefault((seg.seq, seg.payload_len), seg.frame)
     dirs = {"client": _Dir(), "server": _Dir()}
     both_ts = both_ws = False
@@ -1138,18 +1138,18 @@ def _stale_findings(conn: Connection, prev: Connection | None) -> list[Finding]:
         seg = step.seg
         x, y = _role(step), _other(_role(step))
         me, peer = dirs[x], dirs[y]
-        if _fl(seg, Flags.SYN):
+        if _fl(seg, Bit.SYN):
             me.isn = seg.seq
             me.wscale = seg.options.wscale if seg.options is not None else None
             me.ts_first = _tsval(seg)
             both_ws = dirs["client"].wscale is not None and dirs["server"].wscale is not None
             both_ts = dirs["client"].ts_first is not None and dirs["server"].ts_first is not None
-        elif not _fl(seg, Flags.RST):
+        elif not _fl(seg, Bit.RST):
             finding = _stale_check(conn, prev, i, me, peer, old_segs[x], old_space, x, both_ts)
             if finding is not None:
                 out.append(_stale_verdict(conn, i, finding, me, peer, both_ts, both_ws, x))
                 continue
-        if _fl(seg, Flags.RST):
+        if _fl(seg, Bit.RST):
             continue
         end = seq_add(seg.seq, seg.seg_len)
         if me.top is None or seq_gt(end, me.top):
@@ -1160,7 +1160,7 @@ def _stale_findings(conn: Connection, prev: Connection | None) -> list[Finding]:
         tsv = _tsval(seg)
         if tsv is not None and (me.ts_recent is None or seq_gt(tsv, me.ts_recent)):
             me.ts_recent = tsv
-        if _fl(seg, Flags.ACK) and (me.acked is None or seq_gt(seg.ack, me.acked)):
+        if _fl(seg, Bit.ACK) and (me.acked is None or seq_gt(seg.ack, me.acked)):
             me.acked = seg.ack
     return out
 
@@ -1189,12 +1189,12 @@ def _stale_check(
     """Does the segment at ``i`` belong to the previous incarnation? Why, if so."""
     seg = conn.trace[i].seg
     y = _other(x)
-    dup = old.get((seg.seq, seg.payload_len)) if seg.payload_len or _fl(seg, Flags.FIN) else None
+    dup = old.get((seg.seq, seg.payload_len)) if seg.payload_len or _fl(seg, Bit.FIN) else None
     lo, hi = old_space[x]
     seq_old = _in(seg.seq, lo, hi) and _in(seq_add(seg.seq, seg.payload_len), lo, hi)
     seq_new = me.isn is None or _in(seg.seq, me.isn, me.top)
     plo, phi = old_space[y]
-    ack_flag = _fl(seg, Flags.ACK)
+    ack_flag = _fl(seg, Bit.ACK)
     ack_old = ack_flag and _in(seg.ack, plo, phi)
     ack_new = not ack_flag or peer.isn is None or _in(seg.ack, peer.isn, peer.top)
     tsv = _tsval(seg)
@@ -1231,7 +1231,7 @@ def _stale_verdict(
     if me.top is not None and peer.window is not None:
         wnd = peer.window << min(peer.wscale or 0, 14) if both_ws else peer.window
         off = seq_diff(seg.seq, me.top)
-        n = seg.payload_len + (1 if _fl(seg, Flags.FIN) else 0)
+        n = seg.payload_len + (1 if _fl(seg, Bit.FIN) else 0)
         last = off + n - 1
         inside = (0 <= off < wnd or (n > 0 and 0 <= last < wnd)) if wnd else off == 0
         if not inside:
@@ -1244,7 +1244,7 @@ def _stale_verdict(
     tsv = _tsval(seg)
     if both_ts and tsv is not None and me.ts_recent is not None and seq_lt(tsv, me.ts_recent):
         rejects.append(f"PAWS drops it (TSval {tsv} < TS.Recent {me.ts_recent})")
-    if _fl(seg, Flags.ACK) and peer.top is not None:
+    if _fl(seg, Bit.ACK) and peer.top is not None:
         if seq_gt(seg.ack, peer.top):
             rejects.append(f"its ACK is for data the {y} never sent in this incarnation")
         # The receiver's SND.UNA is the highest ACK the sender sent; MAX.SND.WND the
@@ -1537,14 +1537,14 @@ def _syn_findings(tr: _Trace, capture_end_ns: int) -> list[Finding]:
     copies: dict[str, list[Segment]] = {"client": [], "server": []}
     for step in tr.steps:
         seg = step.seg
-        if _fl(seg, Flags.SYN) and not _fl(seg, Flags.RST):
+        if _fl(seg, Bit.SYN) and not _fl(seg, Bit.RST):
             mine = copies[_role(step)]
             if not mine or (seg.seq == mine[0].seq and not _capture_duplicate(mine[-1], seg)):
                 mine.append(seg)
     for role, segs in copies.items():
         if len(segs) < 2:
             continue
-        what = "SYN-ACK" if _fl(segs[0], Flags.ACK) else "SYN"
+        what = "SYN-ACK" if _fl(segs[0], Bit.ACK) else "SYN"
         gaps = ", ".join(_dur(b.ts_ns - a.ts_ns) for a, b in pairwise(segs))
         answer = (
             "the client's ACK of it had not arrived"
@@ -1568,7 +1568,7 @@ def _syn_findings(tr: _Trace, capture_end_ns: int) -> list[Finding]:
     syns = copies["client"]
     if (
         syns
-        and not _fl(syns[0], Flags.ACK)
+        and not _fl(syns[0], Bit.ACK)
         and not conn.saw_synack
         and conn.server.pkts == 0
         and not conn.client.rsts  # the client gave up itself: its RST finding says so
@@ -1712,7 +1712,7 @@ def teardown_facts(
             if _is_last_fin(tr, g, groups):
                 hi = g.copies[1] if len(g.copies) > 1 else len(tr.steps)
                 final_seen = bool(_acks_between(tr, _other(g.role), g.fin_seq, g.copies[0], hi))
-    rst_roles = {_role(s) for s in conn.trace if _fl(s.seg, Flags.RST)}
+    rst_roles = {_role(s) for s in conn.trace if _fl(s.seg, Bit.RST)}
     causes: list[str] = []
     for f in findings:
         if f.code in _RST_CODES and f.code.value not in causes:
@@ -1726,7 +1726,7 @@ def teardown_facts(
         server_fin_retransmits=retx["server"],
         final_ack_lost=any(f.code is Code.LOST_FINAL_ACK for f in findings),
         final_ack_seen=final_seen,
-        rst_count=sum(1 for s in conn.trace if _fl(s.seg, Flags.RST)),
+        rst_count=sum(1 for s in conn.trace if _fl(s.seg, Bit.RST)),
         rst_from="both" if len(rst_roles) == 2 else (rst_roles.pop() if rst_roles else ""),
         rst_causes=";".join(causes),
         tuple_reused=conn.prev_conn_id is not None,

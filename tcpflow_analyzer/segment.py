@@ -29,11 +29,24 @@ import ipaddress
 from dataclasses import dataclass
 from enum import IntFlag, StrEnum
 
-__all__ = ["Flags", "Segment", "SkipReason", "TcpOptions", "addr_text"]
+__all__ = ["Bit", "Flags", "Segment", "SkipReason", "TcpOptions", "addr_text"]
 
 
 class Flags(IntFlag):
     """TCP header flags (RFC 9293 3.1, RFC 3168 for ECE/CWR)."""
+
+    FIN = 0x01
+    SYN = 0x02
+    RST = 0x04
+    PSH = 0x08
+    ACK = 0x10
+    URG = 0x20
+    ECE = 0x40
+    CWR = 0x80
+
+
+class Bit:
+    """The TCP flag bits as plain ints, for the hot path (``IntFlag`` operations are slow)."""
 
     FIN = 0x01
     SYN = 0x02

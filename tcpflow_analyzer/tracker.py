@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from .config import Config
-from .segment import Flags, Segment
+from .segment import Bit, Segment
 from .seq import seq_add, seq_diff, seq_geq, seq_gt
 from .states import Anomaly, Event, State, presumed_rule, presumed_state, transition
 from .zeek import ZeekConn, zeek_starts_new_conn
@@ -397,7 +397,7 @@ class Tracker:
         tags. A connection seen so far in one direction only, on other tags, whose
         sequence numbers this segment acknowledges, is the same connection.
         """
-        if not seg.flags & Flags.ACK or seg.flags & Flags.RST:
+        if not seg.flags & Bit.ACK or seg.flags & Bit.RST:
             return None
         for conn in reversed(self._by_pair.get(pair, ())):
             if conn.vlan == seg.vlan or conn.reverse_vlan is not None or conn.ended():
@@ -416,7 +416,7 @@ class Tracker:
 
     def _starts_new_incarnation(self, conn: Connection, seg: Segment) -> bool:
         fl = seg.flags
-        if not fl & Flags.SYN or fl & (Flags.ACK | Flags.RST):
+        if not fl & Bit.SYN or fl & (Bit.ACK | Bit.RST):
             return False
         from_client = (seg.src, seg.sport) == (conn.client.addr, conn.client.port)
         if from_client:
@@ -435,9 +435,9 @@ class Tracker:
         fl = seg.flags
         src = (seg.src, seg.sport)
         dst = (seg.dst, seg.dport)
-        if fl & Flags.SYN and not fl & Flags.ACK:
+        if fl & Bit.SYN and not fl & Bit.ACK:
             client, server, roles = src, dst, "syn"
-        elif fl & Flags.SYN and fl & Flags.ACK:
+        elif fl & Bit.SYN and fl & Bit.ACK:
             client, server, roles = dst, src, "synack"
         else:
             client, server, roles = _guess_roles(src, dst)
@@ -503,10 +503,10 @@ class Tracker:
         self._zeek(conn, seg)
 
         syn, fin, rst, ack = (
-            bool(fl & Flags.SYN),
-            bool(fl & Flags.FIN),
-            bool(fl & Flags.RST),
-            bool(fl & Flags.ACK),
+            bool(fl & Bit.SYN),
+            bool(fl & Bit.FIN),
+            bool(fl & Bit.RST),
+            bool(fl & Bit.ACK),
         )
         if syn and (fin or rst):
             self._anomaly(
@@ -714,7 +714,7 @@ class Tracker:
         """May D accept this RST? If not, record why (the RST then changes nothing)."""
         if d.state is State.SYN_SENT:
             # RFC 9293 3.10.7.3: in SYN-SENT an RST counts only if its ACK covers our SYN.
-            if not (seg.flags & Flags.ACK and d.isn is not None and seg.ack == seq_add(d.isn, 1)):
+            if not (seg.flags & Bit.ACK and d.isn is not None and seg.ack == seq_add(d.isn, 1)):
                 self._anomaly(
                     conn,
                     d,

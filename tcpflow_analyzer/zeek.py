@@ -119,7 +119,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .segment import Flags, Segment
+from .segment import Bit, Segment
 from .seq import seq_diff
 
 __all__ = [
@@ -489,10 +489,10 @@ class ZeekConn:
 
     def is_reuse(self, seg: Segment, from_first: bool) -> bool:
         """Zeek's ``IsReuse``: does this SYN (or SYN-ACK) start a new connection?"""
-        if self._start_ns is None or not seg.flags & Flags.SYN:
+        if self._start_ns is None or not seg.flags & Bit.SYN:
             return False
         conn_orig = self._orig
-        if seg.flags & Flags.ACK:
+        if seg.flags & Bit.ACK:
             if self._orig.state is not EndpointState.INACTIVE:
                 return False  # not a half connection
             conn_orig = self._resp
@@ -500,7 +500,7 @@ class ZeekConn:
             if seg.seq == conn_orig.start_seq:
                 return False
             return not (
-                not seg.flags & Flags.ACK
+                not seg.flags & Bit.ACK
                 and conn_orig.state is EndpointState.SYN_ACK_SENT
                 and self._resp.state is EndpointState.INACTIVE
                 and seg.seq == self._resp.start_seq
@@ -520,7 +520,7 @@ class ZeekConn:
     def _create(self, seg: Segment) -> None:
         self._start_ns = self._last_ns = seg.ts_ns
         self._timers.append((seg.ts_ns + self._cfg.tcp_syn_timeout_ns, "expire"))
-        syn, ack = bool(seg.flags & Flags.SYN), bool(seg.flags & Flags.ACK)
+        syn, ack = bool(seg.flags & Bit.SYN), bool(seg.flags & Bit.ACK)
         if syn and not ack:
             return
         # A partial connection (no SYN, or a SYN-ACK): guess the server by port.
@@ -538,10 +538,10 @@ class ZeekConn:
     def _process(self, seg: Segment, from_first: bool) -> None:
         f = seg.flags
         syn, fin, rst, ack = (
-            bool(f & Flags.SYN),
-            bool(f & Flags.FIN),
-            bool(f & Flags.RST),
-            bool(f & Flags.ACK),
+            bool(f & Bit.SYN),
+            bool(f & Bit.FIN),
+            bool(f & Bit.RST),
+            bool(f & Bit.ACK),
         )
         length = seg.payload_len
         if self._synack_flip_pending and not syn:
