@@ -10,6 +10,7 @@ never a traceback). docs/robustness.md describes the model these tests pin.
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import struct
@@ -454,3 +455,42 @@ def test_out_of_order_compares_frames_of_the_same_interface_only() -> None:
     assert len(reader.stats.warnings) == 1
     assert "1 frame(s) timed earlier" in reader.stats.warnings[0]
     assert "(first: frame 5)" in reader.stats.warnings[0]
+
+
+# --- gzip -------------------------------------------------------------------------
+
+
+class _OneByteAtATime(io.RawIOBase):
+    """A pipe that hands out one byte per read."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        return self._data.read(1)
+
+
+def test_gzip_members_split_across_reads_are_joined() -> None:
+    # A member boundary can fall anywhere in a read, even between the two
+    # magic bytes of the next member.
+    data = pcap_bytes([(T0 + i, eth_frame(i)) for i in range(3)])
+    gz = gzip.compress(data[:70]) + gzip.compress(data[70:])
+    with CaptureReader(_OneByteAtATime(gz)) as reader:  # type: ignore[arg-type]
+        assert [s.frame for s in reader] == [1, 2, 3]
+    assert reader.stats.warnings == [] and not reader.stats.truncated
+
+
+def test_gzip_bomb_is_inflated_in_bounded_steps(tmp_path: Path) -> None:
+    # 64 MiB of zeros inside one skipped pcapng block compress to ~64 KiB.
+    odd = block("<", 0x0BADBEEF, b"")
+    inner = bytes(64 << 20)
+    big = struct.pack("<II", 0x0BADBEEF, 12 + len(inner)) + inner
+    big += struct.pack("<I", 12 + len(inner))
+    bomb = gzip.compress(ng(odd, big, epb("<", 0, us(0), eth_frame(1))), compresslevel=9)
+    assert len(bomb) < 1 << 20
+    peak, stats = _peak_bytes_while_reading(bomb, tmp_path)
+    assert stats.frames == 1 and not stats.warnings
+    assert peak < 8 << 20
