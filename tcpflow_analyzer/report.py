@@ -473,6 +473,9 @@ def _worth_a_look(row: Mapping[str, Any]) -> list[str]:
         why.append(f"half-close ({row['half_close_bytes']} bytes after FIN)")
     if row["incarnation"] > 1:
         why.append(f"4-tuple reused (incarnation {row['incarnation']})")
+    for side, other in (("client", "server"), ("server", "client")):
+        if not row[f"{side}_pkts"] and row[f"{other}_pkts"]:
+            why.append(f"one direction only: no {side} packets in the capture")
     bad = (row.get("client_bad_checksums") or 0) + (row.get("server_bad_checksums") or 0)
     if bad:
         why.append(f"{bad} bad checksum(s) (offloaded on the capturing host?)")

@@ -98,3 +98,14 @@ def test_bad_checksums_are_counted_per_side_and_still_analyzed(tmp_path: Path) -
     assert row.client_bytes == 5  # the segment was analyzed all the same
     assert row.close_type == "fin"
     assert "1 bad checksum(s)" in result.summary()
+
+
+def test_one_direction_capture_is_said_so(tmp_path: Path) -> None:
+    conv = Conversation()
+    conv.s("SA")  # only the server's side of the connection was captured
+    conv.s("PA", b"banner")
+    conv.s("FA")
+    result = tcpflow_analyzer.analyze(conv.write(tmp_path / "one.pcap"))
+    row = result.connections.iloc[0]
+    assert (row.client_pkts, row.server_pkts) == (0, 3)
+    assert "one direction only: no client packets in the capture" in result.summary()
