@@ -68,6 +68,10 @@ class Analysis:
     # Half-open connections dropped without a row under memory pressure, by
     # "client_state/server_state" (Config.max_connections).
     expired: dict[str, int] = field(default_factory=dict)
+    # Frames byte-identical to one just before (captured twice), and frames timed
+    # before the previous frame of their interface (see docs/robustness.md).
+    duplicates: int = 0
+    out_of_order: int = 0
 
     def to_csv(self, directory: str | os.PathLike[str]) -> list[Path]:
         """Write connections, transitions, anomalies, zeek_conn and findings CSVs."""
@@ -93,6 +97,7 @@ class Analysis:
             self.segments,
             self.warnings,
             findings=self.finding_records,
+            duplicates=self.duplicates,
         )
 
 
@@ -131,6 +136,8 @@ class Rows:
     truncated: bool
     finding_records: list[Finding]
     expired: dict[str, int]
+    duplicates: int = 0
+    out_of_order: int = 0
 
 
 def _conn_id(row: dict[str, Any]) -> int:
@@ -179,6 +186,8 @@ def analyze_rows(source: Source | Sequence[str | os.PathLike[str]], config: Conf
         truncated=stats.truncated,
         finding_records=found,
         expired=played.expired,
+        duplicates=stats.duplicates,
+        out_of_order=stats.out_of_order,
     )
 
 
@@ -214,6 +223,8 @@ def analyze(
         findings=findings_frame(t["findings"]),
         finding_records=r.finding_records,
         expired=r.expired,
+        duplicates=r.duplicates,
+        out_of_order=r.out_of_order,
     )
 
 

@@ -47,6 +47,8 @@ CAPTURE_COLUMNS: dict[str, str] = {
     "skipped_by_reason": "string",  # reason=count;...
     "findings": "Int64",
     "findings_by_code": "string",  # code=count;...
+    "duplicates": "Int64",  # frames captured twice (byte-identical within 1 ms)
+    "out_of_order": "Int64",  # frames timed before the previous one of their interface
     "warnings": "string",  # joined by " | "
     "seconds": "float64",  # wall time spent analyzing this capture
 }
@@ -148,6 +150,8 @@ def _one(path: str | list[str], config: Config) -> _Outcome:
             skipped_by_reason=_joined(result.skipped),
             findings=sum(by_code.values()),
             findings_by_code=_joined(by_code),
+            duplicates=result.duplicates,
+            out_of_order=result.out_of_order,
             warnings=" | ".join(result.warnings),
         )
         row["seconds"] = time.perf_counter() - start

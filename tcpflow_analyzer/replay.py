@@ -70,6 +70,8 @@ def _series(paths: Sequence[str | os.PathLike[str]], stats: ReadStats) -> Iterat
             stats.linktypes.update(reader.stats.linktypes)
             stats.truncated = stats.truncated or reader.stats.truncated
             stats.bad_records += reader.stats.bad_records
+            stats.duplicates += reader.stats.duplicates
+            stats.out_of_order += reader.stats.out_of_order
     finally:
         for _, _, reader, _ in heads:
             reader.close()

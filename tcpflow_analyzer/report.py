@@ -521,6 +521,7 @@ def text_summary(
     limit: int = 20,
     findings: Sequence[Finding] = (),
     examples: int = 3,
+    duplicates: int = 0,
 ) -> str:
     """The readable summary ``tcpflow-analyzer analyze`` prints.
 
@@ -536,6 +537,11 @@ def text_summary(
     )
     for w in warnings:
         lines.append(f"warning: {w}")
+    if duplicates:
+        lines.append(
+            f"duplicate frames: {duplicates} (byte-identical to a frame just before: "
+            "captured twice; analyzed, not taken for retransmissions)"
+        )
     n = len(connections)
     reused = int((connections["incarnation"] > 1).sum()) if n else 0
     lines.append(f"connections: {n}" + (f" ({reused} on reused 4-tuples)" if reused else ""))

@@ -109,3 +109,22 @@ def test_one_direction_capture_is_said_so(tmp_path: Path) -> None:
     row = result.connections.iloc[0]
     assert (row.client_pkts, row.server_pkts) == (0, 3)
     assert "one direction only: no client packets in the capture" in result.summary()
+
+
+def test_frames_captured_twice_are_counted_and_change_nothing(tmp_path: Path) -> None:
+    conv = Conversation().handshake()
+    conv.c("PA", b"GET /")
+    conv.s("PA", b"200 OK")
+    conv.client_close()
+    once = tcpflow_analyzer.analyze(conv.write(tmp_path / "once.pcap"))
+    twice = Conversation()
+    for pkt in conv.packets:  # each frame seen on two interfaces, 10 us apart
+        copy = pkt.copy()
+        copy.time = pkt.time + 0.00001
+        twice.packets.extend([pkt, copy])
+    result = tcpflow_analyzer.analyze(twice.write(tmp_path / "twice.pcap"))
+    assert result.duplicates == len(conv.packets)
+    assert f"duplicate frames: {len(conv.packets)}" in result.summary()
+    assert result.findings.empty and once.findings.empty
+    same = ["close_type", "active_closer", "client_state_at_end", "server_state_at_end"]
+    assert result.connections[same].equals(once.connections[same])
