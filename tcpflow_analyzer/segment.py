@@ -109,11 +109,8 @@ class Segment:
     @property
     def seg_len(self) -> int:
         """Sequence space used (RFC 9293 3.4): payload plus one each for SYN and FIN."""
-        return (
-            self.payload_len
-            + (1 if self.flags & Flags.SYN else 0)
-            + (1 if self.flags & Flags.FIN else 0)
-        )
+        # SYN is bit 1 and FIN bit 0 (Bit.SYN, Bit.FIN): plain int arithmetic, hot path.
+        return self.payload_len + ((self.flags >> 1) & 1) + (self.flags & 1)
 
 
 def addr_text(addr: bytes) -> str:

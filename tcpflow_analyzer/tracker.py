@@ -321,9 +321,12 @@ class Tracker:
     def _hold(self, conn: Connection) -> None:
         """File ``conn`` as most recently active, among the open or the closed."""
         cid = conn.conn_id
-        self._open.pop(cid, None)
-        self._closed.pop(cid, None)
-        (self._closed if conn.done() else self._open)[cid] = conn
+        home, other = (self._closed, self._open) if conn.done() else (self._open, self._closed)
+        if cid in home:
+            home.move_to_end(cid)
+        else:
+            other.pop(cid, None)
+            home[cid] = conn
 
     def _sweep(self, now_ns: int) -> None:
         """Retire what has been quiet long enough, and the oldest past the limit."""
