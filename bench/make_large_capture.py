@@ -310,29 +310,19 @@ except Exception as e:
 
 
 def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    mc.log(msg)
 
 
 # --------------------------------------------------------------------------- plumbing
 
 
-def my_namespaces() -> list[str]:
-    return [n for n in mc.our_namespaces() if n.startswith(PREFIX)]
-
-
 def delete_mine(stale: bool = False) -> None:
-    for ns in my_namespaces():
-        if stale:  # processes left in one of our namespaces by an interrupted run
-            for pid in mc.run(["ip", "netns", "pids", ns], check=False).stdout.split():
-                with contextlib.suppress(ProcessLookupError, ValueError):
-                    os.kill(int(pid), signal.SIGKILL)
-        mc.run(["ip", "netns", "del", ns], check=False)
+    """Delete this script's namespaces (and, when stale, kill what runs in them)."""
+    mc.delete_namespaces(stale, prefix=PREFIX)
 
 
 def cleanup() -> None:
-    while mc.PROCS:
-        mc.kill_proc(mc.PROCS.pop())
-    delete_mine()
+    mc.cleanup(PREFIX)
 
 
 def _on_signal(signum: int, _frame: Any) -> None:

@@ -90,25 +90,26 @@ def kill_proc(p: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
             p.wait(3)
 
 
-def our_namespaces() -> list[str]:
+def our_namespaces(prefix: str = PREFIX) -> list[str]:
+    """Network namespaces whose names start with ``prefix`` (other scripts pass their own)."""
     out = run(["ip", "netns", "list"], check=False).stdout
     names = [ln.split()[0] for ln in out.splitlines() if ln.split()]
-    return [n for n in names if n.startswith(PREFIX)]
+    return [n for n in names if n.startswith(prefix)]
 
 
-def delete_namespaces(stale: bool = False) -> None:
-    for ns in our_namespaces():
-        if stale:  # processes left in a tfa-* namespace by an earlier, interrupted run
+def delete_namespaces(stale: bool = False, prefix: str = PREFIX) -> None:
+    for ns in our_namespaces(prefix):
+        if stale:  # processes left in one of our namespaces by an earlier, interrupted run
             for pid in run(["ip", "netns", "pids", ns], check=False).stdout.split():
                 with contextlib.suppress(ProcessLookupError, ValueError):
                     os.kill(int(pid), signal.SIGKILL)
         run(["ip", "netns", "del", ns], check=False)
 
 
-def cleanup() -> None:
+def cleanup(prefix: str = PREFIX) -> None:
     while PROCS:
         kill_proc(PROCS.pop())
-    delete_namespaces()
+    delete_namespaces(prefix=prefix)
 
 
 def _on_signal(signum: int, _frame: Any) -> None:
