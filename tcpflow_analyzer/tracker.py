@@ -152,7 +152,6 @@ class Endpoint:
     syn_acked: bool = False
     fin_seq: int | None = None  # sequence number the FIN occupies
     fin_acked: bool = False
-    fin_frame: int | None = None
     fins: int = 0  # FIN segments sent
     rsts: int = 0  # RST segments sent
     got_peer_syn: bool = False
@@ -163,9 +162,7 @@ class Endpoint:
     tw_deadline_ns: int | None = None
     pkts: int = 0
     payload_bytes: int = 0
-    ip_bytes: int = 0
     bad_checksums: int = 0  # segments whose IPv4 or TCP checksum did not verify
-    state_since_ns: int = 0
 
 
 @dataclass(slots=True)
@@ -205,8 +202,6 @@ class Connection:
     fin_before_rst: bool = False
     simultaneous_close: bool = False
     half_close_bytes: int = 0
-    half_close_start_ns: int | None = None
-    half_close_end_ns: int | None = None
     trace: list[Step] = field(default_factory=list)
     transitions: list[TransitionRecord] = field(default_factory=list)
     anomalies: list[AnomalyRecord] = field(default_factory=list)
@@ -269,14 +264,12 @@ class Tracker:
         self._by_pair: dict[tuple[object, ...], list[Connection]] = {}
         self._next_id = 1
         self._last_ts_ns = 0
-        self._last_frame = 0
 
     # -- flow table --------------------------------------------------------
 
     def add(self, seg: Segment) -> None:
         """Replay one segment."""
         self._last_ts_ns = max(self._last_ts_ns, seg.ts_ns)
-        self._last_frame = seg.frame
         self._sweep(seg.ts_ns)
         a = (seg.src, seg.sport)
         b = (seg.dst, seg.dport)
@@ -460,14 +453,12 @@ class Tracker:
                 State.CLOSED if starts_with_syn else State.UNKNOWN,
                 client[0],
                 client[1],
-                state_since_ns=seg.ts_ns,
             ),
             server=Endpoint(
                 "server",
                 State.LISTEN if starts_with_syn else State.UNKNOWN,
                 server[0],
                 server[1],
-                state_since_ns=seg.ts_ns,
             ),
             incarnation=(
                 prev.incarnation + 1 if prev is not None else retired[1] + 1 if retired else 1
@@ -500,7 +491,6 @@ class Tracker:
         conn.end_ns = ts
         s.pkts += 1
         s.payload_bytes += seg.payload_len
-        s.ip_bytes += seg.ip_len
         if seg.checksum_ok is False:
             s.bad_checksums += 1
         self._zeek(conn, seg)
@@ -648,9 +638,8 @@ class Tracker:
         s.fins += 1
         if conn.first_fin is None and conn.first_rst is None:
             conn.first_fin, conn.first_fin_frame = s.role, seg.frame
-            conn.half_close_start_ns = seg.ts_ns
         if s.fin_seq is None:
-            s.fin_seq, s.fin_frame = fin_seq, seg.frame
+            s.fin_seq = fin_seq
             self._apply(conn, s, Event.SND_FIN, seg.frame, seg.ts_ns, seg)
         elif fin_seq == s.fin_seq:
             # A FIN sent again must be received again: the peer's next ACK covering
@@ -711,7 +700,6 @@ class Tracker:
             and (s.snd_nxt is None or seq_gt(seq_add(seg.seq, seg.payload_len), s.snd_nxt))
         ):
             conn.half_close_bytes += seg.payload_len
-            conn.half_close_end_ns = seg.ts_ns
 
     def _rst_acceptable(self, conn: Connection, s: Endpoint, d: Endpoint, seg: Segment) -> bool:
         """May D accept this RST? If not, record why (the RST then changes nothing)."""
@@ -810,8 +798,6 @@ class Tracker:
         conn.transitions.append(
             TransitionRecord(ep.role, frame, ts_ns, ep.state, new_state, event, rule)
         )
-        if new_state is not ep.state:
-            ep.state_since_ns = ts_ns
         ep.state = new_state
 
     def _anomaly(
