@@ -348,28 +348,8 @@ def _census(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit code."""
-    args = _parser().parse_args(argv)
-    if args.command == "batch":
-        return _batch(args)
-    if args.command == "census":
-        try:
-            return _census(args)
-        except CaptureError as exc:
-            print(f"tcpflow-analyzer: error: {exc}", file=sys.stderr)
-            return EXIT_UNREADABLE
-    if args.command == "show":
-        try:
-            return _show(args)
-        except CaptureError as exc:
-            print(f"tcpflow-analyzer: error: {exc}", file=sys.stderr)
-            return EXIT_UNREADABLE
-    try:
-        result = analyze(args.capture, config=_config(args))
-    except CaptureError as exc:
-        print(f"tcpflow-analyzer: error: {exc}", file=sys.stderr)
-        return EXIT_UNREADABLE
+def _analyze(args: argparse.Namespace) -> int:
+    result = analyze(args.capture, config=_config(args))
     for warning in result.warnings:
         print(f"tcpflow-analyzer: warning: {warning}", file=sys.stderr)
     sys.stdout.write(result.summary())
@@ -385,6 +365,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"wrote {analysis_report(result, args.html)}")
     return EXIT_OK
+
+
+_COMMANDS = {"analyze": _analyze, "batch": _batch, "census": _census, "show": _show}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except CaptureError as exc:  # batch reports its unreadable captures itself
+        print(f"tcpflow-analyzer: error: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -155,14 +155,19 @@ def _census_image(
     return [("connections held per state over time, busiest hosts", plot_png(cen.states))]
 
 
+def _by_code(findings: pd.DataFrame) -> pd.DataFrame:
+    """Findings counted per code, most frequent first (the empty table when none)."""
+    if findings.empty:
+        return findings
+    return (
+        findings.groupby("code").size().sort_values(ascending=False).rename("count").reset_index()
+    )
+
+
 def analysis_report(result: Any, path: str | os.PathLike[str]) -> Path:
     """The HTML report of one ``api.Analysis``."""
     findings = result.findings
-    by_code = (
-        findings.groupby("code").size().sort_values(ascending=False).rename("count").reset_index()
-        if not findings.empty
-        else findings
-    )
+    by_code = _by_code(findings)
     return write_report(
         path,
         f"TCP teardown report: {result.source}",
@@ -187,11 +192,7 @@ def batch_report(result: Any, path: str | os.PathLike[str], msl: float) -> Path:
     caps = result.captures
     findings = result.tables.get("findings", pd.DataFrame())
     conns = result.connections
-    by_code = (
-        findings.groupby("code").size().sort_values(ascending=False).rename("count").reset_index()
-        if not findings.empty
-        else findings
-    )
+    by_code = _by_code(findings)
     closes = (
         conns.groupby(["close_type", "active_closer"]).size().rename("connections").reset_index()
         if not conns.empty
