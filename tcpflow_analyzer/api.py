@@ -44,7 +44,17 @@ from .report import (
 )
 from .tracker import Connection
 
-__all__ = ["TABLES", "Analysis", "Rows", "analyze", "analyze_rows", "load_tables"]
+__all__ = [
+    "TABLES",
+    "Analysis",
+    "Rows",
+    "analyze",
+    "analyze_rows",
+    "connection_rows",
+    "dropped_warning",
+    "load_tables",
+    "skipped_by_reason",
+]
 
 
 @dataclass
@@ -101,7 +111,17 @@ class Analysis:
         )
 
 
-def _skipped(by_reason: Mapping[str, int], bad_records: int) -> dict[str, int]:
+def dropped_warning(name: str, expired: Mapping[str, int], config: Config) -> str:
+    """The warning for half-open connections dropped under memory pressure."""
+    n = sum(expired.values())
+    return (
+        f"{name}: {n} half-open connection(s) (no completed handshake, no data) "
+        f"were dropped without a row to keep memory bounded (more than "
+        f"{config.max_connections} connections held at once: a SYN flood or a scan?)"
+    )
+
+
+def skipped_by_reason(by_reason: Mapping[str, int], bad_records: int) -> dict[str, int]:
     """Frames not analyzed, by reason; unusable records count as ``bad_record``."""
     counts = dict(by_reason)
     if bad_records:
@@ -144,6 +164,24 @@ def _conn_id(row: dict[str, Any]) -> int:
     return int(row["conn_id"])
 
 
+def connection_rows(
+    conn: Connection, config: Config
+) -> tuple[dict[str, list[dict[str, Any]]], list[Finding]]:
+    """The rows one retired connection adds to each table, and its findings."""
+    end_ns = conn.retired_ns if conn.retired_ns is not None else conn.end_ns
+    mine = detect(conn, conn.prev, config, end_ns)
+    rows = {
+        "connections": [summarize(conn, prev=conn.prev, findings=mine, capture_end_ns=end_ns)],
+        "transitions": transition_rows([conn]),
+        "anomalies": anomaly_rows([conn]),
+        "zeek_conn": zeek_rows([conn]),
+        "findings": finding_rows(mine),
+    }
+    conn.trace.release()
+    conn.transitions.release()
+    return rows, mine
+
+
 def analyze_rows(source: Source | Sequence[str | os.PathLike[str]], config: Config) -> Rows:
     """Read, replay and detect; the result as rows (``analyze`` makes them frames)."""
     tables: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
@@ -151,16 +189,10 @@ def analyze_rows(source: Source | Sequence[str | os.PathLike[str]], config: Conf
 
     def retire(conn: Connection) -> None:
         # Called as each connection finishes; its trace is freed afterwards.
-        end_ns = conn.retired_ns if conn.retired_ns is not None else conn.end_ns
-        mine = detect(conn, conn.prev, config, end_ns)
+        rows, mine = connection_rows(conn, config)
         found.extend(mine)
-        tables["connections"].append(
-            summarize(conn, prev=conn.prev, findings=mine, capture_end_ns=end_ns)
-        )
-        tables["transitions"].extend(transition_rows([conn]))
-        tables["anomalies"].extend(anomaly_rows([conn]))
-        tables["zeek_conn"].extend(zeek_rows([conn]))
-        tables["findings"].extend(finding_rows(mine))
+        for name, more in rows.items():
+            tables[name].extend(more)
 
     played = replay(source, config, on_retire=retire)
     stats = played.stats
@@ -170,16 +202,11 @@ def analyze_rows(source: Source | Sequence[str | os.PathLike[str]], config: Conf
     found.sort(key=lambda f: f.conn_id)
     warnings = list(stats.warnings)
     if played.expired:
-        n = sum(played.expired.values())
-        warnings.append(
-            f"{played.name}: {n} half-open connection(s) (no completed handshake, no data) "
-            f"were dropped without a row to keep memory bounded (more than "
-            f"{config.max_connections} connections held at once: a SYN flood or a scan?)"
-        )
+        warnings.append(dropped_warning(played.name, played.expired, config))
     return Rows(
         source=played.name,
         tables=tables,
-        skipped=_skipped(stats.skipped, stats.bad_records),
+        skipped=skipped_by_reason(stats.skipped, stats.bad_records),
         frames=stats.frames,
         segments=played.segments,
         warnings=warnings,

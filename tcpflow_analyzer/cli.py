@@ -19,6 +19,7 @@ from .api import analyze
 from .config import Config
 from .reader import CaptureError
 from .replay import replay
+from .stream import OutputError, analyze_to_csv
 
 __all__ = ["main"]
 
@@ -349,6 +350,24 @@ def _census(args: argparse.Namespace) -> int:
 
 
 def _analyze(args: argparse.Namespace) -> int:
+    if args.html:
+        return _analyze_html(args)
+    # Streamed: rows go to the CSV files as connections retire (memory stays flat).
+    try:
+        result = analyze_to_csv(args.capture, _config(args), args.out)
+    except OutputError as exc:
+        print(f"tcpflow-analyzer: error: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    for warning in result.warnings:
+        print(f"tcpflow-analyzer: warning: {warning}", file=sys.stderr)
+    sys.stdout.write(result.summary)
+    if args.out:
+        print("wrote " + ", ".join(str(p) for p in result.paths))
+    return EXIT_OK
+
+
+def _analyze_html(args: argparse.Namespace) -> int:
+    """``analyze --html``: the report needs every table, so they are kept in memory."""
     result = analyze(args.capture, config=_config(args))
     for warning in result.warnings:
         print(f"tcpflow-analyzer: warning: {warning}", file=sys.stderr)
@@ -360,10 +379,9 @@ def _analyze(args: argparse.Namespace) -> int:
             print(f"tcpflow-analyzer: error: cannot write to {args.out}: {exc}", file=sys.stderr)
             return EXIT_UNREADABLE
         print("wrote " + ", ".join(str(p) for p in paths))
-    if args.html:
-        from .html import analysis_report
+    from .html import analysis_report
 
-        print(f"wrote {analysis_report(result, args.html)}")
+    print(f"wrote {analysis_report(result, args.html)}")
     return EXIT_OK
 
 

@@ -14,6 +14,7 @@ frames with the right columns. Only this module writes files.
 
 from __future__ import annotations
 
+import heapq
 import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -35,6 +36,7 @@ __all__ = [
     "FINDING_COLUMNS",
     "TRANSITION_COLUMNS",
     "ZEEK_COLUMNS",
+    "SummaryBuilder",
     "anomalies_frame",
     "connections_frame",
     "finding_rows",
@@ -484,31 +486,155 @@ def _worth_a_look(row: Mapping[str, Any]) -> list[str]:
     return why
 
 
-def _findings_text(findings: Sequence[Finding], examples: int) -> list[str]:
-    """Findings grouped by code (most frequent first), each with its worst examples."""
-    if not findings:
-        return ["findings: none"]
-    by_code: dict[Code, list[Finding]] = {}
-    for f in findings:
-        by_code.setdefault(f.code, []).append(f)
-    order = list(Code)
-    groups = sorted(by_code.items(), key=lambda kv: (-len(kv[1]), order.index(kv[0])))
-    lines = [
-        f"findings: {len(findings)} ("
-        + ", ".join(f"{code.value} {len(group)}" for code, group in groups)
-        + ")"
-    ]
-    for code, group in groups:
-        lines.append(f"  {code.value}: {len(group)}")
-        worst = sorted(
-            group, key=lambda f: (-f.weight, f.conn_id, f.frame if f.frame is not None else 0)
+_SUMMARY_COUNTED = (
+    "close_type",
+    "active_closer",
+    "client_state_at_end",
+    "server_state_at_end",
+    "conn_state",
+)
+
+
+def _finding_order(f: Finding) -> tuple[float, int, int]:
+    return (-f.weight, f.conn_id, f.frame if f.frame is not None else 0)
+
+
+class SummaryBuilder:
+    """What ``text_summary`` prints, gathered batch by batch.
+
+    A streamed analysis (``stream.py``) hands each batch of connection rows and
+    findings to ``add`` and forgets them: the builder keeps only the columns
+    the summary counts (a few interned strings per connection), the first
+    ``limit`` connections worth a look (by ``conn_id``), and per finding code a
+    count and the ``examples`` worst findings. ``text`` then gives exactly what
+    ``text_summary`` gives for all the rows at once.
+    """
+
+    def __init__(self, limit: int = 20, examples: int = 3) -> None:
+        self.limit = limit
+        self.examples = examples
+        self._ids: list[int] = []
+        self._counted: dict[str, list[Any]] = {c: [] for c in _SUMMARY_COUNTED}
+        self._reused = 0
+        self._flagged: list[tuple[int, str]] = []  # heap of (-conn_id, line)
+        self._n_flagged = 0
+        self._finding_count: Counter[Code] = Counter()
+        self._finding_worst: dict[Code, list[Finding]] = {}
+
+    @property
+    def connections(self) -> int:
+        return len(self._ids)
+
+    @property
+    def findings(self) -> int:
+        return sum(self._finding_count.values())
+
+    def add(self, connections: pd.DataFrame, findings: Iterable[Finding] = ()) -> None:
+        """Take one batch of typed connection rows and findings."""
+        if len(connections):
+            self._ids.extend(connections["conn_id"].tolist())
+            for col in _SUMMARY_COUNTED:
+                self._counted[col].extend(connections[col].tolist())
+            self._reused += int((connections["incarnation"] > 1).sum())
+            rows: list[dict[str, Any]] = connections.to_dict("records")  # type: ignore[assignment]
+            for row in rows:
+                why = _worth_a_look(row)
+                if not why:
+                    continue
+                self._n_flagged += 1
+                line = (
+                    f"  #{row['conn_id']} {_endpoint(row['client_ip'], row['client_port'])} -> "
+                    f"{_endpoint(row['server_ip'], row['server_port'])}"
+                    f"  frames {row['first_frame']}-{row['last_frame']}"
+                    f"  closer={row['active_closer']}"
+                    f"  end={row['client_state_at_end']}/{row['server_state_at_end']}"
+                    f"  [{row['history']}]: {'; '.join(why)}"
+                )
+                item = (-int(row["conn_id"]), line)
+                if len(self._flagged) < self.limit:
+                    heapq.heappush(self._flagged, item)
+                elif self.limit and item > self._flagged[0]:
+                    heapq.heapreplace(self._flagged, item)
+        for f in findings:
+            self._finding_count[f.code] += 1
+            worst = self._finding_worst.setdefault(f.code, [])
+            worst.append(f)
+            if len(worst) > 2 * self.examples + 8:
+                worst.sort(key=_finding_order)
+                del worst[self.examples :]
+
+    def _findings_text(self) -> list[str]:
+        """Findings grouped by code (most frequent first), each with its worst examples."""
+        total = self.findings
+        if not total:
+            return ["findings: none"]
+        order = list(Code)
+        groups = sorted(self._finding_count.items(), key=lambda kv: (-kv[1], order.index(kv[0])))
+        lines = [
+            f"findings: {total} ("
+            + ", ".join(f"{code.value} {count}" for code, count in groups)
+            + ")"
+        ]
+        examples = self.examples
+        for code, count in groups:
+            lines.append(f"  {code.value}: {count}")
+            for f in sorted(self._finding_worst[code], key=_finding_order)[:examples]:
+                where = f"frame {f.frame}" if f.frame is not None else "no frame"
+                lines.append(f"    #{f.conn_id} {where}: {f.detail}")
+            if count > examples:
+                lines.append(f"    ... and {count - examples} more (see findings.csv)")
+        return lines
+
+    def text(
+        self,
+        name: str,
+        skipped: Mapping[str, int],
+        frames: int,
+        segments: int,
+        warnings: Sequence[str],
+        duplicates: int = 0,
+    ) -> str:
+        """The readable summary ``tcpflow-analyzer analyze`` prints."""
+        lines = [f"capture: {name}"]
+        skipped_total = sum(skipped.values())
+        skip_text = ", ".join(f"{k} {v}" for k, v in sorted(skipped.items()))
+        lines.append(
+            f"frames: {frames}  tcp segments: {segments}  skipped: {skipped_total}"
+            + (f" ({skip_text})" if skip_text else "")
         )
-        for f in worst[:examples]:
-            where = f"frame {f.frame}" if f.frame is not None else "no frame"
-            lines.append(f"    #{f.conn_id} {where}: {f.detail}")
-        if len(group) > examples:
-            lines.append(f"    ... and {len(group) - examples} more (see findings.csv)")
-    return lines
+        for w in warnings:
+            lines.append(f"warning: {w}")
+        if duplicates:
+            lines.append(
+                f"duplicate frames: {duplicates} (byte-identical to a frame just before: "
+                "captured twice; analyzed, not taken for retransmissions)"
+            )
+        n = len(self._ids)
+        reused = self._reused
+        lines.append(f"connections: {n}" + (f" ({reused} on reused 4-tuples)" if reused else ""))
+        if n == 0:
+            return "\n".join(lines) + "\n"
+        # Counted in conn_id order, as a frame sorted by conn_id would be (ties in
+        # value_counts keep the order of first appearance).
+        order = np.argsort(np.asarray(self._ids, dtype=np.int64), kind="stable")
+        counted = {
+            col: pd.Series(np.asarray(values, dtype=object)[order], dtype=CONNECTION_COLUMNS[col])
+            for col, values in self._counted.items()
+        }
+        lines.append(f"  how they ended:  {_counts(counted['close_type'])}")
+        lines.append(f"  who closed first: {_counts(counted['active_closer'])}")
+        lines.append(f"  client end state: {_counts(counted['client_state_at_end'])}")
+        lines.append(f"  server end state: {_counts(counted['server_state_at_end'])}")
+        lines.append(f"  zeek conn_state:  {_counts(counted['conn_state'])}")
+        if self._n_flagged:
+            lines.append(f"connections worth a look: {self._n_flagged}")
+            lines.extend(line for _, line in sorted(self._flagged, reverse=True))
+            if self._n_flagged > self.limit:
+                lines.append(f"  ... and {self._n_flagged - self.limit} more (see connections.csv)")
+        else:
+            lines.append("connections worth a look: none")
+        lines.extend(self._findings_text())
+        return "\n".join(lines) + "\n"
 
 
 def text_summary(
@@ -528,46 +654,6 @@ def text_summary(
     ``findings`` are listed grouped by code with their count and the
     ``examples`` worst of each (by ``Finding.weight``).
     """
-    lines = [f"capture: {name}"]
-    skipped_total = sum(skipped.values())
-    skip_text = ", ".join(f"{k} {v}" for k, v in sorted(skipped.items()))
-    lines.append(
-        f"frames: {frames}  tcp segments: {segments}  skipped: {skipped_total}"
-        + (f" ({skip_text})" if skip_text else "")
-    )
-    for w in warnings:
-        lines.append(f"warning: {w}")
-    if duplicates:
-        lines.append(
-            f"duplicate frames: {duplicates} (byte-identical to a frame just before: "
-            "captured twice; analyzed, not taken for retransmissions)"
-        )
-    n = len(connections)
-    reused = int((connections["incarnation"] > 1).sum()) if n else 0
-    lines.append(f"connections: {n}" + (f" ({reused} on reused 4-tuples)" if reused else ""))
-    if n == 0:
-        return "\n".join(lines) + "\n"
-    lines.append(f"  how they ended:  {_counts(connections['close_type'])}")
-    lines.append(f"  who closed first: {_counts(connections['active_closer'])}")
-    lines.append(f"  client end state: {_counts(connections['client_state_at_end'])}")
-    lines.append(f"  server end state: {_counts(connections['server_state_at_end'])}")
-    lines.append(f"  zeek conn_state:  {_counts(connections['conn_state'])}")
-    rows: list[dict[str, Any]] = connections.to_dict("records")  # type: ignore[assignment]
-    flagged = [(row, why) for row in rows if (why := _worth_a_look(row))]
-    if flagged:
-        lines.append(f"connections worth a look: {len(flagged)}")
-        for row, why in flagged[:limit]:
-            lines.append(
-                f"  #{row['conn_id']} {_endpoint(row['client_ip'], row['client_port'])} -> "
-                f"{_endpoint(row['server_ip'], row['server_port'])}"
-                f"  frames {row['first_frame']}-{row['last_frame']}"
-                f"  closer={row['active_closer']}"
-                f"  end={row['client_state_at_end']}/{row['server_state_at_end']}"
-                f"  [{row['history']}]: {'; '.join(why)}"
-            )
-        if len(flagged) > limit:
-            lines.append(f"  ... and {len(flagged) - limit} more (see connections.csv)")
-    else:
-        lines.append("connections worth a look: none")
-    lines.extend(_findings_text(findings, examples))
-    return "\n".join(lines) + "\n"
+    builder = SummaryBuilder(limit, examples)
+    builder.add(connections, findings)
+    return builder.text(name, skipped, frames, segments, warnings, duplicates)

@@ -41,6 +41,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from .compact import Trace, Transitions
 from .config import Config
 from .segment import Bit, Segment
 from .seq import seq_add, seq_diff, seq_geq, seq_gt
@@ -202,9 +203,13 @@ class Connection:
     fin_before_rst: bool = False
     simultaneous_close: bool = False
     half_close_bytes: int = 0
-    trace: list[Step] = field(default_factory=list)
-    transitions: list[TransitionRecord] = field(default_factory=list)
+    trace: Trace = field(init=False)  # packed; reads as a sequence of Step
+    transitions: Transitions = field(default_factory=Transitions)  # packed
     anomalies: list[AnomalyRecord] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        c, s = self.client, self.server
+        self.trace = Trace((c.addr, c.port), (s.addr, s.port), self.vlan)
 
     @property
     def zeek(self) -> ZeekConn:
@@ -595,7 +600,7 @@ class Tracker:
                     d.fin_acked = True
                     self._apply(conn, d, Event.RCV_ACK_OF_FIN, frame, ts, seg)
 
-        conn.trace.append(Step(seg, from_client, conn.client.state, conn.server.state))
+        conn.trace.add(seg, from_client, conn.client.state, conn.server.state)
 
         # Sequence bookkeeping last, so step 3's RST check saw the old snd_nxt.
         end = seq_add(seg.seq, seg.seg_len)
@@ -795,9 +800,7 @@ class Tracker:
         event: Event,
         rule: str,
     ) -> None:
-        conn.transitions.append(
-            TransitionRecord(ep.role, frame, ts_ns, ep.state, new_state, event, rule)
-        )
+        conn.transitions.add(ep.role, frame, ts_ns, ep.state, new_state, event, rule)
         ep.state = new_state
 
     def _anomaly(

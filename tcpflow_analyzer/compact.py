@@ -1,0 +1,300 @@
+"""Compact storage for a connection's replayed trace.
+
+Theory of operation
+-------------------
+A connection keeps every segment it saw, with both endpoints' states after it
+(``tracker.Step``): the findings (``findings.py``) and the ladder diagram
+(``ladder.py``) read the whole story when the connection is retired. Kept as
+objects, a step costs about 640 bytes (the ``Segment``, its ``TcpOptions``, the
+``Step`` and the integers they point to), and a closed connection is held for
+its TIME_WAIT window and the late-segment window after it: on a busy capture
+that is most of the memory.
+
+:class:`Trace` stores each step as one fixed-size binary record (49 bytes) in
+a ``bytearray``. What a record does not hold is rebuilt from the connection:
+the addresses and ports from the direction bit and the connection's two
+endpoints, the VLAN tags from a bit saying whether the segment came on the
+connection's own tags or on the other direction's (``Connection.reverse_vlan``:
+a connection's two directions can be routed on different VLANs).
+TCP options that are only a timestamp pair, Linux's usual case, are held in the
+record; anything else (a SYN's MSS and window scale, SACK blocks) goes into a
+side table keyed by the step's index.
+
+Reading (``len``, indexing, slicing, iteration) materializes ``Step`` objects
+once and caches them until :meth:`Trace.release`; a trace read again after
+that is rebuilt. The rebuilt objects compare equal, field by field, to the ones
+appended.
+
+:class:`Transitions` does the same for a connection's state changes
+(``tracker.TransitionRecord``, 22 bytes each instead of about 90): the rule
+texts are kept once per process and referred to by number. A record appended
+while the list is materialized is added to it, so a reader holding a record
+keeps the same object.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, TypeVar, overload
+
+from .segment import Segment, TcpOptions
+from .states import Event, State
+
+if TYPE_CHECKING:
+    from .tracker import Step, TransitionRecord
+
+__all__ = ["Trace", "Transitions"]
+
+# frame, ts_ns, seq, ack, flags, window, payload_len, ip_len, bits, client state,
+# server state, checksum (-1 unknown / 0 bad / 1 good), options kind, ts_val, ts_ecr
+_RECORD = struct.Struct("<qqIIBHIIBBBbBII")
+_SIZE = _RECORD.size
+
+_STATES: tuple[State, ...] = tuple(State)
+_STATE_INDEX: dict[State, int] = {s: i for i, s in enumerate(_STATES)}
+
+# bits
+_FROM_CLIENT = 1
+_REVERSE_VLAN = 2
+_CAPLEN_SHORT = 4
+
+# options kinds
+_NO_OPTIONS = 0
+_TIMESTAMPS_ONLY = 1
+_OTHER_OPTIONS = 2
+
+_T = TypeVar("_T")
+
+_CHECKSUM = {None: -1, False: 0, True: 1}
+_CHECKSUM_BACK = {-1: None, 0: False, 1: True}
+
+
+class _Packed(Sequence[_T]):
+    """Read access shared by the packed sequences: materialized on first read."""
+
+    __slots__ = ()
+    _n: int
+
+    def _items(self) -> list[_T]:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return self._n
+
+    @overload
+    def __getitem__(self, index: int) -> _T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[_T]: ...
+
+    def __getitem__(self, index: int | slice) -> _T | list[_T]:
+        return self._items()[index]
+
+    def __iter__(self) -> Iterator[_T]:
+        return iter(self._items())
+
+    def __bool__(self) -> bool:
+        return self._n > 0
+
+
+class Trace(_Packed["Step"]):
+    """A connection's steps, packed; reads as a sequence of ``Step``."""
+
+    __slots__ = ("_buf", "_cache", "_client", "_n", "_options", "_rev", "_server", "_vlan")
+
+    def __init__(
+        self, client: tuple[bytes, int], server: tuple[bytes, int], vlan: tuple[int, ...]
+    ) -> None:
+        self._client = client
+        self._server = server
+        self._vlan = vlan
+        self._rev = vlan  # the other direction's tags, when a segment came on them
+        self._buf = bytearray()
+        self._n = 0
+        self._options: dict[int, TcpOptions] | None = None
+        self._cache: list[Step] | None = None
+
+    def add(
+        self,
+        seg: Segment,
+        from_client: bool,
+        client_state: State,
+        server_state: State,
+    ) -> None:
+        """Append one step (the segment and both states after it)."""
+        reverse_vlan = seg.vlan != self._vlan
+        if reverse_vlan:
+            self._rev = seg.vlan
+        opts = seg.options
+        if opts is None:
+            kind, tsv, tse = _NO_OPTIONS, 0, 0
+        elif (
+            opts.ts_val is not None
+            and opts.ts_ecr is not None
+            and opts.mss is None
+            and opts.wscale is None
+            and not opts.sack_permitted
+            and not opts.sack_blocks
+        ):
+            kind, tsv, tse = _TIMESTAMPS_ONLY, opts.ts_val, opts.ts_ecr
+        else:
+            kind, tsv, tse = _OTHER_OPTIONS, 0, 0
+            if self._options is None:
+                self._options = {}
+            self._options[self._n] = opts
+        bits = (
+            (_FROM_CLIENT if from_client else 0)
+            | (_REVERSE_VLAN if reverse_vlan else 0)
+            | (_CAPLEN_SHORT if seg.caplen_short else 0)
+        )
+        self._buf += _RECORD.pack(
+            seg.frame,
+            seg.ts_ns,
+            seg.seq,
+            seg.ack,
+            seg.flags,
+            seg.window,
+            seg.payload_len,
+            seg.ip_len,
+            bits,
+            _STATE_INDEX[client_state],
+            _STATE_INDEX[server_state],
+            _CHECKSUM[seg.checksum_ok],
+            kind,
+            tsv,
+            tse,
+        )
+        self._n += 1
+        self._cache = None
+
+    def release(self) -> None:
+        """Drop the materialized steps (they are rebuilt when read again)."""
+        self._cache = None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the packed records (not counting the side table)."""
+        return len(self._buf)
+
+    def _items(self) -> list[Step]:
+        if self._cache is None:
+            self._cache = self._materialize()
+        return self._cache
+
+    def _materialize(self) -> list[Step]:
+        from .tracker import Step
+
+        fwd, rev = self._vlan, self._rev
+        (c_addr, c_port), (s_addr, s_port) = self._client, self._server
+        side = self._options or {}
+        states = _STATES
+        out: list[Step] = []
+        append = out.append
+        for i, rec in enumerate(_RECORD.iter_unpack(self._buf)):
+            (frame, ts, seq, ack, flags, window, plen, ip_len, bits, cs, ss, ck, kind, tsv, tse) = (
+                rec
+            )
+            if kind == _NO_OPTIONS:
+                opts = None
+            elif kind == _TIMESTAMPS_ONLY:
+                opts = TcpOptions(ts_val=tsv, ts_ecr=tse)
+            else:
+                opts = side[i]
+            from_client = bool(bits & _FROM_CLIENT)
+            if from_client:
+                src, sport, dst, dport = c_addr, c_port, s_addr, s_port
+            else:
+                src, sport, dst, dport = s_addr, s_port, c_addr, c_port
+            seg = Segment(
+                frame,
+                ts,
+                rev if bits & _REVERSE_VLAN else fwd,
+                src,
+                dst,
+                sport,
+                dport,
+                seq,
+                ack,
+                flags,
+                window,
+                plen,
+                ip_len,
+                opts,
+                bool(bits & _CAPLEN_SHORT),
+                _CHECKSUM_BACK[ck],
+            )
+            append(Step(seg, from_client, states[cs], states[ss]))
+        return out
+
+
+# role, frame (-1: none, a timer), ts_ns, from state, to state, event, rule
+_TRANSITION = struct.Struct("<BqqBBBH")
+_ROLES = ("client", "server")
+_EVENTS: tuple[Event, ...] = tuple(Event)
+_EVENT_INDEX: dict[Event, int] = {e: i for i, e in enumerate(_EVENTS)}
+# Rule texts (RFC citations) by index; few and shared by every connection.
+_RULES: list[str] = []
+_RULE_INDEX: dict[str, int] = {}
+
+
+class Transitions(_Packed["TransitionRecord"]):
+    """A connection's state changes, packed (22 bytes each); reads as ``TransitionRecord``s."""
+
+    __slots__ = ("_buf", "_cache", "_n")
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._n = 0
+        self._cache: list[TransitionRecord] | None = None
+
+    def add(
+        self,
+        endpoint: str,
+        frame: int | None,
+        ts_ns: int,
+        from_state: State,
+        to_state: State,
+        event: Event,
+        rule: str,
+    ) -> None:
+        """Append one state change."""
+        idx = _RULE_INDEX.get(rule)
+        if idx is None:
+            idx = _RULE_INDEX[rule] = len(_RULES)
+            _RULES.append(rule)
+        self._buf += _TRANSITION.pack(
+            0 if endpoint == "client" else 1,
+            -1 if frame is None else frame,
+            ts_ns,
+            _STATE_INDEX[from_state],
+            _STATE_INDEX[to_state],
+            _EVENT_INDEX[event],
+            idx,
+        )
+        self._n += 1
+        if self._cache is not None:
+            self._cache.append(self._record(self._n - 1))
+
+    def release(self) -> None:
+        """Drop the materialized records (they are rebuilt when read again)."""
+        self._cache = None
+
+    def _record(self, i: int) -> TransitionRecord:
+        from .tracker import TransitionRecord
+
+        role, frame, ts, f, t, e, r = _TRANSITION.unpack_from(self._buf, i * _TRANSITION.size)
+        return TransitionRecord(
+            _ROLES[role],
+            None if frame < 0 else frame,
+            ts,
+            _STATES[f],
+            _STATES[t],
+            _EVENTS[e],
+            _RULES[r],
+        )
+
+    def _items(self) -> list[TransitionRecord]:
+        if self._cache is None:
+            self._cache = [self._record(i) for i in range(self._n)]
+        return self._cache

@@ -1,0 +1,131 @@
+"""The streamed analysis (``analyze`` on the command line) writes what ``Analysis.to_csv`` writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import tcpflow_analyzer
+from tcpflow_analyzer.api import load_tables
+from tcpflow_analyzer.cli import main
+from tcpflow_analyzer.config import Config
+from tcpflow_analyzer.report import text_summary
+from tcpflow_analyzer.stream import OutputError, analyze_to_csv
+
+from .craft import Conversation
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT.parent / "shared" / "corpus"
+CAPTURES = sorted(
+    [
+        *ROOT.glob("captures/*.pcap*"),
+        ROOT / "captures" / "crawler" / "crawler.pcap",
+        *CORPUS.rglob("*.pcap"),
+        *CORPUS.rglob("*.pcapng"),
+    ]
+)
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    keys = [c for c in ("conn_id", "frame", "ts") if c in frame.columns]
+    return frame.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def _same_tables(streamed: Path, reference: Path) -> None:
+    got, want = load_tables(streamed), load_tables(reference)
+    assert sorted(got) == sorted(want)
+    for name in want:
+        pd.testing.assert_frame_equal(_sorted(got[name]), _sorted(want[name]), obj=name)
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=[p.name for p in CAPTURES])
+def test_streamed_tables_and_summary_equal_analysis(path: Path, tmp_path: Path) -> None:
+    """Batches of 7 connections: several flushes, the same rows and the same summary."""
+    result = tcpflow_analyzer.analyze(path)
+    result.to_csv(tmp_path / "ref")
+    streamed = analyze_to_csv(path, Config(), tmp_path / "out", batch=7)
+    _same_tables(tmp_path / "out", tmp_path / "ref")
+    assert streamed.summary == result.summary()
+    assert streamed.connections == len(result.connections)
+    assert streamed.findings == len(result.findings)
+    assert (streamed.frames, streamed.segments) == (result.frames, result.segments)
+
+
+def test_summary_lists_the_first_connections_worth_a_look_in_conn_id_order(
+    tmp_path: Path,
+) -> None:
+    """More flagged connections than the limit: the lowest conn_ids are listed, in order."""
+    from scapy.utils import wrpcap
+
+    from .craft import CLIENT
+
+    packets = []
+    for i in range(30):  # 30 connections aborted by the server: each is worth a look
+        conv = Conversation(client=(CLIENT[0], 41000 + i))
+        conv._t = i * 0.01
+        conv.handshake()
+        conv.s("R")
+        packets.extend(conv.packets)
+    packets.sort(key=lambda p: float(p.time))
+    capture = wrpcap(str(tmp_path / "aborts.pcap"), packets) or tmp_path / "aborts.pcap"
+    result = tcpflow_analyzer.analyze(capture)
+    assert "connections worth a look: 30" in result.summary()
+    for limit in (0, 1, 5, 29, 30, 31):
+        streamed = analyze_to_csv(capture, Config(), None, batch=4, limit=limit)
+        want = text_summary(
+            result.source,
+            result.connections,
+            result.skipped,
+            result.frames,
+            result.segments,
+            result.warnings,
+            limit=limit,
+            findings=result.finding_records,
+            duplicates=result.duplicates,
+        )
+        assert streamed.summary == want
+        listed = [line.split()[0] for line in want.splitlines() if line.startswith("  #")]
+        assert listed == [f"#{i}" for i in range(1, min(limit, 30) + 1)]
+
+
+def test_rows_are_written_as_connections_retire(tmp_path: Path) -> None:
+    """A connection replaced by a new incarnation is written before an older one still open."""
+    from scapy.utils import wrpcap
+
+    from .craft import CLIENT
+
+    open_one = Conversation(client=(CLIENT[0], 40001)).handshake()  # conn 1, never closed
+    reused = Conversation(client=(CLIENT[0], 40000))
+    reused._t = 0.01
+    reused.handshake().client_close()  # conn 2
+    reused.cseq = (reused.cseq + 100_000) % 2**32
+    reused.handshake()  # conn 3: a new ISN on the 4-tuple retires conn 2 at once
+    packets = sorted([*open_one.packets, *reused.packets], key=lambda p: float(p.time))
+    wrpcap(str(tmp_path / "reuse.pcap"), packets)
+    analyze_to_csv(tmp_path / "reuse.pcap", Config(), tmp_path / "out")
+    written = pd.read_csv(tmp_path / "out" / "connections.csv")["conn_id"].tolist()
+    assert written == [2, 1, 3]
+    _same_tables(tmp_path / "out", _reference(tmp_path / "reuse.pcap", tmp_path / "ref"))
+
+
+def _reference(path: Path, directory: Path) -> Path:
+    tcpflow_analyzer.analyze(path).to_csv(directory)
+    return directory
+
+
+def test_unwritable_directory_is_an_output_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(OutputError, match="cannot write to"):
+        analyze_to_csv(ROOT / "captures" / "client_close.pcap", Config(), blocker / "out")
+
+
+def test_cli_analyze_streams_to_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = ROOT / "captures" / "tuple_reuse.pcap"
+    assert main(["analyze", str(path), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(tcpflow_analyzer.analyze(path).summary())
+    tcpflow_analyzer.analyze(path).to_csv(tmp_path / "ref")
+    _same_tables(tmp_path / "out", tmp_path / "ref")
