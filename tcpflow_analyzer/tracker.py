@@ -99,6 +99,8 @@ _SERVICE_PORTS = frozenset(
 )
 
 
+_NEVER = 1 << 126  # later than any capture time
+
 # How far (bytes of sequence space) an ACK may be from the other half's SND.NXT
 # for two one-way halves on different VLANs to be joined.
 _MERGE_SLACK = 1 << 20
@@ -269,13 +271,26 @@ class Tracker:
         self._by_pair: dict[tuple[object, ...], list[Connection]] = {}
         self._next_id = 1
         self._last_ts_ns = 0
+        self._closed_hold_ns = self.config.closed_hold_ns
+        self._idle_ns = self.config.idle_ns
+        self._sweep_at = _NEVER  # no retirement is due before this time (see _sweep)
+        self._monotone = True  # timestamps never went backwards so far
 
     # -- flow table --------------------------------------------------------
 
     def add(self, seg: Segment) -> None:
         """Replay one segment."""
-        self._last_ts_ns = max(self._last_ts_ns, seg.ts_ns)
-        self._sweep(seg.ts_ns)
+        ts = seg.ts_ns
+        if ts < self._last_ts_ns:
+            self._monotone = False
+        else:
+            self._last_ts_ns = ts
+        if (
+            ts >= self._sweep_at
+            or not self._monotone
+            or len(self._open) + len(self._closed) >= self.config.max_connections
+        ):
+            self._sweep(ts)
         a = (seg.src, seg.sport)
         b = (seg.dst, seg.dport)
         pair = a + b if a <= b else b + a
@@ -319,16 +334,30 @@ class Tracker:
     def _hold(self, conn: Connection) -> None:
         """File ``conn`` as most recently active, among the open or the closed."""
         cid = conn.conn_id
-        home, other = (self._closed, self._open) if conn.done() else (self._open, self._closed)
+        if conn.done():
+            home, other, hold = self._closed, self._open, self._closed_hold_ns
+        else:
+            home, other, hold = self._open, self._closed, self._idle_ns
         if cid in home:
             home.move_to_end(cid)
         else:
             other.pop(cid, None)
             home[cid] = conn
+        # With timestamps in order each dict is sorted by end_ns, so the earliest
+        # retirement is due at one of the two heads: keep a lower bound of it.
+        due = conn.end_ns + hold + 1
+        if due < self._sweep_at:
+            self._sweep_at = due
 
     def _sweep(self, now_ns: int) -> None:
-        """Retire what has been quiet long enough, and the oldest past the limit."""
-        tw, idle = self.config.closed_hold_ns, self.config.idle_ns
+        """Retire what has been quiet long enough, and the oldest past the limit.
+
+        ``add`` calls this only when something may be due (``_sweep_at``, a
+        lower bound of the earliest retirement), when the table is full, or
+        always once timestamps have gone backwards (then the held connections
+        are no longer sorted by their last segment's time).
+        """
+        tw, idle = self._closed_hold_ns, self._idle_ns
         while self._closed:
             conn = next(iter(self._closed.values()))
             if now_ns - conn.end_ns <= tw:
@@ -350,6 +379,14 @@ class Tracker:
                 self._drop(conn)
             else:
                 self._retire(conn, now_ns)
+        self._sweep_at = min(
+            (
+                next(iter(held.values())).end_ns + hold + 1
+                for held, hold in ((self._closed, tw), (self._open, idle))
+                if held
+            ),
+            default=_NEVER,
+        )
 
     def _forget(self, conn: Connection) -> None:
         self._open.pop(conn.conn_id, None)

@@ -1,4 +1,4 @@
-"""The streamed analysis (``analyze`` on the command line) writes what ``Analysis.to_csv`` writes."""
+"""The streamed analysis (the command line's ``analyze``) writes what ``Analysis.to_csv`` does."""
 
 from __future__ import annotations
 

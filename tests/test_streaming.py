@@ -124,3 +124,45 @@ def test_idle_open_connection_is_retired(tmp_path: Path) -> None:
             assert retired[0].retired_ns == seg.ts_ns
     tracker.finish()
     assert [c.conn_id for c in retired] == [1, 2]
+
+
+class _SweepEverySegment(Tracker):
+    """The reference for the sweep schedule: look for due retirements at every segment."""
+
+    def add(self, seg: Segment) -> None:
+        self._sweep_at = 0
+        super().add(seg)
+
+
+def _retirements(tracker: Tracker, segments: list[Segment]) -> list[tuple[int, int | None, int]]:
+    out: list[tuple[int, int | None, int]] = []
+    tracker._on_retire = lambda c: out.append((c.conn_id, c.retired_ns, c.incarnation))
+    for seg in segments:
+        tracker.add(seg)
+    tracker.finish()
+    return out
+
+
+@pytest.mark.parametrize(
+    "config",
+    [Config(), Config(msl=0.05, idle_timeout=0.2, late_segment_s=0.0)],
+    ids=["default", "short-timers"],
+)
+@pytest.mark.parametrize("path", CAPTURES, ids=[p.name for p in CAPTURES])
+def test_sweep_schedule_retires_exactly_when_sweeping_every_segment(
+    path: Path, config: Config
+) -> None:
+    from tcpflow_analyzer.reader import CaptureReader
+
+    with CaptureReader(path) as reader:
+        segments = list(reader)
+    # The same segments with time running backwards once in the middle: the
+    # schedule must fall back to sweeping every segment.
+    shuffled = list(segments)
+    if len(shuffled) > 4:
+        mid = len(shuffled) // 2
+        shuffled[mid], shuffled[mid + 1] = shuffled[mid + 1], shuffled[mid]
+    for segs in (segments, shuffled):
+        want = _retirements(_SweepEverySegment(config), segs)
+        got = _retirements(Tracker(config), segs)
+        assert got == want
