@@ -119,7 +119,7 @@ class TransitionRecord:
     rule: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made for every segment (see segment.py)
 class Step:
     """One segment of a connection's replayed trace, with both states after it."""
 
