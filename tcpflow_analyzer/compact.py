@@ -36,15 +36,15 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .segment import Segment, TcpOptions
 from .states import Event, State
 
 if TYPE_CHECKING:
-    from .tracker import Step, TransitionRecord
+    from .tracker import Connection, Step, TransitionRecord
 
-__all__ = ["Trace", "Transitions"]
+__all__ = ["Frozen", "Trace", "Transitions"]
 
 # frame, ts_ns, seq, ack, flags, window, payload_len, ip_len, bits, client state,
 # server state, checksum (-1 unknown / 0 bad / 1 good), options kind, ts_val, ts_ecr
@@ -172,6 +172,26 @@ class Trace(_Packed["Step"]):
         """Drop the materialized steps (they are rebuilt when read again)."""
         self._cache = None
 
+    def dump(self) -> tuple[object, ...]:
+        """The trace as plain values (``marshal``-able); ``Trace.load`` makes it back."""
+        side = {
+            i: (o.mss, o.wscale, o.sack_permitted, o.sack_blocks, o.ts_val, o.ts_ecr)
+            for i, o in (self._options or {}).items()
+        }
+        return (self._client, self._server, self._vlan, self._rev, bytes(self._buf), self._n, side)
+
+    @classmethod
+    def load(cls, data: Any) -> Trace:
+        """The trace ``dump`` gave."""
+        client, server, vlan, rev, buf, n, side = data
+        trace = cls(client, server, vlan)
+        trace._rev = rev
+        trace._buf = bytearray(buf)
+        trace._n = n
+        if side:
+            trace._options = {i: TcpOptions(*o) for i, o in side.items()}
+        return trace
+
     @property
     def nbytes(self) -> int:
         """Bytes held by the packed records (not counting the side table)."""
@@ -298,3 +318,58 @@ class Transitions(_Packed["TransitionRecord"]):
         if self._cache is None:
             self._cache = [self._record(i) for i in range(self._n)]
         return self._cache
+
+
+class Frozen:
+    """A frozen connection in the tracker's tables, in the place of the connection.
+
+    What the tracker needs to file, retire or thaw it; its rows and trace are
+    in the freezer's spill file at ``ref`` (see ``freeze.py``).
+    """
+
+    __slots__ = (
+        "conn_id",
+        "deadline",
+        "dropped",
+        "end_ns",
+        "findings",
+        "frozen_at",
+        "incarnation",
+        "key",
+        "prev_conn_id",
+        "ref",
+        "retired",
+        "retired_ns",
+        "reverse_vlan",
+        "tw_parts",
+    )
+
+    def __init__(
+        self,
+        conn: Connection,
+        frozen_at: int,
+        deadline: int | None,
+        ref: tuple[int, int],
+        tw_parts: list[tuple[int, int | None]],
+        findings: tuple[tuple[Any, ...], ...],
+    ) -> None:
+        self.conn_id = conn.conn_id
+        self.key = conn.key
+        self.incarnation = conn.incarnation
+        self.prev_conn_id = conn.prev_conn_id
+        self.end_ns = conn.end_ns
+        self.frozen_at = frozen_at
+        self.deadline = deadline
+        self.ref = ref
+        self.tw_parts = tw_parts
+        self.findings = findings  # (A's, B's) as plain tuples; usually empty
+        self.retired = False
+        self.retired_ns: int | None = None
+        self.dropped = False
+        self.reverse_vlan: tuple[int, ...] | None = None
+
+    def done(self) -> bool:
+        return True
+
+    def ended(self) -> bool:
+        return True

@@ -27,6 +27,13 @@ class Config:
     at once; past it the oldest are retired early, and half-open ones (no
     completed handshake, no data: a SYN flood or a scan) are dropped without a
     row and only counted (``Analysis.expired``), so memory stays bounded.
+
+    ``freeze_after_s``: in a streamed analysis (the command line's ``analyze``),
+    a closed connection quiet for this many seconds is *frozen*: its rows are
+    made at once and it is kept only as a small record plus its packed trace
+    in a spill file (``freeze.py``), until it is retired as above. A late
+    segment thaws it (its trace is replayed), so results do not depend on
+    this setting; it trades memory for the cost of thawing.
     """
 
     msl: float = 30.0
@@ -35,6 +42,7 @@ class Config:
     idle_timeout: float = 300.0
     late_segment_s: float = 120.0
     max_connections: int = 50_000
+    freeze_after_s: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.msl > 0:
@@ -43,6 +51,8 @@ class Config:
             raise ValueError(f"idle_timeout must be > 0 seconds, not {self.idle_timeout!r}")
         if not self.late_segment_s >= 0:
             raise ValueError(f"late_segment_s must be >= 0 seconds, not {self.late_segment_s!r}")
+        if not self.freeze_after_s >= 0:
+            raise ValueError(f"freeze_after_s must be >= 0 seconds, not {self.freeze_after_s!r}")
         if self.max_connections < 1:
             raise ValueError(f"max_connections must be >= 1, not {self.max_connections!r}")
         for name in ("close_wait_linger_s", "fin_wait_2_linger_s"):
@@ -54,6 +64,11 @@ class Config:
     def closed_hold_ns(self) -> int:
         """How long a closed connection is held after its last segment."""
         return self.time_wait_ns + round(self.late_segment_s * 1_000_000_000)
+
+    @property
+    def freeze_after_ns(self) -> int:
+        """``freeze_after_s`` in nanoseconds."""
+        return round(self.freeze_after_s * 1_000_000_000)
 
     @property
     def idle_ns(self) -> int:

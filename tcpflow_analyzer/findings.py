@@ -58,6 +58,8 @@ __all__ = [
     "TeardownFacts",
     "detect",
     "detect_all",
+    "seconds_from_parts",
+    "state_parts",
     "state_seconds",
     "teardown_facts",
 ]
@@ -1331,14 +1333,32 @@ def _intervals(
     return out
 
 
-def state_seconds(conn: Connection, state: State, capture_end_ns: int) -> float | None:
-    """Seconds the endpoint holding ``state`` spent in it (the longer of the two), or None."""
+def state_parts(conn: Connection, state: State) -> list[tuple[int, int | None]]:
+    """Per endpoint that held ``state``: (ns in periods that ended, start of one still open)."""
+    out: list[tuple[int, int | None]] = []
+    for role in ("client", "server"):
+        periods = _intervals(conn, role, state, 0)
+        if periods:
+            open_start = periods[-1][0] if periods[-1][4] is None else None
+            ended = periods[:-1] if open_start is not None else periods
+            out.append((sum(end - start for start, end, *_ in ended), open_start))
+    return out
+
+
+def seconds_from_parts(
+    parts: Sequence[tuple[int, int | None]], capture_end_ns: int
+) -> float | None:
+    """``state_seconds`` from ``state_parts``: an open period ends at ``capture_end_ns``."""
     totals = [
-        sum(end - start for start, end, *_ in periods)
-        for role in ("client", "server")
-        if (periods := _intervals(conn, role, state, capture_end_ns))
+        ended if start is None else ended + max(capture_end_ns, start) - start
+        for ended, start in parts
     ]
     return max(totals) / _NS if totals else None
+
+
+def state_seconds(conn: Connection, state: State, capture_end_ns: int) -> float | None:
+    """Seconds the endpoint holding ``state`` spent in it (the longer of the two), or None."""
+    return seconds_from_parts(state_parts(conn, state), capture_end_ns)
 
 
 def _left_by(event: Event | None, peer: str) -> str:

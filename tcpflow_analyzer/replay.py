@@ -15,12 +15,15 @@ import dataclasses
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from .config import Config
 from .reader import CaptureReader, ReadStats
 from .segment import Segment
 from .tracker import Connection, Tracker
+
+if TYPE_CHECKING:
+    from .freeze import RowFreezer
 
 __all__ = ["Replay", "Source", "replay"]
 
@@ -81,13 +84,14 @@ def replay(
     source: Source | Sequence[str | os.PathLike[str]],
     config: Config,
     on_retire: Callable[[Connection], None] | None = None,
+    freezer: RowFreezer | None = None,
 ) -> Replay:
     """Read ``source`` (one capture, or a list of files forming one series) and replay it.
 
     With ``on_retire``, connections are handed to it as they finish and not
     kept (``Replay.connections`` is then empty); see ``tracker.Tracker``.
     """
-    tracker = Tracker(config, on_retire)
+    tracker = Tracker(config, on_retire, freezer)
     segments = 0
     if isinstance(source, (list, tuple)):
         stats = ReadStats()

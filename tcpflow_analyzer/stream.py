@@ -9,8 +9,10 @@ turns each retired connection into its rows (``api.connection_rows``, the same
 function ``analyze`` uses), and every ``batch`` connections makes one typed
 frame per table (``report.typed_frame``, the same columns and dtypes) that is
 appended to ``NAME.csv`` and handed to a ``report.SummaryBuilder`` for the
-text summary. Memory then follows the connections held at one time, not the
-capture's length.
+text summary. Closed connections are frozen while they wait out their
+TIME_WAIT and late-segment windows (``freeze.py``): their rows are made early
+and they leave memory for a spill file. Memory then follows the connections
+open at one time, not the capture's length.
 
 Rows are written in the order connections retire, as Zeek writes conn.log:
 a connection is retired when it has been closed for ``2 * msl`` plus the
@@ -31,6 +33,7 @@ from typing import Any
 from .api import TABLES, connection_rows, dropped_warning, skipped_by_reason
 from .config import Config
 from .findings import Finding
+from .freeze import RowFreezer
 from .replay import Source, replay
 from .report import SummaryBuilder, typed_frame
 from .tracker import Connection
@@ -59,6 +62,9 @@ class Streamed:
     expired: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
     out_of_order: int = 0
+    frozen: int = 0  # closed connections frozen (freeze.py)
+    thawed: int = 0  # of those, brought back by a later segment
+    spilled_bytes: int = 0  # written to the spill file
 
 
 class _CsvTables:
@@ -123,9 +129,8 @@ def analyze_to_csv(
         pending_findings.clear()
         held = 0
 
-    def retire(conn: Connection) -> None:
+    def emit(rows: dict[str, list[dict[str, Any]]], found: list[Finding]) -> None:
         nonlocal held
-        rows, found = connection_rows(conn, config)
         for name, more in rows.items():
             pending[name].extend(more)
         pending_findings.extend(found)
@@ -133,7 +138,14 @@ def analyze_to_csv(
         if held >= batch:
             flush()
 
-    played = replay(source, config, on_retire=retire)
+    def retire(conn: Connection) -> None:
+        emit(*connection_rows(conn, config))
+
+    freezer = RowFreezer(lambda conn: connection_rows(conn, config), emit)
+    try:
+        played = replay(source, config, on_retire=retire, freezer=freezer)
+    finally:
+        freezer.close()
     flush()
     stats = played.stats
     warnings = list(stats.warnings)
@@ -157,4 +169,7 @@ def analyze_to_csv(
         expired=played.expired,
         duplicates=stats.duplicates,
         out_of_order=stats.out_of_order,
+        frozen=freezer.frozen,
+        thawed=freezer.thawed,
+        spilled_bytes=freezer.spill.size,
     )

@@ -40,13 +40,17 @@ from __future__ import annotations
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from .compact import Trace, Transitions
+from .compact import Frozen, Trace, Transitions
 from .config import Config
 from .segment import Bit, Segment
 from .seq import seq_add, seq_diff, seq_geq, seq_gt
 from .states import Anomaly, Event, State, presumed_rule, presumed_state, transition
 from .zeek import ZeekConn, zeek_starts_new_conn
+
+if TYPE_CHECKING:
+    from .freeze import RowFreezer
 
 __all__ = [
     "AnomalyRecord",
@@ -257,21 +261,27 @@ class Tracker:
         self,
         config: Config | None = None,
         on_retire: Callable[[Connection], None] | None = None,
+        freezer: RowFreezer | None = None,
     ) -> None:
         self.config = config or Config()
+        self._freezer = freezer if on_retire is not None else None
         self.connections: list[Connection] = []
         self.expired: Counter[str] = Counter()  # half-open connections dropped, by state
         self._on_retire = on_retire
-        self._table: dict[tuple[object, ...], Connection] = {}
+        self._table: dict[tuple[object, ...], Connection | Frozen] = {}
         # Held connections by last activity: open ones, and closed ones waiting out 2*MSL.
         self._open: OrderedDict[int, Connection] = OrderedDict()
-        self._closed: OrderedDict[int, Connection] = OrderedDict()
+        # Closed ones, live or frozen (freeze.Frozen), by last activity.
+        self._closed: OrderedDict[int, Connection | Frozen] = OrderedDict()
+        # Closed live ones not yet considered for freezing, by last activity.
+        self._to_freeze: OrderedDict[int, Connection] = OrderedDict()
         # Last retired incarnation per key (conn_id, incarnation), bounded.
         self._retired: OrderedDict[tuple[object, ...], tuple[int, int]] = OrderedDict()
         self._by_pair: dict[tuple[object, ...], list[Connection]] = {}
         self._next_id = 1
         self._last_ts_ns = 0
         self._closed_hold_ns = self.config.closed_hold_ns
+        self._freeze_ns = self.config.freeze_after_ns
         self._idle_ns = self.config.idle_ns
         self._sweep_at = _NEVER  # no retirement is due before this time (see _sweep)
         self._monotone = True  # timestamps never went backwards so far
@@ -296,6 +306,8 @@ class Tracker:
         pair = a + b if a <= b else b + a
         key = (seg.vlan, *pair)
         conn = self._table.get(key)
+        if isinstance(conn, Frozen):
+            conn = self._thaw(conn)
         if conn is None and (conn := self._other_vlan_half(pair, seg)) is not None:
             self._table[key] = conn
             conn.reverse_vlan = seg.vlan
@@ -318,7 +330,7 @@ class Tracker:
         """
         held = sorted([*self._open.values(), *self._closed.values()], key=_by_id)
         for conn in held:
-            if self._on_retire is not None:
+            if self._on_retire is not None or isinstance(conn, Frozen):
                 self._retire(conn, self._last_ts_ns)
             else:
                 # Kept connections stay in the table: more segments may still be
@@ -334,6 +346,8 @@ class Tracker:
     def _hold(self, conn: Connection) -> None:
         """File ``conn`` as most recently active, among the open or the closed."""
         cid = conn.conn_id
+        home: OrderedDict[int, Any]
+        other: OrderedDict[int, Any]
         if conn.done():
             home, other, hold = self._closed, self._open, self._closed_hold_ns
         else:
@@ -344,8 +358,15 @@ class Tracker:
             other.pop(cid, None)
             home[cid] = conn
         # With timestamps in order each dict is sorted by end_ns, so the earliest
-        # retirement is due at one of the two heads: keep a lower bound of it.
+        # retirement is due at one of the heads: keep a lower bound of it.
         due = conn.end_ns + hold + 1
+        if self._freezer is not None:
+            if home is self._closed:
+                self._to_freeze[cid] = conn
+                self._to_freeze.move_to_end(cid)
+                due = conn.end_ns + self._freeze_ns + 1
+            else:
+                self._to_freeze.pop(cid, None)
         if due < self._sweep_at:
             self._sweep_at = due
 
@@ -379,18 +400,30 @@ class Tracker:
                 self._drop(conn)
             else:
                 self._retire(conn, now_ns)
+        if self._freezer is not None:
+            while self._to_freeze:
+                conn = next(iter(self._to_freeze.values()))
+                if now_ns - conn.end_ns <= self._freeze_ns:
+                    break
+                del self._to_freeze[conn.conn_id]
+                self._freeze(conn, now_ns)
         self._sweep_at = min(
             (
                 next(iter(held.values())).end_ns + hold + 1
-                for held, hold in ((self._closed, tw), (self._open, idle))
+                for held, hold in (
+                    (self._closed, tw),
+                    (self._open, idle),
+                    (self._to_freeze, self._freeze_ns),
+                )
                 if held
             ),
             default=_NEVER,
         )
 
-    def _forget(self, conn: Connection) -> None:
+    def _forget(self, conn: Connection | Frozen) -> None:
         self._open.pop(conn.conn_id, None)
         self._closed.pop(conn.conn_id, None)
+        self._to_freeze.pop(conn.conn_id, None)
         for key in {conn.key, (conn.reverse_vlan, *conn.key[1:])}:
             if self._table.get(key) is conn:
                 del self._table[key]
@@ -402,21 +435,82 @@ class Tracker:
             if not halves:
                 del self._by_pair[pair]
 
-    def _retire(self, conn: Connection, now_ns: int) -> None:
+    def _retire(self, conn: Connection | Frozen, now_ns: int) -> None:
         """Close ``conn``'s record and hand it out; keep only its number for the key."""
         if conn.retired:
             return
+        if isinstance(conn, Frozen):
+            if now_ns < conn.frozen_at:
+                conn = self._thaw(conn)  # time went backwards: the rows made are too late
+            else:
+                conn.retired, conn.retired_ns = True, now_ns
+                self._forget(conn)
+                self._remember(conn)
+                assert self._freezer is not None
+                self._freezer.retire(conn, now_ns)
+                return
         conn.retired = True
         self._expire(conn, now_ns)
         conn.retired_ns = now_ns
         self._forget(conn)
+        self._remember(conn)
+        if self._on_retire is not None:
+            self._on_retire(conn)
+            conn.prev = None  # the previous incarnation is needed no longer
+
+    def _remember(self, conn: Connection | Frozen) -> None:
+        """Keep the retired connection's number for its key (the next incarnation's)."""
         self._retired[conn.key] = (conn.conn_id, conn.incarnation)
         self._retired.move_to_end(conn.key)
         while len(self._retired) > self.config.max_connections:
             self._retired.popitem(last=False)
-        if self._on_retire is not None:
-            self._on_retire(conn)
-            conn.prev = None  # the previous incarnation is needed no longer
+
+    # -- freezing closed connections (streaming; see freeze.py) ---------------
+
+    def _freeze(self, conn: Connection, now_ns: int) -> None:
+        """Put a small record in the place of a closed connection quiet long enough."""
+        assert self._freezer is not None
+        if conn.prev is not None or conn.reverse_vlan is not None:
+            return
+        self._expire(conn, now_ns)
+        pending = [
+            ep.tw_deadline_ns
+            for ep in conn.endpoints()
+            if ep.state is State.TIME_WAIT and ep.tw_deadline_ns is not None
+        ]
+        if len(pending) > 1:
+            return
+        frozen = self._freezer.freeze(
+            conn,
+            now_ns,
+            pending[0] if pending else None,
+            lambda at: self._expire(conn, at),
+        )
+        if frozen is None:
+            return
+        self._closed[conn.conn_id] = frozen  # keeps its place in the order
+        self._table[conn.key] = frozen
+        pair = conn.key[1:]
+        halves = self._by_pair.get(pair)
+        if halves is not None:
+            if conn in halves:
+                halves.remove(conn)
+            if not halves:
+                del self._by_pair[pair]
+
+    def _thaw(self, frozen: Frozen) -> Connection:
+        """Rebuild a frozen connection by replaying its segments; it takes the record's place."""
+        assert self._freezer is not None
+        segments = self._freezer.segments(frozen)
+        conn = self._make_connection(
+            frozen.key, segments[0], frozen.conn_id, frozen.incarnation, frozen.prev_conn_id, None
+        )
+        for seg in segments:
+            self._process(conn, seg)
+        self._table[conn.key] = conn
+        self._closed[conn.conn_id] = conn
+        self._by_pair.setdefault(conn.key[1:], []).append(conn)
+        return conn
 
     def _drop(self, conn: Connection) -> None:
         """Forget a half-open connection under memory pressure; count it only."""
@@ -470,6 +564,36 @@ class Tracker:
     def _new_connection(
         self, key: tuple[object, ...], seg: Segment, prev: Connection | None
     ) -> Connection:
+        retired = None if prev is not None else self._retired.pop(key, None)
+        if prev is not None:
+            self._expire(prev, seg.ts_ns)
+            for ep in prev.endpoints():
+                if ep.state is State.TIME_WAIT:
+                    self._apply(prev, ep, Event.NEW_INCARNATION, seg.frame, seg.ts_ns)
+        conn = self._make_connection(
+            key,
+            seg,
+            self._next_id,
+            prev.incarnation + 1 if prev is not None else retired[1] + 1 if retired else 1,
+            prev.conn_id if prev is not None else retired[0] if retired else None,
+            prev,
+        )
+        self._next_id += 1
+        if self._on_retire is None:
+            self.connections.append(conn)
+        self._table[key] = conn
+        return conn
+
+    def _make_connection(
+        self,
+        key: tuple[object, ...],
+        seg: Segment,
+        conn_id: int,
+        incarnation: int,
+        prev_conn_id: int | None,
+        prev: Connection | None,
+    ) -> Connection:
+        """A new connection record whose first segment is ``seg`` (not yet processed)."""
         fl = seg.flags
         src = (seg.src, seg.sport)
         dst = (seg.dst, seg.dport)
@@ -480,14 +604,8 @@ class Tracker:
         else:
             client, server, roles = _guess_roles(src, dst)
         starts_with_syn = roles == "syn"
-        retired = None if prev is not None else self._retired.pop(key, None)
-        if prev is not None:
-            self._expire(prev, seg.ts_ns)
-            for ep in prev.endpoints():
-                if ep.state is State.TIME_WAIT:
-                    self._apply(prev, ep, Event.NEW_INCARNATION, seg.frame, seg.ts_ns)
-        conn = Connection(
-            conn_id=self._next_id,
+        return Connection(
+            conn_id=conn_id,
             key=key,
             vlan=seg.vlan,
             client=Endpoint(
@@ -502,10 +620,8 @@ class Tracker:
                 server[0],
                 server[1],
             ),
-            incarnation=(
-                prev.incarnation + 1 if prev is not None else retired[1] + 1 if retired else 1
-            ),
-            prev_conn_id=(prev.conn_id if prev is not None else retired[0] if retired else None),
+            incarnation=incarnation,
+            prev_conn_id=prev_conn_id,
             roles=roles,
             first_frame=seg.frame,
             start_ns=seg.ts_ns,
@@ -513,11 +629,6 @@ class Tracker:
             zeek_records=[(src, ZeekConn())],
             prev=prev,
         )
-        self._next_id += 1
-        if self._on_retire is None:
-            self.connections.append(conn)
-        self._table[key] = conn
-        return conn
 
     # -- per-segment replay ------------------------------------------------
 
@@ -848,7 +959,7 @@ class Tracker:
         )
 
 
-def _by_id(conn: Connection) -> int:
+def _by_id(conn: Connection | Frozen) -> int:
     return conn.conn_id
 
 

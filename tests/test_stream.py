@@ -53,6 +53,80 @@ def test_streamed_tables_and_summary_equal_analysis(path: Path, tmp_path: Path) 
     assert (streamed.frames, streamed.segments) == (result.frames, result.segments)
 
 
+FREEZING = {
+    "freeze-at-once": Config(freeze_after_s=0.0),
+    "freeze-at-once-short-timers": Config(freeze_after_s=0.0, msl=0.05, late_segment_s=0.1),
+    "freeze-after-10ms-msl-1s": Config(freeze_after_s=0.01, msl=1.0, late_segment_s=0.5),
+}
+
+
+@pytest.mark.parametrize("config", FREEZING.values(), ids=FREEZING.keys())
+@pytest.mark.parametrize("path", CAPTURES, ids=[p.name for p in CAPTURES])
+def test_frozen_connections_give_the_same_tables(
+    path: Path, config: Config, tmp_path: Path
+) -> None:
+    """Freezing closed connections early (rows made at once, thawed by late segments)."""
+    result = tcpflow_analyzer.analyze(path, config=config)
+    result.to_csv(tmp_path / "ref")
+    streamed = analyze_to_csv(path, config, tmp_path / "out", batch=5)
+    _same_tables(tmp_path / "out", tmp_path / "ref")
+    assert streamed.summary == result.summary()
+
+
+def _swap_records(src: Path, dst: Path, every: int) -> Path:
+    """Copy a pcap with every ``every``-th pair of adjacent records swapped (time goes back)."""
+    import dpkt
+
+    with open(src, "rb") as f:
+        reader = dpkt.pcap.Reader(f)
+        records = list(reader)
+        linktype = reader.datalink()
+    for i in range(0, len(records) - 1, every):
+        records[i], records[i + 1] = records[i + 1], records[i]
+    with open(dst, "wb") as f:
+        writer = dpkt.pcap.Writer(f, linktype=linktype, nano=True)
+        for ts, buf in records:
+            writer.writepkt(buf, ts=ts)
+    return dst
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "final_ack_lost_after_capture.pcap",
+        "tuple_reuse.pcap",
+        "stale_duplicate.pcap",
+        "fin_never_acked.pcap",
+        "crawler/crawler.pcap",
+    ],
+)
+@pytest.mark.parametrize("config", FREEZING.values(), ids=FREEZING.keys())
+def test_freezing_with_time_going_backwards(name: str, config: Config, tmp_path: Path) -> None:
+    path = _swap_records(ROOT / "captures" / name, tmp_path / "swapped.pcap", every=3)
+    result = tcpflow_analyzer.analyze(path, config=config)
+    assert result.out_of_order > 0
+    result.to_csv(tmp_path / "ref")
+    streamed = analyze_to_csv(path, config, tmp_path / "out", batch=5)
+    _same_tables(tmp_path / "out", tmp_path / "ref")
+    assert streamed.summary == result.summary()
+    if name.startswith("crawler"):
+        assert streamed.frozen > 100
+
+
+def test_freezing_happens_and_late_segments_thaw() -> None:
+    """The paths above are taken: connections freeze, and some thaw on a late segment."""
+    frozen = thawed = 0
+    for path in CAPTURES:
+        streamed = analyze_to_csv(path, FREEZING["freeze-at-once"], None)
+        frozen += streamed.frozen
+        thawed += streamed.thawed
+        if path.name == "final_ack_lost_after_capture.pcap":
+            # The server's FIN comes again after the client's last ACK: a thaw.
+            assert streamed.thawed >= 1
+    assert frozen > 300
+    assert thawed > 5
+
+
 def test_summary_lists_the_first_connections_worth_a_look_in_conn_id_order(
     tmp_path: Path,
 ) -> None:
