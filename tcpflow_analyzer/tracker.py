@@ -427,6 +427,10 @@ class Tracker:
         for key in {conn.key, (conn.reverse_vlan, *conn.key[1:])}:
             if self._table.get(key) is conn:
                 del self._table[key]
+        self._unpair(conn)
+
+    def _unpair(self, conn: Connection | Frozen) -> None:
+        """Take ``conn`` out of the list of live connections of its address pair."""
         pair = conn.key[1:]
         halves = self._by_pair.get(pair)
         if halves is not None:
@@ -490,13 +494,7 @@ class Tracker:
             return
         self._closed[conn.conn_id] = frozen  # keeps its place in the order
         self._table[conn.key] = frozen
-        pair = conn.key[1:]
-        halves = self._by_pair.get(pair)
-        if halves is not None:
-            if conn in halves:
-                halves.remove(conn)
-            if not halves:
-                del self._by_pair[pair]
+        self._unpair(conn)
 
     def _thaw(self, frozen: Frozen) -> Connection:
         """Rebuild a frozen connection by replaying its segments; it takes the record's place."""
