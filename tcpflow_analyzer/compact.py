@@ -362,7 +362,7 @@ class Frozen:
         self.deadline = deadline
         self.ref = ref
         self.tw_parts = tw_parts
-        self.findings = findings  # (A's, B's) as plain tuples; usually empty
+        self.findings = findings  # as plain tuples (usually none)
         self.retired = False
         self.retired_ns: int | None = None
         self.dropped = False

@@ -15,23 +15,23 @@ connection once it has been quiet for ``Config.freeze_after_s``:
 1. Its rows are made at once (``api.connection_rows``, the code the normal
    retirement runs). They can depend on the time ``R`` at which the
    connection is retired in one way only: an endpoint still in TIME_WAIT
-   leaves it at its deadline ``d`` if ``R >= d`` (a ``timeout_2msl``
-   transition, the state at the end, ``time_wait_s``), and otherwise its
-   ``time_wait_s`` runs to ``R``. So two sets of rows are made: *A*, as of
-   now, whose ``time_wait_s`` is recomputed for ``R`` from the state's parts
-   (``findings.state_parts``); and, when a deadline is pending, *B*, after
-   the tracker applied the expiry at ``d`` (only the tables that differ from
-   A are kept). Findings whose text measures time up to the capture's end
-   (a FIN or SYN never answered) would depend on ``R`` otherwise: such a
+   leaves it at its deadline ``d`` if ``R >= d``, and otherwise its
+   ``time_wait_s`` runs to ``R``. So the rows are made as of now, with what
+   changes at ``d`` kept beside them: the tracker applies the expiry, and the
+   end states and the expiry's ``transitions`` rows (``report.transition_rows``)
+   are taken from it; ``time_wait_s`` is recomputed for ``min(R, d)`` from the
+   state's parts (``findings.state_parts``). Nothing else in a closed
+   connection's rows moves with ``R``, except findings whose text measures
+   time up to the capture's end (a FIN or SYN never answered): such a
    connection is not frozen, nor one with two TIME_WAIT deadlines pending
    (a simultaneous close), a previous incarnation still attached, or two
    VLANs.
 2. The rows and the packed trace (``compact.Trace``) go to a spill file as
    one ``marshal`` record; memory keeps a :class:`Frozen` record of about
    200 bytes in the connection's place.
-3. Retired at ``R``, the record emits B when ``R >= d``, else A with
-   ``time_wait_s`` for ``R`` (``R`` before the freezing time, possible when
-   timestamps go backwards, thaws it first). A segment on its 4-tuple *thaws* it:
+3. Retired at ``R``, the record emits its rows as they are at ``R`` (``R``
+   before the freezing time, possible when timestamps go backwards, thaws it
+   first). A segment on its 4-tuple *thaws* it:
    the tracker rebuilds the connection by replaying the trace (the same
    segments through the same code give the same state) and goes on as if it
    had never been frozen; the rows made at freezing are dropped.
@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 from .compact import Frozen, Trace
 from .findings import Code, Finding, seconds_from_parts, state_parts
+from .report import transition_rows
 from .segment import Segment
 from .states import State
 
@@ -142,36 +143,32 @@ class RowFreezer:
             return None
         trace = conn.trace.dump()
         tw_parts = state_parts(conn, State.TIME_WAIT)
-        changed_b: Rows = {}
-        found_b = found_a
+        expired: tuple[str, str, list[dict[str, Any]]] | None = None
         if deadline is not None:
+            # What retiring at or after the deadline changes (see the module docstring):
+            # the expiry's transitions and the end states; time_wait_s from tw_parts.
+            before = len(conn.transitions)
             expire(deadline)
-            conn.retired_ns = deadline
-            rows_b, found_b = self._rows(conn)
-            changed_b = {name: rows for name, rows in rows_b.items() if rows != rows_a[name]}
-        record: Any = (trace, rows_a, changed_b)
+            expired = (
+                conn.client.state.value,
+                conn.server.state.value,
+                transition_rows([conn])[before:],
+            )
+        record: Any = (trace, rows_a, expired)
         ref = self.spill.put(marshal.dumps(record))
         self.frozen += 1
-        return Frozen(
-            conn,
-            now_ns,
-            deadline,
-            ref,
-            tw_parts,
-            (_finding_values(found_a), _finding_values(found_b)),
-        )
+        return Frozen(conn, now_ns, deadline, ref, tw_parts, _finding_values(found_a))
 
     def retire(self, frozen: Frozen, now_ns: int) -> None:
         """Emit the rows of ``frozen`` retired at ``now_ns`` (>= its freezing time)."""
-        _, rows, changed_b = marshal.loads(self.spill.get(frozen.ref))
-        if frozen.deadline is not None and now_ns >= frozen.deadline:
-            rows.update(changed_b)
-            found = _findings(frozen.findings[1])
-        else:
-            found = _findings(frozen.findings[0])
-            if frozen.deadline is not None:
-                rows["connections"][0]["time_wait_s"] = seconds_from_parts(frozen.tw_parts, now_ns)
-        self._emit(rows, found)
+        _, rows, expired = marshal.loads(self.spill.get(frozen.ref))
+        if frozen.deadline is not None:
+            row = rows["connections"][0]
+            if now_ns >= frozen.deadline:
+                row["client_state_at_end"], row["server_state_at_end"], more = expired
+                rows["transitions"].extend(more)
+            row["time_wait_s"] = seconds_from_parts(frozen.tw_parts, min(now_ns, frozen.deadline))
+        self._emit(rows, _findings(frozen.findings))
 
     def segments(self, frozen: Frozen) -> list[Segment]:
         """The segments of ``frozen``'s trace, for the tracker to replay when thawing."""
