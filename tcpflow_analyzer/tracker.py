@@ -104,6 +104,7 @@ _SERVICE_PORTS = frozenset(
 
 
 _NEVER = 1 << 126  # later than any capture time
+_TIME_WAIT = State.TIME_WAIT
 
 # How far (bytes of sequence space) an ACK may be from the other half's SND.NXT
 # for two one-way halves on different VLANs to be joined.
@@ -631,11 +632,13 @@ class Tracker:
     # -- per-segment replay ------------------------------------------------
 
     def _process(self, conn: Connection, seg: Segment) -> None:
-        from_client = (seg.src, seg.sport) == (conn.client.addr, conn.client.port)
-        s, d = (conn.client, conn.server) if from_client else (conn.server, conn.client)
+        c = conn.client
+        from_client = seg.sport == c.port and seg.src == c.addr
+        s, d = (c, conn.server) if from_client else (conn.server, c)
         frame, ts = seg.frame, seg.ts_ns
         fl = seg.flags
-        self._expire(conn, ts)
+        if s.state is _TIME_WAIT or d.state is _TIME_WAIT:
+            self._expire(conn, ts)
 
         conn.packets += 1
         conn.last_frame = frame
