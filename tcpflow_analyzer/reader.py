@@ -44,6 +44,15 @@ turns a path, ``"-"`` (standard input) or a binary file object into a stream of
    packet seen on two interfaces, or a capture stored twice); it is still
    analyzed, and no warning is added: whether a copy is a duplicate or a fast
    retransmission is for the analysis layers to say.
+5. **Fast path.** A classic pcap in a regular file the reader opened itself
+   (not gzip, not stdin, not a caller's file object) is read by
+   :mod:`~tcpflow_analyzer.fastread` instead of steps 1-4: the file is mapped
+   into memory and its frames are decoded in numpy batches, any frame off the
+   plain Ethernet/IP/TCP path going through ``decode_frame`` as above. The
+   segments, statistics and warnings are the same. At the first record it
+   cannot frame, or at the end of the mapped data, it hands over to the record
+   walk of step 2, which reports the damage (or reads what was appended since).
+   ``CaptureReader(path, fast=False)`` always takes steps 1-4.
 
 Failure policy
 --------------
@@ -77,12 +86,14 @@ Failure policy
 
 from __future__ import annotations
 
+import mmap
 import os
+import stat
 import struct
 import sys
 import zlib
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import BinaryIO, Final, TypeAlias
@@ -184,6 +195,18 @@ def _interface(linktype: int, snaplen: int, tsresol: int, tsoffset: int) -> _Int
     if exp <= 9:
         return _Interface(linktype, snaplen, 10 ** (9 - exp), 0, 1, off)
     return _Interface(linktype, snaplen, 1, 0, 10 ** (exp - 9), off)
+
+
+@dataclass(frozen=True, slots=True)
+class _PcapLayout:
+    """What a classic pcap file header says about its records."""
+
+    little: bool  # byte order of the header fields
+    hlen: int  # record header length: 16, or 24 in the "modified" format
+    frac_ns: int  # nanoseconds per unit of the timestamp fraction (1000 or 1)
+    linktype: int  # without the FCS bits
+    snaplen: int
+    limit: int  # largest caplen that is not an oversized record
 
 
 class _Damaged(Exception):
@@ -335,6 +358,14 @@ class _Stream:
         self.buf = b"".join(parts)
         return have >= n
 
+    def seek(self, offset: int) -> None:
+        """Continue at ``offset`` of an uncompressed, seekable source (the fast path's hand-off)."""
+        self._raw.seek(offset)
+        self._raw_read = offset
+        self.buf = b""
+        self.pos = 0
+        self.base = offset
+
     def skip(self, n: int) -> bool:
         """Discard ``n`` bytes without keeping them; False if the data ends first."""
         while True:
@@ -359,9 +390,10 @@ class CaptureReader:
     :class:`CaptureError` for anything that makes the capture unreadable;
     iteration itself only raises :class:`CaptureError` on an I/O error.
     Iteration is single-pass: iterating again continues where it stopped.
+    ``fast=False`` turns the fast path (module docstring, step 5) off.
     """
 
-    def __init__(self, source: str | os.PathLike[str] | BinaryIO) -> None:
+    def __init__(self, source: str | os.PathLike[str] | BinaryIO, *, fast: bool = True) -> None:
         self.stats = ReadStats()
         self._owned: BinaryIO | None = None
         raw: BinaryIO
@@ -383,6 +415,10 @@ class CaptureReader:
             raw = source
             name = getattr(source, "name", None)
             self.name = name if isinstance(name, str) else "<stream>"
+        self._header = b""  # a classic pcap file header, once _probe has checked it
+        # The fast path (fastread.py): classic pcap in a regular file this reader opened.
+        self._fast: Generator[Segment, None, None] | None = None
+        self._records: Iterator[_Record] | None = None
         try:
             self._stream = _Stream(raw, self.name)
             self.format = self._probe()
@@ -392,7 +428,6 @@ class CaptureReader:
         except BaseException:
             self.close()
             raise
-        self._records: Iterator[_Record] | None = None
         self._record_warnings: Counter[str] = Counter()
         self._last_ts: dict[int, int] = {}  # interface -> timestamp of its last frame
         self._recent: deque[bytes] = deque(maxlen=DUPLICATE_WINDOW)
@@ -400,6 +435,13 @@ class CaptureReader:
         self._first_out_of_order = 0
         self._unsupported: Counter[tuple[int, int]] = Counter()  # (interface, link type)
         self._iface_where: dict[int, str] = {0: "the file header"}  # interface -> description
+        if fast and self.format == "pcap" and self._owned is not None and not self.compressed:
+            try:
+                regular = stat.S_ISREG(os.fstat(self._owned.fileno()).st_mode)
+            except (OSError, ValueError):
+                regular = False
+            if regular:
+                self._fast = self._fast_segments(self._owned)
 
     @property
     def compressed(self) -> bool:
@@ -419,6 +461,11 @@ class CaptureReader:
 
     def close(self) -> None:
         """Close the file if the reader opened it (never stdin or a caller's object)."""
+        if self._fast is not None:
+            fast, self._fast = self._fast, None
+            if self._records is None:
+                self._records = iter(())  # stopped inside the fast path: nothing more to read
+            fast.close()
         if self._owned is not None:
             self._owned.close()
             self._owned = None
@@ -431,6 +478,11 @@ class CaptureReader:
         recent = self._recent
         recent_ts = self._recent_ts
         unsupported = self._unsupported
+        if self._fast is not None:
+            # Not ``yield from``: closing this generator must not close the fast
+            # path, so that iterating again continues where it stopped.
+            for segment in self._fast:  # noqa: UP028
+                yield segment
         for frame, linktype, ts_ns, data, iface in self._iter_records():
             linktypes[linktype] += 1
             if iface >= 0:
@@ -455,6 +507,35 @@ class CaptureReader:
                     unsupported[iface if iface >= 0 else ~iface, linktype] += 1
             else:
                 yield result
+
+    def _fast_segments(self, file: BinaryIO) -> Generator[Segment, None, None]:
+        """The fast path (:mod:`.fastread`), then the record walk from where it stopped.
+
+        The fast path maps the file and stops at its end or at the first record
+        it cannot frame (cut short, or claiming more than :data:`MAX_CAPLEN`
+        bytes). :meth:`_pcap` takes over at that record, with the duplicate and
+        ordering state handed over, so whatever follows (a damage warning, or
+        data appended since the file was mapped) is read exactly as without it.
+        If the file cannot be mapped, nothing happens here and :meth:`_pcap`
+        reads it from the start.
+        """
+        from .fastread import FastPcap  # numpy is only needed here
+
+        try:
+            mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            return
+        fast = FastPcap(mapped, self._pcap_layout(), self.stats, self._oversized, self._unsupported)
+        yield from fast.segments()
+        for data, ts_ns in fast.recent():
+            self._recent.append(data)
+            self._recent_ts.append(ts_ns)
+        if fast.last_ts is not None:
+            self._last_ts[0] = fast.last_ts
+        if fast.first_out_of_order:
+            self._first_out_of_order = fast.first_out_of_order
+        self._stream.seek(fast.offset)
+        self._records = self._guard(self._pcap(resume=fast.frame))
 
     # --- header checks ------------------------------------------------------
 
@@ -495,6 +576,7 @@ class CaptureReader:
                 hdr = (dpkt.pcap.LEFileHdr if endian == "<" else dpkt.pcap.FileHdr)(head)
                 if hdr.v_major != 2:
                     raise self._error(f"unsupported pcap version {hdr.v_major}.{hdr.v_minor}", 4)
+                self._header = head
                 return "pcap"
         raise self._error(f"not a pcap or pcapng file (first bytes 0x{magic4.hex()}){gz}", 0)
 
@@ -548,21 +630,46 @@ class CaptureReader:
             f"file ends inside {what} (record needs {need} bytes, {have} present)", offset
         )
 
-    def _pcap(self) -> Iterator[_Record]:
-        s = self._stream
-        s.fill(24)
-        little = struct.unpack_from("<I", s.buf, 0)[0] in (_PCAP_USEC, _PCAP_NSEC, _PCAP_MODIFIED)
-        hdr = (dpkt.pcap.LEFileHdr if little else dpkt.pcap.FileHdr)(s.buf[:24])
+    def _pcap_layout(self) -> _PcapLayout:
+        """The classic pcap file header, as checked by :meth:`_probe`."""
+        head = self._header
+        little = struct.unpack_from("<I", head, 0)[0] in (_PCAP_USEC, _PCAP_NSEC, _PCAP_MODIFIED)
+        hdr = (dpkt.pcap.LEFileHdr if little else dpkt.pcap.FileHdr)(head)
         magic = hdr.magic
         snaplen = hdr.snaplen
-        # The link-type field's upper bits carry FCS information (draft-ietf-opsawg-pcap 4).
-        linktype = hdr.linktype & 0xFFFF
-        frac_ns = 1 if magic == _PCAP_NSEC else 1000
-        hlen = 24 if magic == _PCAP_MODIFIED else 16
-        unpack = struct.Struct(("<" if little else ">") + "IIII").unpack_from
-        limit = snaplen + SNAPLEN_SLACK if snaplen else MAX_CAPLEN
-        s.pos += 24
-        frame = 0
+        return _PcapLayout(
+            little=little,
+            hlen=24 if magic == _PCAP_MODIFIED else 16,
+            frac_ns=1 if magic == _PCAP_NSEC else 1000,
+            # The link-type field's upper bits carry FCS information (draft-ietf-opsawg-pcap 4).
+            linktype=hdr.linktype & 0xFFFF,
+            snaplen=snaplen,
+            limit=snaplen + SNAPLEN_SLACK if snaplen else MAX_CAPLEN,
+        )
+
+    def _oversized(self, frame: int, start: int, caplen: int, snaplen: int) -> None:
+        self._bad_record(
+            "oversized record",
+            f"record {frame} at offset {start} has {caplen} captured bytes, more than "
+            f"the snap length {snaplen}; skipped",
+        )
+
+    def _pcap(self, resume: int | None = None) -> Iterator[_Record]:
+        """Walk classic pcap records from the stream.
+
+        ``resume`` is the number of frames the fast path already handed out; it
+        left the stream at the next record (see :meth:`_fast_segments`).
+        """
+        s = self._stream
+        layout = self._pcap_layout()
+        snaplen, linktype, frac_ns = layout.snaplen, layout.linktype, layout.frac_ns
+        hlen, limit = layout.hlen, layout.limit
+        unpack = struct.Struct(("<" if layout.little else ">") + "IIII").unpack_from
+        if resume is None:
+            s.pos += 24
+            frame = 0
+        else:
+            frame = resume
         stats = self.stats
         while True:
             if len(s.buf) - s.pos < hlen and not s.fill(hlen):
@@ -585,11 +692,7 @@ class CaptureReader:
             frame += 1
             stats.frames = frame
             if caplen > limit:
-                self._bad_record(
-                    "oversized record",
-                    f"record {frame} at offset {start} has {caplen} captured bytes, more than "
-                    f"the snap length {snaplen}; skipped",
-                )
+                self._oversized(frame, start, caplen, snaplen)
                 continue
             yield frame, linktype, sec * _NS + frac * frac_ns, data, 0
 
