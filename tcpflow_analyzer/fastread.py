@@ -79,7 +79,7 @@ import array
 import mmap
 import struct
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from itertools import islice, repeat
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
@@ -159,11 +159,13 @@ def _syn_options(
 
 
 def _be16(m: Array, col: int) -> Array:
-    return (m[:, col].astype(np.int64) << 8) | m[:, col + 1]
+    """Big-endian 16-bit field at byte ``col`` of each row, as int64."""
+    return m[:, col : col + 2].view(">u2")[:, 0].astype(np.int64)
 
 
 def _be32(m: Array, col: int) -> Array:
-    return (_be16(m, col) << 16) | _be16(m, col + 2)
+    """Big-endian 32-bit field at byte ``col`` of each row, as int64."""
+    return m[:, col : col + 4].view(">u4")[:, 0].astype(np.int64)
 
 
 def _word_sum(m: Array, start: int, stop: int) -> Array:
@@ -250,7 +252,7 @@ class FastPcap:
 
     # --- records -------------------------------------------------------------
 
-    def segments(self) -> Iterator[Segment]:
+    def segments(self) -> Generator[Segment, None, None]:
         hlen = self._layout.hlen
         size = self._size
         pos = self.offset

@@ -96,12 +96,15 @@ from collections import Counter, deque
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import BinaryIO, Final, TypeAlias
+from typing import TYPE_CHECKING, BinaryIO, Final, TypeAlias
 
 import dpkt
 
 from .decode import decode_frame
 from .segment import Segment, SkipReason
+
+if TYPE_CHECKING:
+    from .fastread import FastPcap
 
 __all__ = [
     "DUPLICATE_NS",
@@ -417,7 +420,9 @@ class CaptureReader:
             self.name = name if isinstance(name, str) else "<stream>"
         self._header = b""  # a classic pcap file header, once _probe has checked it
         # The fast path (fastread.py): classic pcap in a regular file this reader opened.
-        self._fast: Generator[Segment, None, None] | None = None
+        self._fast_file: BinaryIO | None = None  # to be mapped at the first iteration
+        self._fast_pcap: FastPcap | None = None
+        self._fast: Generator[Segment, None, None] | None = None  # its segments
         self._records: Iterator[_Record] | None = None
         try:
             self._stream = _Stream(raw, self.name)
@@ -441,7 +446,7 @@ class CaptureReader:
             except (OSError, ValueError):
                 regular = False
             if regular:
-                self._fast = self._fast_segments(self._owned)
+                self._fast_file = self._owned
 
     @property
     def compressed(self) -> bool:
@@ -461,8 +466,9 @@ class CaptureReader:
 
     def close(self) -> None:
         """Close the file if the reader opened it (never stdin or a caller's object)."""
+        self._fast_file = None
         if self._fast is not None:
-            fast, self._fast = self._fast, None
+            fast, self._fast, self._fast_pcap = self._fast, None, None
             if self._records is None:
                 self._records = iter(())  # stopped inside the fast path: nothing more to read
             fast.close()
@@ -478,11 +484,14 @@ class CaptureReader:
         recent = self._recent
         recent_ts = self._recent_ts
         unsupported = self._unsupported
+        if self._fast_file is not None:
+            self._start_fast(self._fast_file)
         if self._fast is not None:
             # Not ``yield from``: closing this generator must not close the fast
             # path, so that iterating again continues where it stopped.
             for segment in self._fast:  # noqa: UP028
                 yield segment
+            self._finish_fast()
         for frame, linktype, ts_ns, data, iface in self._iter_records():
             linktypes[linktype] += 1
             if iface >= 0:
@@ -508,25 +517,37 @@ class CaptureReader:
             else:
                 yield result
 
-    def _fast_segments(self, file: BinaryIO) -> Generator[Segment, None, None]:
-        """The fast path (:mod:`.fastread`), then the record walk from where it stopped.
+    def _start_fast(self, file: BinaryIO) -> None:
+        """Map the file for the fast path (:mod:`.fastread`).
 
-        The fast path maps the file and stops at its end or at the first record
-        it cannot frame (cut short, or claiming more than :data:`MAX_CAPLEN`
-        bytes). :meth:`_pcap` takes over at that record, with the duplicate and
-        ordering state handed over, so whatever follows (a damage warning, or
-        data appended since the file was mapped) is read exactly as without it.
-        If the file cannot be mapped, nothing happens here and :meth:`_pcap`
-        reads it from the start.
+        If the file cannot be mapped, nothing happens: :meth:`_pcap` reads it
+        from the start.
         """
         from .fastread import FastPcap  # numpy is only needed here
 
+        self._fast_file = None
         try:
             mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
         except (OSError, ValueError):
             return
         fast = FastPcap(mapped, self._pcap_layout(), self.stats, self._oversized, self._unsupported)
-        yield from fast.segments()
+        self._fast_pcap = fast
+        self._fast = fast.segments()
+
+    def _finish_fast(self) -> None:
+        """Hand over from the fast path to the record walk, once.
+
+        The fast path stops at the end of the mapped data or at the first
+        record it cannot frame (cut short, or claiming more than
+        :data:`MAX_CAPLEN` bytes). :meth:`_pcap` takes over at that record,
+        with the duplicate and ordering state handed over, so whatever follows
+        (a damage warning, or data appended since the file was mapped) is read
+        exactly as without the fast path.
+        """
+        fast = self._fast_pcap
+        if fast is None:
+            return
+        self._fast = self._fast_pcap = None
         for data, ts_ns in fast.recent():
             self._recent.append(data)
             self._recent_ts.append(ts_ns)
@@ -658,7 +679,7 @@ class CaptureReader:
         """Walk classic pcap records from the stream.
 
         ``resume`` is the number of frames the fast path already handed out; it
-        left the stream at the next record (see :meth:`_fast_segments`).
+        left the stream at the next record (see :meth:`_finish_fast`).
         """
         s = self._stream
         layout = self._pcap_layout()

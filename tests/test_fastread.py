@@ -473,13 +473,13 @@ def test_fast_path_only_for_classic_pcap_files(tmp_path: Path) -> None:
     path = write(tmp_path, data)
     gz = write(tmp_path, gzip.compress(data), "capture.pcap.gz")
     with CaptureReader(path) as reader:
-        assert reader._fast is not None
+        assert reader._fast_file is not None
     with CaptureReader(path, fast=False) as reader:
-        assert reader._fast is None
+        assert reader._fast_file is None
     with CaptureReader(gz) as reader:
-        assert reader._fast is None
+        assert reader._fast_file is None
     with CaptureReader(io.BytesIO(data)) as reader:
-        assert reader._fast is None
+        assert reader._fast_file is None
 
 
 # --- random damage ---------------------------------------------------------------
