@@ -1,4 +1,4 @@
-"""Fast path for classic pcap files: records walked over mmap, frames decoded in numpy batches.
+"""Fast path for classic pcap files: records walked in a read window, frames decoded in batches.
 
 Theory of operation
 -------------------
@@ -6,23 +6,28 @@ Theory of operation
 it opened itself (a regular file, not gzip, not pcapng, not stdin) to
 :class:`FastPcap`, which must produce exactly what the reference path
 (``reader._pcap`` + ``decode.decode_frame``) produces: the same ``Segment``
-objects and the same ``ReadStats``. It works on the file mapped into memory
-(``mmap``), one chunk of frames at a time (:data:`CHUNK_FRAMES`, a smaller
+objects and the same ``ReadStats``. The file is read (``readinto``) into a
+numpy buffer of :data:`WINDOW` bytes; when the next record is not whole in
+it, the rest of the window moves to its front and more is read behind it.
+(A memory map would save that copy, but a file truncated by another process
+while mapped kills the reader with SIGBUS, where a read just ends early.)
+Frames are handled one chunk at a time (:data:`CHUNK_FRAMES`, a smaller
 first chunk so that a caller peeking at the first segment pays little):
 
 1. **Walk.** The only sequential step: a tight loop reads each record's
-   caplen (``struct.unpack_from`` on the map) and steps to the next record.
-   The loop checks nothing; the record headers are then gathered into a numpy
-   array and checked all at once. The first record that is cut short or
-   claims more than ``MAX_CAPLEN`` bytes ends the fast path *before* it: the
-   reader's own record walk takes over there (``reader._fast_segments``), so
-   damage is reported by the code that always reported it. Oversized records
-   (above the snap length) are reported here, in order, through the reader's
-   own warning function.
+   caplen (``struct.unpack_from`` on the window) and steps to the next
+   record. The loop checks nothing; the record headers are then gathered into
+   a numpy array and checked all at once. The first record that claims more
+   than ``MAX_CAPLEN`` bytes, or is cut short by the end of the file (or by a
+   read error, or is longer than the window), ends the fast path *before* it:
+   the reader's own record walk takes over there (``reader._finish_fast``), so
+   damage and errors are reported by the code that always reported them.
+   Oversized records (above the snap length) are reported here, in order,
+   through the reader's own warning function.
 2. **Gather.** The first :data:`ROW` bytes of every frame are copied into one
    ``(frames, ROW)`` uint8 matrix with a single fancy index over a strided
-   view of the map (bytes past the caplen zeroed), and every header field is
-   a column of it.
+   view of the window (bytes past the caplen zeroed), and every header field
+   is a column of it.
 3. **Classify.** A frame is *plain* when its link layer is Ethernet, Linux
    SLL or SLL2 with at most two VLAN tags, or raw IP; its network layer is
    IPv4 without options or fragmentation and with a sane total length, or
@@ -39,9 +44,9 @@ first chunk so that a caller peeking at the first segment pays little):
    ``_tcp_options`` on that frame's bytes.
 5. **Checksums.** ``decode.py`` explains why a ones' complement sum is the
    byte string's value modulo 0xFFFF. Here the sum is taken with *absolute*
-   byte weights (1 for a byte at an even file offset, 256 at an odd one, as
+   byte weights (1 for a byte at an even window offset, 256 at an odd one, as
    little-endian 16-bit words would give), which lets a datagram be summed as
-   little-endian 32-bit words of the map (each congruent to its two 16-bit
+   little-endian 32-bit words of the window (each congruent to its two 16-bit
    halves) plus at most three bytes at either end. The 32-bit words of a whole
    chunk are summed per datagram in one ``np.add.reduceat`` (on a uint64 copy,
    in spans of bounded size), with the spans between datagrams summed and
@@ -54,7 +59,7 @@ first chunk so that a caller peeking at the first segment pays little):
    distances, pairs with equal caplen, timestamps within
    :data:`DUPLICATE_NS` and an equal 64-bit fingerprint of the gathered
    bytes are candidates; only candidates are compared byte for byte. The last
-   frames of a chunk are carried into the next one.
+   frames of a chunk (their bytes copied) are carried into the next one.
 7. **Segments.** Integer columns become ``array.array`` objects and the
    others numpy object arrays (addresses and VLAN stacks shared per chunk):
    iterating either yields plain Python objects, and neither is tracked by the
@@ -76,7 +81,8 @@ they equal the reference path's.
 from __future__ import annotations
 
 import array
-import mmap
+import io
+import os
 import struct
 from collections import Counter
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -93,16 +99,17 @@ from .segment import Segment, SkipReason, TcpOptions
 if TYPE_CHECKING:
     from .reader import _PcapLayout
 
-__all__ = ["CHUNK_FRAMES", "ROW", "FastPcap"]
+__all__ = ["CHUNK_FRAMES", "ROW", "WINDOW", "FastPcap"]
 
 CHUNK_FRAMES: Final = 16_384
 """Frames decoded per numpy batch (the first batch is smaller)."""
 FIRST_CHUNK: Final = 1_024
+WINDOW: Final = 1 << 24
+"""Bytes of the file held at a time, at most (at least one record of ``MAX_CAPLEN``)."""
 ROW: Final = 104
 """Bytes of each frame gathered into the header matrix."""
 _NET = 80  # bytes from the IP header on: IPv6 (40) + TCP (20) + 20 bytes of options
 _SPAN = 1 << 20  # most 32-bit words summed by one reduceat call (4 MiB of capture)
-_DONTNEED = getattr(mmap, "MADV_DONTNEED", None)
 _ONES = 0xFFFF
 _NS = 1_000_000_000
 _TCP = 6
@@ -201,7 +208,7 @@ def _shared_bytes(m: Array) -> Array:
 
 
 class FastPcap:
-    """Classic pcap records of a mapped file, decoded in batches; see the module docstring.
+    """Classic pcap records of a file, decoded in batches; see the module docstring.
 
     ``segments()`` stops at the end of the data or before the first record it
     cannot frame; then ``offset`` is that record's offset, ``frame`` the frames
@@ -211,61 +218,59 @@ class FastPcap:
 
     def __init__(
         self,
-        mapped: mmap.mmap,
+        file: io.BufferedReader,
         layout: _PcapLayout,
         stats: ReadStats,
         oversized: Callable[[int, int, int, int], None],
         unsupported: Counter[tuple[int, int]],
     ) -> None:
-        self._mm = mapped
-        self._size = len(mapped)
+        self._file = file
         self._layout = layout
         self._stats = stats
         self._oversized = oversized
         self._unsupported = unsupported
-        self._bytes = np.frombuffer(mapped, dtype=np.uint8)
-        self._words = np.frombuffer(mapped, dtype="<u4", count=self._size // 4)
         endian = "<" if layout.little else ">"
         self._caplen_at = struct.Struct(endian + "8xI").unpack_from
         self._header_dtype = np.dtype(endian + "u4")
-        self.offset = 24  # next record
-        self._released = 0  # pages before this offset were handed back
+        # The window: file bytes [base, base + size) in buf[:size]. No larger
+        # than the file (as it is now: one that grows is read on by the reader).
+        self._buf = np.empty(max(min(WINDOW, os.fstat(file.fileno()).st_size), 1), dtype=np.uint8)
+        self._view = self._buf.data
+        self._base = 24
+        self._size = 0
+        self._eof = False
+        self._bytes = self._buf[:0]  # buf[:size]
+        self._words = self._buf[:0].view("<u4")  # buf[:size] as 32-bit words
+        self.offset = 24  # next record (file offset)
         self.frame = 0
         self.last_ts: int | None = None
         self.first_out_of_order = 0
-        # The last DUPLICATE_WINDOW frames: data offset, caplen, ts, fingerprint.
+        # The last DUPLICATE_WINDOW frames: caplen, ts, fingerprint, and their bytes.
         empty = np.zeros(0, dtype=np.int64)
-        self._tail: tuple[Array, Array, Array, Array] = (
-            empty,
-            empty,
-            empty,
-            np.zeros(0, dtype=np.uint64),
-        )
+        self._tail: tuple[Array, Array, Array] = (empty, empty, np.zeros(0, dtype=np.uint64))
+        self._tail_data: list[bytes] = []
 
     def recent(self) -> list[tuple[bytes, int]]:
         """(data, ts_ns) of the last frames, oldest first, for the duplicate check."""
-        d, c, ts, _ = self._tail
-        return [
-            (self._mm[a : a + n], t)
-            for a, n, t in zip(d.tolist(), c.tolist(), ts.tolist(), strict=True)
-        ]
+        return list(zip(self._tail_data, self._tail[1].tolist(), strict=True))
 
     # --- records -------------------------------------------------------------
 
     def segments(self) -> Generator[Segment, None, None]:
         hlen = self._layout.hlen
-        size = self._size
-        pos = self.offset
-        n = FIRST_CHUNK
         new, cls = _SegmentSlots, Segment
         new_options, options_cls = _OptionsSlots, TcpOptions
         stamped = _STAMPED
         linktype = self._layout.linktype
         skipped = self._stats.skipped
         unsupported = self._unsupported
-        mm = self._mm
+        view = self._view
+        pos = 0  # in the window
+        n = FIRST_CHUNK
+        self._shift(0)
         while True:
             offs, after = self._walk(pos, n)
+            size = self._size
             starts = np.array(offs, dtype=np.int64)
             head = self._gather(starts, 16).view(self._header_dtype)
             caplen = head[:, 2].astype(np.int64)
@@ -310,54 +315,81 @@ class FastPcap:
                         yield s
                     if one is not None:
                         a, length, fr, ts = one
-                        result = decode_frame(linktype, mm[a : a + length], fr, ts)
+                        result = decode_frame(linktype, bytes(view[a : a + length]), fr, ts)
                         if isinstance(result, SkipReason):
                             skipped[result.value] += 1
                             if result is SkipReason.UNSUPPORTED_LINKTYPE:
                                 unsupported[0, linktype] += 1
                         else:
                             yield result
-            if k < len(offs):
-                self.offset = offs[k]
-                return
-            self._release(pos)
-            pos = after
             n = CHUNK_FRAMES
+            if k == len(offs):
+                pos = after
+                continue
+            # Record k is not whole in the window (or claims too much).
+            pos = offs[k]
+            damaged = pos + hlen <= size and caplen[k] > MAX_CAPLEN
+            at = self._base + pos
+            if damaged or self._eof or not self._shift(pos):
+                self.offset = at
+                return
+            pos = 0
 
-    def _release(self, offset: int) -> None:
-        """Unmap the pages before ``offset``, which are done with (they stay in the page cache).
+    def _shift(self, keep: int) -> bool:
+        """Drop the window's bytes before ``keep`` and read more after the rest.
 
-        Otherwise the whole file ends up counted in the process's resident
-        memory. Reading there again (a duplicate check) just maps them back.
+        False if nothing could be added: the end of the file, a read error
+        (the reader's own walk meets it again and reports it), or a record
+        longer than the whole window.
         """
-        if _DONTNEED is None:
-            return
-        upto = offset - offset % mmap.PAGESIZE
-        if upto > self._released:
-            self._mm.madvise(_DONTNEED, self._released, upto - self._released)
-            self._released = upto
+        buf = self._buf
+        rest = self._size - keep
+        if keep:
+            buf[:rest] = buf[keep : self._size]
+        self._base += keep
+        size = rest
+        try:
+            if not keep:
+                self._file.seek(self._base + size)
+            while size < len(buf):
+                got = self._read(size)
+                if not got:
+                    self._eof = True
+                    break
+                size += got
+        except OSError:
+            self._eof = True
+        added = size > rest
+        self._size = size
+        self._bytes = buf[:size]
+        self._words = buf[: size - size % 4].view("<u4")
+        return added
+
+    def _read(self, at: int) -> int:
+        """Read into the window from ``at`` on; 0 at the end of the file."""
+        return self._file.readinto(self._view[at:]) or 0
 
     def _walk(self, pos: int, n: int) -> tuple[list[int], int]:
-        """Up to ``n`` record offsets from ``pos``, unchecked, and the offset after them.
+        """Up to ``n`` record offsets from ``pos`` in the window, unchecked, and the one after.
 
-        Stops early when a caplen cannot be read (the end of the data, or an
+        Stops early when a caplen cannot be read (the end of the window, or an
         offset past it); that last offset is still in the list.
         """
         offs: list[int] = []
         app = offs.append
         caplen_at = self._caplen_at
-        mm = self._mm
+        window = self._view[: self._size]
         hlen = self._layout.hlen
         try:
             for _ in range(n):
                 app(pos)
-                pos += caplen_at(mm, pos)[0] + hlen
+                pos += caplen_at(window, pos)[0] + hlen
         except struct.error:
             pass
         return offs, pos
 
     def _gather(self, starts: Array, width: int) -> Array:
-        """``width`` bytes from each (ascending) offset; bytes past the end of the map are 0."""
+        """``width`` bytes from each (ascending) offset; bytes past the end of the window are 0."""
         size = self._size
         starts = np.minimum(starts, size)
         out = np.empty((len(starts), width), dtype=np.uint8)
@@ -390,7 +422,8 @@ class FastPcap:
         bad = caplen > layout.limit
         if bad.any():
             for i in np.flatnonzero(bad).tolist():
-                self._oversized(frame0 + 1 + i, int(starts[i]), int(caplen[i]), layout.snaplen)
+                start = self._base + int(starts[i])
+                self._oversized(frame0 + 1 + i, start, int(caplen[i]), layout.snaplen)
             keep = ~bad
             starts, head, caplen, frames = starts[keep], head[keep], caplen[keep], frames[keep]
         n = len(starts)
@@ -427,15 +460,21 @@ class FastPcap:
     def _duplicates(self, data: Array, caplen: Array, ts: Array, rows: Array) -> None:
         """Count frames byte-identical to one of the previous few within the time window."""
         fp = (rows.view(np.uint64) * _FP_MULT).sum(axis=1, dtype=np.uint64)
-        td, tc, tts, tfp = self._tail
-        d = np.concatenate((td, data))
+        tc, tts, tfp = self._tail
         c = np.concatenate((tc, caplen))
         t = np.concatenate((tts, ts))
         f = np.concatenate((tfp, fp))
-        first = len(td)
-        total = len(d)
+        first = len(tc)  # frames before this chunk, held as bytes
+        total = len(c)
+        view = self._view
+
+        def frame(i: int) -> bytes | memoryview:
+            if i < first:
+                return self._tail_data[i]
+            at = int(data[i - first])
+            return view[at : at + int(caplen[i - first])]
+
         dup = np.zeros(total, dtype=bool)
-        mm = self._mm
         for lag in range(1, DUPLICATE_WINDOW + 1):
             lo = max(first, lag)
             if lo >= total:
@@ -447,14 +486,12 @@ class FastPcap:
             )
             for x in np.flatnonzero(cand).tolist():
                 i = lo + x
-                if dup[i]:
-                    continue
-                a, b, size = int(d[i]), int(d[i - lag]), int(c[i])
-                if mm[a : a + size] == mm[b : b + size]:
+                if not dup[i] and frame(i) == frame(i - lag):
                     dup[i] = True
         self._stats.duplicates += int(dup.sum())
-        keep = slice(max(total - DUPLICATE_WINDOW, 0), total)
-        self._tail = (d[keep], c[keep], t[keep], f[keep])
+        kept = range(max(total - DUPLICATE_WINDOW, 0), total)
+        self._tail_data = [bytes(frame(i)) for i in kept]
+        self._tail = (c[kept.start :], t[kept.start :], f[kept.start :])
 
     # --- decoding --------------------------------------------------------------
 
@@ -536,9 +573,9 @@ class FastPcap:
         m = len(idx)
         t, nt, is6, hl = tcp[idx], net[idx], v6[idx], hl[idx]
         ip_len, tcp_len, tcp_cap = ip_len[idx], tcp_len[idx], tcp_cap[idx]
-        ip_at = data[idx] + off[idx]  # file offset of the IP header
+        ip_at = data[idx] + off[idx]  # window offset of the IP header
         tcp_at = ip_at + (np.where(is6, 40, 20) if any6 else 20)
-        mm = self._mm
+        view = self._view
 
         # Options (decode._tcp): none, cut by the snap length, two common layouts
         # decided on columns, or parsed by the decoder.
@@ -565,7 +602,7 @@ class FastPcap:
             )
         other = np.flatnonzero((hl > 20) & (tcp_cap >= hl) & ~stamped & ~syn)
         for j, a, h in zip(other.tolist(), tcp_at[other].tolist(), hl[other].tolist(), strict=True):
-            options[j] = _tcp_options(mm[a : a + h], 20, h)
+            options[j] = _tcp_options(bytes(view[a : a + h]), 20, h)
 
         # Checksums: code 1 right, 0 wrong, 2 not verifiable (None).
         code = np.full(m, 2, dtype=np.int8)
@@ -679,7 +716,7 @@ class FastPcap:
         return np.where(start & 1, total, total * 256 % _ONES)
 
     def _word_sums(self, first: Array, stop: Array) -> Array:
-        """Sums of the little-endian 32-bit words ``[first, stop)`` of the map (ascending)."""
+        """Sums of the little-endian 32-bit words ``[first, stop)`` of the window (ascending)."""
         out = np.empty(len(first), dtype=np.uint64)
         words = self._words
         i, m = 0, len(first)

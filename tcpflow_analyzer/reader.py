@@ -46,12 +46,13 @@ turns a path, ``"-"`` (standard input) or a binary file object into a stream of
    retransmission is for the analysis layers to say.
 5. **Fast path.** A classic pcap in a regular file the reader opened itself
    (not gzip, not stdin, not a caller's file object) is read by
-   :mod:`~tcpflow_analyzer.fastread` instead of steps 1-4: the file is mapped
-   into memory and its frames are decoded in numpy batches, any frame off the
-   plain Ethernet/IP/TCP path going through ``decode_frame`` as above. The
-   segments, statistics and warnings are the same. At the first record it
-   cannot frame, or at the end of the mapped data, it hands over to the record
-   walk of step 2, which reports the damage (or reads what was appended since).
+   :mod:`~tcpflow_analyzer.fastread` instead of steps 1-4: the file is read
+   through a large buffer and its frames are decoded in numpy batches, any
+   frame off the plain Ethernet/IP/TCP path going through ``decode_frame`` as
+   above. The segments, statistics and warnings are the same. At the first
+   record it cannot frame, or at the end of the file, it hands over to the
+   record walk of step 2, which reports the damage (or reads what was
+   appended since).
    ``CaptureReader(path, fast=False)`` always takes steps 1-4.
 
 Failure policy
@@ -86,7 +87,7 @@ Failure policy
 
 from __future__ import annotations
 
-import mmap
+import io
 import os
 import stat
 import struct
@@ -420,7 +421,7 @@ class CaptureReader:
             self.name = name if isinstance(name, str) else "<stream>"
         self._header = b""  # a classic pcap file header, once _probe has checked it
         # The fast path (fastread.py): classic pcap in a regular file this reader opened.
-        self._fast_file: BinaryIO | None = None  # to be mapped at the first iteration
+        self._fast_file: io.BufferedReader | None = None  # read from the first iteration on
         self._fast_pcap: FastPcap | None = None
         self._fast: Generator[Segment, None, None] | None = None  # its segments
         self._records: Iterator[_Record] | None = None
@@ -440,13 +441,14 @@ class CaptureReader:
         self._first_out_of_order = 0
         self._unsupported: Counter[tuple[int, int]] = Counter()  # (interface, link type)
         self._iface_where: dict[int, str] = {0: "the file header"}  # interface -> description
-        if fast and self.format == "pcap" and self._owned is not None and not self.compressed:
+        owned = self._owned
+        if fast and self.format == "pcap" and isinstance(owned, io.BufferedReader):
             try:
-                regular = stat.S_ISREG(os.fstat(self._owned.fileno()).st_mode)
+                regular = stat.S_ISREG(os.fstat(owned.fileno()).st_mode)
             except (OSError, ValueError):
                 regular = False
-            if regular:
-                self._fast_file = self._owned
+            if regular and not self.compressed:
+                self._fast_file = owned
 
     @property
     def compressed(self) -> bool:
@@ -517,31 +519,23 @@ class CaptureReader:
             else:
                 yield result
 
-    def _start_fast(self, file: BinaryIO) -> None:
-        """Map the file for the fast path (:mod:`.fastread`).
-
-        If the file cannot be mapped, nothing happens: :meth:`_pcap` reads it
-        from the start.
-        """
+    def _start_fast(self, file: io.BufferedReader) -> None:
+        """Set up the fast path (:mod:`.fastread`) on the file."""
         from .fastread import FastPcap  # numpy is only needed here
 
         self._fast_file = None
-        try:
-            mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError):
-            return
-        fast = FastPcap(mapped, self._pcap_layout(), self.stats, self._oversized, self._unsupported)
+        fast = FastPcap(file, self._pcap_layout(), self.stats, self._oversized, self._unsupported)
         self._fast_pcap = fast
         self._fast = fast.segments()
 
     def _finish_fast(self) -> None:
         """Hand over from the fast path to the record walk, once.
 
-        The fast path stops at the end of the mapped data or at the first
-        record it cannot frame (cut short, or claiming more than
+        The fast path stops at the end of the file (or at a read error), or at
+        the first record it cannot frame (cut short, or claiming more than
         :data:`MAX_CAPLEN` bytes). :meth:`_pcap` takes over at that record,
         with the duplicate and ordering state handed over, so whatever follows
-        (a damage warning, or data appended since the file was mapped) is read
+        (a damage warning, a read error, or data appended meanwhile) is read
         exactly as without the fast path.
         """
         fast = self._fast_pcap

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import mmap
 import random
 import struct
 from collections.abc import Iterator
@@ -65,7 +64,8 @@ def fast_frames(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 @pytest.fixture
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Chunks of a few frames and short checksum spans, so that small files cross boundaries."""
+    """Chunks of a few frames, short checksum spans and a small window: small files cross them."""
+    monkeypatch.setattr(fastread, "WINDOW", 1500)
     monkeypatch.setattr(fastread, "FIRST_CHUNK", 3)
     monkeypatch.setattr(fastread, "CHUNK_FRAMES", 5)
     monkeypatch.setattr(fastread, "_SPAN", 64)
@@ -361,7 +361,7 @@ def test_only_the_header(tmp_path: Path, fast_frames: list[int]) -> None:
 
 
 def test_data_appended_while_reading_is_read(tmp_path: Path, small_chunks: None) -> None:
-    # The map covers the file as it was; the record walk takes over after it.
+    # The fast path stops at the end of what it read; the record walk reads on.
     first, more = _plain_file(8), _plain_file(20)[24:]
 
     def grown(fast: bool) -> list[Segment]:
@@ -378,16 +378,49 @@ def test_data_appended_while_reading_is_read(tmp_path: Path, small_chunks: None)
     assert fast == ref and len(fast) == 28
 
 
-def test_a_file_that_cannot_be_mapped_is_read_the_reference_way(
+def test_a_read_error_hands_over_to_the_record_walk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast_frames: list[int]
 ) -> None:
-    def refuse(*args: Any, **kwargs: Any) -> mmap.mmap:
-        raise OSError("no mapping today")
+    # The fast path's second read fails: it stops at the first record it does
+    # not hold whole, and the record walk reads on from there (here without
+    # error: it would report one the way it always did).
+    calls: list[int] = []
+    original = fastread.FastPcap._read
 
-    monkeypatch.setattr(mmap, "mmap", refuse)
-    path = write(tmp_path, _plain_file())
-    assert read(path, fast=True) == read(path, fast=False)
-    assert fast_frames == []
+    def flaky(self: fastread.FastPcap, at: int) -> int:
+        calls.append(at)
+        if len(calls) > 1:
+            raise OSError("disk on fire")
+        return original(self, at)
+
+    monkeypatch.setattr(fastread, "WINDOW", 700)
+    monkeypatch.setattr(fastread.FastPcap, "_read", flaky)
+    same(write(tmp_path, _plain_file(30)))
+    assert 0 < sum(fast_frames) < 30
+
+
+@pytest.mark.parametrize("window", [64, 1000, 4096])
+def test_records_longer_than_the_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: int
+) -> None:
+    monkeypatch.setattr(fastread, "WINDOW", window)
+    frames = [bytes(Ether(**MAC) / v4(sport=i, payload=b"w" * (37 * i))) for i in range(60)]
+    same(write(tmp_path, pcap_bytes(timed(frames))))
+
+
+def test_file_cut_short_while_being_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fastread, "WINDOW", 2048)
+    data = _plain_file(200)
+    path = write(tmp_path, data)
+    whole, _ = read(path, fast=True)
+    with CaptureReader(path) as reader:
+        it = iter(reader)
+        got = [next(it)]
+        with path.open("r+b") as f:
+            f.truncate(len(data) // 2 + 7)
+        got += list(it)
+    assert reader.stats.truncated
+    assert 50 < len(got) < 200 and got == whole[: len(got)]
 
 
 # --- order and duplicates --------------------------------------------------------
@@ -510,6 +543,7 @@ def test_randomly_damaged_frames(
     monkeypatch.setattr(fastread, "FIRST_CHUNK", rng.choice((1, 7, 64)))
     monkeypatch.setattr(fastread, "CHUNK_FRAMES", rng.choice((13, 256, 1000)))
     monkeypatch.setattr(fastread, "_SPAN", rng.choice((32, 4096, 1 << 22)))
+    monkeypatch.setattr(fastread, "WINDOW", rng.choice((2048, 50_000, 1 << 24)))
     frames = ethernet_frames()
     records = list(_mutations(rng, frames))
     snaplen = rng.choice((0, 96, 1500))
