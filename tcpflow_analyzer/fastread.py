@@ -119,6 +119,7 @@ _ETHERLIKE: Final = {1: (14, 12), 113: (16, 14), 276: (20, 0)}
 _RAW_EITHER: Final = frozenset((12, 14, 101))  # the IP version nibble decides
 _RAW_IPV4, _RAW_IPV6 = 228, 229
 _STAMPED: Final = object()  # options column: NOP NOP Timestamps, made from the ts columns
+_SKIP_VALUE: Final = {reason: reason.value for reason in SkipReason}
 _TRI = np.array([False, True, None], dtype=object)  # checksum verdict codes 0, 1, 2
 _FP_MULT = np.array(
     [(0x9E3779B97F4A7C15 * (2 * i + 1)) % 2**64 | 1 for i in range(ROW // 8)], dtype=np.uint64
@@ -207,6 +208,25 @@ def _shared_bytes(m: Array) -> Array:
     return table[inv.ravel()]
 
 
+def _runs(
+    plain: Array, data: Array, caplen: Array, ts: Array, frames: Array
+) -> list[tuple[int, tuple[int, int, int, int] | None]]:
+    """Runs of plain frames, each followed by one frame for the reference decoder."""
+    rest = np.flatnonzero(~plain)
+    before = rest - np.arange(len(rest))  # plain frames before each of the rest
+    others = zip(
+        data[rest].tolist(),
+        caplen[rest].tolist(),
+        frames[rest].tolist(),
+        ts[rest].tolist(),
+        strict=True,
+    )
+    runs: list[tuple[int, tuple[int, int, int, int] | None]] = []
+    runs.extend(zip(np.diff(before, prepend=0).tolist(), others, strict=True))
+    runs.append((len(plain) - len(rest) - (int(before[-1]) if len(rest) else 0), None))
+    return runs
+
+
 class FastPcap:
     """Classic pcap records of a file, decoded in batches; see the module docstring.
 
@@ -245,9 +265,15 @@ class FastPcap:
         self.frame = 0
         self.last_ts: int | None = None
         self.first_out_of_order = 0
-        # The last DUPLICATE_WINDOW frames: caplen, ts, fingerprint, and their bytes.
+        # The last DUPLICATE_WINDOW frames: caplen, ts, fingerprint, gathered
+        # bytes, and all their bytes.
         empty = np.zeros(0, dtype=np.int64)
-        self._tail: tuple[Array, Array, Array] = (empty, empty, np.zeros(0, dtype=np.uint64))
+        self._tail: tuple[Array, Array, Array, Array] = (
+            empty,
+            empty,
+            np.zeros(0, dtype=np.uint64),
+            np.zeros((0, ROW), dtype=np.uint8),
+        )
         self._tail_data: list[bytes] = []
 
     def recent(self) -> list[tuple[bytes, int]]:
@@ -279,45 +305,46 @@ class FastPcap:
             if k:
                 columns, runs = self._chunk(starts[:k], head[:k], caplen[:k])
                 for count, one in runs:
-                    for (
-                        fr, ts, vl, sr, ds, sp, dp, sq, ak, fl, wn, pl, il, op, cs, ck, tv, te
-                    ) in islice(columns, count):  # fmt: skip
-                        if op is stamped:
-                            # Made here rather than in bulk: objects that die young
-                            # cost the garbage collector nothing.
-                            o: Any = new_options()
-                            o.mss = None
-                            o.wscale = None
-                            o.sack_permitted = False
-                            o.sack_blocks = ()
-                            o.ts_val = tv
-                            o.ts_ecr = te
-                            o.__class__ = options_cls
-                            op = o
-                        s: Any = new()
-                        s.frame = fr
-                        s.ts_ns = ts
-                        s.vlan = vl
-                        s.src = sr
-                        s.dst = ds
-                        s.sport = sp
-                        s.dport = dp
-                        s.seq = sq
-                        s.ack = ak
-                        s.flags = fl
-                        s.window = wn
-                        s.payload_len = pl
-                        s.ip_len = il
-                        s.options = op
-                        s.caplen_short = cs
-                        s.checksum_ok = ck
-                        s.__class__ = cls
-                        yield s
+                    if count:
+                        for (
+                            fr, ts, vl, sr, ds, sp, dp, sq, ak, fl, wn, pl, il, op, cs, ck, tv, te
+                        ) in islice(columns, count):  # fmt: skip
+                            if op is stamped:
+                                # Made here rather than in bulk: objects that die young
+                                # cost the garbage collector nothing.
+                                o: Any = new_options()
+                                o.mss = None
+                                o.wscale = None
+                                o.sack_permitted = False
+                                o.sack_blocks = ()
+                                o.ts_val = tv
+                                o.ts_ecr = te
+                                o.__class__ = options_cls
+                                op = o
+                            s: Any = new()
+                            s.frame = fr
+                            s.ts_ns = ts
+                            s.vlan = vl
+                            s.src = sr
+                            s.dst = ds
+                            s.sport = sp
+                            s.dport = dp
+                            s.seq = sq
+                            s.ack = ak
+                            s.flags = fl
+                            s.window = wn
+                            s.payload_len = pl
+                            s.ip_len = il
+                            s.options = op
+                            s.caplen_short = cs
+                            s.checksum_ok = ck
+                            s.__class__ = cls
+                            yield s
                     if one is not None:
                         a, length, fr, ts = one
                         result = decode_frame(linktype, bytes(view[a : a + length]), fr, ts)
                         if isinstance(result, SkipReason):
-                            skipped[result.value] += 1
+                            skipped[_SKIP_VALUE[result]] += 1  # as result.value, faster
                             if result is SkipReason.UNSUPPORTED_LINKTYPE:
                                 unsupported[0, linktype] += 1
                         else:
@@ -460,10 +487,11 @@ class FastPcap:
     def _duplicates(self, data: Array, caplen: Array, ts: Array, rows: Array) -> None:
         """Count frames byte-identical to one of the previous few within the time window."""
         fp = (rows.view(np.uint64) * _FP_MULT).sum(axis=1, dtype=np.uint64)
-        tc, tts, tfp = self._tail
+        tc, tts, tfp, trows = self._tail
         c = np.concatenate((tc, caplen))
         t = np.concatenate((tts, ts))
         f = np.concatenate((tfp, fp))
+        r = np.concatenate((trows, rows))
         first = len(tc)  # frames before this chunk, held as bytes
         total = len(c)
         view = self._view
@@ -484,14 +512,19 @@ class FastPcap:
                 & (f[lo:] == f[lo - lag : total - lag])
                 & (np.abs(t[lo:] - t[lo - lag : total - lag]) <= DUPLICATE_NS)
             )
-            for x in np.flatnonzero(cand).tolist():
-                i = lo + x
-                if not dup[i] and frame(i) == frame(i - lag):
-                    dup[i] = True
+            i = np.flatnonzero(cand) + lo
+            # Frames no longer than ROW are whole in the gathered rows (zeroed
+            # past the caplen): compare those there, the others byte for byte.
+            whole = c[i] <= ROW
+            iw = i[whole]
+            dup[iw[(r[iw] == r[iw - lag]).all(axis=1)]] = True
+            for x in i[~whole].tolist():
+                if not dup[x] and frame(x) == frame(x - lag):
+                    dup[x] = True
         self._stats.duplicates += int(dup.sum())
         kept = range(max(total - DUPLICATE_WINDOW, 0), total)
         self._tail_data = [bytes(frame(i)) for i in kept]
-        self._tail = (c[kept.start :], t[kept.start :], f[kept.start :])
+        self._tail = (c[kept.start :], t[kept.start :], f[kept.start :], r[kept.start :])
 
     # --- decoding --------------------------------------------------------------
 
@@ -540,8 +573,10 @@ class FastPcap:
 
     def _decode(self, rows: Array, data: Array, caplen: Array, ts: Array, frames: Array) -> _Plan:
         off, v4, v6, vkey = self._link(rows, caplen)
-        # The IP header and what follows, in columns 0.._NET of `net`.
         cand = v4 | v6
+        if not cand.any():
+            return iter(()), _runs(cand, data, caplen, ts, frames)
+        # The IP header and what follows, in columns 0.._NET of `net`.
         shifts = np.unique(off[cand])
         if len(shifts) <= 1:
             o = int(shifts[0]) if len(shifts) else 0
@@ -668,25 +703,7 @@ class FastPcap:
             strict=False,  # vlans and shorts may be endless repeats
         )
 
-        # Runs of plain frames, each followed by one frame for the reference decoder.
-        rest = np.flatnonzero(~plain)
-        runs: list[tuple[int, tuple[int, int, int, int] | None]] = []
-        done = 0
-        for q, (i, a, size, fr, when) in enumerate(
-            zip(
-                rest.tolist(),
-                data[rest].tolist(),
-                caplen[rest].tolist(),
-                frames[rest].tolist(),
-                ts[rest].tolist(),
-                strict=True,
-            )
-        ):
-            before = i - q  # plain frames before this one
-            runs.append((before - done, (a, size, fr, when)))
-            done = before
-        runs.append((m - done, None))
-        return columns, runs
+        return columns, _runs(plain, data, caplen, ts, frames)
 
     def _sums(self, start: Array, length: Array) -> Array:
         """RFC 1071 sums of the byte ranges, big-endian 16-bit words from each start, mod 0xFFFF.

@@ -444,8 +444,10 @@ def test_duplicates(
         # (2, 5): the duplicate DUPLICATE_WINDOW frames back starts a chunk.
         monkeypatch.setattr(fastread, "FIRST_CHUNK", chunks[0])
         monkeypatch.setattr(fastread, "CHUNK_FRAMES", chunks[1])
-    a, b, c = (bytes(Ether(**MAC) / v4(sport=i, options=TS)) for i in (1, 2, 3))
+    a, c = (bytes(Ether(**MAC) / v4(sport=i, options=TS)) for i in (1, 3))
+    b = bytes(Ether(**MAC) / v4(sport=2, options=TS, payload=b"B" * 300))  # longer than ROW
     same_len = bytes(Ether(**MAC) / v4(sport=4, options=TS))  # as long as a, other bytes
+    b_but_last = b[:-1] + b"!"  # as b up to its last byte
     fill_a = [bytes(Ether(**MAC) / v4(sport=100 + i)) for i in range(DUPLICATE_WINDOW - 1)]
     fill_b = [bytes(Ether(**MAC) / v4(sport=200 + i)) for i in range(DUPLICATE_WINDOW + 2)]
     records = [
@@ -454,7 +456,8 @@ def test_duplicates(
         (T0 + 10, same_len),
         (T0 + 20, a),  # duplicate, two back
         (T0 + 30, b),
-        *[(T0 + 40 + i, f) for i, f in enumerate(fill_a)],
+        *[(T0 + 40 + i, f) for i, f in enumerate(fill_a[:-1])],
+        (T0 + 50, b_but_last),
         (T0 + 60, b),  # exactly DUPLICATE_WINDOW back: still a duplicate
         *[(T0 + 70 + i, f) for i, f in enumerate(fill_b)],
         (T0 + 90, b),  # further back than the window
