@@ -7,8 +7,9 @@ it opened itself (a regular file, not gzip, not pcapng, not stdin) to
 :class:`FastPcap`, which must produce exactly what the reference path
 (``reader._pcap`` + ``decode.decode_frame``) produces: the same ``Segment``
 objects and the same ``ReadStats``. The file is read (``readinto``) into a
-numpy buffer of :data:`WINDOW` bytes; when the next record is not whole in
-it, the rest of the window moves to its front and more is read behind it.
+numpy buffer of at most :data:`WINDOW` bytes (no larger than the file); when
+the next record is not whole in it, the rest of the window moves to its front
+and more is read behind it.
 (A memory map would save that copy, but a file truncated by another process
 while mapped kills the reader with SIGBUS, where a read just ends early.)
 Frames are handled one chunk at a time (:data:`CHUNK_FRAMES`, a smaller
@@ -39,8 +40,9 @@ first chunk so that a caller peeking at the first segment pays little):
    ``decode_frame`` itself, one frame at a time, so skip reasons and odd
    segments are the reference's by construction.
 4. **Options.** No options, options cut by the snap length (``None``), and the
-   Linux layout NOP NOP Timestamps (the decoder's own fast case) are decided
-   on columns; any other option block is parsed by the decoder's
+   two Linux layouts NOP NOP Timestamps (the decoder's own fast case) and
+   MSS, SACK-permitted, Timestamps, NOP, Window scale (SYN) are decided on
+   columns; any other option block is parsed by the decoder's
    ``_tcp_options`` on that frame's bytes.
 5. **Checksums.** ``decode.py`` explains why a ones' complement sum is the
    byte string's value modulo 0xFFFF. Here the sum is taken with *absolute*
@@ -58,8 +60,10 @@ first chunk so that a caller peeking at the first segment pays little):
    the previous frame. Duplicates: for each of the :data:`DUPLICATE_WINDOW`
    distances, pairs with equal caplen, timestamps within
    :data:`DUPLICATE_NS` and an equal 64-bit fingerprint of the gathered
-   bytes are candidates; only candidates are compared byte for byte. The last
-   frames of a chunk (their bytes copied) are carried into the next one.
+   bytes are candidates. A candidate pair no longer than :data:`ROW` bytes is
+   whole in the matrix and compared there; longer ones are compared byte for
+   byte. The last frames of a chunk (their bytes copied) are carried into the
+   next one.
 7. **Segments.** Integer columns become ``array.array`` objects and the
    others numpy object arrays (addresses and VLAN stacks shared per chunk):
    iterating either yields plain Python objects, and neither is tracked by the
