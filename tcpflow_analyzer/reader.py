@@ -44,6 +44,16 @@ turns a path, ``"-"`` (standard input) or a binary file object into a stream of
    packet seen on two interfaces, or a capture stored twice); it is still
    analyzed, and no warning is added: whether a copy is a duplicate or a fast
    retransmission is for the analysis layers to say.
+5. **Fast path.** A classic pcap in a regular file the reader opened itself
+   (not gzip, not stdin, not a caller's file object) is read by
+   :mod:`~tcpflow_analyzer.fastread` instead of steps 1-4: the file is read
+   through a large buffer and its frames are decoded in numpy batches, any
+   frame off the plain Ethernet/IP/TCP path going through ``decode_frame`` as
+   above. The segments, statistics and warnings are the same. At the first
+   record it cannot frame, or at the end of the file, it hands over to the
+   record walk of step 2, which reports the damage (or reads what was
+   appended since).
+   ``CaptureReader(path, fast=False)`` always takes steps 1-4.
 
 Failure policy
 --------------
@@ -77,20 +87,25 @@ Failure policy
 
 from __future__ import annotations
 
+import io
 import os
+import stat
 import struct
 import sys
 import zlib
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import BinaryIO, Final, TypeAlias
+from typing import TYPE_CHECKING, BinaryIO, Final, TypeAlias
 
 import dpkt
 
 from .decode import decode_frame
 from .segment import Segment, SkipReason
+
+if TYPE_CHECKING:
+    from .fastread import FastPcap
 
 __all__ = [
     "DUPLICATE_NS",
@@ -184,6 +199,18 @@ def _interface(linktype: int, snaplen: int, tsresol: int, tsoffset: int) -> _Int
     if exp <= 9:
         return _Interface(linktype, snaplen, 10 ** (9 - exp), 0, 1, off)
     return _Interface(linktype, snaplen, 1, 0, 10 ** (exp - 9), off)
+
+
+@dataclass(frozen=True, slots=True)
+class _PcapLayout:
+    """What a classic pcap file header says about its records."""
+
+    little: bool  # byte order of the header fields
+    hlen: int  # record header length: 16, or 24 in the "modified" format
+    frac_ns: int  # nanoseconds per unit of the timestamp fraction (1000 or 1)
+    linktype: int  # without the FCS bits
+    snaplen: int
+    limit: int  # largest caplen that is not an oversized record
 
 
 class _Damaged(Exception):
@@ -335,6 +362,14 @@ class _Stream:
         self.buf = b"".join(parts)
         return have >= n
 
+    def seek(self, offset: int) -> None:
+        """Continue at ``offset`` of an uncompressed, seekable source (the fast path's hand-off)."""
+        self._raw.seek(offset)
+        self._raw_read = offset
+        self.buf = b""
+        self.pos = 0
+        self.base = offset
+
     def skip(self, n: int) -> bool:
         """Discard ``n`` bytes without keeping them; False if the data ends first."""
         while True:
@@ -359,9 +394,10 @@ class CaptureReader:
     :class:`CaptureError` for anything that makes the capture unreadable;
     iteration itself only raises :class:`CaptureError` on an I/O error.
     Iteration is single-pass: iterating again continues where it stopped.
+    ``fast=False`` turns the fast path (module docstring, step 5) off.
     """
 
-    def __init__(self, source: str | os.PathLike[str] | BinaryIO) -> None:
+    def __init__(self, source: str | os.PathLike[str] | BinaryIO, *, fast: bool = True) -> None:
         self.stats = ReadStats()
         self._owned: BinaryIO | None = None
         raw: BinaryIO
@@ -383,6 +419,12 @@ class CaptureReader:
             raw = source
             name = getattr(source, "name", None)
             self.name = name if isinstance(name, str) else "<stream>"
+        self._header = b""  # a classic pcap file header, once _probe has checked it
+        # The fast path (fastread.py): classic pcap in a regular file this reader opened.
+        self._fast_file: io.BufferedReader | None = None  # read from the first iteration on
+        self._fast_pcap: FastPcap | None = None
+        self._fast: Generator[Segment, None, None] | None = None  # its segments
+        self._records: Iterator[_Record] | None = None
         try:
             self._stream = _Stream(raw, self.name)
             self.format = self._probe()
@@ -392,7 +434,6 @@ class CaptureReader:
         except BaseException:
             self.close()
             raise
-        self._records: Iterator[_Record] | None = None
         self._record_warnings: Counter[str] = Counter()
         self._last_ts: dict[int, int] = {}  # interface -> timestamp of its last frame
         self._recent: deque[bytes] = deque(maxlen=DUPLICATE_WINDOW)
@@ -400,6 +441,14 @@ class CaptureReader:
         self._first_out_of_order = 0
         self._unsupported: Counter[tuple[int, int]] = Counter()  # (interface, link type)
         self._iface_where: dict[int, str] = {0: "the file header"}  # interface -> description
+        owned = self._owned
+        if fast and self.format == "pcap" and isinstance(owned, io.BufferedReader):
+            try:
+                regular = stat.S_ISREG(os.fstat(owned.fileno()).st_mode)
+            except (OSError, ValueError):
+                regular = False
+            if regular and not self.compressed:
+                self._fast_file = owned
 
     @property
     def compressed(self) -> bool:
@@ -419,6 +468,12 @@ class CaptureReader:
 
     def close(self) -> None:
         """Close the file if the reader opened it (never stdin or a caller's object)."""
+        self._fast_file = None
+        if self._fast is not None:
+            fast, self._fast, self._fast_pcap = self._fast, None, None
+            if self._records is None:
+                self._records = iter(())  # stopped inside the fast path: nothing more to read
+            fast.close()
         if self._owned is not None:
             self._owned.close()
             self._owned = None
@@ -431,6 +486,14 @@ class CaptureReader:
         recent = self._recent
         recent_ts = self._recent_ts
         unsupported = self._unsupported
+        if self._fast_file is not None:
+            self._start_fast(self._fast_file)
+        if self._fast is not None:
+            # Not ``yield from``: closing this generator must not close the fast
+            # path, so that iterating again continues where it stopped.
+            for segment in self._fast:  # noqa: UP028
+                yield segment
+            self._finish_fast()
         for frame, linktype, ts_ns, data, iface in self._iter_records():
             linktypes[linktype] += 1
             if iface >= 0:
@@ -455,6 +518,39 @@ class CaptureReader:
                     unsupported[iface if iface >= 0 else ~iface, linktype] += 1
             else:
                 yield result
+
+    def _start_fast(self, file: io.BufferedReader) -> None:
+        """Set up the fast path (:mod:`.fastread`) on the file."""
+        from .fastread import FastPcap  # numpy is only needed here
+
+        self._fast_file = None
+        fast = FastPcap(file, self._pcap_layout(), self.stats, self._oversized, self._unsupported)
+        self._fast_pcap = fast
+        self._fast = fast.segments()
+
+    def _finish_fast(self) -> None:
+        """Hand over from the fast path to the record walk, once.
+
+        The fast path stops at the end of the file (or at a read error), or at
+        the first record it cannot frame (cut short, or claiming more than
+        :data:`MAX_CAPLEN` bytes). :meth:`_pcap` takes over at that record,
+        with the duplicate and ordering state handed over, so whatever follows
+        (a damage warning, a read error, or data appended meanwhile) is read
+        exactly as without the fast path.
+        """
+        fast = self._fast_pcap
+        if fast is None:
+            return
+        self._fast = self._fast_pcap = None
+        for data, ts_ns in fast.recent():
+            self._recent.append(data)
+            self._recent_ts.append(ts_ns)
+        if fast.last_ts is not None:
+            self._last_ts[0] = fast.last_ts
+        if fast.first_out_of_order:
+            self._first_out_of_order = fast.first_out_of_order
+        self._stream.seek(fast.offset)
+        self._records = self._guard(self._pcap(resume=fast.frame))
 
     # --- header checks ------------------------------------------------------
 
@@ -495,6 +591,7 @@ class CaptureReader:
                 hdr = (dpkt.pcap.LEFileHdr if endian == "<" else dpkt.pcap.FileHdr)(head)
                 if hdr.v_major != 2:
                     raise self._error(f"unsupported pcap version {hdr.v_major}.{hdr.v_minor}", 4)
+                self._header = head
                 return "pcap"
         raise self._error(f"not a pcap or pcapng file (first bytes 0x{magic4.hex()}){gz}", 0)
 
@@ -548,21 +645,46 @@ class CaptureReader:
             f"file ends inside {what} (record needs {need} bytes, {have} present)", offset
         )
 
-    def _pcap(self) -> Iterator[_Record]:
-        s = self._stream
-        s.fill(24)
-        little = struct.unpack_from("<I", s.buf, 0)[0] in (_PCAP_USEC, _PCAP_NSEC, _PCAP_MODIFIED)
-        hdr = (dpkt.pcap.LEFileHdr if little else dpkt.pcap.FileHdr)(s.buf[:24])
+    def _pcap_layout(self) -> _PcapLayout:
+        """The classic pcap file header, as checked by :meth:`_probe`."""
+        head = self._header
+        little = struct.unpack_from("<I", head, 0)[0] in (_PCAP_USEC, _PCAP_NSEC, _PCAP_MODIFIED)
+        hdr = (dpkt.pcap.LEFileHdr if little else dpkt.pcap.FileHdr)(head)
         magic = hdr.magic
         snaplen = hdr.snaplen
-        # The link-type field's upper bits carry FCS information (draft-ietf-opsawg-pcap 4).
-        linktype = hdr.linktype & 0xFFFF
-        frac_ns = 1 if magic == _PCAP_NSEC else 1000
-        hlen = 24 if magic == _PCAP_MODIFIED else 16
-        unpack = struct.Struct(("<" if little else ">") + "IIII").unpack_from
-        limit = snaplen + SNAPLEN_SLACK if snaplen else MAX_CAPLEN
-        s.pos += 24
-        frame = 0
+        return _PcapLayout(
+            little=little,
+            hlen=24 if magic == _PCAP_MODIFIED else 16,
+            frac_ns=1 if magic == _PCAP_NSEC else 1000,
+            # The link-type field's upper bits carry FCS information (draft-ietf-opsawg-pcap 4).
+            linktype=hdr.linktype & 0xFFFF,
+            snaplen=snaplen,
+            limit=snaplen + SNAPLEN_SLACK if snaplen else MAX_CAPLEN,
+        )
+
+    def _oversized(self, frame: int, start: int, caplen: int, snaplen: int) -> None:
+        self._bad_record(
+            "oversized record",
+            f"record {frame} at offset {start} has {caplen} captured bytes, more than "
+            f"the snap length {snaplen}; skipped",
+        )
+
+    def _pcap(self, resume: int | None = None) -> Iterator[_Record]:
+        """Walk classic pcap records from the stream.
+
+        ``resume`` is the number of frames the fast path already handed out; it
+        left the stream at the next record (see :meth:`_finish_fast`).
+        """
+        s = self._stream
+        layout = self._pcap_layout()
+        snaplen, linktype, frac_ns = layout.snaplen, layout.linktype, layout.frac_ns
+        hlen, limit = layout.hlen, layout.limit
+        unpack = struct.Struct(("<" if layout.little else ">") + "IIII").unpack_from
+        if resume is None:
+            s.pos += 24
+            frame = 0
+        else:
+            frame = resume
         stats = self.stats
         while True:
             if len(s.buf) - s.pos < hlen and not s.fill(hlen):
@@ -585,11 +707,7 @@ class CaptureReader:
             frame += 1
             stats.frames = frame
             if caplen > limit:
-                self._bad_record(
-                    "oversized record",
-                    f"record {frame} at offset {start} has {caplen} captured bytes, more than "
-                    f"the snap length {snaplen}; skipped",
-                )
+                self._oversized(frame, start, caplen, snaplen)
                 continue
             yield frame, linktype, sec * _NS + frac * frac_ns, data, 0
 

@@ -1,0 +1,753 @@
+"""Fast path for classic pcap files: records walked in a read window, frames decoded in batches.
+
+Theory of operation
+-------------------
+:class:`~tcpflow_analyzer.reader.CaptureReader` hands a classic pcap file that
+it opened itself (a regular file, not gzip, not pcapng, not stdin) to
+:class:`FastPcap`, which must produce exactly what the reference path
+(``reader._pcap`` + ``decode.decode_frame``) produces: the same ``Segment``
+objects and the same ``ReadStats``. The file is read (``readinto``) into a
+numpy buffer of at most :data:`WINDOW` bytes (no larger than the file); when
+the next record is not whole in it, the rest of the window moves to its front
+and more is read behind it.
+(A memory map would save that copy, but a file truncated by another process
+while mapped kills the reader with SIGBUS, where a read just ends early.)
+Frames are handled one chunk at a time (:data:`CHUNK_FRAMES`, a smaller
+first chunk so that a caller peeking at the first segment pays little):
+
+1. **Walk.** The only sequential step: a tight loop reads each record's
+   caplen (``struct.unpack_from`` on the window) and steps to the next
+   record. The loop checks nothing; the record headers are then gathered into
+   a numpy array and checked all at once. The first record that claims more
+   than ``MAX_CAPLEN`` bytes, or is cut short by the end of the file (or by a
+   read error, or is longer than the window), ends the fast path *before* it:
+   the reader's own record walk takes over there (``reader._finish_fast``), so
+   damage and errors are reported by the code that always reported them.
+   Oversized records (above the snap length) are reported here, in order,
+   through the reader's own warning function.
+2. **Gather.** The first :data:`ROW` bytes of every frame are copied into one
+   ``(frames, ROW)`` uint8 matrix with a single fancy index over a strided
+   view of the window (bytes past the caplen zeroed), and every header field
+   is a column of it.
+3. **Classify.** A frame is *plain* when its link layer is Ethernet, Linux
+   SLL or SLL2 with at most two VLAN tags, or raw IP; its network layer is
+   IPv4 without options or fragmentation and with a sane total length, or
+   IPv6 whose next header is TCP; and its TCP header is complete within both
+   the IP length and the captured bytes. For those the decoder's arithmetic
+   is redone on columns (lengths, ``caplen_short``, ``payload_len``,
+   ``ip_len``). Everything else (other link and network types, fragments,
+   extension headers, cut or bad headers, non-TCP) goes through
+   ``decode_frame`` itself, one frame at a time, so skip reasons and odd
+   segments are the reference's by construction.
+4. **Options.** No options, options cut by the snap length (``None``), and the
+   two Linux layouts NOP NOP Timestamps (the decoder's own fast case) and
+   MSS, SACK-permitted, Timestamps, NOP, Window scale (SYN) are decided on
+   columns; any other option block is parsed by the decoder's
+   ``_tcp_options`` on that frame's bytes.
+5. **Checksums.** ``decode.py`` explains why a ones' complement sum is the
+   byte string's value modulo 0xFFFF. Here the sum is taken with *absolute*
+   byte weights (1 for a byte at an even window offset, 256 at an odd one, as
+   little-endian 16-bit words would give), which lets a datagram be summed as
+   little-endian 32-bit words of the window (each congruent to its two 16-bit
+   halves) plus at most three bytes at either end. The 32-bit words of a whole
+   chunk are summed per datagram in one ``np.add.reduceat`` (on a uint64 copy,
+   in spans of bounded size), with the spans between datagrams summed and
+   thrown away. Multiplying by 256 converts the result to the big-endian
+   weighting of RFC 1071 when the datagram starts at an even offset
+   (256 * 256 = 1 modulo 0xFFFF); the pseudo-header words come from the
+   matrix. The verdicts (True, False, None) follow the decoder's rules.
+6. **Order and duplicates.** Out-of-order timestamps are one comparison with
+   the previous frame. Duplicates: for each of the :data:`DUPLICATE_WINDOW`
+   distances, pairs with equal caplen, timestamps within
+   :data:`DUPLICATE_NS` and an equal 64-bit fingerprint of the gathered
+   bytes are candidates. A candidate pair no longer than :data:`ROW` bytes is
+   whole in the matrix and compared there; longer ones are compared byte for
+   byte. The last frames of a chunk (their bytes copied) are carried into the
+   next one.
+7. **Segments.** Integer columns become ``array.array`` objects and the
+   others numpy object arrays (addresses and VLAN stacks shared per chunk):
+   iterating either yields plain Python objects, and neither is tracked by the
+   garbage collector, which would otherwise walk every element of every
+   column at each collection while the chunk is consumed. Segments are built
+   one at a time as they are asked for (so they die young if the caller drops
+   them), interleaved in frame order with the frames decoded one by one.
+   ``Segment`` is a frozen dataclass whose generated ``__init__`` costs more
+   than all the rest together, so a segment is built as an instance of a
+   plain class with the same slots and then given its real class
+   (``__class__`` assignment between layout-compatible classes); the result
+   is an ordinary ``Segment`` in every respect. ``TcpOptions`` likewise.
+
+While iterating, ``stats`` runs ahead of the segments handed out by up to one
+chunk (the whole chunk is counted when it is decoded); once iteration ends
+they equal the reference path's.
+"""
+
+from __future__ import annotations
+
+import array
+import io
+import os
+import struct
+from collections import Counter
+from collections.abc import Callable, Generator, Iterable, Iterator
+from itertools import islice, repeat
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+
+from .decode import _tcp_options, decode_frame
+from .reader import DUPLICATE_NS, DUPLICATE_WINDOW, MAX_CAPLEN, ReadStats
+from .segment import Segment, SkipReason, TcpOptions
+
+if TYPE_CHECKING:
+    from .reader import _PcapLayout
+
+__all__ = ["CHUNK_FRAMES", "ROW", "WINDOW", "FastPcap"]
+
+CHUNK_FRAMES: Final = 16_384
+"""Frames decoded per numpy batch (the first batch is smaller)."""
+FIRST_CHUNK: Final = 1_024
+WINDOW: Final = 1 << 24
+"""Bytes of the file held at a time, at most (at least one record of ``MAX_CAPLEN``)."""
+ROW: Final = 104
+"""Bytes of each frame gathered into the header matrix."""
+_NET = 80  # bytes from the IP header on: IPv6 (40) + TCP (20) + 20 bytes of options
+_SPAN = 1 << 20  # most 32-bit words summed by one reduceat call (4 MiB of capture)
+_ONES = 0xFFFF
+_NS = 1_000_000_000
+_TCP = 6
+_TPIDS = (0x8100, 0x88A8, 0x9100)  # as decode._VLAN_TPIDS
+# Link types whose header ends in an EtherType: (payload offset, EtherType offset).
+_ETHERLIKE: Final = {1: (14, 12), 113: (16, 14), 276: (20, 0)}
+_RAW_EITHER: Final = frozenset((12, 14, 101))  # the IP version nibble decides
+_RAW_IPV4, _RAW_IPV6 = 228, 229
+_STAMPED: Final = object()  # options column: NOP NOP Timestamps, made from the ts columns
+_SKIP_VALUE: Final = {reason: reason.value for reason in SkipReason}
+_TRI = np.array([False, True, None], dtype=object)  # checksum verdict codes 0, 1, 2
+_FP_MULT = np.array(
+    [(0x9E3779B97F4A7C15 * (2 * i + 1)) % 2**64 | 1 for i in range(ROW // 8)], dtype=np.uint64
+)
+
+Array: TypeAlias = npt.NDArray[Any]
+# Per chunk: the plain frames' column tuples, and runs of (plain frames, then one
+# frame for the reference decoder: data offset, caplen, frame number, ts_ns).
+_Plan: TypeAlias = tuple[
+    Iterator[tuple[Any, ...]], list[tuple[int, tuple[int, int, int, int] | None]]
+]
+
+
+class _SegmentSlots:
+    """Same slots as ``Segment``; becomes one by ``__class__`` assignment."""
+
+    __slots__ = Segment.__slots__
+
+
+class _OptionsSlots:
+    """Same slots as ``TcpOptions``; becomes one by ``__class__`` assignment."""
+
+    __slots__ = TcpOptions.__slots__
+
+
+def _syn_options(
+    mss: list[int], wscale: list[int], vals: list[int], ecrs: list[int]
+) -> list[TcpOptions]:
+    """``TcpOptions`` of the Linux SYN layout (MSS, SACK-permitted, timestamps, window scale)."""
+    new = _OptionsSlots
+    cls = TcpOptions
+    out: list[TcpOptions] = []
+    app = out.append
+    for ms, ws, v, e in zip(mss, wscale, vals, ecrs, strict=True):
+        o: Any = new()
+        o.mss = ms
+        o.wscale = ws
+        o.sack_permitted = True
+        o.sack_blocks = ()
+        o.ts_val = v
+        o.ts_ecr = e
+        o.__class__ = cls
+        app(o)
+    return out
+
+
+def _be16(m: Array, col: int) -> Array:
+    """Big-endian 16-bit field at byte ``col`` of each row, as int64."""
+    return m[:, col : col + 2].view(">u2")[:, 0].astype(np.int64)
+
+
+def _be32(m: Array, col: int) -> Array:
+    """Big-endian 32-bit field at byte ``col`` of each row, as int64."""
+    return m[:, col : col + 4].view(">u4")[:, 0].astype(np.int64)
+
+
+def _word_sum(m: Array, start: int, stop: int) -> Array:
+    """Sum of the big-endian 16-bit words in columns ``start:stop`` (even width)."""
+    hi: Array = m[:, start:stop:2].sum(axis=1, dtype=np.int64)
+    lo: Array = m[:, start + 1 : stop : 2].sum(axis=1, dtype=np.int64)
+    return hi * 256 + lo
+
+
+def _ints(values: Array) -> array.array[int]:
+    """A column of Python ints, as an (untracked) ``array``."""
+    return array.array("q", values.astype(np.int64).tobytes())
+
+
+def _objects(values: list[Any]) -> Array:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+def _shared_bytes(m: Array) -> Array:
+    """Row ``i`` of a uint8 matrix as ``bytes`` (an object array); equal rows share one object."""
+    if not len(m):
+        return np.empty(0, dtype=object)
+    width = m.shape[1]
+    keys = np.ascontiguousarray(m).view("<u4" if width == 4 else f"V{width}").ravel()
+    uniq, inv = np.unique(keys, return_inverse=True)
+    if width == 4:
+        table = _objects([k.to_bytes(4, "little") for k in uniq.tolist()])
+    else:
+        table = _objects([u.tobytes() for u in uniq])
+    return table[inv.ravel()]
+
+
+def _runs(
+    plain: Array, data: Array, caplen: Array, ts: Array, frames: Array
+) -> list[tuple[int, tuple[int, int, int, int] | None]]:
+    """Runs of plain frames, each followed by one frame for the reference decoder."""
+    rest = np.flatnonzero(~plain)
+    before = rest - np.arange(len(rest))  # plain frames before each of the rest
+    others = zip(
+        data[rest].tolist(),
+        caplen[rest].tolist(),
+        frames[rest].tolist(),
+        ts[rest].tolist(),
+        strict=True,
+    )
+    runs: list[tuple[int, tuple[int, int, int, int] | None]] = []
+    runs.extend(zip(np.diff(before, prepend=0).tolist(), others, strict=True))
+    runs.append((len(plain) - len(rest) - (int(before[-1]) if len(rest) else 0), None))
+    return runs
+
+
+class FastPcap:
+    """Classic pcap records of a file, decoded in batches; see the module docstring.
+
+    ``segments()`` stops at the end of the data or before the first record it
+    cannot frame; then ``offset`` is that record's offset, ``frame`` the frames
+    counted so far, and ``recent()``, ``last_ts`` and ``first_out_of_order``
+    the state the reader's own walk continues with.
+    """
+
+    def __init__(
+        self,
+        file: io.BufferedReader,
+        layout: _PcapLayout,
+        stats: ReadStats,
+        oversized: Callable[[int, int, int, int], None],
+        unsupported: Counter[tuple[int, int]],
+    ) -> None:
+        self._file = file
+        self._layout = layout
+        self._stats = stats
+        self._oversized = oversized
+        self._unsupported = unsupported
+        endian = "<" if layout.little else ">"
+        self._caplen_at = struct.Struct(endian + "8xI").unpack_from
+        self._header_dtype = np.dtype(endian + "u4")
+        # The window: file bytes [base, base + size) in buf[:size]. No larger
+        # than the file (as it is now: one that grows is read on by the reader).
+        self._buf = np.empty(max(min(WINDOW, os.fstat(file.fileno()).st_size), 1), dtype=np.uint8)
+        self._view = self._buf.data
+        self._base = 24
+        self._size = 0
+        self._eof = False
+        self._bytes = self._buf[:0]  # buf[:size]
+        self._words = self._buf[:0].view("<u4")  # buf[:size] as 32-bit words
+        self.offset = 24  # next record (file offset)
+        self.frame = 0
+        self.last_ts: int | None = None
+        self.first_out_of_order = 0
+        # The last DUPLICATE_WINDOW frames: caplen, ts, fingerprint, gathered
+        # bytes, and all their bytes.
+        empty = np.zeros(0, dtype=np.int64)
+        self._tail: tuple[Array, Array, Array, Array] = (
+            empty,
+            empty,
+            np.zeros(0, dtype=np.uint64),
+            np.zeros((0, ROW), dtype=np.uint8),
+        )
+        self._tail_data: list[bytes] = []
+
+    def recent(self) -> list[tuple[bytes, int]]:
+        """(data, ts_ns) of the last frames, oldest first, for the duplicate check."""
+        return list(zip(self._tail_data, self._tail[1].tolist(), strict=True))
+
+    # --- records -------------------------------------------------------------
+
+    def segments(self) -> Generator[Segment, None, None]:
+        hlen = self._layout.hlen
+        new, cls = _SegmentSlots, Segment
+        new_options, options_cls = _OptionsSlots, TcpOptions
+        stamped = _STAMPED
+        linktype = self._layout.linktype
+        skipped = self._stats.skipped
+        unsupported = self._unsupported
+        view = self._view
+        pos = 0  # in the window
+        n = FIRST_CHUNK
+        self._shift(0)
+        while True:
+            offs, after = self._walk(pos, n)
+            size = self._size
+            starts = np.array(offs, dtype=np.int64)
+            head = self._gather(starts, 16).view(self._header_dtype)
+            caplen = head[:, 2].astype(np.int64)
+            ok = (starts + hlen <= size) & (caplen <= MAX_CAPLEN) & (starts + hlen + caplen <= size)
+            k = len(offs) if ok.all() else int(np.argmin(ok))
+            if k:
+                columns, runs = self._chunk(starts[:k], head[:k], caplen[:k])
+                for count, one in runs:
+                    if count:
+                        for (
+                            fr, ts, vl, sr, ds, sp, dp, sq, ak, fl, wn, pl, il, op, cs, ck, tv, te
+                        ) in islice(columns, count):  # fmt: skip
+                            if op is stamped:
+                                # Made here rather than in bulk: objects that die young
+                                # cost the garbage collector nothing.
+                                o: Any = new_options()
+                                o.mss = None
+                                o.wscale = None
+                                o.sack_permitted = False
+                                o.sack_blocks = ()
+                                o.ts_val = tv
+                                o.ts_ecr = te
+                                o.__class__ = options_cls
+                                op = o
+                            s: Any = new()
+                            s.frame = fr
+                            s.ts_ns = ts
+                            s.vlan = vl
+                            s.src = sr
+                            s.dst = ds
+                            s.sport = sp
+                            s.dport = dp
+                            s.seq = sq
+                            s.ack = ak
+                            s.flags = fl
+                            s.window = wn
+                            s.payload_len = pl
+                            s.ip_len = il
+                            s.options = op
+                            s.caplen_short = cs
+                            s.checksum_ok = ck
+                            s.__class__ = cls
+                            yield s
+                    if one is not None:
+                        a, length, fr, ts = one
+                        result = decode_frame(linktype, bytes(view[a : a + length]), fr, ts)
+                        if isinstance(result, SkipReason):
+                            skipped[_SKIP_VALUE[result]] += 1  # as result.value, faster
+                            if result is SkipReason.UNSUPPORTED_LINKTYPE:
+                                unsupported[0, linktype] += 1
+                        else:
+                            yield result
+            n = CHUNK_FRAMES
+            if k == len(offs):
+                pos = after
+                continue
+            # Record k is not whole in the window (or claims too much).
+            pos = offs[k]
+            damaged = pos + hlen <= size and caplen[k] > MAX_CAPLEN
+            at = self._base + pos
+            if damaged or self._eof or not self._shift(pos):
+                self.offset = at
+                return
+            pos = 0
+
+    def _shift(self, keep: int) -> bool:
+        """Drop the window's bytes before ``keep`` and read more after the rest.
+
+        False if nothing could be added: the end of the file, a read error
+        (the reader's own walk meets it again and reports it), or a record
+        longer than the whole window.
+        """
+        buf = self._buf
+        rest = self._size - keep
+        if keep:
+            buf[:rest] = buf[keep : self._size]
+        self._base += keep
+        size = rest
+        try:
+            if not keep:
+                self._file.seek(self._base + size)
+            while size < len(buf):
+                got = self._read(size)
+                if not got:
+                    self._eof = True
+                    break
+                size += got
+        except OSError:
+            self._eof = True
+        added = size > rest
+        self._size = size
+        self._bytes = buf[:size]
+        self._words = buf[: size - size % 4].view("<u4")
+        return added
+
+    def _read(self, at: int) -> int:
+        """Read into the window from ``at`` on; 0 at the end of the file."""
+        return self._file.readinto(self._view[at:]) or 0
+
+    def _walk(self, pos: int, n: int) -> tuple[list[int], int]:
+        """Up to ``n`` record offsets from ``pos`` in the window, unchecked, and the one after.
+
+        Stops early when a caplen cannot be read (the end of the window, or an
+        offset past it); that last offset is still in the list.
+        """
+        offs: list[int] = []
+        app = offs.append
+        caplen_at = self._caplen_at
+        window = self._view[: self._size]
+        hlen = self._layout.hlen
+        try:
+            for _ in range(n):
+                app(pos)
+                pos += caplen_at(window, pos)[0] + hlen
+        except struct.error:
+            pass
+        return offs, pos
+
+    def _gather(self, starts: Array, width: int) -> Array:
+        """``width`` bytes from each (ascending) offset; bytes past the end of the window are 0."""
+        size = self._size
+        starts = np.minimum(starts, size)
+        out = np.empty((len(starts), width), dtype=np.uint8)
+        limit = size - width
+        k = int(np.searchsorted(starts, limit, side="right")) if limit >= 0 else 0
+        if k:
+            view = np.lib.stride_tricks.as_strided(
+                self._bytes, shape=(limit + 1, width), strides=(1, 1), writeable=False
+            )
+            out[:k] = view[starts[:k]]
+        if k < len(starts):
+            base = max(limit, 0)
+            pad = np.zeros(2 * width, dtype=np.uint8)
+            pad[: size - base] = self._bytes[base:]
+            view = np.lib.stride_tricks.as_strided(
+                pad, shape=(width + 1, width), strides=(1, 1), writeable=False
+            )
+            out[k:] = view[starts[k:] - base]
+        return out
+
+    # --- one chunk -------------------------------------------------------------
+
+    def _chunk(self, starts: Array, head: Array, caplen: Array) -> _Plan:
+        layout = self._layout
+        stats = self._stats
+        frame0 = self.frame
+        self.frame = frame0 + len(starts)
+        stats.frames = self.frame
+        frames = np.arange(frame0 + 1, self.frame + 1, dtype=np.int64)
+        bad = caplen > layout.limit
+        if bad.any():
+            for i in np.flatnonzero(bad).tolist():
+                start = self._base + int(starts[i])
+                self._oversized(frame0 + 1 + i, start, int(caplen[i]), layout.snaplen)
+            keep = ~bad
+            starts, head, caplen, frames = starts[keep], head[keep], caplen[keep], frames[keep]
+        n = len(starts)
+        if not n:
+            return iter(()), []
+        stats.linktypes[layout.linktype] += n
+        ts = head[:, 0].astype(np.int64) * _NS + head[:, 1].astype(np.int64) * layout.frac_ns
+        data = starts + layout.hlen
+        self._order(ts, frames)
+        rows = self._gather(data, ROW)
+        short = caplen < ROW
+        if short.any():
+            rows[short] *= np.arange(ROW) < caplen[short, None]
+        self._duplicates(data, caplen, ts, rows)
+        return self._decode(rows, data, caplen, ts, frames)
+
+    def _order(self, ts: Array, frames: Array) -> None:
+        """Count frames timed before the previous frame (pcap: one interface)."""
+        stats = self._stats
+        prev = ts[:-1]
+        later = ts[1:]
+        if self.last_ts is not None:
+            prev = np.concatenate(([self.last_ts], prev))
+            later = ts
+        earlier = later < prev
+        count = int(earlier.sum())
+        if count:
+            if not stats.out_of_order:
+                first = int(np.argmax(earlier)) + len(ts) - len(later)
+                self.first_out_of_order = int(frames[first])
+            stats.out_of_order += count
+        self.last_ts = int(ts[-1])
+
+    def _duplicates(self, data: Array, caplen: Array, ts: Array, rows: Array) -> None:
+        """Count frames byte-identical to one of the previous few within the time window."""
+        fp = (rows.view(np.uint64) * _FP_MULT).sum(axis=1, dtype=np.uint64)
+        tc, tts, tfp, trows = self._tail
+        c = np.concatenate((tc, caplen))
+        t = np.concatenate((tts, ts))
+        f = np.concatenate((tfp, fp))
+        r = np.concatenate((trows, rows))
+        first = len(tc)  # frames before this chunk, held as bytes
+        total = len(c)
+        view = self._view
+
+        def frame(i: int) -> bytes | memoryview:
+            if i < first:
+                return self._tail_data[i]
+            at = int(data[i - first])
+            return view[at : at + int(caplen[i - first])]
+
+        dup = np.zeros(total, dtype=bool)
+        for lag in range(1, DUPLICATE_WINDOW + 1):
+            lo = max(first, lag)
+            if lo >= total:
+                break
+            cand = (
+                (c[lo:] == c[lo - lag : total - lag])
+                & (f[lo:] == f[lo - lag : total - lag])
+                & (np.abs(t[lo:] - t[lo - lag : total - lag]) <= DUPLICATE_NS)
+            )
+            i = np.flatnonzero(cand) + lo
+            # Frames no longer than ROW are whole in the gathered rows (zeroed
+            # past the caplen): compare those there, the others byte for byte.
+            whole = c[i] <= ROW
+            iw = i[whole]
+            dup[iw[(r[iw] == r[iw - lag]).all(axis=1)]] = True
+            for x in i[~whole].tolist():
+                if not dup[x] and frame(x) == frame(x - lag):
+                    dup[x] = True
+        self._stats.duplicates += int(dup.sum())
+        kept = range(max(total - DUPLICATE_WINDOW, 0), total)
+        self._tail_data = [bytes(frame(i)) for i in kept]
+        self._tail = (c[kept.start :], t[kept.start :], f[kept.start :], r[kept.start :])
+
+    # --- decoding --------------------------------------------------------------
+
+    def _link(self, rows: Array, caplen: Array) -> tuple[Array, Array, Array, Array]:
+        """Per frame: network offset, IPv4 candidate, IPv6 candidate, VLAN key (0: untagged)."""
+        n = len(caplen)
+        linktype = self._layout.linktype
+        off = np.zeros(n, dtype=np.int64)
+        vkey = np.zeros(n, dtype=np.int64)
+        spec = _ETHERLIKE.get(linktype)
+        if spec is not None:
+            # Link header ending in an EtherType, then up to two VLAN tags
+            # (decode._after_ethertype; a tag cut short is left to the decoder).
+            base, epos = spec
+            ok = caplen >= base
+            et0 = _be16(rows, epos)
+            tci1 = _be16(rows, base)
+            et1 = _be16(rows, base + 2)
+            tci2 = _be16(rows, base + 4)
+            et2 = _be16(rows, base + 6)
+            tag1 = ok & np.isin(et0, _TPIDS) & (caplen >= base + 4)
+            tag2 = tag1 & np.isin(et1, _TPIDS) & (caplen >= base + 8)
+            et = np.where(tag2, et2, np.where(tag1, et1, et0))
+            ntags = tag1.astype(np.int64) + tag2
+            off = base + 4 * ntags
+            vid1 = np.where(tag1, tci1 & 0x0FFF, 0)
+            vid2 = np.where(tag2, tci2 & 0x0FFF, 0)
+            vkey = (ntags << 24) | (vid1 << 12) | vid2  # 0: untagged
+            v4 = ok & (et == 0x0800)
+            v6 = ok & (et == 0x86DD)
+        elif linktype in _RAW_EITHER:
+            nibble = rows[:, 0] >> 4
+            v4 = (caplen >= 1) & (nibble == 4)
+            v6 = (caplen >= 1) & (nibble == 6)
+        elif linktype == _RAW_IPV4:
+            v4 = np.ones(n, dtype=bool)
+            v6 = np.zeros(n, dtype=bool)
+        elif linktype == _RAW_IPV6:
+            v4 = np.zeros(n, dtype=bool)
+            v6 = np.ones(n, dtype=bool)
+        else:
+            v4 = np.zeros(n, dtype=bool)
+            v6 = np.zeros(n, dtype=bool)
+        fits = off <= ROW - _NET
+        return off, v4 & fits, v6 & fits, vkey
+
+    def _decode(self, rows: Array, data: Array, caplen: Array, ts: Array, frames: Array) -> _Plan:
+        off, v4, v6, vkey = self._link(rows, caplen)
+        cand = v4 | v6
+        if not cand.any():
+            return iter(()), _runs(cand, data, caplen, ts, frames)
+        # The IP header and what follows, in columns 0.._NET of `net`.
+        shifts = np.unique(off[cand])
+        if len(shifts) <= 1:
+            o = int(shifts[0]) if len(shifts) else 0
+            net = rows[:, o : o + _NET]
+        else:
+            net = np.zeros((len(rows), _NET), dtype=np.uint8)
+            for o in shifts.tolist():
+                sel = cand & (off == o)
+                net[sel] = rows[sel, o : o + _NET]
+        cap = caplen - off  # captured bytes from the IP header on
+        # IPv4 (decode._ipv4): no options, total length >= 20, TCP, not a fragment.
+        total = _be16(net, 2)
+        v4 &= (cap >= 20) & (net[:, 0] == 0x45) & (total >= 20) & (net[:, 9] == _TCP)
+        v4 &= (_be16(net, 6) & 0x3FFF) == 0
+        # IPv6 (decode._ipv6): nonzero payload length, next header TCP.
+        plen = _be16(net, 4)
+        v6 &= (cap >= 40) & ((net[:, 0] >> 4) == 6) & (plen != 0) & (net[:, 6] == _TCP)
+        any6 = bool(v6.any())
+        ip_len = np.where(v6, 40 + plen, total) if any6 else total
+        iphl = np.where(v6, 40, 20) if any6 else 20
+        tcp_len = ip_len - iphl
+        tcp_cap = np.minimum(cap, ip_len) - iphl
+        tcp = np.where(v6[:, None], net[:, 40:80], net[:, 20:60]) if any6 else net[:, 20:60]
+        hl = (tcp[:, 12] >> 4).astype(np.int64) * 4
+        plain = (v4 | v6) & (tcp_len >= 20) & (tcp_cap >= 20) & (hl >= 20) & (hl <= tcp_len)
+
+        # From here on, plain frames only.
+        idx = np.flatnonzero(plain)
+        m = len(idx)
+        t, nt, is6, hl = tcp[idx], net[idx], v6[idx], hl[idx]
+        ip_len, tcp_len, tcp_cap = ip_len[idx], tcp_len[idx], tcp_cap[idx]
+        ip_at = data[idx] + off[idx]  # window offset of the IP header
+        tcp_at = ip_at + (np.where(is6, 40, 20) if any6 else 20)
+        view = self._view
+
+        # Options (decode._tcp): none, cut by the snap length, two common layouts
+        # decided on columns, or parsed by the decoder.
+        options = np.full(m, None, dtype=object)
+        # NOP NOP Timestamps (RFC 7323 appendix A): the decoder's own fast case.
+        stamped = (hl == 32) & (tcp_cap >= 32) & (t[:, 20] == 1) & (t[:, 21] == 1)
+        stamped &= (t[:, 22] == 8) & (t[:, 23] == 10)
+        options[stamped] = _STAMPED  # made while building the segment (ts columns)
+        # Linux SYN: MSS, SACK-permitted, Timestamps, NOP, Window scale.
+        syn = (hl == 40) & (tcp_cap >= 40)
+        syn &= (t[:, 20] == 2) & (t[:, 21] == 4) & (t[:, 24] == 4) & (t[:, 25] == 2)
+        syn &= (t[:, 26] == 8) & (t[:, 27] == 10) & (t[:, 36] == 1) & (t[:, 37] == 3)
+        syn &= t[:, 38] == 3
+        si = np.flatnonzero(syn)
+        if len(si):
+            ts_ = t[si]
+            options[si] = _objects(
+                _syn_options(
+                    _be16(ts_, 22).tolist(),
+                    ts_[:, 39].tolist(),
+                    _be32(ts_, 28).tolist(),
+                    _be32(ts_, 32).tolist(),
+                )
+            )
+        other = np.flatnonzero((hl > 20) & (tcp_cap >= hl) & ~stamped & ~syn)
+        for j, a, h in zip(other.tolist(), tcp_at[other].tolist(), hl[other].tolist(), strict=True):
+            options[j] = _tcp_options(bytes(view[a : a + h]), 20, h)
+
+        # Checksums: code 1 right, 0 wrong, 2 not verifiable (None).
+        code = np.full(m, 2, dtype=np.int8)
+        full = np.flatnonzero(tcp_cap >= tcp_len)
+        if len(full):
+            f6 = is6[full]
+            fn = nt[full]
+            pseudo = _word_sum(fn, 12, 20)
+            if any6:
+                pseudo = np.where(f6, _word_sum(fn, 8, 40), pseudo)
+            # IPv4: the header and the segment in one sum; IPv6: the segment.
+            start = np.where(f6, tcp_at[full], ip_at[full]) if any6 else ip_at[full]
+            length = tcp_len[full] + np.where(f6, 0, 20) if any6 else ip_len[full]
+            total_sum = pseudo + _TCP + tcp_len[full] + self._sums(start, length)
+            code[full] = total_sum % _ONES == 0
+        cut = np.flatnonzero((tcp_cap < tcp_len) & ~is6)
+        if len(cut):
+            code[cut] = np.where(_word_sum(nt[cut], 0, 20) % _ONES != 0, 0, 2)
+
+        # Addresses, VLAN stacks, flags that are nearly always the same.
+        if any6:
+            i4, i6 = np.flatnonzero(~is6), np.flatnonzero(is6)
+            src = np.empty(m, dtype=object)
+            dst = np.empty(m, dtype=object)
+            src[i4] = _shared_bytes(nt[i4, 12:16])
+            dst[i4] = _shared_bytes(nt[i4, 16:20])
+            src[i6] = _shared_bytes(nt[i6, 8:24])
+            dst[i6] = _shared_bytes(nt[i6, 24:40])
+        else:
+            src = _shared_bytes(nt[:, 12:16])
+            dst = _shared_bytes(nt[:, 16:20])
+        keys = vkey[idx]
+        vlans: Iterable[tuple[int, ...]] = repeat(())
+        if keys.any():
+            uniq, inv = np.unique(keys, return_inverse=True)
+            stacks = [((k >> 12) & 0xFFF, k & 0xFFF)[: k >> 24] for k in uniq.tolist()]
+            vlans = _objects(stacks)[inv.ravel()]
+        short_mask = cap[idx] < ip_len
+        shorts: Iterable[bool] = (
+            _TRI[short_mask.view(np.int8)] if short_mask.any() else repeat(False)
+        )
+
+        # Arrays and object arrays, never lists (see the module docstring, 7).
+        columns = zip(
+            _ints(frames[idx]),
+            _ints(ts[idx]),
+            vlans,
+            src,
+            dst,
+            _ints(_be16(t, 0)),
+            _ints(_be16(t, 2)),
+            _ints(_be32(t, 4)),
+            _ints(_be32(t, 8)),
+            _ints(t[:, 13]),
+            _ints(_be16(t, 14)),
+            _ints(tcp_len - hl),
+            _ints(ip_len),
+            options,
+            shorts,
+            _TRI[code],
+            _ints(_be32(t, 24)),  # ts_val and ts_ecr where options are _STAMPED
+            _ints(_be32(t, 28)),
+            strict=False,  # vlans and shorts may be endless repeats
+        )
+
+        return columns, _runs(plain, data, caplen, ts, frames)
+
+    def _sums(self, start: Array, length: Array) -> Array:
+        """RFC 1071 sums of the byte ranges, big-endian 16-bit words from each start, mod 0xFFFF.
+
+        Every range is at least 20 bytes long and the ranges ascend without
+        overlapping.
+        """
+        end = start + length
+        start4 = (start + 3) & ~3
+        end4 = end & ~3
+        byte = self._bytes
+        last = self._size - 1
+        # Up to three bytes before the first whole 32-bit word and after the last,
+        # weighted by the parity of their offset.
+        edge = np.zeros(len(start), dtype=np.int64)
+        for j in range(3):
+            x = start + j
+            edge += np.where(
+                x < start4, byte[np.minimum(x, last)].astype(np.int64) << (8 * (x & 1)), 0
+            )
+            y = end4 + j
+            edge += np.where(
+                y < end, byte[np.minimum(y, last)].astype(np.int64) << (8 * (y & 1)), 0
+            )
+        inner = self._word_sums(start4 >> 2, end4 >> 2)
+        total = (edge + inner) % _ONES
+        return np.where(start & 1, total, total * 256 % _ONES)
+
+    def _word_sums(self, first: Array, stop: Array) -> Array:
+        """Sums of the little-endian 32-bit words ``[first, stop)`` of the window (ascending)."""
+        out = np.empty(len(first), dtype=np.uint64)
+        words = self._words
+        i, m = 0, len(first)
+        while i < m:
+            lo = int(first[i])
+            j = max(int(np.searchsorted(stop, lo + _SPAN, side="right")), i + 1)
+            span = words[lo : int(stop[j - 1])].astype(np.uint64)
+            marks = np.empty(2 * (j - i) - 1, dtype=np.int64)
+            marks[0::2] = first[i:j] - lo
+            marks[1::2] = stop[i : j - 1] - lo
+            out[i:j] = np.add.reduceat(span, marks)[0::2]
+            i = j
+        return out.astype(np.int64)
