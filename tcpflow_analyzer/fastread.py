@@ -71,11 +71,9 @@ first chunk so that a caller peeking at the first segment pays little):
    column at each collection while the chunk is consumed. Segments are built
    one at a time as they are asked for (so they die young if the caller drops
    them), interleaved in frame order with the frames decoded one by one.
-   ``Segment`` is a frozen dataclass whose generated ``__init__`` costs more
-   than all the rest together, so a segment is built as an instance of a
-   plain class with the same slots and then given its real class
-   (``__class__`` assignment between layout-compatible classes); the result
-   is an ordinary ``Segment`` in every respect. ``TcpOptions`` likewise.
+   ``Segment`` and ``TcpOptions`` are plain slotted dataclasses (not frozen:
+   a frozen one's generated ``__init__`` costs more than all the rest
+   together), built with positional arguments.
 
 While iterating, ``stats`` runs ahead of the segments handed out by up to one
 chunk (the whole chunk is counted when it is decoded); once iteration ends
@@ -137,37 +135,14 @@ _Plan: TypeAlias = tuple[
 ]
 
 
-class _SegmentSlots:
-    """Same slots as ``Segment``; becomes one by ``__class__`` assignment."""
-
-    __slots__ = Segment.__slots__
-
-
-class _OptionsSlots:
-    """Same slots as ``TcpOptions``; becomes one by ``__class__`` assignment."""
-
-    __slots__ = TcpOptions.__slots__
-
-
 def _syn_options(
     mss: list[int], wscale: list[int], vals: list[int], ecrs: list[int]
 ) -> list[TcpOptions]:
     """``TcpOptions`` of the Linux SYN layout (MSS, SACK-permitted, timestamps, window scale)."""
-    new = _OptionsSlots
-    cls = TcpOptions
-    out: list[TcpOptions] = []
-    app = out.append
-    for ms, ws, v, e in zip(mss, wscale, vals, ecrs, strict=True):
-        o: Any = new()
-        o.mss = ms
-        o.wscale = ws
-        o.sack_permitted = True
-        o.sack_blocks = ()
-        o.ts_val = v
-        o.ts_ecr = e
-        o.__class__ = cls
-        app(o)
-    return out
+    return [
+        TcpOptions(ms, ws, True, (), v, e)
+        for ms, ws, v, e in zip(mss, wscale, vals, ecrs, strict=True)
+    ]
 
 
 def _be16(m: Array, col: int) -> Array:
@@ -288,8 +263,7 @@ class FastPcap:
 
     def segments(self) -> Generator[Segment, None, None]:
         hlen = self._layout.hlen
-        new, cls = _SegmentSlots, Segment
-        new_options, options_cls = _OptionsSlots, TcpOptions
+        cls, options_cls = Segment, TcpOptions
         stamped = _STAMPED
         linktype = self._layout.linktype
         skipped = self._stats.skipped
@@ -316,33 +290,8 @@ class FastPcap:
                             if op is stamped:
                                 # Made here rather than in bulk: objects that die young
                                 # cost the garbage collector nothing.
-                                o: Any = new_options()
-                                o.mss = None
-                                o.wscale = None
-                                o.sack_permitted = False
-                                o.sack_blocks = ()
-                                o.ts_val = tv
-                                o.ts_ecr = te
-                                o.__class__ = options_cls
-                                op = o
-                            s: Any = new()
-                            s.frame = fr
-                            s.ts_ns = ts
-                            s.vlan = vl
-                            s.src = sr
-                            s.dst = ds
-                            s.sport = sp
-                            s.dport = dp
-                            s.seq = sq
-                            s.ack = ak
-                            s.flags = fl
-                            s.window = wn
-                            s.payload_len = pl
-                            s.ip_len = il
-                            s.options = op
-                            s.caplen_short = cs
-                            s.checksum_ok = ck
-                            s.__class__ = cls
+                                op = options_cls(None, None, False, (), tv, te)
+                            s = cls(fr, ts, vl, sr, ds, sp, dp, sq, ak, fl, wn, pl, il, op, cs, ck)
                             yield s
                     if one is not None:
                         a, length, fr, ts = one

@@ -507,19 +507,14 @@ def test_iteration_continues_where_it_stopped(tmp_path: Path, small_chunks: None
     assert pieces(True) == pieces(False)
 
 
-def test_segments_are_ordinary_frozen_dataclasses(tmp_path: Path) -> None:
+def test_segments_are_ordinary_dataclasses(tmp_path: Path) -> None:
     path = write(tmp_path, pcap_bytes(timed(ethernet_frames())))
     (fast, _), (ref, _) = read(path, fast=True), read(path, fast=False)
     for f, r in zip(fast, ref, strict=True):
         assert type(f) is Segment and type(f.options) is type(r.options)
-        assert hash(f) == hash(r) and pickle.loads(pickle.dumps(f)) == r
+        assert pickle.loads(pickle.dumps(f)) == r
         assert copy.deepcopy(f) == r and dataclasses.astuple(f) == dataclasses.astuple(r)
         assert dataclasses.replace(f, frame=0) == dataclasses.replace(r, frame=0)
-        with pytest.raises(dataclasses.FrozenInstanceError):
-            f.frame = 0  # type: ignore[misc]
-        if f.options is not None:
-            with pytest.raises(dataclasses.FrozenInstanceError):
-                f.options.mss = 0  # type: ignore[misc]
 
 
 def test_fast_path_only_for_classic_pcap_files(tmp_path: Path) -> None:
