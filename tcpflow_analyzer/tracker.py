@@ -105,6 +105,9 @@ _SERVICE_PORTS = frozenset(
 
 _NEVER = 1 << 126  # later than any capture time
 _TIME_WAIT = State.TIME_WAIT
+_ESTABLISHED = State.ESTABLISHED
+# An ACK with no SYN, FIN or RST (PSH, URG, ECE, CWR do not matter).
+_ACK_ONLY_MASK = Bit.ACK | Bit.SYN | Bit.FIN | Bit.RST
 
 # How far (bytes of sequence space) an ACK may be from the other half's SND.NXT
 # for two one-way halves on different VLANs to be joined.
@@ -648,6 +651,28 @@ class Tracker:
         if seg.checksum_ok is False:
             s.bad_checksums += 1
         self._zeek(conn, seg)
+
+        if (
+            fl & _ACK_ONLY_MASK == Bit.ACK
+            and s.state is _ESTABLISHED
+            and d.state is _ESTABLISHED
+            and conn.handshake_acked
+            and conn.first_fin is None
+            and s.fin_seq is None
+            and d.fin_seq is None
+            and (s.got_peer_syn or d.isn is None)
+            and (d.syn_acked or d.isn is None)
+        ):
+            # The common segment: data or an ACK between two established endpoints,
+            # no FIN anywhere yet, every SYN already acknowledged. Of the steps below
+            # only the bookkeeping applies (SND_ACK in ESTABLISHED is a self-loop that
+            # is not recorded); tests/test_states.py and the captures check the rest.
+            s.window = seg.window
+            conn.trace.add(seg, from_client, c.state, conn.server.state)
+            end = seq_add(seg.seq, seg.payload_len)
+            if s.snd_nxt is None or seq_gt(end, s.snd_nxt):
+                s.snd_nxt = end
+            return
 
         syn, fin, rst, ack = (
             bool(fl & Bit.SYN),
