@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from .config import Config
-from .findings import Finding, detect
+from .findings import Finding
 from .replay import Source, replay
 from .report import (
     ANOMALY_COLUMNS,
@@ -30,17 +30,13 @@ from .report import (
     TRANSITION_COLUMNS,
     ZEEK_COLUMNS,
     anomalies_frame,
-    anomaly_rows,
     connections_frame,
-    finding_rows,
     findings_frame,
-    summarize,
+    retired_rows,
     text_summary,
-    transition_rows,
     transitions_frame,
     write_csv,
     zeek_frame,
-    zeek_rows,
 )
 from .tracker import Connection
 
@@ -152,15 +148,10 @@ def analyze_rows(source: Source | Sequence[str | os.PathLike[str]], config: Conf
     def retire(conn: Connection) -> None:
         # Called as each connection finishes; its trace is freed afterwards.
         end_ns = conn.retired_ns if conn.retired_ns is not None else conn.end_ns
-        mine = detect(conn, conn.prev, config, end_ns)
+        mine, rows = retired_rows(conn, conn.prev, config, end_ns)
         found.extend(mine)
-        tables["connections"].append(
-            summarize(conn, prev=conn.prev, findings=mine, capture_end_ns=end_ns)
-        )
-        tables["transitions"].extend(transition_rows([conn]))
-        tables["anomalies"].extend(anomaly_rows([conn]))
-        tables["zeek_conn"].extend(zeek_rows([conn]))
-        tables["findings"].extend(finding_rows(mine))
+        for name, table_rows in rows.items():
+            tables[name].extend(table_rows)
 
     played = replay(source, config, on_retire=retire)
     stats = played.stats
