@@ -252,14 +252,15 @@ class _Trace:
         self.fins: list[int] = []  # FIN, no RST or SYN
         self.rsts: list[int] = []  # RST
         self.syns: list[int] = []  # SYN, no RST
-        for i in [i for i, step in enumerate(steps) if step.seg.flags & _FIN_SYN_RST]:
-            fl = steps[i].seg.flags
-            if fl & Bit.RST:
-                self.rsts.append(i)
-            elif fl & Bit.SYN:
-                self.syns.append(i)
-            else:
-                self.fins.append(i)
+        for i, step in enumerate(steps):
+            fl = step.seg.flags
+            if fl & _FIN_SYN_RST:
+                if fl & Bit.RST:
+                    self.rsts.append(i)
+                elif fl & Bit.SYN:
+                    self.syns.append(i)
+                else:
+                    self.fins.append(i)
         self._last_data: dict[str, int] = {}
         self._roles: list[str] | None = None
         self._before: list[tuple[State, State]] | None = None
@@ -1830,16 +1831,27 @@ def _detect(
 ) -> list[Finding]:
     conn = tr.conn
     # A detector whose segments or records are absent has nothing to say: no FIN
-    # segment, no FIN group; no RST, no RST finding; no previous incarnation, no
-    # reuse and no stale segment; no SYN, no SYN copies; no anomaly.
-    found = _fin_findings(tr, capture_end_ns) if tr.fins else []
+    # moved or sent twice, no FIN finding; no RST, no RST finding; no previous
+    # incarnation, no reuse and no stale segment; a SYN-ACK seen and one SYN per
+    # endpoint at most, no SYN finding; no anomaly.
+    found = []
+    if tr.fins:
+        _, moved = _fin_groups(tr)
+        if moved or tr.fins_resent["client"] or tr.fins_resent["server"]:
+            # (with neither, every FIN group is one copy: _fin_findings has nothing)
+            found += _fin_findings(tr, capture_end_ns)
     if tr.rsts:
         found += _rst_findings(tr, prev, config)
     if prev is not None:
         found += _reuse_findings(conn, prev, config)
         found += _stale_findings(conn, prev)
     found += _close_findings(tr, config, capture_end_ns)
-    if tr.syns:
+    syns = tr.syns
+    if syns and (
+        not conn.saw_synack  # syn_unanswered's first condition
+        or len(syns) > 2
+        or (len(syns) == 2 and tr.steps[syns[0]].from_client == tr.steps[syns[1]].from_client)
+    ):  # (else one SYN per endpoint at most: no copies to count either)
         found += _syn_findings(tr, capture_end_ns)
     if conn.anomalies:
         found += _anomaly_findings(conn)

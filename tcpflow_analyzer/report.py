@@ -180,6 +180,8 @@ def _ts(ns: int) -> float:
 
 def _vlan_text(conn: Connection) -> str | None:
     """VLAN IDs outermost first joined by '.'; 'A|B' when the directions differ."""
+    if not conn.vlan and conn.reverse_vlan is None:
+        return None  # untagged (most captures)
     fwd = ".".join(str(v) for v in conn.vlan)
     if conn.reverse_vlan is not None and conn.reverse_vlan != conn.vlan:
         rev = ".".join(str(v) for v in conn.reverse_vlan)
@@ -345,18 +347,23 @@ def connections_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 
 def transition_rows(conns: Iterable[Connection]) -> list[dict[str, Any]]:
     """Rows of ``transitions`` for tracked connections, in order."""
+    return [row for conn in conns for row in _transition_rows(conn)]
+
+
+def _transition_rows(conn: Connection) -> list[dict[str, Any]]:
+    # Hot (a row per transition): an enum's text by _value_, no call per row.
+    conn_id, ns = conn.conn_id, _NS
     return [
         {
-            "conn_id": conn.conn_id,
+            "conn_id": conn_id,
             "endpoint": t.endpoint,
             "frame": t.frame,
-            "ts": t.ts_ns / _NS,
+            "ts": t.ts_ns / ns,
             "from_state": t.from_state._value_,
             "to_state": t.to_state._value_,
             "event": t.event._value_,
             "rule": t.rule,
         }
-        for conn in conns
         for t in conn.transitions
     ]
 
@@ -430,10 +437,10 @@ def retired_rows(
     ]
     return found, {
         "connections": [_connection_row(conn, teardown, state, history)],
-        "transitions": transition_rows((conn,)),
-        "anomalies": anomaly_rows((conn,)),
+        "transitions": _transition_rows(conn),
+        "anomalies": anomaly_rows((conn,)) if conn.anomalies else [],
         "zeek_conn": zeek_conn,
-        "findings": finding_rows(found),
+        "findings": finding_rows(found) if found else [],
     }
 
 

@@ -129,6 +129,13 @@ def _crafted() -> list[Case]:
     w.syn(CLIENT, ts_ns=w.ts_ns + SECOND)
     w.syn(CLIENT, ts_ns=w.ts_ns + 2 * SECOND)
     cases += _wire_cases(w)
+    # The client's SYN missed by the capture; the server's SYN-ACK sent twice.
+    w = Wire()
+    w.syn(CLIENT, seen=False)
+    w.synack(SERVER)
+    w.synack(SERVER, ts_ns=w.ts_ns + SECOND)
+    w.ack(CLIENT)
+    cases += _wire_cases(w)
     # CLOSE_WAIT held up to the server's FIN, FIN_WAIT_2 1 ms longer (to the client's
     # ACK of it): at or under the 1 s threshold, just over it (by 1 ns), well over it.
     for held_ns in (SECOND - MS, SECOND - MS + 1, SECOND, SECOND + 1, 3 * SECOND // 2, 5 * SECOND):
