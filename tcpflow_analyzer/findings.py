@@ -239,8 +239,8 @@ class _Trace:
 
     One pass over the segments notes the FIN, RST and SYN segments, so that a
     detector visits only the segments it is about; what needs more (senders'
-    roles, states before each segment, FIN groups, periods per state, the last
-    data segment per role) is built on first use and kept.
+    roles, FIN groups, periods per state, the last data segment per role) is
+    built on first use and kept.
     ``detect_with_teardown`` shares one ``_Trace`` between the detectors and
     the teardown columns.
     """
@@ -263,8 +263,7 @@ class _Trace:
                     self.fins.append(i)
         self._last_data: dict[str, int] = {}
         self._roles: list[str] | None = None
-        self._before: list[tuple[State, State]] | None = None
-        self._last: dict[str, list[int | None]] | None = None
+        self._expiries: list[tuple[str, int]] | None = None  # TIME_WAIT expiries: (role, ts)
         self.fin_groups: (
             tuple[dict[str, list[_FinGroup]], list[tuple[str, int, int, int]]] | None
         ) = None
@@ -295,34 +294,29 @@ class _Trace:
             self._last_data[role] = found
         return found
 
-    def _states_before(self) -> list[tuple[State, State]]:
-        """Both endpoints' states just before each segment (TIME_WAIT expiry applied)."""
-        if self._before is not None:
-            return self._before
-        conn = self.conn
-        init = (State.CLOSED, State.LISTEN) if conn.roles == "syn" else (State.UNKNOWN,) * 2
-        expiries = [
-            (t.endpoint, t.ts_ns) for t in conn.transitions if t.event is Event.TIMEOUT_2MSL
-        ]
-        before: list[tuple[State, State]] = []
-        prev, prev_ts = init, None
-        for step in self.steps:
-            c, s = prev
-            for role, ts in expiries:
-                # TIME_WAIT expiry is applied lazily, just before the next segment.
-                if prev_ts is not None and prev_ts <= ts <= step.seg.ts_ns:
-                    if role == "client" and c is State.TIME_WAIT:
-                        c = State.CLOSED
-                    if role == "server" and s is State.TIME_WAIT:
-                        s = State.CLOSED
-            before.append((c, s))
-            prev, prev_ts = (step.client_state, step.server_state), step.seg.ts_ns
-        self._before = before
-        return before
-
     def state_before(self, i: int, role: str) -> State:
-        c, s = self._states_before()[i]
-        return c if role == "client" else s
+        """``role``'s state just before segment ``i``.
+
+        That is its state after segment ``i - 1``, with a TIME_WAIT expiry timed
+        between the two applied (the tracker applies that timer lazily, when the
+        next segment comes).
+        """
+        if i == 0:
+            init = State.CLOSED if role == "client" else State.LISTEN
+            return init if self.conn.roles == "syn" else State.UNKNOWN
+        prev = self.steps[i - 1]
+        state = prev.client_state if role == "client" else prev.server_state
+        if state is State.TIME_WAIT:
+            if self._expiries is None:
+                self._expiries = [
+                    (t.endpoint, t.ts_ns)
+                    for t in self.conn.transitions
+                    if t.event is Event.TIMEOUT_2MSL
+                ]
+            lo, hi = prev.seg.ts_ns, self.steps[i].seg.ts_ns
+            if any(who == role and lo <= ts <= hi for who, ts in self._expiries):
+                return State.CLOSED
+        return state
 
     def state_after(self, i: int, role: str) -> State:
         step = self.steps[i]
@@ -330,16 +324,12 @@ class _Trace:
 
     def last_from(self, role: str, i: int) -> int | None:
         """Index of the last segment from ``role`` before index ``i``."""
-        if self._last is None:
-            # last[role][i]: index of the last segment from ``role`` before index i.
-            last: dict[str, list[int | None]] = {"client": [], "server": []}
-            latest: dict[str, int | None] = {"client": None, "server": None}
-            for j, sender in enumerate(self.roles):
-                last["client"].append(latest["client"])
-                last["server"].append(latest["server"])
-                latest[sender] = j
-            self._last = last
-        return self._last[role][i]
+        client = role == "client"
+        steps = self.steps
+        for j in range(i - 1, -1, -1):
+            if steps[j].from_client == client:
+                return j
+        return None
 
     def entered(self, role: str, state: State, ts_ns: int) -> tuple[int | None, int] | None:
         """(frame, ts) at which ``role`` last entered ``state`` at or before ``ts_ns``."""
@@ -972,10 +962,11 @@ def _rst_cause(
             )
 
     # Reset instead of FIN with data the application never read (RFC 1122 4.2.2.13).
-    last_own = max(
-        (j for j in range(i) if _role(tr.steps[j]) == x and tr.steps[j].seg.payload_len),
-        default=-1,
-    )
+    last_own = -1  # the last segment from x before the RST with payload, or -1
+    for j in range(i - 1, -1, -1):
+        if _role(tr.steps[j]) == x and tr.steps[j].seg.payload_len:
+            last_own = j
+            break
     unanswered, uidx = _new_data_after(tr, y, last_own, i)
     uframes = [tr.steps[j].seg.frame for j in uidx]
     peer_top = _snd_max(tr, y, i)

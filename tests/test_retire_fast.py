@@ -41,7 +41,7 @@ from tcpflow_analyzer.report import (
 )
 from tcpflow_analyzer.segment import Bit, Flags, addr_text
 from tcpflow_analyzer.seq import seq_add
-from tcpflow_analyzer.states import State
+from tcpflow_analyzer.states import Event, State
 from tcpflow_analyzer.tracker import Connection, Step
 
 from .wire import CLIENT, MS, SECOND, SERVER, Wire
@@ -128,6 +128,13 @@ def _crafted() -> list[Case]:
     w.syn(CLIENT)
     w.syn(CLIENT, ts_ns=w.ts_ns + SECOND)
     w.syn(CLIENT, ts_ns=w.ts_ns + 2 * SECOND)
+    cases += _wire_cases(w)
+    # The server's ACK a minute after the client entered TIME_WAIT (expired by then:
+    # the tracker applies that when the ACK comes), and the client's RST to it.
+    w = Wire()
+    w.time_wait()
+    w.ack(SERVER, ts_ns=w.ts_ns + 61 * SECOND)
+    w.rst(CLIENT)
     cases += _wire_cases(w)
     # The client's SYN missed by the capture; the server's SYN-ACK sent twice.
     w = Wire()
@@ -291,6 +298,31 @@ def _check_trace_views(conn: Connection, end_ns: int) -> None:
         i for i, f in enumerate(flags) if f & Bit.FIN and not f & (Bit.RST | Bit.SYN)
     ]
     assert tr.roles == [_role(s) for s in steps]
+    # States just before each segment and the peer's last segment, as first built:
+    # arrays over the whole trace.
+    before: list[tuple[State, State]] = []
+    last: dict[str, list[int | None]] = {"client": [], "server": []}
+    expiries = [(t.endpoint, t.ts_ns) for t in conn.transitions if t.event is Event.TIMEOUT_2MSL]
+    prev = (State.CLOSED, State.LISTEN) if conn.roles == "syn" else (State.UNKNOWN,) * 2
+    prev_ts: int | None = None
+    latest: dict[str, int | None] = {"client": None, "server": None}
+    for i, step in enumerate(steps):
+        c, s = prev
+        for role, ts in expiries:
+            if prev_ts is not None and prev_ts <= ts <= step.seg.ts_ns:
+                c = State.CLOSED if role == "client" and c is State.TIME_WAIT else c
+                s = State.CLOSED if role == "server" and s is State.TIME_WAIT else s
+        before.append((c, s))
+        prev, prev_ts = (step.client_state, step.server_state), step.seg.ts_ns
+        for role in ROLES:
+            last[role].append(latest[role])
+        latest[_role(step)] = i
+    for i in range(len(steps)):
+        assert (tr.state_before(i, "client"), tr.state_before(i, "server")) == before[i]
+        assert (tr.last_from("client", i), tr.last_from("server", i)) == (
+            last["client"][i],
+            last["server"][i],
+        )
     for role in ROLES:
         data = [
             i
@@ -371,6 +403,11 @@ def _check(case: Case) -> dict[str, int]:
         "time_wait_s": int(facts.time_wait_s is not None),
         "final_ack_seen": int(facts.final_ack_seen is True),
         "final_ack_unseen": int(facts.final_ack_seen is False),
+        "expired_before": sum(
+            tr.state_before(i, role) is not tr.state_after(i - 1, role)
+            for i in range(1, len(tr.steps))
+            for role in ROLES
+        ),
     }
 
 
