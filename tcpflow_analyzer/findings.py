@@ -239,16 +239,17 @@ class _Trace:
 
     One pass over the segments notes the FIN, RST and SYN segments, so that a
     detector visits only the segments it is about; what needs more (senders'
-    roles, FIN groups, periods per state, the last data segment per role) is
-    built on first use and kept.
+    roles, FIN groups, periods per state) is built on first use and kept.
     ``detect_with_teardown`` shares one ``_Trace`` between the detectors and
     the teardown columns.
     """
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        # conn.trace is only read (it may be a lazily materialized sequence).
-        steps = self.steps = list(conn.trace)
+        # conn.trace is only read; a sequence other than a list (materialized lazily,
+        # say) is read once into one.
+        trace = conn.trace
+        steps = self.steps = trace if type(trace) is list else list(trace)
         self.fins: list[int] = []  # FIN, no RST or SYN
         self.rsts: list[int] = []  # RST
         self.syns: list[int] = []  # SYN, no RST
@@ -261,7 +262,6 @@ class _Trace:
                     self.syns.append(i)
                 else:
                     self.fins.append(i)
-        self._last_data: dict[str, int] = {}
         self._roles: list[str] | None = None
         self._expiries: list[tuple[str, int]] | None = None  # TIME_WAIT expiries: (role, ts)
         self.fin_groups: (
@@ -270,6 +270,10 @@ class _Trace:
         # Per role, FIN copies beyond the first of each group (set with fin_groups).
         self.fins_resent = {"client": 0, "server": 0}
         self._periods: tuple[int, dict[tuple[str, State], list[_Period]]] | None = None
+        # Set with the periods: per state, the longest period, and the longer of the
+        # two endpoints' totals (ns).
+        self.longest: dict[State, int] = {}
+        self.held: dict[State, int] = {}
 
     @property
     def roles(self) -> list[str]:
@@ -278,21 +282,16 @@ class _Trace:
             self._roles = ["client" if step.from_client else "server" for step in self.steps]
         return self._roles
 
-    def last_data(self, role: str) -> int:
-        """Index of the last segment from ``role`` carrying payload (RSTs aside), or -1."""
-        found = self._last_data.get(role)
-        if found is None:
-            found = -1
-            steps, client = self.steps, role == "client"
-            for j in range(len(steps) - 1, -1, -1):
-                step = steps[j]
-                if step.from_client == client:
-                    seg = step.seg
-                    if seg.payload_len and not seg.flags & Bit.RST:
-                        found = j
-                        break
-            self._last_data[role] = found
-        return found
+    def data_after(self, role: str, start: int) -> bool:
+        """Does a segment from ``role`` after index ``start`` carry payload (RSTs aside)?"""
+        steps, client = self.steps, role == "client"
+        for j in range(max(start + 1, 0), len(steps)):
+            step = steps[j]
+            if step.from_client == client:
+                seg = step.seg
+                if seg.payload_len and not seg.flags & Bit.RST:
+                    return True
+        return False
 
     def state_before(self, i: int, role: str) -> State:
         """``role``'s state just before segment ``i``.
@@ -366,6 +365,19 @@ class _Trace:
         for key, t in opened.items():
             period = (t.ts_ns, max(capture_end_ns, t.ts_ns), t.frame, None, None)
             out.setdefault(key, []).append(period)
+        # Per state: the longest period and the longer endpoint's total (_held_ns).
+        longest: dict[State, int] = {}
+        held: dict[State, int] = {}
+        for (role, state), periods in out.items():
+            total = 0
+            for period in periods:
+                span = period[1] - period[0]
+                total += span
+                if state not in longest or span > longest[state]:
+                    longest[state] = span
+            if role in ("client", "server") and (state not in held or total > held[state]):
+                held[state] = total
+        self.longest, self.held = longest, held
         self._periods = capture_end_ns, out
         return out
 
@@ -751,7 +763,7 @@ def _snd_max(tr: _Trace, role: str, upto: int) -> int | None:
 
 def _new_data_after(tr: _Trace, role: str, start: int, upto: int) -> tuple[int, list[int]]:
     """New payload bytes ``role`` sent in (start, upto), and the trace indices carrying them."""
-    if tr.last_data(role) <= start:
+    if not tr.data_after(role, start):
         return 0, []  # no segment the scan below counts: none from role with payload after start
     return _new_data_scan(tr, role, start, upto)
 
@@ -1476,16 +1488,8 @@ def _held_ns(tr: _Trace, capture_end_ns: int) -> dict[State, int]:
 
     The longer of the two endpoints' totals, from the trace's periods.
     """
-    out: dict[State, int] = {}
-    for (role, state), periods in tr.periods(capture_end_ns).items():
-        if role not in ("client", "server"):
-            continue
-        total = 0
-        for period in periods:
-            total += period[1] - period[0]
-        if state not in out or total > out[state]:
-            out[state] = total
-    return out
+    tr.periods(capture_end_ns)
+    return tr.held
 
 
 def _left_by(event: Event | None, peer: str) -> str:
@@ -1505,13 +1509,14 @@ def _left_by(event: Event | None, peer: str) -> str:
 
 def _linger_findings(tr: _Trace, config: Config, capture_end_ns: int) -> list[Finding]:
     """``_lingering``, skipped when no period is over its threshold (its only finding)."""
-    cw, fw2 = config.close_wait_linger_s, config.fin_wait_2_linger_s
-    for (_, state), periods in tr.periods(capture_end_ns).items():
-        if state is State.CLOSE_WAIT or state is State.FIN_WAIT_2:
-            limit = (cw if state is State.CLOSE_WAIT else fw2) * _NS
-            for period in periods:
-                if not period[1] - period[0] <= limit:  # _lingering's test, negated
-                    return _lingering(tr, config, capture_end_ns)
+    tr.periods(capture_end_ns)
+    longest = tr.longest
+    for state, limit in (
+        (State.CLOSE_WAIT, config.close_wait_linger_s),
+        (State.FIN_WAIT_2, config.fin_wait_2_linger_s),
+    ):
+        if state in longest and not longest[state] <= limit * _NS:  # _lingering's test
+            return _lingering(tr, config, capture_end_ns)
     return []
 
 

@@ -329,7 +329,8 @@ def _check_trace_views(conn: Connection, end_ns: int) -> None:
             for i, s in enumerate(steps)
             if _role(s) == role and s.seg.payload_len and not s.seg.flags & Bit.RST
         ]
-        assert tr.last_data(role) == (data[-1] if data else -1)
+        for start in range(-1, len(steps) + 1):
+            assert tr.data_after(role, start) == any(i > start for i in data)
     # Periods per (role, state) from one pass, against _intervals' loop per pair.
     periods = tr.periods(end_ns)
     for role in ROLES:
