@@ -29,10 +29,10 @@ from .report import (
     FINDING_COLUMNS,
     TRANSITION_COLUMNS,
     ZEEK_COLUMNS,
+    add_retired,
     anomalies_frame,
     connections_frame,
     findings_frame,
-    retired_rows,
     text_summary,
     transitions_frame,
     write_csv,
@@ -148,10 +148,7 @@ def analyze_rows(source: Source | Sequence[str | os.PathLike[str]], config: Conf
     def retire(conn: Connection) -> None:
         # Called as each connection finishes; its trace is freed afterwards.
         end_ns = conn.retired_ns if conn.retired_ns is not None else conn.end_ns
-        mine, rows = retired_rows(conn, conn.prev, config, end_ns)
-        found.extend(mine)
-        for name, table_rows in rows.items():
-            tables[name].extend(table_rows)
+        found.extend(add_retired(tables, conn, conn.prev, config, end_ns))
 
     played = replay(source, config, on_retire=retire)
     stats = played.stats

@@ -7,7 +7,7 @@ keys are exactly ``CONNECTION_COLUMNS``; the closing facts (who closed, how,
 end states) are decided here, from the endpoints' final states and the order
 of FINs and RSTs, and nowhere else. The teardown columns (FIN retransmissions,
 RST causes, reuse, time spent in CLOSE_WAIT/FIN_WAIT_2/TIME_WAIT) come from
-the detectors (``findings.teardown_facts``). ``retired_rows`` makes every
+the detectors (``findings.teardown_facts``). ``add_retired`` appends every
 table's rows for one finished connection (what ``api.analyze_rows`` keeps), the
 same as the per-table functions but reading the connection once. DataFrames
 are built straight from those rows with the dtypes declared below, so an empty
@@ -40,11 +40,11 @@ __all__ = [
     "FINDING_COLUMNS",
     "TRANSITION_COLUMNS",
     "ZEEK_COLUMNS",
+    "add_retired",
     "anomalies_frame",
     "connections_frame",
     "finding_rows",
     "findings_frame",
-    "retired_rows",
     "summarize",
     "text_summary",
     "transitions_frame",
@@ -413,35 +413,40 @@ def _zeek_row(
     }
 
 
-def retired_rows(
-    conn: Connection, prev: Connection | None, config: Config, capture_end_ns: int
-) -> tuple[list[Finding], dict[str, list[dict[str, Any]]]]:
-    """A finished connection's findings, and every table's rows for it by CSV name.
+def add_retired(
+    tables: Mapping[str, list[dict[str, Any]]],
+    conn: Connection,
+    prev: Connection | None,
+    config: Config,
+    capture_end_ns: int,
+) -> list[Finding]:
+    """Append a finished connection's rows to ``tables`` (lists by CSV name); its findings.
 
     The same as ``findings = detect(conn, prev, config, capture_end_ns)`` with the
     rows of ``summarize(conn, prev=prev, findings=findings, capture_end_ns=...)``,
     ``transition_rows([conn])``, ``anomaly_rows([conn])``, ``zeek_rows([conn])``
-    and ``finding_rows(findings)``, for less: the trace is read once for the
-    findings and the teardown columns, and the first Zeek record's conn_state and
-    history are worked out once for the connection's row and its Zeek row.
+    and ``finding_rows(findings)`` appended to "connections", "transitions",
+    "anomalies", "zeek_conn" and "findings", for less: the trace is read once for
+    the findings and the teardown columns, and the first Zeek record's conn_state
+    and history are worked out once for the connection's row and its Zeek row.
     """
     found, teardown = detect_with_teardown(conn, prev, config, capture_end_ns)
     zeek = conn.zeek
     state, history = zeek.conn_state(), zeek.history()
-    zeek_conn = [
-        _zeek_row(conn, first, zc, state, history)
-        if zc is zeek
-        else _zeek_row(conn, first, zc, zc.conn_state(), zc.history())
-        for first, zc in conn.zeek_records
-        if zc.start_ns is not None
-    ]
-    return found, {
-        "connections": [_connection_row(conn, teardown, state, history)],
-        "transitions": _transition_rows(conn),
-        "anomalies": anomaly_rows((conn,)) if conn.anomalies else [],
-        "zeek_conn": zeek_conn,
-        "findings": finding_rows(found) if found else [],
-    }
+    tables["connections"].append(_connection_row(conn, teardown, state, history))
+    tables["transitions"].extend(_transition_rows(conn))
+    if conn.anomalies:
+        tables["anomalies"].extend(anomaly_rows((conn,)))
+    zeek_conn = tables["zeek_conn"]
+    for first, zc in conn.zeek_records:
+        if zc.start_ns is not None:
+            if zc is zeek:
+                zeek_conn.append(_zeek_row(conn, first, zc, state, history))
+            else:
+                zeek_conn.append(_zeek_row(conn, first, zc, zc.conn_state(), zc.history()))
+    if found:
+        tables["findings"].extend(finding_rows(found))
+    return found
 
 
 def zeek_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:

@@ -1,6 +1,6 @@
 """The fast retirement path: the same results as the plain computations, shortcuts included.
 
-``report.retired_rows`` (what ``api.analyze_rows`` runs for each finished
+``report.add_retired`` (what ``api.analyze_rows`` runs for each finished
 connection) reads a connection's trace once (``findings._Trace``) for the
 findings and the teardown columns, and the detectors skip what a connection
 provably lacks: no FIN, RST or SYN segment, no previous incarnation, no
@@ -32,9 +32,9 @@ from tcpflow_analyzer.reader import CaptureError
 from tcpflow_analyzer.replay import replay
 from tcpflow_analyzer.report import (
     CONNECTION_COLUMNS,
+    add_retired,
     anomaly_rows,
     finding_rows,
-    retired_rows,
     summarize,
     transition_rows,
     zeek_rows,
@@ -359,6 +359,15 @@ def _check_trace_views(conn: Connection, end_ns: int) -> None:
             assert got == F._new_data_scan(tr, role, start, len(steps))
 
 
+def _retired(
+    conn: Connection, prev: Connection | None, end_ns: int
+) -> tuple[list[Finding], dict[str, list[dict[str, Any]]]]:
+    tables: dict[str, list[dict[str, Any]]] = {
+        name: [] for name in ("connections", "transitions", "anomalies", "zeek_conn", "findings")
+    }
+    return add_retired(tables, conn, prev, CONFIG, end_ns), tables
+
+
 def _check(case: Case) -> dict[str, int]:
     """Every fast answer for one connection against its plain computation.
 
@@ -377,7 +386,7 @@ def _check(case: Case) -> dict[str, int]:
     linger = F._lingering(tr, CONFIG, end_ns)
     assert F._linger_findings(tr, CONFIG, end_ns) == linger
     # What api.analyze_rows keeps, against the public functions one by one.
-    mine, rows = retired_rows(conn, prev, CONFIG, end_ns)
+    mine, rows = _retired(conn, prev, end_ns)
     assert mine == plain
     expected = {
         "connections": [summarize(conn, prev=prev, findings=plain, capture_end_ns=end_ns)],
@@ -454,7 +463,7 @@ class _ReadOnlyTrace(Sequence[Step]):
         return iter(self._steps)
 
 
-def test_retired_rows_read_the_trace_as_a_sequence_only(material: list[Case]) -> None:
+def test_add_retired_reads_the_trace_as_a_sequence_only(material: list[Case]) -> None:
     checked = 0
     for conn, prev, end_ns in material:
         if prev is None and not conn.anomalies and len(conn.trace) < 4:
@@ -465,9 +474,7 @@ def test_retired_rows_read_the_trace_as_a_sequence_only(material: list[Case]) ->
             if prev is not None
             else None
         )
-        assert retired_rows(frozen, frozen_prev, CONFIG, end_ns) == retired_rows(
-            conn, prev, CONFIG, end_ns
-        )
+        assert _retired(frozen, frozen_prev, end_ns) == _retired(conn, prev, end_ns)
         checked += 1
     assert checked > 100
 
