@@ -351,30 +351,33 @@ class _Trace:
             return self._periods[1]
         out: dict[tuple[str, State], list[_Period]] = {}
         opened: dict[tuple[str, State], TransitionRecord] = {}  # the change that began it
+        held_states = _HELD
         for t in self.conn.transitions:
             old, new = t.from_state, t.to_state
             if old is new:
                 continue
-            if old in _HELD:
+            if old in held_states:
                 began = opened.pop((t.endpoint, old), None)
                 if began is not None:
                     period: _Period = (began.ts_ns, t.ts_ns, began.frame, t.frame, t.event)
                     out.setdefault((t.endpoint, old), []).append(period)
-            if new in _HELD:
+            if new in held_states:
                 opened[(t.endpoint, new)] = t
         for key, t in opened.items():
-            period = (t.ts_ns, max(capture_end_ns, t.ts_ns), t.frame, None, None)
+            ts = t.ts_ns
+            period = (ts, capture_end_ns if capture_end_ns > ts else ts, t.frame, None, None)
             out.setdefault(key, []).append(period)
         # Per state: the longest period and the longer endpoint's total (_held_ns).
         longest: dict[State, int] = {}
         held: dict[State, int] = {}
         for (role, state), periods in out.items():
-            total = 0
-            for period in periods:
-                span = period[1] - period[0]
-                total += span
-                if state not in longest or span > longest[state]:
-                    longest[state] = span
+            if len(periods) == 1:
+                total = span = periods[0][1] - periods[0][0]
+            else:
+                spans = [period[1] - period[0] for period in periods]
+                total, span = sum(spans), max(spans)
+            if state not in longest or span > longest[state]:
+                longest[state] = span
             if role in ("client", "server") and (state not in held or total > held[state]):
                 held[state] = total
         self.longest, self.held = longest, held
