@@ -230,8 +230,11 @@ _Period = tuple[int, int, int | None, int | None, Event | None]
 
 _FIN_SYN_RST = Bit.FIN | Bit.SYN | Bit.RST
 
-# The states whose periods the detectors and the teardown columns measure.
-_HELD = frozenset({State.CLOSE_WAIT, State.FIN_WAIT_2, State.TIME_WAIT})
+# The states whose periods the detectors and the teardown columns measure (as
+# module constants too: an enum member read off its class costs a lookup each time).
+_CLOSE_WAIT, _FIN_WAIT_2, _TIME_WAIT = State.CLOSE_WAIT, State.FIN_WAIT_2, State.TIME_WAIT
+_HELD = frozenset({_CLOSE_WAIT, _FIN_WAIT_2, _TIME_WAIT})
+_DONE = (State.CLOSED, State.TIME_WAIT)
 
 
 class _Trace:
@@ -1515,8 +1518,8 @@ def _linger_findings(tr: _Trace, config: Config, capture_end_ns: int) -> list[Fi
     tr.periods(capture_end_ns)
     longest = tr.longest
     for state, limit in (
-        (State.CLOSE_WAIT, config.close_wait_linger_s),
-        (State.FIN_WAIT_2, config.fin_wait_2_linger_s),
+        (_CLOSE_WAIT, config.close_wait_linger_s),
+        (_FIN_WAIT_2, config.fin_wait_2_linger_s),
     ):
         if state in longest and not longest[state] <= limit * _NS:  # _lingering's test
             return _lingering(tr, config, capture_end_ns)
@@ -1672,8 +1675,7 @@ def _half_close(tr: _Trace, closer: str, fin_i: int) -> list[Finding]:
 def _open_at_end(tr: _Trace, capture_end_ns: int) -> list[Finding]:
     conn = tr.conn
     c, s = conn.client.state, conn.server.state
-    done = (State.CLOSED, State.TIME_WAIT)
-    if c in done or s in done or not tr.steps:
+    if c in _DONE or s in _DONE or not tr.steps:
         return []
     if c is State.SYN_SENT and s in (State.LISTEN, State.CLOSED, State.UNKNOWN):
         return []  # a SYN nobody answered: syn_unanswered says it
@@ -1974,7 +1976,7 @@ def _teardown_columns(
         "reuse_gap_s": gap,
         "reuse_within_time_wait": within,
         "stale_segments": stale,
-        "close_wait_s": held[State.CLOSE_WAIT] / _NS if State.CLOSE_WAIT in held else None,
-        "fin_wait_2_s": held[State.FIN_WAIT_2] / _NS if State.FIN_WAIT_2 in held else None,
-        "time_wait_s": held[State.TIME_WAIT] / _NS if State.TIME_WAIT in held else None,
+        "close_wait_s": held[_CLOSE_WAIT] / _NS if _CLOSE_WAIT in held else None,
+        "fin_wait_2_s": held[_FIN_WAIT_2] / _NS if _FIN_WAIT_2 in held else None,
+        "time_wait_s": held[_TIME_WAIT] / _NS if _TIME_WAIT in held else None,
     }
