@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from .config import Config
-from .findings import Finding, detect
+from .findings import Finding
 from .replay import Source, replay
 from .report import (
     ANOMALY_COLUMNS,
@@ -29,18 +29,14 @@ from .report import (
     FINDING_COLUMNS,
     TRANSITION_COLUMNS,
     ZEEK_COLUMNS,
+    add_retired,
     anomalies_frame,
-    anomaly_rows,
     connections_frame,
-    finding_rows,
     findings_frame,
-    summarize,
     text_summary,
-    transition_rows,
     transitions_frame,
     write_csv,
     zeek_frame,
-    zeek_rows,
 )
 from .tracker import Connection
 
@@ -169,14 +165,8 @@ def connection_rows(
 ) -> tuple[dict[str, list[dict[str, Any]]], list[Finding]]:
     """The rows one retired connection adds to each table, and its findings."""
     end_ns = conn.retired_ns if conn.retired_ns is not None else conn.end_ns
-    mine = detect(conn, conn.prev, config, end_ns)
-    rows = {
-        "connections": [summarize(conn, prev=conn.prev, findings=mine, capture_end_ns=end_ns)],
-        "transitions": transition_rows([conn]),
-        "anomalies": anomaly_rows([conn]),
-        "zeek_conn": zeek_rows([conn]),
-        "findings": finding_rows(mine),
-    }
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
+    mine = add_retired(rows, conn, conn.prev, config, end_ns)
     conn.trace.release()
     conn.transitions.release()
     return rows, mine

@@ -172,6 +172,10 @@ class Trace(_Packed["Step"]):
         """Drop the materialized steps (they are rebuilt when read again)."""
         self._cache = None
 
+    def steps(self) -> list[Step]:
+        """The materialized steps (the cached list itself: do not change it)."""
+        return self._items()
+
     def dump(self) -> tuple[object, ...]:
         """The trace as plain values (``marshal``-able); ``Trace.load`` makes it back."""
         side = {

@@ -15,7 +15,10 @@ findings, ``prev`` being the previous incarnation of the same 4-tuple (for
 reuse and stale duplicates) and ``capture_end_ns`` the time of the capture's
 last TCP segment (for states still held at the end).
 
-``detect`` is composed of one small function per code family:
+``detect`` is composed of one small function per code family (each called
+only when the connection has what it looks at: FIN, RST or SYN segments, a
+previous incarnation, anomalies; ``_Trace`` reads the trace once and keeps the
+indices and views they share):
 
 * ``_fin_findings``: FIN copies grouped by sequence number per endpoint:
   ``fin_retransmit``, ``fin_moved``, ``lost_final_ack`` (the retransmitted FIN
@@ -45,12 +48,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from itertools import pairwise
+from typing import Any
 
+from .compact import Trace
 from .config import Config
 from .segment import Bit, Segment
 from .seq import seq_add, seq_diff, seq_geq, seq_gt, seq_leq, seq_lt
 from .states import Anomaly, Event, State
-from .tracker import AnomalyRecord, Connection, Step
+from .tracker import AnomalyRecord, Connection, Step, TransitionRecord
 
 __all__ = [
     "Code",
@@ -58,6 +63,7 @@ __all__ = [
     "TeardownFacts",
     "detect",
     "detect_all",
+    "detect_with_teardown",
     "seconds_from_parts",
     "state_parts",
     "state_seconds",
@@ -222,40 +228,100 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+# A transition period: (start ns, end ns, start frame, end frame, leaving event).
+_Period = tuple[int, int, int | None, int | None, Event | None]
+
+_FIN_SYN_RST = Bit.FIN | Bit.SYN | Bit.RST
+
+# The states whose periods the detectors and the teardown columns measure (as
+# module constants too: an enum member read off its class costs a lookup each time).
+_CLOSE_WAIT, _FIN_WAIT_2, _TIME_WAIT = State.CLOSE_WAIT, State.FIN_WAIT_2, State.TIME_WAIT
+_HELD = frozenset({_CLOSE_WAIT, _FIN_WAIT_2, _TIME_WAIT})
+_DONE = (State.CLOSED, State.TIME_WAIT)
+
+
 class _Trace:
-    """A connection's trace with what detectors keep asking: states before a segment."""
+    """A connection's trace, read once, with what detectors keep asking.
+
+    One pass over the segments notes the FIN, RST and SYN segments, so that a
+    detector visits only the segments it is about; what needs more (senders'
+    roles, FIN groups, periods per state) is built on first use and kept.
+    ``detect_with_teardown`` shares one ``_Trace`` between the detectors and
+    the teardown columns.
+    """
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self.steps = conn.trace
-        init = (State.CLOSED, State.LISTEN) if conn.roles == "syn" else (State.UNKNOWN,) * 2
-        expiries = [
-            (t.endpoint, t.ts_ns) for t in conn.transitions if t.event is Event.TIMEOUT_2MSL
-        ]
-        # last[role][i]: index of the last segment from ``role`` before index i.
-        self.last: dict[str, list[int | None]] = {"client": [], "server": []}
-        latest: dict[str, int | None] = {"client": None, "server": None}
-        for i, step in enumerate(self.steps):
-            for role in ("client", "server"):
-                self.last[role].append(latest[role])
-            latest[_role(step)] = i
-        self.before: list[tuple[State, State]] = []
-        prev, prev_ts = init, None
-        for step in self.steps:
-            c, s = prev
-            for role, ts in expiries:
-                # TIME_WAIT expiry is applied lazily, just before the next segment.
-                if prev_ts is not None and prev_ts <= ts <= step.seg.ts_ns:
-                    if role == "client" and c is State.TIME_WAIT:
-                        c = State.CLOSED
-                    if role == "server" and s is State.TIME_WAIT:
-                        s = State.CLOSED
-            self.before.append((c, s))
-            prev, prev_ts = (step.client_state, step.server_state), step.seg.ts_ns
+        # conn.trace is only read: a packed Trace gives its materialized list; any
+        # other sequence is read once into one.
+        trace = conn.trace
+        steps = self.steps = trace.steps() if isinstance(trace, Trace) else list(trace)
+        self.fins: list[int] = []  # FIN, no RST or SYN
+        self.rsts: list[int] = []  # RST
+        self.syns: list[int] = []  # SYN, no RST
+        for i, step in enumerate(steps):
+            fl = step.seg.flags
+            if fl & _FIN_SYN_RST:
+                if fl & Bit.RST:
+                    self.rsts.append(i)
+                elif fl & Bit.SYN:
+                    self.syns.append(i)
+                else:
+                    self.fins.append(i)
+        self._roles: list[str] | None = None
+        self._expiries: list[tuple[str, int]] | None = None  # TIME_WAIT expiries: (role, ts)
+        self.fin_groups: (
+            tuple[dict[str, list[_FinGroup]], list[tuple[str, int, int, int]]] | None
+        ) = None
+        # Per role, FIN copies beyond the first of each group (set with fin_groups).
+        self.fins_resent = {"client": 0, "server": 0}
+        self._periods: tuple[int, dict[tuple[str, State], list[_Period]]] | None = None
+        # Set with the periods: per state, the longest period, and the longer of the
+        # two endpoints' totals (ns).
+        self.longest: dict[State, int] = {}
+        self.held: dict[State, int] = {}
+
+    @property
+    def roles(self) -> list[str]:
+        """The sender's role ("client" or "server") of each segment."""
+        if self._roles is None:
+            self._roles = ["client" if step.from_client else "server" for step in self.steps]
+        return self._roles
+
+    def data_after(self, role: str, start: int) -> bool:
+        """Does a segment from ``role`` after index ``start`` carry payload (RSTs aside)?"""
+        steps, client = self.steps, role == "client"
+        for j in range(max(start + 1, 0), len(steps)):
+            step = steps[j]
+            if step.from_client == client:
+                seg = step.seg
+                if seg.payload_len and not seg.flags & Bit.RST:
+                    return True
+        return False
 
     def state_before(self, i: int, role: str) -> State:
-        c, s = self.before[i]
-        return c if role == "client" else s
+        """``role``'s state just before segment ``i``.
+
+        That is its state after segment ``i - 1``, with a TIME_WAIT expiry timed
+        between the two applied (the tracker applies that timer lazily, when the
+        next segment comes).
+        """
+        if i == 0:
+            init = State.CLOSED if role == "client" else State.LISTEN
+            return init if self.conn.roles == "syn" else State.UNKNOWN
+        prev = self.steps[i - 1]
+        state = prev.client_state if role == "client" else prev.server_state
+        if state is State.TIME_WAIT:
+            if self._expiries is None:
+                self._expiries = [
+                    (t.endpoint, t.ts_ns)
+                    for t in self.conn.transitions
+                    if t.event is Event.TIMEOUT_2MSL
+                ]
+            lo, hi = prev.seg.ts_ns, self.steps[i].seg.ts_ns
+            if any(who == role and lo <= ts <= hi for who, ts in self._expiries):
+                return State.CLOSED
+        return state
 
     def state_after(self, i: int, role: str) -> State:
         step = self.steps[i]
@@ -263,7 +329,12 @@ class _Trace:
 
     def last_from(self, role: str, i: int) -> int | None:
         """Index of the last segment from ``role`` before index ``i``."""
-        return self.last[role][i]
+        client = role == "client"
+        steps = self.steps
+        for j in range(i - 1, -1, -1):
+            if steps[j].from_client == client:
+                return j
+        return None
 
     def entered(self, role: str, state: State, ts_ns: int) -> tuple[int | None, int] | None:
         """(frame, ts) at which ``role`` last entered ``state`` at or before ``ts_ns``."""
@@ -274,6 +345,50 @@ class _Trace:
             if t.endpoint == role and t.to_state is state and t.from_state is not state:
                 found = (t.frame, t.ts_ns)
         return found
+
+    def periods(self, capture_end_ns: int) -> dict[tuple[str, State], list[_Period]]:
+        """``_intervals(conn, role, state, capture_end_ns)`` for each state of ``_HELD``.
+
+        One pass over the transitions runs the loop of ``_intervals`` for every
+        (role, state) at once: a change out of a state ends that state's open
+        period, a change into one (re)starts it. Pairs never held are absent.
+        """
+        if self._periods is not None and self._periods[0] == capture_end_ns:
+            return self._periods[1]
+        out: dict[tuple[str, State], list[_Period]] = {}
+        opened: dict[tuple[str, State], TransitionRecord] = {}  # the change that began it
+        held_states = _HELD
+        for t in self.conn.transitions:
+            old, new = t.from_state, t.to_state
+            if old is new:
+                continue
+            if old in held_states:
+                began = opened.pop((t.endpoint, old), None)
+                if began is not None:
+                    period: _Period = (began.ts_ns, t.ts_ns, began.frame, t.frame, t.event)
+                    out.setdefault((t.endpoint, old), []).append(period)
+            if new in held_states:
+                opened[(t.endpoint, new)] = t
+        for key, t in opened.items():
+            ts = t.ts_ns
+            period = (ts, capture_end_ns if capture_end_ns > ts else ts, t.frame, None, None)
+            out.setdefault(key, []).append(period)
+        # Per state: the longest period and the longer endpoint's total (_held_ns).
+        longest: dict[State, int] = {}
+        held: dict[State, int] = {}
+        for (role, state), periods in out.items():
+            if len(periods) == 1:
+                total = span = periods[0][1] - periods[0][0]
+            else:
+                spans = [period[1] - period[0] for period in periods]
+                total, span = sum(spans), max(spans)
+            if state not in longest or span > longest[state]:
+                longest[state] = span
+            if role in ("client", "server") and (state not in held or total > held[state]):
+                held[state] = total
+        self.longest, self.held = longest, held
+        self._periods = capture_end_ns, out
+        return out
 
 
 # -- FINs: retransmitted, moved, lost final ACK, re-ACK from TIME_WAIT ------------
@@ -293,15 +408,16 @@ def _fin_groups(tr: _Trace) -> tuple[dict[str, list[_FinGroup]], list[tuple[str,
 
     Mirrors the tracker (``Tracker._send_fin``): a FIN at the current FIN
     position is a copy; elsewhere it is moved, and the position follows a FIN
-    moved forward only.
+    moved forward only. Built once per trace, from its FIN segments.
     """
+    if tr.fin_groups is not None:
+        return tr.fin_groups
     groups: dict[str, list[_FinGroup]] = {"client": [], "server": []}
     moved: list[tuple[str, int, int, int]] = []
-    for i, step in enumerate(tr.steps):
-        seg = step.seg
-        if not _fl(seg, Bit.FIN) or _fl(seg, Bit.RST) or _fl(seg, Bit.SYN):
-            continue
-        role = _role(step)
+    resent = tr.fins_resent
+    for i in tr.fins:
+        seg = tr.steps[i].seg
+        role = "client" if tr.steps[i].from_client else "server"
         fin_seq = seq_add(seg.seq, seg.payload_len)
         mine = groups[role]
         if not mine:
@@ -309,11 +425,13 @@ def _fin_groups(tr: _Trace) -> tuple[dict[str, list[_FinGroup]], list[tuple[str,
         elif fin_seq == mine[-1].fin_seq:
             if not _capture_duplicate(tr.steps[mine[-1].copies[-1]].seg, seg):
                 mine[-1].copies.append(i)
+                resent[role] += 1
         else:
             moved.append((role, i, mine[0].copies[0], seq_diff(fin_seq, mine[-1].fin_seq)))
             if seq_gt(fin_seq, mine[-1].fin_seq):
                 mine.append(_FinGroup(role, fin_seq, [i]))
-    return groups, moved
+    tr.fin_groups = groups, moved
+    return tr.fin_groups
 
 
 def _is_last_fin(tr: _Trace, group: _FinGroup, groups: dict[str, list[_FinGroup]]) -> bool:
@@ -324,11 +442,29 @@ def _is_last_fin(tr: _Trace, group: _FinGroup, groups: dict[str, list[_FinGroup]
 
 def _acks_between(tr: _Trace, role: str, fin_seq: int, lo: int, hi: int) -> list[int]:
     """Indices in (lo, hi) of segments from ``role`` acknowledging the FIN at ``fin_seq``."""
+    steps, roles = tr.steps, tr.roles
+    need = seq_add(fin_seq, 1)
+    # _covers: ACK set, RST not, and the ACK at or past the FIN.
     return [
         j
         for j in range(lo + 1, hi)
-        if _role(tr.steps[j]) == role and _covers(tr.steps[j].seg, fin_seq)
+        if roles[j] == role
+        and (steps[j].seg.flags & (Bit.ACK | Bit.RST)) == Bit.ACK
+        and seq_geq(steps[j].seg.ack, need)
     ]
+
+
+def _first_ack_between(tr: _Trace, role: str, fin_seq: int, lo: int, hi: int) -> int | None:
+    """The first of ``_acks_between(tr, role, fin_seq, lo, hi)``, or None: no list built."""
+    steps, client = tr.steps, role == "client"
+    need = seq_add(fin_seq, 1)
+    for j in range(lo + 1, hi):
+        step = steps[j]
+        if step.from_client == client:
+            seg = step.seg
+            if (seg.flags & (Bit.ACK | Bit.RST)) == Bit.ACK and seq_geq(seg.ack, need):
+                return j
+    return None
 
 
 def _echoes_earlier_copy(tr: _Trace, group: _FinGroup, upto: int, ack_idx: int) -> int | None:
@@ -374,12 +510,12 @@ def _fin_findings(tr: _Trace, capture_end_ns: int) -> list[Finding]:
     for role, mine in groups.items():
         peer = _other(role)
         for group in mine:
-            if len(group.copies) > 1:
+            if len(group.copies) > 1:  # (a FIN sent once has nothing to say)
                 if _is_last_fin(tr, group, groups):
                     out.append(_lost_final_ack(tr, group))
                 else:
                     out.append(_fin_retransmit(tr, group, capture_end_ns))
-            out.extend(_reacks(tr, group, peer))
+                out.extend(_reacks(tr, group, peer))
     return out
 
 
@@ -558,6 +694,8 @@ def _reacks(tr: _Trace, group: _FinGroup, peer: str) -> list[Finding]:
 
 def _rst_findings(tr: _Trace, prev: Connection | None, config: Config) -> list[Finding]:
     conn = tr.conn
+    if not tr.rsts:
+        return []
     rejected = {
         a.frame: a
         for a in conn.anomalies
@@ -565,55 +703,53 @@ def _rst_findings(tr: _Trace, prev: Connection | None, config: Config) -> list[F
     }
     out = []
     last: dict[str, tuple[int, Code, str]] = {}  # role -> its previous RST: index, code, rfc
-    for i, step in enumerate(tr.steps):
-        if _fl(step.seg, Bit.RST):
-            x = _role(step)
-            before = last.get(x)
-            trig_i = tr.last_from(_other(x), i)
-            if (
-                before is not None
-                and tr.state_before(i, x) is State.CLOSED
-                and (trig_i is None or trig_i < before[0])
-            ):
-                # The same RST again with nothing from the peer in between: same cause.
-                first = tr.steps[before[0]].seg.frame
-                code, rfc = before[1], before[2]
-                detail = (
-                    f"{x} sent RST again (frame {step.seg.frame}, "
-                    f"{_dur(step.seg.ts_ns - tr.steps[before[0]].seg.ts_ns)} after its RST in "
-                    f"frame {first}) with nothing from the {_other(x)} in between: same cause"
-                )
-                evidence: tuple[int | None, ...] = (first,)
-            else:
-                code, rfc, detail, evidence = _rst_cause(tr, i, prev, config, rejected)
-                last[x] = (i, code, rfc)
-            out.append(
-                Finding(
-                    conn.conn_id,
-                    code,
-                    _role(step),
-                    step.seg.frame,
-                    step.seg.ts_ns,
-                    _frames((*evidence, step.seg.frame)),
-                    rfc,
-                    detail,
-                    1.0,
-                )
+    for i in tr.rsts:
+        step = tr.steps[i]
+        x = _role(step)
+        before = last.get(x)
+        trig_i = tr.last_from(_other(x), i)
+        if (
+            before is not None
+            and tr.state_before(i, x) is State.CLOSED
+            and (trig_i is None or trig_i < before[0])
+        ):
+            # The same RST again with nothing from the peer in between: same cause.
+            first = tr.steps[before[0]].seg.frame
+            code, rfc = before[1], before[2]
+            detail = (
+                f"{x} sent RST again (frame {step.seg.frame}, "
+                f"{_dur(step.seg.ts_ns - tr.steps[before[0]].seg.ts_ns)} after its RST in "
+                f"frame {first}) with nothing from the {_other(x)} in between: same cause"
             )
+            evidence: tuple[int | None, ...] = (first,)
+        else:
+            code, rfc, detail, evidence = _rst_cause(tr, i, prev, config, rejected)
+            last[x] = (i, code, rfc)
+        out.append(
+            Finding(
+                conn.conn_id,
+                code,
+                _role(step),
+                step.seg.frame,
+                step.seg.ts_ns,
+                _frames((*evidence, step.seg.frame)),
+                rfc,
+                detail,
+                1.0,
+            )
+        )
     return out
 
 
 def _max_ack(tr: _Trace, role: str, start: int, upto: int) -> int | None:
     """Highest acknowledgment number ``role`` sent in [start, upto) (RSTs aside)."""
     top = None
-    for step in tr.steps[start:upto]:
-        seg = step.seg
-        if (
-            _role(step) == role
-            and _fl(seg, Bit.ACK)
-            and not _fl(seg, Bit.RST)
-            and (top is None or seq_gt(seg.ack, top))
-        ):
+    roles = tr.roles
+    for j in range(len(roles))[start:upto]:  # the indices of tr.steps[start:upto]
+        if roles[j] != role:
+            continue
+        seg = tr.steps[j].seg
+        if _fl(seg, Bit.ACK) and not _fl(seg, Bit.RST) and (top is None or seq_gt(seg.ack, top)):
             top = seg.ack
     return top
 
@@ -621,11 +757,14 @@ def _max_ack(tr: _Trace, role: str, start: int, upto: int) -> int | None:
 def _snd_max(tr: _Trace, role: str, upto: int) -> int | None:
     """Highest sequence number + 1 that ``role`` sent before index ``upto`` (RSTs aside)."""
     top = None
+    roles, steps = tr.roles, tr.steps
     for j in range(upto):
-        step = tr.steps[j]
-        if _role(step) != role or _fl(step.seg, Bit.RST):
+        if roles[j] != role:
             continue
-        end = seq_add(step.seg.seq, step.seg.seg_len)
+        seg = steps[j].seg
+        if seg.flags & Bit.RST:
+            continue
+        end = seq_add(seg.seq, seg.seg_len)
         if top is None or seq_gt(end, top):
             top = end
     return top
@@ -633,11 +772,20 @@ def _snd_max(tr: _Trace, role: str, upto: int) -> int | None:
 
 def _new_data_after(tr: _Trace, role: str, start: int, upto: int) -> tuple[int, list[int]]:
     """New payload bytes ``role`` sent in (start, upto), and the trace indices carrying them."""
+    if not tr.data_after(role, start):
+        return 0, []  # no segment the scan below counts: none from role with payload after start
+    return _new_data_scan(tr, role, start, upto)
+
+
+def _new_data_scan(tr: _Trace, role: str, start: int, upto: int) -> tuple[int, list[int]]:
+    """``_new_data_after`` by a scan of the segments in (start, upto)."""
     top = _snd_max(tr, role, start + 1)
     total, idx = 0, []
     for j in range(start + 1, upto):
+        if tr.roles[j] != role:
+            continue
         seg = tr.steps[j].seg
-        if _role(tr.steps[j]) != role or _fl(seg, Bit.RST) or not seg.payload_len:
+        if _fl(seg, Bit.RST) or not seg.payload_len:
             continue
         end = seq_add(seg.seq, seg.payload_len)
         if top is None or seq_gt(end, top):
@@ -835,10 +983,11 @@ def _rst_cause(
             )
 
     # Reset instead of FIN with data the application never read (RFC 1122 4.2.2.13).
-    last_own = max(
-        (j for j in range(i) if _role(tr.steps[j]) == x and tr.steps[j].seg.payload_len),
-        default=-1,
-    )
+    last_own = -1  # the last segment from x before the RST with payload, or -1
+    for j in range(i - 1, -1, -1):
+        if _role(tr.steps[j]) == x and tr.steps[j].seg.payload_len:
+            last_own = j
+            break
     unanswered, uidx = _new_data_after(tr, y, last_own, i)
     uframes = [tr.steps[j].seg.frame for j in uidx]
     peer_top = _snd_max(tr, y, i)
@@ -1361,6 +1510,15 @@ def state_seconds(conn: Connection, state: State, capture_end_ns: int) -> float 
     return seconds_from_parts(state_parts(conn, state), capture_end_ns)
 
 
+def _held_ns(tr: _Trace, capture_end_ns: int) -> dict[State, int]:
+    """For each state of ``_HELD`` an endpoint was in: ``state_seconds`` in nanoseconds.
+
+    The longer of the two endpoints' totals, from the trace's periods.
+    """
+    tr.periods(capture_end_ns)
+    return tr.held
+
+
 def _left_by(event: Event | None, peer: str) -> str:
     """How a state was left, for a sentence: 'its own FIN', "the server's RST", ..."""
     return (
@@ -1376,8 +1534,24 @@ def _left_by(event: Event | None, peer: str) -> str:
     )
 
 
-def _linger_findings(conn: Connection, config: Config, capture_end_ns: int) -> list[Finding]:
+def _linger_findings(tr: _Trace, config: Config, capture_end_ns: int) -> list[Finding]:
+    """``_lingering``, skipped when no period is over its threshold (its only finding)."""
+    tr.periods(capture_end_ns)
+    longest = tr.longest
+    for state, limit in (
+        (_CLOSE_WAIT, config.close_wait_linger_s),
+        (_FIN_WAIT_2, config.fin_wait_2_linger_s),
+    ):
+        if state in longest and not longest[state] <= limit * _NS:  # _lingering's test
+            return _lingering(tr, config, capture_end_ns)
+    return []
+
+
+def _lingering(tr: _Trace, config: Config, capture_end_ns: int) -> list[Finding]:
+    """CLOSE_WAIT and FIN_WAIT_2 periods held longer than their thresholds."""
+    conn = tr.conn
     out = []
+    periods = tr.periods(capture_end_ns)
     rules = (
         (State.CLOSE_WAIT, Code.CLOSE_WAIT_LINGER, config.close_wait_linger_s),
         (State.FIN_WAIT_2, Code.FIN_WAIT_2_LINGER, config.fin_wait_2_linger_s),
@@ -1385,7 +1559,7 @@ def _linger_findings(conn: Connection, config: Config, capture_end_ns: int) -> l
     for state, code, limit in rules:
         for role in ("client", "server"):
             peer = _other(role)
-            for start, end, f0, f1, event in _intervals(conn, role, state, capture_end_ns):
+            for start, end, f0, f1, event in periods.get((role, state), ()):
                 held = end - start
                 if held <= limit * _NS:
                     continue
@@ -1478,8 +1652,8 @@ def _close_findings(tr: _Trace, config: Config, capture_end_ns: int) -> list[Fin
         )
     if conn.first_fin is not None and conn.first_fin in firsts:
         out.extend(_half_close(tr, conn.first_fin, firsts[conn.first_fin]))
-    out.extend(_linger_findings(conn, config, capture_end_ns))
-    out.extend(_open_at_end(conn, capture_end_ns))
+    out.extend(_linger_findings(tr, config, capture_end_ns))
+    out.extend(_open_at_end(tr, capture_end_ns))
     return out
 
 
@@ -1519,14 +1693,14 @@ def _half_close(tr: _Trace, closer: str, fin_i: int) -> list[Finding]:
     ]
 
 
-def _open_at_end(conn: Connection, capture_end_ns: int) -> list[Finding]:
+def _open_at_end(tr: _Trace, capture_end_ns: int) -> list[Finding]:
+    conn = tr.conn
     c, s = conn.client.state, conn.server.state
-    done = (State.CLOSED, State.TIME_WAIT)
-    if c in done or s in done or not conn.trace:
+    if c in _DONE or s in _DONE or not tr.steps:
         return []
     if c is State.SYN_SENT and s in (State.LISTEN, State.CLOSED, State.UNKNOWN):
         return []  # a SYN nobody answered: syn_unanswered says it
-    last = conn.trace[-1].seg
+    last = tr.steps[-1].seg
     if c is s:
         states = f"both endpoints in {c.value}"
     else:
@@ -1555,12 +1729,12 @@ def _syn_findings(tr: _Trace, capture_end_ns: int) -> list[Finding]:
     conn = tr.conn
     out = []
     copies: dict[str, list[Segment]] = {"client": [], "server": []}
-    for step in tr.steps:
+    for i in tr.syns:  # SYN without RST
+        step = tr.steps[i]
         seg = step.seg
-        if _fl(seg, Bit.SYN) and not _fl(seg, Bit.RST):
-            mine = copies[_role(step)]
-            if not mine or (seg.seq == mine[0].seq and not _capture_duplicate(mine[-1], seg)):
-                mine.append(seg)
+        mine = copies[_role(step)]
+        if not mine or (seg.seq == mine[0].seq and not _capture_duplicate(mine[-1], seg)):
+            mine.append(seg)
     for role, segs in copies.items():
         if len(segs) < 2:
             continue
@@ -1653,17 +1827,59 @@ def detect(
     ``prev`` is the previous incarnation of the same 4-tuple (``conn.prev_conn_id``)
     or None; ``capture_end_ns`` is the capture's last TCP segment time.
     """
+    return _detect(_Trace(conn), prev, config, capture_end_ns)
+
+
+def detect_with_teardown(
+    conn: Connection, prev: Connection | None, config: Config, capture_end_ns: int
+) -> tuple[list[Finding], dict[str, Any]]:
+    """``detect``, and ``teardown_facts`` of its findings as a dict, reading the trace once.
+
+    The dict maps each ``TeardownFacts`` field, in order, to its value (the
+    connections table's teardown columns): ``TeardownFacts(**columns)`` is
+    ``teardown_facts(conn, prev, findings, capture_end_ns)``.
+    """
     tr = _Trace(conn)
-    found = [
-        *_fin_findings(tr, capture_end_ns),
-        *_rst_findings(tr, prev, config),
-        *_reuse_findings(conn, prev, config),
-        *_stale_findings(conn, prev),
-        *_close_findings(tr, config, capture_end_ns),
-        *_syn_findings(tr, capture_end_ns),
-        *_anomaly_findings(conn),
-    ]
-    order = list(Code)
+    found = _detect(tr, prev, config, capture_end_ns)
+    return found, _teardown_columns(tr, prev, found, capture_end_ns)
+
+
+# Codes in vocabulary order: the tie-break among findings at one frame.
+_CODE_ORDER = list(Code)
+
+
+def _detect(
+    tr: _Trace, prev: Connection | None, config: Config, capture_end_ns: int
+) -> list[Finding]:
+    conn = tr.conn
+    # A detector whose segments or records are absent has nothing to say: no FIN
+    # moved or sent twice, no FIN finding; no RST, no RST finding; no previous
+    # incarnation, no reuse and no stale segment; a SYN-ACK seen and one SYN per
+    # endpoint at most, no SYN finding; no anomaly.
+    found = []
+    if tr.fins:
+        _, moved = _fin_groups(tr)
+        if moved or tr.fins_resent["client"] or tr.fins_resent["server"]:
+            # (with neither, every FIN group is one copy: _fin_findings has nothing)
+            found += _fin_findings(tr, capture_end_ns)
+    if tr.rsts:
+        found += _rst_findings(tr, prev, config)
+    if prev is not None:
+        found += _reuse_findings(conn, prev, config)
+        found += _stale_findings(conn, prev)
+    found += _close_findings(tr, config, capture_end_ns)
+    syns = tr.syns
+    if syns and (
+        not conn.saw_synack  # syn_unanswered's first condition
+        or len(syns) > 2
+        or (len(syns) == 2 and tr.steps[syns[0]].from_client == tr.steps[syns[1]].from_client)
+    ):  # (else one SYN per endpoint at most: no copies to count either)
+        found += _syn_findings(tr, capture_end_ns)
+    if conn.anomalies:
+        found += _anomaly_findings(conn)
+    if len(found) < 2:
+        return found
+    order = _CODE_ORDER
     return sorted(
         found,
         key=lambda f: (f.frame if f.frame is not None else 1 << 62, order.index(f.code)),
@@ -1723,37 +1939,65 @@ def teardown_facts(
     capture_end_ns: int,
 ) -> TeardownFacts:
     """The connection's teardown columns, from its trace and its findings."""
-    tr = _Trace(conn)
+    return TeardownFacts(**_teardown_columns(_Trace(conn), prev, findings, capture_end_ns))
+
+
+def _teardown_columns(
+    tr: _Trace,
+    prev: Connection | None,
+    findings: Sequence[Finding],
+    capture_end_ns: int,
+) -> dict[str, Any]:
+    """``teardown_facts`` as a dict of its fields, in order (cheaper than the dataclass)."""
+    conn = tr.conn
     groups, _ = _fin_groups(tr)
-    retx = {role: sum(len(g.copies) - 1 for g in mine) for role, mine in groups.items()}
+    retx = tr.fins_resent  # sum(len(g.copies) - 1 for g in groups[role])
     final_seen: bool | None = None
-    for mine in groups.values():
+    # A last FIN (_is_last_fin: the peer's FIN went out before it) says whether the
+    # final ACK was seen; with several, the last looked at (client's, then server's).
+    client, server = groups["client"], groups["server"]
+    for mine, peer, peer_role in ((client, server, "server"), (server, client, "client")):
+        if not peer:
+            continue
+        peer_first = peer[0].copies[0]
         for g in mine:
-            if _is_last_fin(tr, g, groups):
+            if peer_first < g.copies[0]:
                 hi = g.copies[1] if len(g.copies) > 1 else len(tr.steps)
-                final_seen = bool(_acks_between(tr, _other(g.role), g.fin_seq, g.copies[0], hi))
-    rst_roles = {_role(s) for s in conn.trace if _fl(s.seg, Bit.RST)}
+                first_ack = _first_ack_between(tr, peer_role, g.fin_seq, g.copies[0], hi)
+                final_seen = first_ack is not None
+    rst_from = ""
+    if tr.rsts:
+        rst_roles = {tr.roles[i] for i in tr.rsts}
+        rst_from = "both" if len(rst_roles) == 2 else rst_roles.pop()
     causes: list[str] = []
+    lost = False
+    stale = 0
     for f in findings:
-        if f.code in _RST_CODES and f.code.value not in causes:
-            causes.append(f.code.value)
+        if f.code in _RST_CODES:
+            if f.code.value not in causes:
+                causes.append(f.code.value)
+        elif f.code is Code.LOST_FINAL_ACK:
+            lost = True
+        elif f.code is Code.STALE_DUPLICATE:
+            stale += 1
     gap = within = None
     if prev is not None:
         gap_ns, _, cut_short = _reuse_facts(conn, prev)
         gap, within = gap_ns / _NS, cut_short
-    return TeardownFacts(
-        client_fin_retransmits=retx["client"],
-        server_fin_retransmits=retx["server"],
-        final_ack_lost=any(f.code is Code.LOST_FINAL_ACK for f in findings),
-        final_ack_seen=final_seen,
-        rst_count=sum(1 for s in conn.trace if _fl(s.seg, Bit.RST)),
-        rst_from="both" if len(rst_roles) == 2 else (rst_roles.pop() if rst_roles else ""),
-        rst_causes=";".join(causes),
-        tuple_reused=conn.prev_conn_id is not None,
-        reuse_gap_s=gap,
-        reuse_within_time_wait=within,
-        stale_segments=sum(1 for f in findings if f.code is Code.STALE_DUPLICATE),
-        close_wait_s=state_seconds(conn, State.CLOSE_WAIT, capture_end_ns),
-        fin_wait_2_s=state_seconds(conn, State.FIN_WAIT_2, capture_end_ns),
-        time_wait_s=state_seconds(conn, State.TIME_WAIT, capture_end_ns),
-    )
+    held = _held_ns(tr, capture_end_ns)
+    return {
+        "client_fin_retransmits": retx["client"],
+        "server_fin_retransmits": retx["server"],
+        "final_ack_lost": lost,
+        "final_ack_seen": final_seen,
+        "rst_count": len(tr.rsts),
+        "rst_from": rst_from,
+        "rst_causes": ";".join(causes),
+        "tuple_reused": conn.prev_conn_id is not None,
+        "reuse_gap_s": gap,
+        "reuse_within_time_wait": within,
+        "stale_segments": stale,
+        "close_wait_s": held[_CLOSE_WAIT] / _NS if _CLOSE_WAIT in held else None,
+        "fin_wait_2_s": held[_FIN_WAIT_2] / _NS if _FIN_WAIT_2 in held else None,
+        "time_wait_s": held[_TIME_WAIT] / _NS if _TIME_WAIT in held else None,
+    }

@@ -7,9 +7,12 @@ keys are exactly ``CONNECTION_COLUMNS``; the closing facts (who closed, how,
 end states) are decided here, from the endpoints' final states and the order
 of FINs and RSTs, and nowhere else. The teardown columns (FIN retransmissions,
 RST causes, reuse, time spent in CLOSE_WAIT/FIN_WAIT_2/TIME_WAIT) come from
-the detectors (``findings.teardown_facts``). DataFrames are built straight from
-those rows with the dtypes declared below, so an empty analysis still yields
-frames with the right columns. Only this module writes files.
+the detectors (``findings.teardown_facts``). ``add_retired`` appends every
+table's rows for one finished connection (what ``api.analyze_rows`` keeps), the
+same as the per-table functions but reading the connection once. DataFrames
+are built straight from those rows with the dtypes declared below, so an empty
+analysis still yields frames with the right columns. Only this module writes
+files.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import heapq
 import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +29,11 @@ import numpy as np
 import pandas as pd
 
 from .config import Config
-from .findings import Code, Finding, detect, teardown_facts
+from .findings import Code, Finding, TeardownFacts, detect, detect_with_teardown, teardown_facts
 from .segment import addr_text
 from .states import State
 from .tracker import Connection
+from .zeek import ZeekConn
 
 __all__ = [
     "ANOMALY_COLUMNS",
@@ -37,6 +42,7 @@ __all__ = [
     "TRANSITION_COLUMNS",
     "ZEEK_COLUMNS",
     "SummaryBuilder",
+    "add_retired",
     "anomalies_frame",
     "connections_frame",
     "finding_rows",
@@ -176,6 +182,8 @@ def _ts(ns: int) -> float:
 
 def _vlan_text(conn: Connection) -> str | None:
     """VLAN IDs outermost first joined by '.'; 'A|B' when the directions differ."""
+    if not conn.vlan and conn.reverse_vlan is None:
+        return None  # untagged (most captures)
     fwd = ".".join(str(v) for v in conn.vlan)
     if conn.reverse_vlan is not None and conn.reverse_vlan != conn.vlan:
         rev = ".".join(str(v) for v in conn.reverse_vlan)
@@ -245,11 +253,35 @@ def summarize(
     if findings is None:
         findings = detect(conn, prev, config or Config(), end_ns)
     facts = teardown_facts(conn, prev, findings, end_ns)
+    teardown = {name: getattr(facts, name) for name in _TEARDOWN_FIELDS}
+    zeek = conn.zeek
+    return _connection_row(conn, teardown, zeek.conn_state(), zeek.history())
+
+
+# TeardownFacts' fields: the last columns of ``connections``, in order.
+_TEARDOWN_FIELDS = tuple(f.name for f in fields(TeardownFacts))
+
+
+def _connection_row(
+    conn: Connection, teardown: Mapping[str, Any], zeek_state: str, zeek_history: str
+) -> dict[str, Any]:
+    """``summarize``'s row, its teardown columns and Zeek fields already worked out.
+
+    ``teardown`` maps TeardownFacts' fields, in order, to their values;
+    ``zeek_state`` and ``zeek_history`` are the first Zeek record's.
+    """
     c, s = conn.client, conn.server
     close_type, closer = _close(conn)
     zeek = conn.zeek
     zeek_orig_is_client = zeek.orig_is_first == (conn.first_sender == (c.addr, c.port))
-    codes = Counter(a.code.value for a in conn.anomalies)
+    anomalies = ""
+    if conn.anomalies:
+        codes = Counter(a.code.value for a in conn.anomalies)
+        anomalies = ";".join(
+            f"{code}" if n == 1 else f"{code}*{n}" for code, n in sorted(codes.items())
+        )
+    start_ns, end_ns = conn.start_ns, conn.end_ns
+    # Hot (one row per connection): plain attribute reads, an enum's text by _value_.
     return {
         "conn_id": conn.conn_id,
         "client_ip": addr_text(c.addr),
@@ -263,9 +295,9 @@ def summarize(
         "roles": conn.roles,
         "first_frame": conn.first_frame,
         "last_frame": conn.last_frame,
-        "start_ts": _ts(conn.start_ns),
-        "end_ts": _ts(conn.end_ns),
-        "duration": _ts(conn.end_ns - conn.start_ns),
+        "start_ts": start_ns / _NS,
+        "end_ts": end_ns / _NS,
+        "duration": (end_ns - start_ns) / _NS,
         "packets": conn.packets,
         "client_pkts": c.pkts,
         "server_pkts": s.pkts,
@@ -283,29 +315,14 @@ def summarize(
         "server_rsts": s.rsts,
         "client_bad_checksums": c.bad_checksums,
         "server_bad_checksums": s.bad_checksums,
-        "client_state_at_end": c.state.value,
-        "server_state_at_end": s.state.value,
-        "conn_state": zeek.conn_state(),
-        "history": zeek.history(),
+        "client_state_at_end": c.state._value_,
+        "server_state_at_end": s.state._value_,
+        "conn_state": zeek_state,
+        "history": zeek_history,
         "zeek_orig": "client" if zeek_orig_is_client else "server",
         "zeek_records": len(conn.zeek_records),
-        "anomalies": ";".join(
-            f"{code}" if n == 1 else f"{code}*{n}" for code, n in sorted(codes.items())
-        ),
-        "client_fin_retransmits": facts.client_fin_retransmits,
-        "server_fin_retransmits": facts.server_fin_retransmits,
-        "final_ack_lost": facts.final_ack_lost,
-        "final_ack_seen": facts.final_ack_seen,
-        "rst_count": facts.rst_count,
-        "rst_from": facts.rst_from,
-        "rst_causes": facts.rst_causes,
-        "tuple_reused": facts.tuple_reused,
-        "reuse_gap_s": facts.reuse_gap_s,
-        "reuse_within_time_wait": facts.reuse_within_time_wait,
-        "stale_segments": facts.stale_segments,
-        "close_wait_s": facts.close_wait_s,
-        "fin_wait_2_s": facts.fin_wait_2_s,
-        "time_wait_s": facts.time_wait_s,
+        "anomalies": anomalies,
+        **teardown,
     }
 
 
@@ -332,18 +349,23 @@ def connections_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 
 def transition_rows(conns: Iterable[Connection]) -> list[dict[str, Any]]:
     """Rows of ``transitions`` for tracked connections, in order."""
+    return [row for conn in conns for row in _transition_rows(conn)]
+
+
+def _transition_rows(conn: Connection) -> list[dict[str, Any]]:
+    # Hot (a row per transition): an enum's text by _value_, no call per row.
+    conn_id, ns = conn.conn_id, _NS
     return [
         {
-            "conn_id": conn.conn_id,
+            "conn_id": conn_id,
             "endpoint": t.endpoint,
             "frame": t.frame,
-            "ts": _ts(t.ts_ns),
-            "from_state": t.from_state.value,
-            "to_state": t.to_state.value,
-            "event": t.event.value,
+            "ts": t.ts_ns / ns,
+            "from_state": t.from_state._value_,
+            "to_state": t.to_state._value_,
+            "event": t.event._value_,
             "rule": t.rule,
         }
-        for conn in conns
         for t in conn.transitions
     ]
 
@@ -355,36 +377,78 @@ def transitions_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 
 def zeek_rows(conns: Iterable[Connection]) -> list[dict[str, Any]]:
     """Rows of the Zeek view: the conn.log records each connection makes."""
-    rows = []
-    for conn in conns:
-        for first, zc in conn.zeek_records:
-            if zc.start_ns is None:
-                continue
-            peer = (conn.server.addr, conn.server.port)
-            if first == peer:
-                peer = (conn.client.addr, conn.client.port)
-            orig, resp = (first, peer) if zc.orig_is_first else (peer, first)
-            rows.append(
-                {
-                    "conn_id": conn.conn_id,
-                    "ts": _ts(zc.start_ns),
-                    "orig_h": addr_text(orig[0]),
-                    "orig_p": orig[1],
-                    "resp_h": addr_text(resp[0]),
-                    "resp_p": resp[1],
-                    "duration": _ts(zc.duration_ns),
-                    "orig_bytes": zc.orig_bytes,
-                    "resp_bytes": zc.resp_bytes,
-                    "conn_state": zc.conn_state(),
-                    "missed_bytes": zc.missed_bytes,
-                    "history": zc.history(),
-                    "orig_pkts": zc.orig_pkts,
-                    "orig_ip_bytes": zc.orig_ip_bytes,
-                    "resp_pkts": zc.resp_pkts,
-                    "resp_ip_bytes": zc.resp_ip_bytes,
-                }
-            )
-    return rows
+    return [
+        _zeek_row(conn, first, zc, zc.conn_state(), zc.history())
+        for conn in conns
+        for first, zc in conn.zeek_records
+        if zc.start_ns is not None
+    ]
+
+
+def _zeek_row(
+    conn: Connection, first: tuple[bytes, int], zc: ZeekConn, zeek_state: str, zeek_history: str
+) -> dict[str, Any]:
+    """One row of the Zeek view, given the record's conn_state and history."""
+    start_ns = zc.start_ns
+    assert start_ns is not None  # records that never started make no row
+    peer = (conn.server.addr, conn.server.port)
+    if first == peer:
+        peer = (conn.client.addr, conn.client.port)
+    orig, resp = (first, peer) if zc.orig_is_first else (peer, first)
+    return {
+        "conn_id": conn.conn_id,
+        "ts": start_ns / _NS,
+        "orig_h": addr_text(orig[0]),
+        "orig_p": orig[1],
+        "resp_h": addr_text(resp[0]),
+        "resp_p": resp[1],
+        "duration": zc.duration_ns / _NS,
+        "orig_bytes": zc.orig_bytes,
+        "resp_bytes": zc.resp_bytes,
+        "conn_state": zeek_state,
+        "missed_bytes": zc.missed_bytes,
+        "history": zeek_history,
+        "orig_pkts": zc.orig_pkts,
+        "orig_ip_bytes": zc.orig_ip_bytes,
+        "resp_pkts": zc.resp_pkts,
+        "resp_ip_bytes": zc.resp_ip_bytes,
+    }
+
+
+def add_retired(
+    tables: Mapping[str, list[dict[str, Any]]],
+    conn: Connection,
+    prev: Connection | None,
+    config: Config,
+    capture_end_ns: int,
+) -> list[Finding]:
+    """Append a finished connection's rows to ``tables`` (lists by CSV name); its findings.
+
+    The same as ``findings = detect(conn, prev, config, capture_end_ns)`` with the
+    rows of ``summarize(conn, prev=prev, findings=findings, capture_end_ns=...)``,
+    ``transition_rows([conn])``, ``anomaly_rows([conn])``, ``zeek_rows([conn])``
+    and ``finding_rows(findings)`` appended to "connections", "transitions",
+    "anomalies", "zeek_conn" and "findings", for less: the trace is read once for
+    the findings and the teardown columns, and the first Zeek record's conn_state
+    and history are worked out once for the connection's row and its Zeek row.
+    """
+    found, teardown = detect_with_teardown(conn, prev, config, capture_end_ns)
+    zeek = conn.zeek
+    state, history = zeek.conn_state(), zeek.history()
+    tables["connections"].append(_connection_row(conn, teardown, state, history))
+    tables["transitions"].extend(_transition_rows(conn))
+    if conn.anomalies:
+        tables["anomalies"].extend(anomaly_rows((conn,)))
+    zeek_conn = tables["zeek_conn"]
+    for first, zc in conn.zeek_records:
+        if zc.start_ns is not None:
+            if zc is zeek:
+                zeek_conn.append(_zeek_row(conn, first, zc, state, history))
+            else:
+                zeek_conn.append(_zeek_row(conn, first, zc, zc.conn_state(), zc.history()))
+    if found:
+        tables["findings"].extend(finding_rows(found))
+    return found
 
 
 def zeek_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -397,10 +461,10 @@ def finding_rows(findings: Iterable[Finding]) -> list[dict[str, Any]]:
     return [
         {
             "conn_id": f.conn_id,
-            "code": f.code.value,
+            "code": f.code._value_,
             "endpoint": f.endpoint,
             "frame": f.frame,
-            "ts": _ts(f.ts_ns),
+            "ts": f.ts_ns / _NS,
             "evidence_frames": " ".join(str(n) for n in f.evidence_frames),
             "rfc": f.rfc,
             "detail": f.detail,

@@ -26,8 +26,10 @@ network card had not filled in yet.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from dataclasses import dataclass
 from enum import IntFlag, StrEnum
+from functools import lru_cache
 
 __all__ = ["Bit", "Flags", "Segment", "SkipReason", "TcpOptions", "addr_text"]
 
@@ -118,6 +120,13 @@ class Segment:
         return self.payload_len + ((self.flags >> 1) & 1) + (self.flags & 1)
 
 
+@lru_cache(maxsize=1 << 16)
 def addr_text(addr: bytes) -> str:
-    """Packed IPv4/IPv6 address to its usual text form."""
+    """Packed IPv4/IPv6 address to its usual text form.
+
+    Reports ask for the same few addresses again and again, hence the cache;
+    dotted decimal for IPv4 is what ``ipaddress`` writes too.
+    """
+    if len(addr) == 4:
+        return socket.inet_ntoa(addr)
     return str(ipaddress.ip_address(addr))
