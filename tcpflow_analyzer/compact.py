@@ -327,26 +327,29 @@ class Transitions(_Packed["TransitionRecord"]):
 class Frozen:
     """A frozen connection in the tracker's tables, in the place of the connection.
 
-    What the tracker needs to file, retire or thaw it; its rows and trace are
-    in the freezer's spill file at ``ref`` (see ``freeze.py``).
+    What the tracker needs to file, retire or thaw it, and no more: one is
+    held for every connection in its TIME_WAIT window, so it is kept small
+    (about 500 bytes with its table entries). Its rows, trace and the rest are
+    in the freezer's spill file at ``offset`` (see ``freeze.py``).
     """
 
     __slots__ = (
         "conn_id",
         "deadline",
-        "dropped",
         "end_ns",
-        "findings",
         "frozen_at",
         "incarnation",
         "key",
+        "length",
+        "offset",
         "prev_conn_id",
-        "ref",
         "retired",
         "retired_ns",
-        "reverse_vlan",
-        "tw_parts",
     )
+
+    # Never dropped (only half-open connections are), never on two VLANs.
+    dropped = False
+    reverse_vlan: tuple[int, ...] | None = None
 
     def __init__(
         self,
@@ -354,8 +357,6 @@ class Frozen:
         frozen_at: int,
         deadline: int | None,
         ref: tuple[int, int],
-        tw_parts: list[tuple[int, int | None]],
-        findings: tuple[tuple[Any, ...], ...],
     ) -> None:
         self.conn_id = conn.conn_id
         self.key = conn.key
@@ -364,13 +365,14 @@ class Frozen:
         self.end_ns = conn.end_ns
         self.frozen_at = frozen_at
         self.deadline = deadline
-        self.ref = ref
-        self.tw_parts = tw_parts
-        self.findings = findings  # as plain tuples (usually none)
+        self.offset, self.length = ref
         self.retired = False
         self.retired_ns: int | None = None
-        self.dropped = False
-        self.reverse_vlan: tuple[int, ...] | None = None
+
+    @property
+    def ref(self) -> tuple[int, int]:
+        """Where its record is in the spill file: (offset, length)."""
+        return self.offset, self.length
 
     def done(self) -> bool:
         return True

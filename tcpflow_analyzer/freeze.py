@@ -154,25 +154,25 @@ class RowFreezer:
                 conn.server.state.value,
                 transition_rows([conn])[before:],
             )
-        record: Any = (trace, rows_a, expired)
+        record: Any = (trace, rows_a, expired, tw_parts, _finding_values(found_a))
         ref = self.spill.put(marshal.dumps(record))
         self.frozen += 1
-        return Frozen(conn, now_ns, deadline, ref, tw_parts, _finding_values(found_a))
+        return Frozen(conn, now_ns, deadline, ref)
 
     def retire(self, frozen: Frozen, now_ns: int) -> None:
         """Emit the rows of ``frozen`` retired at ``now_ns`` (>= its freezing time)."""
-        _, rows, expired = marshal.loads(self.spill.get(frozen.ref))
+        _, rows, expired, tw_parts, found = marshal.loads(self.spill.get(frozen.ref))
         if frozen.deadline is not None:
             row = rows["connections"][0]
             if now_ns >= frozen.deadline:
                 row["client_state_at_end"], row["server_state_at_end"], more = expired
                 rows["transitions"].extend(more)
-            row["time_wait_s"] = seconds_from_parts(frozen.tw_parts, min(now_ns, frozen.deadline))
-        self._emit(rows, _findings(frozen.findings))
+            row["time_wait_s"] = seconds_from_parts(tw_parts, min(now_ns, frozen.deadline))
+        self._emit(rows, _findings(found))
 
     def segments(self, frozen: Frozen) -> list[Segment]:
         """The segments of ``frozen``'s trace, for the tracker to replay when thawing."""
-        trace, _, _ = marshal.loads(self.spill.get(frozen.ref))
+        trace = marshal.loads(self.spill.get(frozen.ref))[0]
         self.thawed += 1
         return [step.seg for step in Trace.load(trace)]
 
