@@ -161,7 +161,17 @@ class EndpointState(StrEnum):
     RESET = "TCP_RESET"  # RST seen
 
 
-_HANDSHAKE = frozenset({EndpointState.INACTIVE, EndpointState.SYN_SENT, EndpointState.SYN_ACK_SENT})
+# Module constants for the hot paths: an enum member or class attribute lookup
+# (``EndpointState.CLOSED``, ``Bit.SYN``) costs many times a global's.
+_INACTIVE = EndpointState.INACTIVE
+_SYN_SENT = EndpointState.SYN_SENT
+_SYN_ACK_SENT = EndpointState.SYN_ACK_SENT
+_PARTIAL = EndpointState.PARTIAL
+_ESTABLISHED = EndpointState.ESTABLISHED
+_CLOSED = EndpointState.CLOSED
+_RESET = EndpointState.RESET
+_HANDSHAKE = frozenset({_INACTIVE, _SYN_SENT, _SYN_ACK_SENT})
+_SYN, _FIN, _RST, _ACK = Bit.SYN, Bit.FIN, Bit.RST, Bit.ACK
 
 # History "seen" masks (TCP_Endpoint.h); the responder's are shifted left 16.
 _HIST_SYN = 0x1
@@ -272,8 +282,8 @@ class _Endpoint:
     def __init__(self, is_orig: bool, is_first: bool) -> None:
         self.is_orig = is_orig
         self.is_first = is_first  # sent the connection's first packet
-        self.state = EndpointState.INACTIVE
-        self.prev_state = EndpointState.INACTIVE
+        self.state = _INACTIVE
+        self.prev_state = _INACTIVE
         self.start_seq = 0
         self.last_seq = 0
         self.ack_seq = 0
@@ -320,9 +330,9 @@ class _Endpoint:
     def size(self, peer: _Endpoint) -> int:
         """Payload bytes from sequence numbers (``TCP_Endpoint::Size``)."""
         if (
-            self.prev_state is EndpointState.SYN_SENT
-            and self.state is EndpointState.RESET
-            and peer.state is EndpointState.INACTIVE
+            self.prev_state is _SYN_SENT
+            and self.state is _RESET
+            and peer.state is _INACTIVE
             and not self.no_data_acked()
         ):
             return 0
@@ -449,29 +459,29 @@ class ZeekConn:
     def conn_state(self) -> str:
         """main.zeek's ``conn_state`` for TCP."""
         os_, rs = self._orig.state, self._resp.state
-        o_inactive = os_ in (EndpointState.INACTIVE, EndpointState.PARTIAL)
-        r_inactive = rs in (EndpointState.INACTIVE, EndpointState.PARTIAL)
-        if rs is EndpointState.RESET:
-            if os_ in (EndpointState.SYN_SENT, EndpointState.SYN_ACK_SENT) or (
-                os_ is EndpointState.RESET
+        o_inactive = os_ in (_INACTIVE, _PARTIAL)
+        r_inactive = rs in (_INACTIVE, _PARTIAL)
+        if rs is _RESET:
+            if os_ in (_SYN_SENT, _SYN_ACK_SENT) or (
+                os_ is _RESET
                 and self._orig.size(self._resp) == 0
                 and self._resp.size(self._orig) == 0
             ):
                 return "REJ"
             return "RSTRH" if o_inactive else "RSTR"
-        if os_ is EndpointState.RESET:
+        if os_ is _RESET:
             if r_inactive:
                 return "RSTOS0" if _RSTOS0.fullmatch(self.history()) else "OTH"
             return "RSTO"
-        if rs is EndpointState.CLOSED and os_ is EndpointState.CLOSED:
+        if rs is _CLOSED and os_ is _CLOSED:
             return "SF"
-        if os_ is EndpointState.CLOSED:
+        if os_ is _CLOSED:
             return "SH" if r_inactive else "S2"
-        if rs is EndpointState.CLOSED:
+        if rs is _CLOSED:
             return "SHR" if o_inactive else "S3"
-        if os_ is EndpointState.SYN_SENT and rs is EndpointState.INACTIVE:
+        if os_ is _SYN_SENT and rs is _INACTIVE:
             return "S0"
-        if os_ is EndpointState.ESTABLISHED and rs is EndpointState.ESTABLISHED:
+        if os_ is _ESTABLISHED and rs is _ESTABLISHED:
             return "S1"
         return "OTH"
 
@@ -489,20 +499,20 @@ class ZeekConn:
 
     def is_reuse(self, seg: Segment, from_first: bool) -> bool:
         """Zeek's ``IsReuse``: does this SYN (or SYN-ACK) start a new connection?"""
-        if self._start_ns is None or not seg.flags & Bit.SYN:
+        if self._start_ns is None or not seg.flags & _SYN:
             return False
         conn_orig = self._orig
-        if seg.flags & Bit.ACK:
-            if self._orig.state is not EndpointState.INACTIVE:
+        if seg.flags & _ACK:
+            if self._orig.state is not _INACTIVE:
                 return False  # not a half connection
             conn_orig = self._resp
         if not (self._orig.did_close or self._resp.did_close):
             if seg.seq == conn_orig.start_seq:
                 return False
             return not (
-                not seg.flags & Bit.ACK
-                and conn_orig.state is EndpointState.SYN_ACK_SENT
-                and self._resp.state is EndpointState.INACTIVE
+                not seg.flags & _ACK
+                and conn_orig.state is _SYN_ACK_SENT
+                and self._resp.state is _INACTIVE
                 and seg.seq == self._resp.start_seq
             )  # else a SYN/SYN-ACK reversal, handled as a flip
         return True
@@ -520,7 +530,7 @@ class ZeekConn:
     def _create(self, seg: Segment) -> None:
         self._start_ns = self._last_ns = seg.ts_ns
         self._timers.append((seg.ts_ns + self._cfg.tcp_syn_timeout_ns, "expire"))
-        syn, ack = bool(seg.flags & Bit.SYN), bool(seg.flags & Bit.ACK)
+        syn, ack = bool(seg.flags & _SYN), bool(seg.flags & _ACK)
         if syn and not ack:
             return
         # A partial connection (no SYN, or a SYN-ACK): guess the server by port.
@@ -538,10 +548,10 @@ class ZeekConn:
     def _process(self, seg: Segment, from_first: bool) -> None:
         f = seg.flags
         syn, fin, rst, ack = (
-            bool(f & Bit.SYN),
-            bool(f & Bit.FIN),
-            bool(f & Bit.RST),
-            bool(f & Bit.ACK),
+            bool(f & _SYN),
+            bool(f & _FIN),
+            bool(f & _RST),
+            bool(f & _ACK),
         )
         length = seg.payload_len
         if self._synack_flip_pending and not syn:
@@ -550,13 +560,13 @@ class ZeekConn:
                 not fin
                 and not rst
                 and (ack or length > 0)
-                and self._orig.state is EndpointState.SYN_ACK_SENT
-                and self._resp.state is EndpointState.INACTIVE
+                and self._orig.state is _SYN_ACK_SENT
+                and self._resp.state is _INACTIVE
             ):
                 # zeek/zeek#2191: a SYN-ACK followed by an ACK or data was the
                 # responder's; redo the creation-time flip.
                 self._flip()
-                self._set_state(self._resp, EndpointState.ESTABLISHED)
+                self._set_state(self._resp, _ESTABLISHED)
 
         is_orig = from_first == self._orig.is_first
         endpoint = self._orig if is_orig else self._resp
@@ -573,8 +583,8 @@ class ZeekConn:
         if (
             seg.window == 0
             and not rst
-            and peer.state is not EndpointState.CLOSED
-            and endpoint.state is not EndpointState.RESET
+            and peer.state is not _CLOSED
+            and endpoint.state is not _RESET
         ):
             self._scaled(endpoint, "W")
         if not (self._orig.did_close and self._resp.did_close):
@@ -587,7 +597,7 @@ class ZeekConn:
 
         rel_ack = 0
         if ack:
-            if peer.state is EndpointState.INACTIVE:
+            if peer.state is _INACTIVE:
                 rel_ack = 1
                 peer.init_seqs(ack_seq - 1, ack_seq - 1)
             else:
@@ -625,20 +635,20 @@ class ZeekConn:
 
     def _init_endpoint(self, ep: _Endpoint, syn: bool, first_seq: int, last_seq: int) -> None:
         st = ep.state
-        if st is EndpointState.INACTIVE:
+        if st is _INACTIVE:
             if syn:
                 ep.init_seqs(first_seq, last_seq)
             else:
                 # Partial: number as though a SYN was seen, but don't call the
                 # first packet a duplicate.
                 ep.init_seqs(first_seq - 1, first_seq)
-        elif st in (EndpointState.SYN_SENT, EndpointState.SYN_ACK_SENT):
+        elif st in (_SYN_SENT, _SYN_ACK_SENT):
             if syn and first_seq != ep.start_seq:
                 ep.init_seqs(first_seq, last_seq)  # SYN_seq_jump
-        elif st in (EndpointState.ESTABLISHED, EndpointState.PARTIAL):
+        elif st in (_ESTABLISHED, _PARTIAL):
             if syn:
                 ep.init_seqs(first_seq, last_seq)  # SYN inside the connection
-        elif st is EndpointState.RESET and syn and ep.prev_state is EndpointState.INACTIVE:
+        elif st is _RESET and syn and ep.prev_state is _INACTIVE:
             ep.init_seqs(first_seq, last_seq)  # the earlier RST was likely injected
 
     def _update_last_seq(
@@ -649,7 +659,7 @@ class ZeekConn:
             pass
         elif fin and ep.last_seq == (ep.start_seq + 1) & _M32:
             ep.update_last_seq(last)
-        elif ep.state is EndpointState.RESET:
+        elif ep.state is _RESET:
             pass
         elif delta > 0:
             ep.update_last_seq(last)
@@ -764,46 +774,38 @@ class ZeekConn:
         ack: bool,
     ) -> tuple[bool, bool]:
         st = ep.state
-        if st is EndpointState.INACTIVE:
+        if st is _INACTIVE:
             return self._inactive(t, ep, peer, base_seq, length, is_orig, syn, fin, rst, ack)
-        if st in (EndpointState.SYN_SENT, EndpointState.SYN_ACK_SENT):
+        if st in (_SYN_SENT, _SYN_ACK_SENT):
             do_close = gen_event = False
             if fin:
-                self._set_state(ep, EndpointState.CLOSED)
+                self._set_state(ep, _CLOSED)
                 do_close = gen_event = True
             if rst:
-                self._set_state(ep, EndpointState.RESET)
+                self._set_state(ep, _RESET)
                 self._is_active = False  # ConnectionReset
                 do_close = True
             return do_close, gen_event
-        if st in (EndpointState.ESTABLISHED, EndpointState.PARTIAL):
+        if st in (_ESTABLISHED, _PARTIAL):
             do_close = gen_event = False
-            if (
-                syn
-                and st is EndpointState.PARTIAL
-                and peer.state is EndpointState.INACTIVE
-                and not ack
-            ):
-                self._set_state(ep, EndpointState.SYN_SENT)  # SYN_after_partial
+            if syn and st is _PARTIAL and peer.state is _INACTIVE and not ack:
+                self._set_state(ep, _SYN_SENT)  # SYN_after_partial
             if fin and not rst:
-                self._set_state(ep, EndpointState.CLOSED)
-                if peer.state is EndpointState.RESET and peer.prev_state is EndpointState.CLOSED:
+                self._set_state(ep, _CLOSED)
+                if peer.state is _RESET and peer.prev_state is _CLOSED:
                     # The peer's FIN then RST was a normal termination after all.
-                    self._set_state(peer, EndpointState.CLOSED)
+                    self._set_state(peer, _CLOSED)
                 do_close = gen_event = True
             if rst:
-                self._set_state(ep, EndpointState.RESET)
+                self._set_state(ep, _RESET)
                 do_close = True
-                if not (
-                    peer.state is EndpointState.RESET
-                    and peer.prev_state is EndpointState.ESTABLISHED
-                ):
+                if not (peer.state is _RESET and peer.prev_state is _ESTABLISHED):
                     self._is_active = False
             return do_close, gen_event
-        if st is EndpointState.CLOSED:
+        if st is _CLOSED:
             do_close = False
-            if rst and peer.state is not EndpointState.CLOSED:
-                self._set_state(ep, EndpointState.RESET)
+            if rst and peer.state is not _CLOSED:
+                self._set_state(ep, _RESET)
                 if not ep.did_close:
                     do_close = True  # RST after FIN
                 self._timers.append((t + self._cfg.tcp_reset_delay_ns, "reset"))
@@ -826,49 +828,43 @@ class ZeekConn:
         do_close = gen_event = False
         if syn:
             if is_orig:
-                self._set_state(ep, EndpointState.SYN_ACK_SENT if ack else EndpointState.SYN_SENT)
+                self._set_state(ep, _SYN_ACK_SENT if ack else _SYN_SENT)
                 self._timers.append((t + self._cfg.tcp_attempt_delay_ns, "attempt"))
             else:
-                if (
-                    not ack
-                    and peer.state is EndpointState.SYN_ACK_SENT
-                    and base_seq == ep.start_seq
-                ):
+                if not ack and peer.state is _SYN_ACK_SENT and base_seq == ep.start_seq:
                     # SYN/SYN-ACK reversal: flip and establish.
                     self._flip()
-                    self._set_state(peer, EndpointState.ESTABLISHED)
-                if peer.state is EndpointState.SYN_SENT:
-                    self._set_state(peer, EndpointState.ESTABLISHED)
-                self._set_state(ep, EndpointState.ESTABLISHED)
+                    self._set_state(peer, _ESTABLISHED)
+                if peer.state is _SYN_SENT:
+                    self._set_state(peer, _ESTABLISHED)
+                self._set_state(ep, _ESTABLISHED)
         if fin:
-            self._set_state(ep, EndpointState.CLOSED)
+            self._set_state(ep, _CLOSED)
             do_close = gen_event = True
         if rst:
-            self._set_state(ep, EndpointState.RESET)
+            self._set_state(ep, _RESET)
             if is_orig:
-                is_reject = peer.state is EndpointState.ESTABLISHED
+                is_reject = peer.state is _ESTABLISHED
             else:
-                is_reject = peer.state in (EndpointState.SYN_SENT, EndpointState.SYN_ACK_SENT)
+                is_reject = peer.state in (_SYN_SENT, _SYN_ACK_SENT)
             do_close = True
             gen_event = not is_reject
-        if ep.state is EndpointState.INACTIVE:  # no control flag moved it
-            if not is_orig and length == 0 and self._orig.state is EndpointState.SYN_SENT:
+        if ep.state is _INACTIVE:  # no control flag moved it
+            if not is_orig and length == 0 and self._orig.state is _SYN_SENT:
                 pass  # an eccentric TCP acking the SYN before its SYN-ACK
-            elif ack and peer.state is EndpointState.ESTABLISHED:
+            elif ack and peer.state is _ESTABLISHED:
                 # SYN-ACK seen from the responder, SYN missed: established.
-                self._set_state(ep, EndpointState.ESTABLISHED)
+                self._set_state(ep, _ESTABLISHED)
                 self._is_partial = False
                 self._first_packet_seen |= 1 if is_orig else 2
             else:
-                self._set_state(ep, EndpointState.PARTIAL)
+                self._set_state(ep, _PARTIAL)
         return do_close, gen_event
 
     # ---------------------------------------------------------- reassembly
 
     def _is_clean(self, ep: _Endpoint) -> bool:
-        return ep.state is EndpointState.ESTABLISHED or (
-            ep.state is EndpointState.CLOSED and ep.prev_state is EndpointState.ESTABLISHED
-        )
+        return ep.state is _ESTABLISHED or (ep.state is _CLOSED and ep.prev_state is _ESTABLISHED)
 
     def _gap(self, ep: _Endpoint, size: int) -> None:
         peer = self._resp if ep is self._orig else self._orig
@@ -953,13 +949,13 @@ class ZeekConn:
         if delivered not in (last - 1, last):
             return True
         peer = self._resp if ep is self._orig else self._orig
-        return ep.state is not EndpointState.RESET and bool(peer.reasm.blocks)
+        return ep.state is not _RESET and bool(peer.reasm.blocks)
 
     def _check_eof(self, ep: _Endpoint) -> None:
         r = ep.reasm
         if (
             not r.did_eof
-            and (ep.fin_cnt > 0 or ep.state in (EndpointState.CLOSED, EndpointState.RESET))
+            and (ep.fin_cnt > 0 or ep.state in (_CLOSED, _RESET))
             and not self._data_pending(ep)
         ):
             r.did_eof = True
@@ -978,22 +974,16 @@ class ZeekConn:
         if ep.did_close:
             return
         ep.did_close = True
-        complete = (
-            ep.state is EndpointState.RESET
-            or peer.did_close
-            or peer.state is EndpointState.INACTIVE
-        )
+        complete = ep.state is _RESET or peer.did_close or peer.state is _INACTIVE
         if complete:
-            if ep.prev_state is not EndpointState.INACTIVE or peer.state is not (
-                EndpointState.INACTIVE
-            ):
+            if ep.prev_state is not _INACTIVE or peer.state is not (_INACTIVE):
                 if self._deferred_gen_event:
                     gen_event = True
                     self._deferred_gen_event = False
                 if gen_event:
                     self._is_active = False  # ConnectionFinished
             self._timers = [(self._last_ns + self._cfg.tcp_close_delay_ns, "delete")]
-        elif ep.prev_state is not EndpointState.INACTIVE:
+        elif ep.prev_state is not _INACTIVE:
             self._timers.append((self._last_ns + self._cfg.tcp_session_timer_ns, "expire"))
 
     # --------------------------------------------------------------- timers
@@ -1013,8 +1003,8 @@ class ZeekConn:
             elif kind == "attempt":
                 if (
                     self._is_active
-                    and o.state in (EndpointState.SYN_SENT, EndpointState.SYN_ACK_SENT)
-                    and r.state is EndpointState.INACTIVE
+                    and o.state in (_SYN_SENT, _SYN_ACK_SENT)
+                    and r.state is _INACTIVE
                 ):
                     self._is_active = False
                     removed = True
@@ -1026,12 +1016,12 @@ class ZeekConn:
                 if self._last_ns + cfg.tcp_connection_linger_ns < now:
                     if (o.did_close or r.did_close) and (
                         (o.did_close and r.did_close)
-                        or EndpointState.RESET in (o.state, r.state)
-                        or EndpointState.INACTIVE in (o.state, r.state)
+                        or _RESET in (o.state, r.state)
+                        or _INACTIVE in (o.state, r.state)
                     ):
                         self._is_active = False
                         removed = True
-                    elif o.state is EndpointState.INACTIVE and r.state is EndpointState.INACTIVE:
+                    elif o.state is _INACTIVE and r.state is _INACTIVE:
                         removed = True
                 if not removed:
                     self._timers.append((now + cfg.tcp_session_timer_ns, "expire"))
