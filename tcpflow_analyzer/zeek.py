@@ -102,6 +102,18 @@ expire timer's 6 s cadence really depends on when other traffic advances
 Zeek's clock, so with other traffic in between it may fire earlier than here.
 Zeek keys connections by the 4-tuple only (not VLAN) by default.
 
+Speed
+-----
+This runs for every packet, so two shortcuts skip work that provably does
+nothing; each is derived from the full path and falls back to it whenever a
+condition is not met. ``ZeekConn`` keeps the earliest due time of its timers,
+so ``zeek_starts_new_conn``, ``removed_by`` and ``_run_timers`` return at once
+when no timer (and no inactivity timeout) is due. ``ZeekConn._fast`` handles
+the overwhelmingly common segment (in order, ACK set, no SYN/FIN/RST, nonzero
+window, both endpoints ESTABLISHED or PARTIAL, no gap) with inlined
+bookkeeping. The module switch ``FAST_PATH = False`` turns both off; the tests
+replay every capture both ways and require identical state after every packet.
+
 Not emulated
 ------------
 Bad checksums (``C``/``c``: Zeek drops such packets; segments carry no
@@ -133,8 +145,16 @@ __all__ = [
 
 _M32 = (1 << 32) - 1
 _M64 = (1 << 64) - 1
+_MOD = 1 << 32
+_HALF = 1 << 31
 _TOO_LARGE_SEQ_DELTA = 1048576  # TCPSessionAdapter.cc
 _SEC = 1_000_000_000
+_NEVER = 1 << 64  # a due time no timestamp reaches (ts_ns fits a signed 64-bit integer)
+
+# Module switch for the shortcuts (the in-order segment fast path of ZeekConn.add and
+# the "no timer due" early returns). Off, every packet takes the full path; the
+# tests replay captures both ways and require identical results.
+FAST_PATH = True
 
 # TCP ports that Zeek's base protocol scripts add to ``likely_server_ports``
 # (ftp, ssh, smtp, dns, http, krb, dce_rpc, smb, imap, ldap, ssl, modbus,
@@ -172,6 +192,7 @@ _CLOSED = EndpointState.CLOSED
 _RESET = EndpointState.RESET
 _HANDSHAKE = frozenset({_INACTIVE, _SYN_SENT, _SYN_ACK_SENT})
 _SYN, _FIN, _RST, _ACK = Bit.SYN, Bit.FIN, Bit.RST, Bit.ACK
+_SYN_FIN_RST = _SYN | _FIN | _RST
 
 # History "seen" masks (TCP_Endpoint.h); the responder's are shifted left 16.
 _HIST_SYN = 0x1
@@ -387,6 +408,7 @@ class ZeekConn:
         self._inactivity_ns = self._cfg.udp_inactivity_timeout_ns
         # Analyzer timers: (due_ns, kind). Kinds: attempt, expire, reset, delete.
         self._timers: list[tuple[int, str]] = []
+        self._next_due = _NEVER  # the earliest due time in _timers
         self._removed_at: int | None = None
 
     # ------------------------------------------------------------------ API
@@ -491,9 +513,11 @@ class ZeekConn:
             return False
         if self._removed_at is not None:
             return True
-        saved = (list(self._timers), self._is_active)
+        if FAST_PATH and now_ns < self._next_due and now_ns < self._last_ns + self._inactivity_ns:
+            return False  # nothing due: _run_timers would not change a thing
+        saved = (list(self._timers), self._is_active, self._next_due)
         removed = self._run_timers(now_ns)
-        self._timers, self._is_active = saved
+        self._timers, self._is_active, self._next_due = saved
         self._removed_at = None
         return removed
 
@@ -519,17 +543,171 @@ class ZeekConn:
 
     def add(self, seg: Segment, from_first: bool) -> None:
         """Process one packet of this connection (Zeek's ``TCPSessionAdapter::Process``)."""
+        t = seg.ts_ns
         if self._start_ns is None:
             self._create(seg)
-        else:
-            self._run_timers(seg.ts_ns)
+        elif not FAST_PATH or t >= self._next_due or t >= self._last_ns + self._inactivity_ns:
+            self._run_timers(t)
+        elif self._fast(seg, from_first):
+            return
         self._process(seg, from_first)
+
+    def _fast(self, seg: Segment, from_first: bool) -> bool:
+        """``_process`` for the common segment, or False (nothing changed) if it is not one.
+
+        The common segment: ACK set, no SYN/FIN/RST, nonzero window, starting
+        exactly at its sender's last sequence number (not a retransmission, no
+        hole before it), both endpoints ESTABLISHED or PARTIAL without a FIN,
+        the sender's first packet already seen, no SYN-ACK flip pending, and an
+        ack that does not reach past the data the peer's reassembler has seen
+        (no gap). For such a segment ``_process`` moves no state and arms no
+        timer, and its EOF checks are moot (no FIN, no CLOSED/RESET endpoint);
+        what is left is done here in the same order, inlined, calling the full
+        methods for anything beyond appending to the last reassembly block and
+        trimming delivered data (the initial-window trim, a block out of order,
+        skipping).
+        """
+        f = seg.flags
+        if f & _SYN_FIN_RST or not f & _ACK or not seg.window or self._synack_flip_pending:
+            return False
+        o = self._orig
+        if from_first == o.is_first:
+            ep, peer, bit = o, self._resp, 1
+        else:
+            ep, peer, bit = self._resp, o, 2
+        seq = seg.seq
+        length = seg.payload_len
+        st, pst = ep.state, peer.state
+        if (
+            seq != ep.last_seq
+            or not (st is _ESTABLISHED or st is _PARTIAL)
+            or not (pst is _ESTABLISHED or pst is _PARTIAL)
+            or ep.fin_cnt
+            or peer.fin_cnt
+            or not self._first_packet_seen & bit
+            or length >= _HALF
+        ):
+            return False
+
+        # The ack relative to the peer's start (_Endpoint.relative against its ack_seq).
+        ack_seq = seg.ack
+        pa = peer.ack_seq
+        delta_ack = (ack_seq - pa) & _M32
+        if delta_ack >= _HALF:
+            delta_ack -= _MOD
+        wraps = peer.ack_wraps
+        if delta_ack < 0:
+            if wraps and ack_seq > pa:
+                wraps -= 1
+        elif delta_ack > 0 and ack_seq < pa:
+            wraps += 1
+        ack_ok = True
+        if wraps == 0:
+            rel_ack = (ack_seq - peer.start_seq) & _M32
+            if rel_ack >= _HALF:
+                rel_ack, ack_ok = 0, False  # underflow: no ack bookkeeping
+        else:
+            rel_ack = ((wraps << 32) + ack_seq - peer.start_seq) & _M64
+        r = peer.reasm
+        if rel_ack > r.trim and rel_ack > r.lrs:
+            return False  # acks data never seen: gaps are for the full path
+
+        # Nothing above changed a thing; from here on this is the packet's processing.
+        # _update_history: D or A, once per direction.
+        if length:
+            mask = _HIST_DATA if bit == 1 else _HIST_DATA << 16
+            if not self._hist_seen & mask:
+                self._hist_seen |= mask
+                self._history.append("D" if bit == 1 else "d")
+        else:
+            mask = _HIST_ACK if bit == 1 else _HIST_ACK << 16
+            if not self._hist_seen & mask:
+                self._hist_seen |= mask
+                self._history.append("A" if bit == 1 else "a")
+        if not (o.did_close and self._resp.did_close):
+            self._last_ns = seg.ts_ns
+        if ack_ok and delta_ack > 0 and not (ack_seq == 0 and delta_ack > _TOO_LARGE_SEQ_DELTA):
+            if ack_seq < pa:
+                peer.ack_wraps += 1
+            peer.ack_seq = ack_seq
+
+        rel_seq = 0
+        underflow = False
+        if length:
+            # The relative sequence number (_Endpoint.relative with cur == last).
+            seq_wraps = ep.seq_wraps
+            if seq_wraps == 0:
+                rel_seq = (seq - ep.start_seq) & _M32
+                underflow = rel_seq >= _HALF
+            else:
+                rel_seq = ((seq_wraps << 32) + seq - ep.start_seq) & _M64
+            # _update_last_seq: new data always advances (0 < length < 2**31).
+            one_past = (seq + length) & _M32
+            if one_past < seq:
+                ep.seq_wraps = seq_wraps + 1
+            ep.last_seq = one_past
+
+        # _ack_received(peer, rel_ack): no FIN from the peer to clamp to, nothing
+        # acked beyond the delivered edge (so no gap), the peer's EOF check is moot.
+        if rel_ack > r.trim:
+            blocks = r.blocks
+            if blocks:
+                if blocks[-1][1] <= rel_ack:
+                    r.blocks = []
+                else:
+                    blocks = r.blocks = [b for b in blocks if b[1] > rel_ack]
+                    if blocks[0][0] == r.lrs:
+                        self._block_inserted(peer)
+            r.trim = rel_ack
+
+        # _data_sent(ep, rel_seq, length)
+        if length and not underflow and not seg.caplen_short:
+            r = ep.reasm
+            if not r.skip:
+                start = ep.start_seq
+                acked = (ep.ack_wraps << 32) + ep.ack_seq
+                no_data_acked = acked == start or acked == start + 1
+                hi = rel_seq + length
+                trim = r.trim
+                if hi > trim:
+                    lo = rel_seq if rel_seq > trim else trim
+                    blocks = r.blocks
+                    if not blocks or blocks[-1][1] < lo:
+                        blocks.append([lo, hi])  # beyond every block
+                    elif blocks[-1][0] <= lo:
+                        last = blocks[-1]  # starts inside or right after the last block
+                        if hi > last[1]:
+                            blocks[-1] = [last[0], hi]
+                    else:
+                        r.insert(lo, hi)
+                    # _block_inserted(ep)
+                    last = r.blocks[-1]
+                    if last[0] <= r.lrs < last[1]:
+                        r.lrs = last[1]  # what deliver() finds
+                        if no_data_acked:
+                            self._initial_window_trim(ep, peer)
+                    else:
+                        self._block_inserted(ep)
+                # _check_skip(ep)
+                if no_data_acked:
+                    self._check_skip(ep)
+                else:
+                    limit = self._cfg.tcp_excessive_data_without_further_acks
+                    blocks = r.blocks
+                    if limit and (
+                        (blocks[0][1] - blocks[0][0] if len(blocks) == 1 else r.data_size()) > limit
+                    ):
+                        r.blocks = []
+                        r.skip = True
+        ep.pkts += 1
+        ep.ip_bytes += seg.ip_len
+        return True
 
     # ------------------------------------------------------------- creation
 
     def _create(self, seg: Segment) -> None:
         self._start_ns = self._last_ns = seg.ts_ns
-        self._timers.append((seg.ts_ns + self._cfg.tcp_syn_timeout_ns, "expire"))
+        self._add_timer(seg.ts_ns + self._cfg.tcp_syn_timeout_ns, "expire")
         syn, ack = bool(seg.flags & _SYN), bool(seg.flags & _ACK)
         if syn and not ack:
             return
@@ -808,7 +986,7 @@ class ZeekConn:
                 self._set_state(ep, _RESET)
                 if not ep.did_close:
                     do_close = True  # RST after FIN
-                self._timers.append((t + self._cfg.tcp_reset_delay_ns, "reset"))
+                self._add_timer(t + self._cfg.tcp_reset_delay_ns, "reset")
             return do_close, False
         return False, False  # RESET: nothing moves it
 
@@ -829,7 +1007,7 @@ class ZeekConn:
         if syn:
             if is_orig:
                 self._set_state(ep, _SYN_ACK_SENT if ack else _SYN_SENT)
-                self._timers.append((t + self._cfg.tcp_attempt_delay_ns, "attempt"))
+                self._add_timer(t + self._cfg.tcp_attempt_delay_ns, "attempt")
             else:
                 if not ack and peer.state is _SYN_ACK_SENT and base_seq == ep.start_seq:
                     # SYN/SYN-ACK reversal: flip and establish.
@@ -873,16 +1051,14 @@ class ZeekConn:
             self._missed_bytes += size
 
     def _block_inserted(self, ep: _Endpoint) -> None:
-        r = ep.reasm
-        if not r.deliver():
-            return
-        peer = self._resp if ep is self._orig else self._orig
-        if (
-            ep.no_data_acked()
-            and self._cfg.tcp_max_initial_window
-            and ep.size(peer) > self._cfg.tcp_max_initial_window
-        ):
-            self._trim(ep, r.lrs)
+        if ep.reasm.deliver() and ep.no_data_acked():
+            self._initial_window_trim(ep, self._resp if ep is self._orig else self._orig)
+
+    def _initial_window_trim(self, ep: _Endpoint, peer: _Endpoint) -> None:
+        """Data delivered while nothing is acked: trim beyond the initial window."""
+        limit = self._cfg.tcp_max_initial_window
+        if limit and ep.size(peer) > limit:
+            self._trim(ep, ep.reasm.lrs)
 
     def _data_sent(self, ep: _Endpoint, seq: int, length: int) -> None:
         r = ep.reasm
@@ -892,6 +1068,11 @@ class ZeekConn:
         if hi > r.trim:
             r.insert(max(lo, r.trim), hi)
             self._block_inserted(ep)
+        self._check_skip(ep)
+
+    def _check_skip(self, ep: _Endpoint) -> None:
+        """Stop reassembling when too much is buffered (Zeek's skip_deliveries)."""
+        r = ep.reasm
         cfg = self._cfg
         if (
             ep.no_data_acked()
@@ -982,16 +1163,25 @@ class ZeekConn:
                     self._deferred_gen_event = False
                 if gen_event:
                     self._is_active = False  # ConnectionFinished
-            self._timers = [(self._last_ns + self._cfg.tcp_close_delay_ns, "delete")]
+            self._timers = []
+            self._next_due = _NEVER
+            self._add_timer(self._last_ns + self._cfg.tcp_close_delay_ns, "delete")
         elif ep.prev_state is not _INACTIVE:
-            self._timers.append((self._last_ns + self._cfg.tcp_session_timer_ns, "expire"))
+            self._add_timer(self._last_ns + self._cfg.tcp_session_timer_ns, "expire")
 
     # --------------------------------------------------------------- timers
+
+    def _add_timer(self, due_ns: int, kind: str) -> None:
+        self._timers.append((due_ns, kind))
+        if due_ns < self._next_due:
+            self._next_due = due_ns
 
     def _run_timers(self, now: int) -> bool:
         """Fire the timers due at ``now`` as Zeek would before the packet; True if removed."""
         if self._removed_at is not None:
             return True
+        if FAST_PATH and now < self._next_due and now < self._last_ns + self._inactivity_ns:
+            return False  # nothing due (the common case): skip the sort and rebuild
         due = sorted(x for x in self._timers if x[0] <= now)
         self._timers = [x for x in self._timers if x[0] > now]
         cfg = self._cfg
@@ -1027,6 +1217,7 @@ class ZeekConn:
                     self._timers.append((now + cfg.tcp_session_timer_ns, "expire"))
             if removed:
                 break
+        self._next_due = min((x[0] for x in self._timers), default=_NEVER)
         if not removed and self._last_ns + self._inactivity_ns <= now:
             removed = True
         if removed:
@@ -1042,7 +1233,16 @@ def zeek_starts_new_conn(zc: ZeekConn, seg: Segment, from_first: bool) -> bool:
     is a reuse of the 4-tuple (``IsReuse``). ``from_first`` is relative to
     ``zc``'s first packet. See the module docstring for the exact rules.
     """
-    return zc.removed_by(seg.ts_ns) or zc.is_reuse(seg, from_first)
+    t = seg.ts_ns
+    if (
+        FAST_PATH
+        and not seg.flags & _SYN  # is_reuse needs a SYN
+        and zc._removed_at is None
+        and t < zc._next_due
+        and t < zc._last_ns + zc._inactivity_ns
+    ):
+        return False  # removed_by and is_reuse would both say no
+    return zc.removed_by(t) or zc.is_reuse(seg, from_first)
 
 
 def replay(
