@@ -224,6 +224,9 @@ class ZeekConfig:
     tcp_excessive_data_without_further_acks: int = 10 * 1024 * 1024
 
 
+_DEFAULT_CONFIG = ZeekConfig()  # frozen: one instance serves every connection
+
+
 class _Reassembler:
     """Zeek's per-endpoint reassembler reduced to sequence bookkeeping.
 
@@ -235,20 +238,20 @@ class _Reassembler:
     __slots__ = ("blocks", "did_eof", "lrs", "skip", "trim")
 
     def __init__(self) -> None:
-        self.blocks: list[list[int]] = []
+        self.blocks: list[tuple[int, int]] = []
         self.lrs = 1
         self.trim = 1
         self.skip = False  # Zeek's skip_deliveries
         self.did_eof = False
 
     def insert(self, lo: int, hi: int) -> None:
-        merged: list[list[int]] = []
+        merged: list[tuple[int, int]] = []
         for b in self.blocks:
             if b[1] < lo or b[0] > hi:
                 merged.append(b)
             else:
                 lo, hi = min(lo, b[0]), max(hi, b[1])
-        merged.append([lo, hi])
+        merged.append((lo, hi))
         merged.sort()
         self.blocks = merged
 
@@ -261,7 +264,10 @@ class _Reassembler:
         return False
 
     def data_size(self) -> int:
-        return sum(hi - lo for lo, hi in self.blocks)
+        blocks = self.blocks
+        if len(blocks) == 1:
+            return blocks[0][1] - blocks[0][0]
+        return sum(hi - lo for lo, hi in blocks)
 
     def undelivered_bytes(self) -> int:
         if not self.blocks:
@@ -388,8 +394,29 @@ class ZeekConn:
     would log it under a new connection instead.
     """
 
+    __slots__ = (
+        "_cfg",
+        "_close_deferred",
+        "_deferred_gen_event",
+        "_first_packet_seen",
+        "_hist_seen",
+        "_history",
+        "_inactivity_ns",
+        "_is_active",
+        "_is_partial",
+        "_last_ns",
+        "_missed_bytes",
+        "_next_due",
+        "_orig",
+        "_removed_at",
+        "_resp",
+        "_start_ns",
+        "_synack_flip_pending",
+        "_timers",
+    )
+
     def __init__(self, config: ZeekConfig | None = None) -> None:
-        self._cfg = config or ZeekConfig()
+        self._cfg = config or _DEFAULT_CONFIG
         first = _Endpoint(is_orig=True, is_first=True)
         other = _Endpoint(is_orig=False, is_first=False)
         self._orig = first
@@ -673,11 +700,11 @@ class ZeekConn:
                     lo = rel_seq if rel_seq > trim else trim
                     blocks = r.blocks
                     if not blocks or blocks[-1][1] < lo:
-                        blocks.append([lo, hi])  # beyond every block
+                        blocks.append((lo, hi))  # beyond every block
                     elif blocks[-1][0] <= lo:
                         last = blocks[-1]  # starts inside or right after the last block
                         if hi > last[1]:
-                            blocks[-1] = [last[0], hi]
+                            blocks[-1] = (last[0], hi)
                     else:
                         r.insert(lo, hi)
                     # _block_inserted(ep)
@@ -725,12 +752,7 @@ class ZeekConn:
 
     def _process(self, seg: Segment, from_first: bool) -> None:
         f = seg.flags
-        syn, fin, rst, ack = (
-            bool(f & _SYN),
-            bool(f & _FIN),
-            bool(f & _RST),
-            bool(f & _ACK),
-        )
+        syn, fin, rst, ack = f & _SYN != 0, f & _FIN != 0, f & _RST != 0, f & _ACK != 0
         length = seg.payload_len
         if self._synack_flip_pending and not syn:
             self._synack_flip_pending = False
@@ -751,11 +773,13 @@ class ZeekConn:
         peer = self._resp if is_orig else self._orig
         t = seg.ts_ns
 
-        self._set_partial_status(syn, ack, is_orig)
+        if not self._first_packet_seen & (1 if is_orig else 2):
+            self._set_partial_status(syn, ack, is_orig)  # a no-op once the side was seen
         seg_len = length + syn + fin - (length if rst else 0)
         base_seq, ack_seq = seg.seq, seg.ack
         one_past = (base_seq + seg_len) & _M32
-        self._init_endpoint(endpoint, syn, base_seq, one_past)
+        if syn or endpoint.state is _INACTIVE:
+            self._init_endpoint(endpoint, syn, base_seq, one_past)  # a no-op otherwise
         rel_seq, underflow = endpoint.relative(base_seq, endpoint.last_seq, endpoint.seq_wraps)
         self._update_history(endpoint, syn, fin, rst, ack, rel_seq, length)
         if (
@@ -787,11 +811,11 @@ class ZeekConn:
                     if not (ack_seq == 0 and delta_ack > _TOO_LARGE_SEQ_DELTA) and delta_ack > 0:
                         peer.update_ack_seq(ack_seq)
 
-        delta_last = self._update_last_seq(endpoint, one_past, syn, fin, rst, length)
+        self._update_last_seq(endpoint, one_past, syn, fin, rst, length)
         do_close, gen_event = self._state_machine(
-            t, endpoint, peer, base_seq, ack_seq, length, delta_last, is_orig, syn, fin, rst, ack
+            t, endpoint, peer, base_seq, length, is_orig, syn, fin, rst, ack
         )
-        if ack:
+        if ack and rel_ack > peer.reasm.trim:  # _ack_received does nothing otherwise
             self._ack_received(peer, rel_ack)
         # CheckPIA_FirstPacket uses the is_orig computed before any flip above.
         self._first_packet_seen |= 1 if is_orig else 2
@@ -831,7 +855,7 @@ class ZeekConn:
 
     def _update_last_seq(
         self, ep: _Endpoint, last: int, syn: bool, fin: bool, rst: bool, length: int
-    ) -> int:
+    ) -> None:
         delta = seq_diff(last, ep.last_seq)
         if (syn or rst) and not -_TOO_LARGE_SEQ_DELTA <= delta <= _TOO_LARGE_SEQ_DELTA:
             pass
@@ -843,7 +867,6 @@ class ZeekConn:
             ep.update_last_seq(last)
         elif length > 0:
             self._scaled(ep, "T")  # retransmitted payload
-        return delta
 
     # -------------------------------------------------------------- history
 
@@ -942,9 +965,7 @@ class ZeekConn:
         ep: _Endpoint,
         peer: _Endpoint,
         base_seq: int,
-        ack_seq: int,
         length: int,
-        delta_last: int,
         is_orig: bool,
         syn: bool,
         fin: bool,
