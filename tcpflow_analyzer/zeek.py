@@ -373,15 +373,16 @@ class _Endpoint:
 
     def relative(self, cur: int, last: int, wraps: int) -> tuple[int, bool]:
         """Zeek's ``get_relative_seq``: 64-bit sequence relative to start, and underflow."""
-        delta = seq_diff(cur, last)
-        if delta < 0:
+        # seq_diff(cur, last) and seq_diff(cur, start) inlined: this runs for most packets.
+        d = (cur - last) & _M32
+        if d >= _HALF:  # cur before last
             if wraps and cur > last:
                 wraps -= 1
-        elif delta > 0 and cur < last:
+        elif d and cur < last:
             wraps += 1
         if wraps == 0:
-            d = seq_diff(cur, self.start_seq)
-            return d & _M64, d < 0
+            d = (cur - self.start_seq) & _M32
+            return (d, False) if d < _HALF else ((d - _MOD) & _M64, True)
         return ((wraps << 32) + cur - self.start_seq) & _M64, False
 
 

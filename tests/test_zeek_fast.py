@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from scapy.layers.inet import TCP
 
 import tcpflow_analyzer.zeek as zeek
@@ -33,6 +35,7 @@ from tcpflow_analyzer.reader import CaptureError, CaptureReader
 from tcpflow_analyzer.replay import replay
 from tcpflow_analyzer.report import zeek_rows
 from tcpflow_analyzer.segment import Segment
+from tcpflow_analyzer.seq import seq_diff
 from tcpflow_analyzer.zeek import ZeekConn, zeek_starts_new_conn
 
 from .craft import Conversation
@@ -143,6 +146,46 @@ def _lockstep(packets: list[tuple[Segment, bool]], monkeypatch: pytest.MonkeyPat
 
 def test_the_switch_is_on_by_default() -> None:
     assert zeek.FAST_PATH is True
+
+
+def _relative_reference(cur: int, last: int, start: int, wraps: int) -> tuple[int, bool]:
+    """``_Endpoint.relative`` as defined with seq_diff (it inlines the arithmetic)."""
+    delta = seq_diff(cur, last)
+    if delta < 0:
+        if wraps and cur > last:
+            wraps -= 1
+    elif delta > 0 and cur < last:
+        wraps += 1
+    if wraps == 0:
+        d = seq_diff(cur, start)
+        return d & (2**64 - 1), d < 0
+    return ((wraps << 32) + cur - start) & (2**64 - 1), False
+
+
+def _relative(cur: int, last: int, start: int, wraps: int) -> tuple[int, bool]:
+    ep = zeek._Endpoint(is_orig=True, is_first=True)
+    ep.start_seq = start
+    return ep.relative(cur, last, wraps)
+
+
+_EDGES = [0, 1, 2**31 - 1, 2**31, 2**31 + 1, 2**32 - 1]
+
+
+def test_relative_matches_its_definition_at_the_edges() -> None:
+    for cur in _EDGES:
+        for last in _EDGES:
+            for start in _EDGES:
+                for wraps in range(3):
+                    got = _relative(cur, last, start, wraps)
+                    assert got == _relative_reference(cur, last, start, wraps), (cur, last, start)
+
+
+_U32 = st.integers(min_value=0, max_value=2**32 - 1)
+
+
+@given(cur=_U32, last=_U32, start=_U32, wraps=st.integers(min_value=0, max_value=3))
+def test_relative_matches_its_definition(cur: int, last: int, start: int, wraps: int) -> None:
+    assert _relative(cur, last, start, wraps) == _relative_reference(cur, last, start, wraps)
 
 
 @pytest.mark.parametrize("path", ALL_CAPTURES, ids=_id)
