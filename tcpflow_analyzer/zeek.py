@@ -102,6 +102,18 @@ expire timer's 6 s cadence really depends on when other traffic advances
 Zeek's clock, so with other traffic in between it may fire earlier than here.
 Zeek keys connections by the 4-tuple only (not VLAN) by default.
 
+Speed
+-----
+This runs for every packet, so two shortcuts skip work that provably does
+nothing; each is derived from the full path and falls back to it whenever a
+condition is not met. ``ZeekConn`` keeps the earliest due time of its timers,
+so ``zeek_starts_new_conn``, ``removed_by`` and ``_run_timers`` return at once
+when no timer (and no inactivity timeout) is due. ``ZeekConn._fast`` handles
+the overwhelmingly common segment (in order, ACK set, no SYN/FIN/RST, nonzero
+window, both endpoints ESTABLISHED or PARTIAL, no gap) with inlined
+bookkeeping. The module switch ``FAST_PATH = False`` turns both off; the tests
+replay every capture both ways and require identical state after every packet.
+
 Not emulated
 ------------
 Bad checksums (``C``/``c``: Zeek drops such packets; segments carry no
@@ -133,8 +145,16 @@ __all__ = [
 
 _M32 = (1 << 32) - 1
 _M64 = (1 << 64) - 1
+_MOD = 1 << 32
+_HALF = 1 << 31
 _TOO_LARGE_SEQ_DELTA = 1048576  # TCPSessionAdapter.cc
 _SEC = 1_000_000_000
+_NEVER = 1 << 64  # a due time no timestamp reaches (ts_ns fits a signed 64-bit integer)
+
+# Module switch for the shortcuts (the in-order segment fast path of ZeekConn.add and
+# the "no timer due" early returns). Off, every packet takes the full path; the
+# tests replay captures both ways and require identical results.
+FAST_PATH = True
 
 # TCP ports that Zeek's base protocol scripts add to ``likely_server_ports``
 # (ftp, ssh, smtp, dns, http, krb, dce_rpc, smb, imap, ldap, ssl, modbus,
@@ -161,7 +181,18 @@ class EndpointState(StrEnum):
     RESET = "TCP_RESET"  # RST seen
 
 
-_HANDSHAKE = frozenset({EndpointState.INACTIVE, EndpointState.SYN_SENT, EndpointState.SYN_ACK_SENT})
+# Module constants for the hot paths: an enum member or class attribute lookup
+# (``EndpointState.CLOSED``, ``Bit.SYN``) costs many times a global's.
+_INACTIVE = EndpointState.INACTIVE
+_SYN_SENT = EndpointState.SYN_SENT
+_SYN_ACK_SENT = EndpointState.SYN_ACK_SENT
+_PARTIAL = EndpointState.PARTIAL
+_ESTABLISHED = EndpointState.ESTABLISHED
+_CLOSED = EndpointState.CLOSED
+_RESET = EndpointState.RESET
+_HANDSHAKE = frozenset({_INACTIVE, _SYN_SENT, _SYN_ACK_SENT})
+_SYN, _FIN, _RST, _ACK = Bit.SYN, Bit.FIN, Bit.RST, Bit.ACK
+_SYN_FIN_RST = _SYN | _FIN | _RST
 
 # History "seen" masks (TCP_Endpoint.h); the responder's are shifted left 16.
 _HIST_SYN = 0x1
@@ -193,6 +224,9 @@ class ZeekConfig:
     tcp_excessive_data_without_further_acks: int = 10 * 1024 * 1024
 
 
+_DEFAULT_CONFIG = ZeekConfig()  # frozen: one instance serves every connection
+
+
 class _Reassembler:
     """Zeek's per-endpoint reassembler reduced to sequence bookkeeping.
 
@@ -204,20 +238,20 @@ class _Reassembler:
     __slots__ = ("blocks", "did_eof", "lrs", "skip", "trim")
 
     def __init__(self) -> None:
-        self.blocks: list[list[int]] = []
+        self.blocks: list[tuple[int, int]] = []
         self.lrs = 1
         self.trim = 1
         self.skip = False  # Zeek's skip_deliveries
         self.did_eof = False
 
     def insert(self, lo: int, hi: int) -> None:
-        merged: list[list[int]] = []
+        merged: list[tuple[int, int]] = []
         for b in self.blocks:
             if b[1] < lo or b[0] > hi:
                 merged.append(b)
             else:
                 lo, hi = min(lo, b[0]), max(hi, b[1])
-        merged.append([lo, hi])
+        merged.append((lo, hi))
         merged.sort()
         self.blocks = merged
 
@@ -230,7 +264,10 @@ class _Reassembler:
         return False
 
     def data_size(self) -> int:
-        return sum(hi - lo for lo, hi in self.blocks)
+        blocks = self.blocks
+        if len(blocks) == 1:
+            return blocks[0][1] - blocks[0][0]
+        return sum(hi - lo for lo, hi in blocks)
 
     def undelivered_bytes(self) -> int:
         if not self.blocks:
@@ -272,8 +309,8 @@ class _Endpoint:
     def __init__(self, is_orig: bool, is_first: bool) -> None:
         self.is_orig = is_orig
         self.is_first = is_first  # sent the connection's first packet
-        self.state = EndpointState.INACTIVE
-        self.prev_state = EndpointState.INACTIVE
+        self.state = _INACTIVE
+        self.prev_state = _INACTIVE
         self.start_seq = 0
         self.last_seq = 0
         self.ack_seq = 0
@@ -320,9 +357,9 @@ class _Endpoint:
     def size(self, peer: _Endpoint) -> int:
         """Payload bytes from sequence numbers (``TCP_Endpoint::Size``)."""
         if (
-            self.prev_state is EndpointState.SYN_SENT
-            and self.state is EndpointState.RESET
-            and peer.state is EndpointState.INACTIVE
+            self.prev_state is _SYN_SENT
+            and self.state is _RESET
+            and peer.state is _INACTIVE
             and not self.no_data_acked()
         ):
             return 0
@@ -336,15 +373,16 @@ class _Endpoint:
 
     def relative(self, cur: int, last: int, wraps: int) -> tuple[int, bool]:
         """Zeek's ``get_relative_seq``: 64-bit sequence relative to start, and underflow."""
-        delta = seq_diff(cur, last)
-        if delta < 0:
+        # seq_diff(cur, last) and seq_diff(cur, start) inlined: this runs for most packets.
+        d = (cur - last) & _M32
+        if d >= _HALF:  # cur before last
             if wraps and cur > last:
                 wraps -= 1
-        elif delta > 0 and cur < last:
+        elif d and cur < last:
             wraps += 1
         if wraps == 0:
-            d = seq_diff(cur, self.start_seq)
-            return d & _M64, d < 0
+            d = (cur - self.start_seq) & _M32
+            return (d, False) if d < _HALF else ((d - _MOD) & _M64, True)
         return ((wraps << 32) + cur - self.start_seq) & _M64, False
 
 
@@ -357,8 +395,29 @@ class ZeekConn:
     would log it under a new connection instead.
     """
 
+    __slots__ = (
+        "_cfg",
+        "_close_deferred",
+        "_deferred_gen_event",
+        "_first_packet_seen",
+        "_hist_seen",
+        "_history",
+        "_inactivity_ns",
+        "_is_active",
+        "_is_partial",
+        "_last_ns",
+        "_missed_bytes",
+        "_next_due",
+        "_orig",
+        "_removed_at",
+        "_resp",
+        "_start_ns",
+        "_synack_flip_pending",
+        "_timers",
+    )
+
     def __init__(self, config: ZeekConfig | None = None) -> None:
-        self._cfg = config or ZeekConfig()
+        self._cfg = config or _DEFAULT_CONFIG
         first = _Endpoint(is_orig=True, is_first=True)
         other = _Endpoint(is_orig=False, is_first=False)
         self._orig = first
@@ -377,6 +436,7 @@ class ZeekConn:
         self._inactivity_ns = self._cfg.udp_inactivity_timeout_ns
         # Analyzer timers: (due_ns, kind). Kinds: attempt, expire, reset, delete.
         self._timers: list[tuple[int, str]] = []
+        self._next_due = _NEVER  # the earliest due time in _timers
         self._removed_at: int | None = None
 
     # ------------------------------------------------------------------ API
@@ -449,29 +509,29 @@ class ZeekConn:
     def conn_state(self) -> str:
         """main.zeek's ``conn_state`` for TCP."""
         os_, rs = self._orig.state, self._resp.state
-        o_inactive = os_ in (EndpointState.INACTIVE, EndpointState.PARTIAL)
-        r_inactive = rs in (EndpointState.INACTIVE, EndpointState.PARTIAL)
-        if rs is EndpointState.RESET:
-            if os_ in (EndpointState.SYN_SENT, EndpointState.SYN_ACK_SENT) or (
-                os_ is EndpointState.RESET
+        o_inactive = os_ in (_INACTIVE, _PARTIAL)
+        r_inactive = rs in (_INACTIVE, _PARTIAL)
+        if rs is _RESET:
+            if os_ in (_SYN_SENT, _SYN_ACK_SENT) or (
+                os_ is _RESET
                 and self._orig.size(self._resp) == 0
                 and self._resp.size(self._orig) == 0
             ):
                 return "REJ"
             return "RSTRH" if o_inactive else "RSTR"
-        if os_ is EndpointState.RESET:
+        if os_ is _RESET:
             if r_inactive:
                 return "RSTOS0" if _RSTOS0.fullmatch(self.history()) else "OTH"
             return "RSTO"
-        if rs is EndpointState.CLOSED and os_ is EndpointState.CLOSED:
+        if rs is _CLOSED and os_ is _CLOSED:
             return "SF"
-        if os_ is EndpointState.CLOSED:
+        if os_ is _CLOSED:
             return "SH" if r_inactive else "S2"
-        if rs is EndpointState.CLOSED:
+        if rs is _CLOSED:
             return "SHR" if o_inactive else "S3"
-        if os_ is EndpointState.SYN_SENT and rs is EndpointState.INACTIVE:
+        if os_ is _SYN_SENT and rs is _INACTIVE:
             return "S0"
-        if os_ is EndpointState.ESTABLISHED and rs is EndpointState.ESTABLISHED:
+        if os_ is _ESTABLISHED and rs is _ESTABLISHED:
             return "S1"
         return "OTH"
 
@@ -481,46 +541,202 @@ class ZeekConn:
             return False
         if self._removed_at is not None:
             return True
-        saved = (list(self._timers), self._is_active)
+        if FAST_PATH and now_ns < self._next_due and now_ns < self._last_ns + self._inactivity_ns:
+            return False  # nothing due: _run_timers would not change a thing
+        saved = (list(self._timers), self._is_active, self._next_due)
         removed = self._run_timers(now_ns)
-        self._timers, self._is_active = saved
+        self._timers, self._is_active, self._next_due = saved
         self._removed_at = None
         return removed
 
     def is_reuse(self, seg: Segment, from_first: bool) -> bool:
         """Zeek's ``IsReuse``: does this SYN (or SYN-ACK) start a new connection?"""
-        if self._start_ns is None or not seg.flags & Bit.SYN:
+        if self._start_ns is None or not seg.flags & _SYN:
             return False
         conn_orig = self._orig
-        if seg.flags & Bit.ACK:
-            if self._orig.state is not EndpointState.INACTIVE:
+        if seg.flags & _ACK:
+            if self._orig.state is not _INACTIVE:
                 return False  # not a half connection
             conn_orig = self._resp
         if not (self._orig.did_close or self._resp.did_close):
             if seg.seq == conn_orig.start_seq:
                 return False
             return not (
-                not seg.flags & Bit.ACK
-                and conn_orig.state is EndpointState.SYN_ACK_SENT
-                and self._resp.state is EndpointState.INACTIVE
+                not seg.flags & _ACK
+                and conn_orig.state is _SYN_ACK_SENT
+                and self._resp.state is _INACTIVE
                 and seg.seq == self._resp.start_seq
             )  # else a SYN/SYN-ACK reversal, handled as a flip
         return True
 
     def add(self, seg: Segment, from_first: bool) -> None:
         """Process one packet of this connection (Zeek's ``TCPSessionAdapter::Process``)."""
+        t = seg.ts_ns
         if self._start_ns is None:
             self._create(seg)
-        else:
-            self._run_timers(seg.ts_ns)
+        elif not FAST_PATH or t >= self._next_due or t >= self._last_ns + self._inactivity_ns:
+            self._run_timers(t)
+        elif self._fast(seg, from_first):
+            return
         self._process(seg, from_first)
+
+    def _fast(self, seg: Segment, from_first: bool) -> bool:
+        """``_process`` for the common segment, or False (nothing changed) if it is not one.
+
+        The common segment: ACK set, no SYN/FIN/RST, nonzero window, starting
+        exactly at its sender's last sequence number (not a retransmission, no
+        hole before it), both endpoints ESTABLISHED or PARTIAL without a FIN,
+        the sender's first packet already seen, no SYN-ACK flip pending, and an
+        ack that does not reach past the data the peer's reassembler has seen
+        (no gap). For such a segment ``_process`` moves no state and arms no
+        timer, and its EOF checks are moot (no FIN, no CLOSED/RESET endpoint);
+        what is left is done here in the same order, inlined, calling the full
+        methods for anything beyond appending to the last reassembly block and
+        trimming delivered data (the initial-window trim, a block out of order,
+        skipping).
+        """
+        f = seg.flags
+        if f & _SYN_FIN_RST or not f & _ACK or not seg.window or self._synack_flip_pending:
+            return False
+        o = self._orig
+        if from_first == o.is_first:
+            ep, peer, bit = o, self._resp, 1
+        else:
+            ep, peer, bit = self._resp, o, 2
+        seq = seg.seq
+        length = seg.payload_len
+        st, pst = ep.state, peer.state
+        if (
+            seq != ep.last_seq
+            or not (st is _ESTABLISHED or st is _PARTIAL)
+            or not (pst is _ESTABLISHED or pst is _PARTIAL)
+            or ep.fin_cnt
+            or peer.fin_cnt
+            or not self._first_packet_seen & bit
+            or length >= _HALF
+        ):
+            return False
+
+        # The ack relative to the peer's start (_Endpoint.relative against its ack_seq).
+        ack_seq = seg.ack
+        pa = peer.ack_seq
+        delta_ack = (ack_seq - pa) & _M32
+        if delta_ack >= _HALF:
+            delta_ack -= _MOD
+        wraps = peer.ack_wraps
+        if delta_ack < 0:
+            if wraps and ack_seq > pa:
+                wraps -= 1
+        elif delta_ack > 0 and ack_seq < pa:
+            wraps += 1
+        ack_ok = True
+        if wraps == 0:
+            rel_ack = (ack_seq - peer.start_seq) & _M32
+            if rel_ack >= _HALF:
+                rel_ack, ack_ok = 0, False  # underflow: no ack bookkeeping
+        else:
+            rel_ack = ((wraps << 32) + ack_seq - peer.start_seq) & _M64
+        r = peer.reasm
+        if rel_ack > r.trim and rel_ack > r.lrs:
+            return False  # acks data never seen: gaps are for the full path
+
+        # Nothing above changed a thing; from here on this is the packet's processing.
+        # _update_history: D or A, once per direction.
+        if length:
+            mask = _HIST_DATA if bit == 1 else _HIST_DATA << 16
+            if not self._hist_seen & mask:
+                self._hist_seen |= mask
+                self._history.append("D" if bit == 1 else "d")
+        else:
+            mask = _HIST_ACK if bit == 1 else _HIST_ACK << 16
+            if not self._hist_seen & mask:
+                self._hist_seen |= mask
+                self._history.append("A" if bit == 1 else "a")
+        if not (o.did_close and self._resp.did_close):
+            self._last_ns = seg.ts_ns
+        if ack_ok and delta_ack > 0 and not (ack_seq == 0 and delta_ack > _TOO_LARGE_SEQ_DELTA):
+            if ack_seq < pa:
+                peer.ack_wraps += 1
+            peer.ack_seq = ack_seq
+
+        rel_seq = 0
+        underflow = False
+        if length:
+            # The relative sequence number (_Endpoint.relative with cur == last).
+            seq_wraps = ep.seq_wraps
+            if seq_wraps == 0:
+                rel_seq = (seq - ep.start_seq) & _M32
+                underflow = rel_seq >= _HALF
+            else:
+                rel_seq = ((seq_wraps << 32) + seq - ep.start_seq) & _M64
+            # _update_last_seq: new data always advances (0 < length < 2**31).
+            one_past = (seq + length) & _M32
+            if one_past < seq:
+                ep.seq_wraps = seq_wraps + 1
+            ep.last_seq = one_past
+
+        # _ack_received(peer, rel_ack): no FIN from the peer to clamp to, nothing
+        # acked beyond the delivered edge (so no gap), the peer's EOF check is moot.
+        if rel_ack > r.trim:
+            blocks = r.blocks
+            if blocks:
+                if blocks[-1][1] <= rel_ack:
+                    r.blocks = []
+                else:
+                    blocks = r.blocks = [b for b in blocks if b[1] > rel_ack]
+                    if blocks[0][0] == r.lrs:
+                        self._block_inserted(peer)
+            r.trim = rel_ack
+
+        # _data_sent(ep, rel_seq, length)
+        if length and not underflow and not seg.caplen_short:
+            r = ep.reasm
+            if not r.skip:
+                start = ep.start_seq
+                acked = (ep.ack_wraps << 32) + ep.ack_seq
+                no_data_acked = acked == start or acked == start + 1
+                hi = rel_seq + length
+                trim = r.trim
+                if hi > trim:
+                    lo = rel_seq if rel_seq > trim else trim
+                    blocks = r.blocks
+                    if not blocks or blocks[-1][1] < lo:
+                        blocks.append((lo, hi))  # beyond every block
+                    elif blocks[-1][0] <= lo:
+                        last = blocks[-1]  # starts inside or right after the last block
+                        if hi > last[1]:
+                            blocks[-1] = (last[0], hi)
+                    else:
+                        r.insert(lo, hi)
+                    # _block_inserted(ep)
+                    last = r.blocks[-1]
+                    if last[0] <= r.lrs < last[1]:
+                        r.lrs = last[1]  # what deliver() finds
+                        if no_data_acked:
+                            self._initial_window_trim(ep, peer)
+                    else:
+                        self._block_inserted(ep)
+                # _check_skip(ep)
+                if no_data_acked:
+                    self._check_skip(ep)
+                else:
+                    limit = self._cfg.tcp_excessive_data_without_further_acks
+                    blocks = r.blocks
+                    if limit and (
+                        (blocks[0][1] - blocks[0][0] if len(blocks) == 1 else r.data_size()) > limit
+                    ):
+                        r.blocks = []
+                        r.skip = True
+        ep.pkts += 1
+        ep.ip_bytes += seg.ip_len
+        return True
 
     # ------------------------------------------------------------- creation
 
     def _create(self, seg: Segment) -> None:
         self._start_ns = self._last_ns = seg.ts_ns
-        self._timers.append((seg.ts_ns + self._cfg.tcp_syn_timeout_ns, "expire"))
-        syn, ack = bool(seg.flags & Bit.SYN), bool(seg.flags & Bit.ACK)
+        self._add_timer(seg.ts_ns + self._cfg.tcp_syn_timeout_ns, "expire")
+        syn, ack = bool(seg.flags & _SYN), bool(seg.flags & _ACK)
         if syn and not ack:
             return
         # A partial connection (no SYN, or a SYN-ACK): guess the server by port.
@@ -537,12 +753,7 @@ class ZeekConn:
 
     def _process(self, seg: Segment, from_first: bool) -> None:
         f = seg.flags
-        syn, fin, rst, ack = (
-            bool(f & Bit.SYN),
-            bool(f & Bit.FIN),
-            bool(f & Bit.RST),
-            bool(f & Bit.ACK),
-        )
+        syn, fin, rst, ack = f & _SYN != 0, f & _FIN != 0, f & _RST != 0, f & _ACK != 0
         length = seg.payload_len
         if self._synack_flip_pending and not syn:
             self._synack_flip_pending = False
@@ -550,31 +761,33 @@ class ZeekConn:
                 not fin
                 and not rst
                 and (ack or length > 0)
-                and self._orig.state is EndpointState.SYN_ACK_SENT
-                and self._resp.state is EndpointState.INACTIVE
+                and self._orig.state is _SYN_ACK_SENT
+                and self._resp.state is _INACTIVE
             ):
                 # zeek/zeek#2191: a SYN-ACK followed by an ACK or data was the
                 # responder's; redo the creation-time flip.
                 self._flip()
-                self._set_state(self._resp, EndpointState.ESTABLISHED)
+                self._set_state(self._resp, _ESTABLISHED)
 
         is_orig = from_first == self._orig.is_first
         endpoint = self._orig if is_orig else self._resp
         peer = self._resp if is_orig else self._orig
         t = seg.ts_ns
 
-        self._set_partial_status(syn, ack, is_orig)
+        if not self._first_packet_seen & (1 if is_orig else 2):
+            self._set_partial_status(syn, ack, is_orig)  # a no-op once the side was seen
         seg_len = length + syn + fin - (length if rst else 0)
         base_seq, ack_seq = seg.seq, seg.ack
         one_past = (base_seq + seg_len) & _M32
-        self._init_endpoint(endpoint, syn, base_seq, one_past)
+        if syn or endpoint.state is _INACTIVE:
+            self._init_endpoint(endpoint, syn, base_seq, one_past)  # a no-op otherwise
         rel_seq, underflow = endpoint.relative(base_seq, endpoint.last_seq, endpoint.seq_wraps)
         self._update_history(endpoint, syn, fin, rst, ack, rel_seq, length)
         if (
             seg.window == 0
             and not rst
-            and peer.state is not EndpointState.CLOSED
-            and endpoint.state is not EndpointState.RESET
+            and peer.state is not _CLOSED
+            and endpoint.state is not _RESET
         ):
             self._scaled(endpoint, "W")
         if not (self._orig.did_close and self._resp.did_close):
@@ -587,7 +800,7 @@ class ZeekConn:
 
         rel_ack = 0
         if ack:
-            if peer.state is EndpointState.INACTIVE:
+            if peer.state is _INACTIVE:
                 rel_ack = 1
                 peer.init_seqs(ack_seq - 1, ack_seq - 1)
             else:
@@ -599,11 +812,11 @@ class ZeekConn:
                     if not (ack_seq == 0 and delta_ack > _TOO_LARGE_SEQ_DELTA) and delta_ack > 0:
                         peer.update_ack_seq(ack_seq)
 
-        delta_last = self._update_last_seq(endpoint, one_past, syn, fin, rst, length)
+        self._update_last_seq(endpoint, one_past, syn, fin, rst, length)
         do_close, gen_event = self._state_machine(
-            t, endpoint, peer, base_seq, ack_seq, length, delta_last, is_orig, syn, fin, rst, ack
+            t, endpoint, peer, base_seq, length, is_orig, syn, fin, rst, ack
         )
-        if ack:
+        if ack and rel_ack > peer.reasm.trim:  # _ack_received does nothing otherwise
             self._ack_received(peer, rel_ack)
         # CheckPIA_FirstPacket uses the is_orig computed before any flip above.
         self._first_packet_seen |= 1 if is_orig else 2
@@ -625,37 +838,36 @@ class ZeekConn:
 
     def _init_endpoint(self, ep: _Endpoint, syn: bool, first_seq: int, last_seq: int) -> None:
         st = ep.state
-        if st is EndpointState.INACTIVE:
+        if st is _INACTIVE:
             if syn:
                 ep.init_seqs(first_seq, last_seq)
             else:
                 # Partial: number as though a SYN was seen, but don't call the
                 # first packet a duplicate.
                 ep.init_seqs(first_seq - 1, first_seq)
-        elif st in (EndpointState.SYN_SENT, EndpointState.SYN_ACK_SENT):
+        elif st in (_SYN_SENT, _SYN_ACK_SENT):
             if syn and first_seq != ep.start_seq:
                 ep.init_seqs(first_seq, last_seq)  # SYN_seq_jump
-        elif st in (EndpointState.ESTABLISHED, EndpointState.PARTIAL):
+        elif st in (_ESTABLISHED, _PARTIAL):
             if syn:
                 ep.init_seqs(first_seq, last_seq)  # SYN inside the connection
-        elif st is EndpointState.RESET and syn and ep.prev_state is EndpointState.INACTIVE:
+        elif st is _RESET and syn and ep.prev_state is _INACTIVE:
             ep.init_seqs(first_seq, last_seq)  # the earlier RST was likely injected
 
     def _update_last_seq(
         self, ep: _Endpoint, last: int, syn: bool, fin: bool, rst: bool, length: int
-    ) -> int:
+    ) -> None:
         delta = seq_diff(last, ep.last_seq)
         if (syn or rst) and not -_TOO_LARGE_SEQ_DELTA <= delta <= _TOO_LARGE_SEQ_DELTA:
             pass
         elif fin and ep.last_seq == (ep.start_seq + 1) & _M32:
             ep.update_last_seq(last)
-        elif ep.state is EndpointState.RESET:
+        elif ep.state is _RESET:
             pass
         elif delta > 0:
             ep.update_last_seq(last)
         elif length > 0:
             self._scaled(ep, "T")  # retransmitted payload
-        return delta
 
     # -------------------------------------------------------------- history
 
@@ -754,9 +966,7 @@ class ZeekConn:
         ep: _Endpoint,
         peer: _Endpoint,
         base_seq: int,
-        ack_seq: int,
         length: int,
-        delta_last: int,
         is_orig: bool,
         syn: bool,
         fin: bool,
@@ -764,49 +974,41 @@ class ZeekConn:
         ack: bool,
     ) -> tuple[bool, bool]:
         st = ep.state
-        if st is EndpointState.INACTIVE:
+        if st is _INACTIVE:
             return self._inactive(t, ep, peer, base_seq, length, is_orig, syn, fin, rst, ack)
-        if st in (EndpointState.SYN_SENT, EndpointState.SYN_ACK_SENT):
+        if st in (_SYN_SENT, _SYN_ACK_SENT):
             do_close = gen_event = False
             if fin:
-                self._set_state(ep, EndpointState.CLOSED)
+                self._set_state(ep, _CLOSED)
                 do_close = gen_event = True
             if rst:
-                self._set_state(ep, EndpointState.RESET)
+                self._set_state(ep, _RESET)
                 self._is_active = False  # ConnectionReset
                 do_close = True
             return do_close, gen_event
-        if st in (EndpointState.ESTABLISHED, EndpointState.PARTIAL):
+        if st in (_ESTABLISHED, _PARTIAL):
             do_close = gen_event = False
-            if (
-                syn
-                and st is EndpointState.PARTIAL
-                and peer.state is EndpointState.INACTIVE
-                and not ack
-            ):
-                self._set_state(ep, EndpointState.SYN_SENT)  # SYN_after_partial
+            if syn and st is _PARTIAL and peer.state is _INACTIVE and not ack:
+                self._set_state(ep, _SYN_SENT)  # SYN_after_partial
             if fin and not rst:
-                self._set_state(ep, EndpointState.CLOSED)
-                if peer.state is EndpointState.RESET and peer.prev_state is EndpointState.CLOSED:
+                self._set_state(ep, _CLOSED)
+                if peer.state is _RESET and peer.prev_state is _CLOSED:
                     # The peer's FIN then RST was a normal termination after all.
-                    self._set_state(peer, EndpointState.CLOSED)
+                    self._set_state(peer, _CLOSED)
                 do_close = gen_event = True
             if rst:
-                self._set_state(ep, EndpointState.RESET)
+                self._set_state(ep, _RESET)
                 do_close = True
-                if not (
-                    peer.state is EndpointState.RESET
-                    and peer.prev_state is EndpointState.ESTABLISHED
-                ):
+                if not (peer.state is _RESET and peer.prev_state is _ESTABLISHED):
                     self._is_active = False
             return do_close, gen_event
-        if st is EndpointState.CLOSED:
+        if st is _CLOSED:
             do_close = False
-            if rst and peer.state is not EndpointState.CLOSED:
-                self._set_state(ep, EndpointState.RESET)
+            if rst and peer.state is not _CLOSED:
+                self._set_state(ep, _RESET)
                 if not ep.did_close:
                     do_close = True  # RST after FIN
-                self._timers.append((t + self._cfg.tcp_reset_delay_ns, "reset"))
+                self._add_timer(t + self._cfg.tcp_reset_delay_ns, "reset")
             return do_close, False
         return False, False  # RESET: nothing moves it
 
@@ -826,49 +1028,43 @@ class ZeekConn:
         do_close = gen_event = False
         if syn:
             if is_orig:
-                self._set_state(ep, EndpointState.SYN_ACK_SENT if ack else EndpointState.SYN_SENT)
-                self._timers.append((t + self._cfg.tcp_attempt_delay_ns, "attempt"))
+                self._set_state(ep, _SYN_ACK_SENT if ack else _SYN_SENT)
+                self._add_timer(t + self._cfg.tcp_attempt_delay_ns, "attempt")
             else:
-                if (
-                    not ack
-                    and peer.state is EndpointState.SYN_ACK_SENT
-                    and base_seq == ep.start_seq
-                ):
+                if not ack and peer.state is _SYN_ACK_SENT and base_seq == ep.start_seq:
                     # SYN/SYN-ACK reversal: flip and establish.
                     self._flip()
-                    self._set_state(peer, EndpointState.ESTABLISHED)
-                if peer.state is EndpointState.SYN_SENT:
-                    self._set_state(peer, EndpointState.ESTABLISHED)
-                self._set_state(ep, EndpointState.ESTABLISHED)
+                    self._set_state(peer, _ESTABLISHED)
+                if peer.state is _SYN_SENT:
+                    self._set_state(peer, _ESTABLISHED)
+                self._set_state(ep, _ESTABLISHED)
         if fin:
-            self._set_state(ep, EndpointState.CLOSED)
+            self._set_state(ep, _CLOSED)
             do_close = gen_event = True
         if rst:
-            self._set_state(ep, EndpointState.RESET)
+            self._set_state(ep, _RESET)
             if is_orig:
-                is_reject = peer.state is EndpointState.ESTABLISHED
+                is_reject = peer.state is _ESTABLISHED
             else:
-                is_reject = peer.state in (EndpointState.SYN_SENT, EndpointState.SYN_ACK_SENT)
+                is_reject = peer.state in (_SYN_SENT, _SYN_ACK_SENT)
             do_close = True
             gen_event = not is_reject
-        if ep.state is EndpointState.INACTIVE:  # no control flag moved it
-            if not is_orig and length == 0 and self._orig.state is EndpointState.SYN_SENT:
+        if ep.state is _INACTIVE:  # no control flag moved it
+            if not is_orig and length == 0 and self._orig.state is _SYN_SENT:
                 pass  # an eccentric TCP acking the SYN before its SYN-ACK
-            elif ack and peer.state is EndpointState.ESTABLISHED:
+            elif ack and peer.state is _ESTABLISHED:
                 # SYN-ACK seen from the responder, SYN missed: established.
-                self._set_state(ep, EndpointState.ESTABLISHED)
+                self._set_state(ep, _ESTABLISHED)
                 self._is_partial = False
                 self._first_packet_seen |= 1 if is_orig else 2
             else:
-                self._set_state(ep, EndpointState.PARTIAL)
+                self._set_state(ep, _PARTIAL)
         return do_close, gen_event
 
     # ---------------------------------------------------------- reassembly
 
     def _is_clean(self, ep: _Endpoint) -> bool:
-        return ep.state is EndpointState.ESTABLISHED or (
-            ep.state is EndpointState.CLOSED and ep.prev_state is EndpointState.ESTABLISHED
-        )
+        return ep.state is _ESTABLISHED or (ep.state is _CLOSED and ep.prev_state is _ESTABLISHED)
 
     def _gap(self, ep: _Endpoint, size: int) -> None:
         peer = self._resp if ep is self._orig else self._orig
@@ -877,16 +1073,14 @@ class ZeekConn:
             self._missed_bytes += size
 
     def _block_inserted(self, ep: _Endpoint) -> None:
-        r = ep.reasm
-        if not r.deliver():
-            return
-        peer = self._resp if ep is self._orig else self._orig
-        if (
-            ep.no_data_acked()
-            and self._cfg.tcp_max_initial_window
-            and ep.size(peer) > self._cfg.tcp_max_initial_window
-        ):
-            self._trim(ep, r.lrs)
+        if ep.reasm.deliver() and ep.no_data_acked():
+            self._initial_window_trim(ep, self._resp if ep is self._orig else self._orig)
+
+    def _initial_window_trim(self, ep: _Endpoint, peer: _Endpoint) -> None:
+        """Data delivered while nothing is acked: trim beyond the initial window."""
+        limit = self._cfg.tcp_max_initial_window
+        if limit and ep.size(peer) > limit:
+            self._trim(ep, ep.reasm.lrs)
 
     def _data_sent(self, ep: _Endpoint, seq: int, length: int) -> None:
         r = ep.reasm
@@ -896,6 +1090,11 @@ class ZeekConn:
         if hi > r.trim:
             r.insert(max(lo, r.trim), hi)
             self._block_inserted(ep)
+        self._check_skip(ep)
+
+    def _check_skip(self, ep: _Endpoint) -> None:
+        """Stop reassembling when too much is buffered (Zeek's skip_deliveries)."""
+        r = ep.reasm
         cfg = self._cfg
         if (
             ep.no_data_acked()
@@ -953,13 +1152,13 @@ class ZeekConn:
         if delivered not in (last - 1, last):
             return True
         peer = self._resp if ep is self._orig else self._orig
-        return ep.state is not EndpointState.RESET and bool(peer.reasm.blocks)
+        return ep.state is not _RESET and bool(peer.reasm.blocks)
 
     def _check_eof(self, ep: _Endpoint) -> None:
         r = ep.reasm
         if (
             not r.did_eof
-            and (ep.fin_cnt > 0 or ep.state in (EndpointState.CLOSED, EndpointState.RESET))
+            and (ep.fin_cnt > 0 or ep.state in (_CLOSED, _RESET))
             and not self._data_pending(ep)
         ):
             r.did_eof = True
@@ -978,30 +1177,33 @@ class ZeekConn:
         if ep.did_close:
             return
         ep.did_close = True
-        complete = (
-            ep.state is EndpointState.RESET
-            or peer.did_close
-            or peer.state is EndpointState.INACTIVE
-        )
+        complete = ep.state is _RESET or peer.did_close or peer.state is _INACTIVE
         if complete:
-            if ep.prev_state is not EndpointState.INACTIVE or peer.state is not (
-                EndpointState.INACTIVE
-            ):
+            if ep.prev_state is not _INACTIVE or peer.state is not (_INACTIVE):
                 if self._deferred_gen_event:
                     gen_event = True
                     self._deferred_gen_event = False
                 if gen_event:
                     self._is_active = False  # ConnectionFinished
-            self._timers = [(self._last_ns + self._cfg.tcp_close_delay_ns, "delete")]
-        elif ep.prev_state is not EndpointState.INACTIVE:
-            self._timers.append((self._last_ns + self._cfg.tcp_session_timer_ns, "expire"))
+            self._timers = []
+            self._next_due = _NEVER
+            self._add_timer(self._last_ns + self._cfg.tcp_close_delay_ns, "delete")
+        elif ep.prev_state is not _INACTIVE:
+            self._add_timer(self._last_ns + self._cfg.tcp_session_timer_ns, "expire")
 
     # --------------------------------------------------------------- timers
+
+    def _add_timer(self, due_ns: int, kind: str) -> None:
+        self._timers.append((due_ns, kind))
+        if due_ns < self._next_due:
+            self._next_due = due_ns
 
     def _run_timers(self, now: int) -> bool:
         """Fire the timers due at ``now`` as Zeek would before the packet; True if removed."""
         if self._removed_at is not None:
             return True
+        if FAST_PATH and now < self._next_due and now < self._last_ns + self._inactivity_ns:
+            return False  # nothing due (the common case): skip the sort and rebuild
         due = sorted(x for x in self._timers if x[0] <= now)
         self._timers = [x for x in self._timers if x[0] > now]
         cfg = self._cfg
@@ -1013,8 +1215,8 @@ class ZeekConn:
             elif kind == "attempt":
                 if (
                     self._is_active
-                    and o.state in (EndpointState.SYN_SENT, EndpointState.SYN_ACK_SENT)
-                    and r.state is EndpointState.INACTIVE
+                    and o.state in (_SYN_SENT, _SYN_ACK_SENT)
+                    and r.state is _INACTIVE
                 ):
                     self._is_active = False
                     removed = True
@@ -1026,17 +1228,18 @@ class ZeekConn:
                 if self._last_ns + cfg.tcp_connection_linger_ns < now:
                     if (o.did_close or r.did_close) and (
                         (o.did_close and r.did_close)
-                        or EndpointState.RESET in (o.state, r.state)
-                        or EndpointState.INACTIVE in (o.state, r.state)
+                        or _RESET in (o.state, r.state)
+                        or _INACTIVE in (o.state, r.state)
                     ):
                         self._is_active = False
                         removed = True
-                    elif o.state is EndpointState.INACTIVE and r.state is EndpointState.INACTIVE:
+                    elif o.state is _INACTIVE and r.state is _INACTIVE:
                         removed = True
                 if not removed:
                     self._timers.append((now + cfg.tcp_session_timer_ns, "expire"))
             if removed:
                 break
+        self._next_due = min((x[0] for x in self._timers), default=_NEVER)
         if not removed and self._last_ns + self._inactivity_ns <= now:
             removed = True
         if removed:
@@ -1052,7 +1255,16 @@ def zeek_starts_new_conn(zc: ZeekConn, seg: Segment, from_first: bool) -> bool:
     is a reuse of the 4-tuple (``IsReuse``). ``from_first`` is relative to
     ``zc``'s first packet. See the module docstring for the exact rules.
     """
-    return zc.removed_by(seg.ts_ns) or zc.is_reuse(seg, from_first)
+    t = seg.ts_ns
+    if (
+        FAST_PATH
+        and not seg.flags & _SYN  # is_reuse needs a SYN
+        and zc._removed_at is None
+        and t < zc._next_due
+        and t < zc._last_ns + zc._inactivity_ns
+    ):
+        return False  # removed_by and is_reuse would both say no
+    return zc.removed_by(t) or zc.is_reuse(seg, from_first)
 
 
 def replay(
