@@ -318,6 +318,12 @@ class Transitions(_Packed["TransitionRecord"]):
             _RULES[r],
         )
 
+    def tail(self, start: int) -> list[TransitionRecord]:
+        """The records from index ``start`` on, without materializing the others."""
+        if self._cache is not None:
+            return self._cache[start:]
+        return [self._record(i) for i in range(start, self._n)]
+
     def _items(self) -> list[TransitionRecord]:
         if self._cache is None:
             self._cache = [self._record(i) for i in range(self._n)]

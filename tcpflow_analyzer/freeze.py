@@ -18,7 +18,7 @@ connection once it has been quiet for ``Config.freeze_after_s``:
    leaves it at its deadline ``d`` if ``R >= d``, and otherwise its
    ``time_wait_s`` runs to ``R``. So the rows are made as of now, with what
    changes at ``d`` kept beside them: the tracker applies the expiry, and the
-   end states and the expiry's ``transitions`` rows (``report.transition_rows``)
+   end states and the expiry's ``transitions`` rows (``report.record_rows``)
    are taken from it; ``time_wait_s`` is recomputed for ``min(R, d)`` from the
    state's parts (``findings.state_parts``). Nothing else in a closed
    connection's rows moves with ``R``, except findings whose text measures
@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 from .compact import Frozen, Trace
 from .findings import Code, Finding, seconds_from_parts, state_parts
-from .report import transition_rows
+from .report import record_rows
 from .segment import Segment
 from .states import State
 
@@ -152,7 +152,7 @@ class RowFreezer:
             expired = (
                 conn.client.state.value,
                 conn.server.state.value,
-                transition_rows([conn])[before:],
+                record_rows(conn, conn.transitions.tail(before)),
             )
         record: Any = (trace, rows_a, expired, tw_parts, _finding_values(found_a))
         ref = self.spill.put(marshal.dumps(record))

@@ -32,7 +32,7 @@ from .config import Config
 from .findings import Code, Finding, TeardownFacts, detect, detect_with_teardown, teardown_facts
 from .segment import addr_text
 from .states import State
-from .tracker import Connection
+from .tracker import Connection, TransitionRecord
 from .zeek import ZeekConn
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "connections_frame",
     "finding_rows",
     "findings_frame",
+    "record_rows",
     "summarize",
     "text_summary",
     "transitions_frame",
@@ -352,7 +353,9 @@ def transition_rows(conns: Iterable[Connection]) -> list[dict[str, Any]]:
     return [row for conn in conns for row in _transition_rows(conn)]
 
 
-def _transition_rows(conn: Connection) -> list[dict[str, Any]]:
+def _transition_rows(
+    conn: Connection, records: Iterable[TransitionRecord] | None = None
+) -> list[dict[str, Any]]:
     # Hot (a row per transition): an enum's text by _value_, no call per row.
     conn_id, ns = conn.conn_id, _NS
     return [
@@ -366,8 +369,13 @@ def _transition_rows(conn: Connection) -> list[dict[str, Any]]:
             "event": t.event._value_,
             "rule": t.rule,
         }
-        for t in conn.transitions
+        for t in (conn.transitions if records is None else records)
     ]
+
+
+def record_rows(conn: Connection, records: Iterable[TransitionRecord]) -> list[dict[str, Any]]:
+    """Rows of ``transitions`` for some of ``conn``'s transition records."""
+    return _transition_rows(conn, records)
 
 
 def transitions_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:

@@ -286,6 +286,7 @@ class Tracker:
         self._last_ts_ns = 0
         self._closed_hold_ns = self.config.closed_hold_ns
         self._freeze_ns = self.config.freeze_after_ns
+        self._freeze_check_at = 0  # no freezing pass before this time (see _sweep)
         self._idle_ns = self.config.idle_ns
         self._sweep_at = _NEVER  # no retirement is due before this time (see _sweep)
         self._monotone = True  # timestamps never went backwards so far
@@ -368,7 +369,7 @@ class Tracker:
             if home is self._closed:
                 self._to_freeze[cid] = conn
                 self._to_freeze.move_to_end(cid)
-                due = conn.end_ns + self._freeze_ns + 1
+                due = max(conn.end_ns + self._freeze_ns + 1, self._freeze_check_at)
             else:
                 self._to_freeze.pop(cid, None)
         if due < self._sweep_at:
@@ -404,25 +405,25 @@ class Tracker:
                 self._drop(conn)
             else:
                 self._retire(conn, now_ns)
-        if self._freezer is not None:
+        if self._freezer is not None and self._to_freeze and now_ns >= self._freeze_check_at:
+            # Freezing changes no result, so it is done in passes a fraction of
+            # freeze_after_s apart rather than the moment each connection is due.
             while self._to_freeze:
                 conn = next(iter(self._to_freeze.values()))
                 if now_ns - conn.end_ns <= self._freeze_ns:
                     break
                 del self._to_freeze[conn.conn_id]
                 self._freeze(conn, now_ns)
-        self._sweep_at = min(
-            (
-                next(iter(held.values())).end_ns + hold + 1
-                for held, hold in (
-                    (self._closed, tw),
-                    (self._open, idle),
-                    (self._to_freeze, self._freeze_ns),
-                )
-                if held
-            ),
-            default=_NEVER,
-        )
+            self._freeze_check_at = now_ns + self._freeze_ns // 4
+        due = _NEVER
+        if self._closed:
+            due = next(iter(self._closed.values())).end_ns + tw + 1
+        if self._open:
+            due = min(due, next(iter(self._open.values())).end_ns + idle + 1)
+        if self._to_freeze:
+            head = next(iter(self._to_freeze.values()))
+            due = min(due, max(head.end_ns + self._freeze_ns + 1, self._freeze_check_at))
+        self._sweep_at = due
 
     def _forget(self, conn: Connection | Frozen) -> None:
         self._open.pop(conn.conn_id, None)
