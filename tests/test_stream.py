@@ -203,3 +203,29 @@ def test_cli_analyze_streams_to_csv(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert out.startswith(tcpflow_analyzer.analyze(path).summary())
     tcpflow_analyzer.analyze(path).to_csv(tmp_path / "ref")
     _same_tables(tmp_path / "out", tmp_path / "ref")
+
+
+def test_collector_thresholds_come_back(tmp_path: Path) -> None:
+    """The replay runs without full collections; the thresholds are restored after."""
+    import gc
+
+    from tcpflow_analyzer.reader import CaptureError
+
+    before = gc.get_threshold()
+    seen: list[tuple[int, int, int]] = []
+
+    def watch(phase: str, info: dict[str, int]) -> None:
+        seen.append(gc.get_threshold())
+
+    gc.callbacks.append(watch)
+    try:
+        analyze_to_csv(ROOT / "captures" / "crawler" / "crawler.pcap", Config(), None)
+    finally:
+        gc.callbacks.remove(watch)
+    assert gc.get_threshold() == before
+    assert any(t[2] > before[2] for t in seen)  # collections during the replay ran with it
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(b"not a capture at all")
+    with pytest.raises(CaptureError):
+        analyze_to_csv(bad, Config(), None)
+    assert gc.get_threshold() == before
