@@ -57,7 +57,7 @@ from .states import State
 if TYPE_CHECKING:
     from .tracker import Connection
 
-__all__ = ["RowFreezer", "Spill"]
+__all__ = ["RowFreezer", "Spill", "SpillError"]
 
 Rows = dict[str, list[dict[str, Any]]]
 RowsFn = Callable[["Connection"], tuple[Rows, list[Finding]]]
@@ -67,30 +67,96 @@ EmitFn = Callable[[Rows, list[Finding]], None]
 _TIMED_CODES = frozenset({Code.FIN_RETRANSMIT, Code.SYN_UNANSWERED})
 
 
-class Spill:
-    """An anonymous temporary file of records, read back by (offset, length)."""
+class SpillError(Exception):
+    """A spill file could not be written (the message names the directory)."""
 
-    def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile(prefix="tcpflow-analyzer-")  # noqa: SIM115 (kept open)
+
+class Spill:
+    """Anonymous temporary files of records, read back by (offset, length).
+
+    Records go to the current file until it holds ``file_bytes``; then a new
+    one is started. Each file counts its records not yet taken back
+    (``release``): a full file whose records are all taken back is closed,
+    which frees its disk space. Records are taken back in about the order they
+    were written (connections retire a fixed hold after they froze), so the
+    disk used follows the connections frozen at one time, not the capture's
+    length. An offset carries its file's number in its high bits.
+    """
+
+    _SHIFT = 40  # a file holds less than 2**40 bytes
+
+    def __init__(self, file_bytes: int = 64 << 20) -> None:
+        self._file_bytes = file_bytes
+        self._files: dict[int, Any] = {}  # number -> open file
+        self._live: dict[int, int] = {}  # number -> records not yet released
+        self._current = -1
+        self._end = 0  # bytes written to the current file
+        self.size = 0  # bytes written, all files
+        self.peak = 0  # bytes held on disk at most (files not yet closed)
+        self._held = 0
+        self._sizes: dict[int, int] = {}
+        self._new_file()
+
+    def _new_file(self) -> None:
+        self._current += 1
+        # Kept open until all its records are released (or close()): no context manager.
+        self._files[self._current] = tempfile.TemporaryFile(prefix="tcpflow-analyzer-")  # noqa: SIM115
+        self._live[self._current] = 0
+        self._sizes[self._current] = 0
         self._end = 0
 
     def put(self, data: bytes) -> tuple[int, int]:
-        self._file.seek(self._end)
-        self._file.write(data)
-        ref = (self._end, len(data))
+        try:
+            return self._put(data)
+        except OSError as exc:
+            where = tempfile.gettempdir()
+            raise SpillError(f"cannot write a temporary file in {where}: {exc}") from exc
+
+    def _put(self, data: bytes) -> tuple[int, int]:
+        if self._end and self._end + len(data) > self._file_bytes:
+            done = self._current
+            self._new_file()
+            self._drop_if_empty(done)
+        f = self._files[self._current]
+        f.seek(self._end)
+        f.write(data)
+        ref = ((self._current << self._SHIFT) | self._end, len(data))
         self._end += len(data)
+        self._live[self._current] += 1
+        self._sizes[self._current] += len(data)
+        self.size += len(data)
+        self._held += len(data)
+        self.peak = max(self.peak, self._held)
         return ref
 
     def get(self, ref: tuple[int, int]) -> bytes:
-        self._file.seek(ref[0])
-        return self._file.read(ref[1])
+        offset, length = ref
+        f = self._files[offset >> self._SHIFT]
+        f.seek(offset & ((1 << self._SHIFT) - 1))
+        data: bytes = f.read(length)
+        return data
+
+    def release(self, ref: tuple[int, int]) -> None:
+        """The record at ``ref`` will not be read again."""
+        number = ref[0] >> self._SHIFT
+        self._live[number] -= 1
+        self._drop_if_empty(number)
+
+    def _drop_if_empty(self, number: int) -> None:
+        if number != self._current and self._live.get(number) == 0:
+            self._files.pop(number).close()
+            del self._live[number]
+            self._held -= self._sizes.pop(number)
 
     @property
-    def size(self) -> int:
-        return self._end
+    def files(self) -> int:
+        """Files open now."""
+        return len(self._files)
 
     def close(self) -> None:
-        self._file.close()
+        for f in self._files.values():
+            f.close()
+        self._files.clear()
 
 
 def _finding_values(found: list[Finding]) -> tuple[tuple[Any, ...], ...]:
@@ -162,6 +228,7 @@ class RowFreezer:
     def retire(self, frozen: Frozen, now_ns: int) -> None:
         """Emit the rows of ``frozen`` retired at ``now_ns`` (>= its freezing time)."""
         _, rows, expired, tw_parts, found = marshal.loads(self.spill.get(frozen.ref))
+        self.spill.release(frozen.ref)
         if frozen.deadline is not None:
             row = rows["connections"][0]
             if now_ns >= frozen.deadline:
@@ -173,6 +240,7 @@ class RowFreezer:
     def segments(self, frozen: Frozen) -> list[Segment]:
         """The segments of ``frozen``'s trace, for the tracker to replay when thawing."""
         trace = marshal.loads(self.spill.get(frozen.ref))[0]
+        self.spill.release(frozen.ref)
         self.thawed += 1
         return [step.seg for step in Trace.load(trace)]
 

@@ -35,7 +35,7 @@ from typing import Any
 from .api import TABLES, connection_rows, dropped_warning, skipped_by_reason
 from .config import Config
 from .findings import Finding
-from .freeze import RowFreezer
+from .freeze import RowFreezer, SpillError
 from .replay import Source, replay
 from .report import SummaryBuilder, typed_frame
 from .tracker import Connection
@@ -66,7 +66,8 @@ class Streamed:
     out_of_order: int = 0
     frozen: int = 0  # closed connections frozen (freeze.py)
     thawed: int = 0  # of those, brought back by a later segment
-    spilled_bytes: int = 0  # written to the spill file
+    spilled_bytes: int = 0  # written to the spill files
+    spill_peak_bytes: int = 0  # held on disk at most at one time
 
 
 class _CsvTables:
@@ -166,6 +167,8 @@ def analyze_to_csv(
     try:
         with _young_collections_only():
             played = replay(source, config, on_retire=retire, freezer=freezer)
+    except SpillError as exc:
+        raise OutputError(str(exc)) from exc
     finally:
         freezer.close()
     flush()
@@ -194,4 +197,5 @@ def analyze_to_csv(
         frozen=freezer.frozen,
         thawed=freezer.thawed,
         spilled_bytes=freezer.spill.size,
+        spill_peak_bytes=freezer.spill.peak,
     )

@@ -1,0 +1,86 @@
+"""The freezer's spill files: records read back whole, disk given back as records retire."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tcpflow_analyzer.freeze import Spill, SpillError
+
+
+def test_records_read_back_across_files() -> None:
+    spill = Spill(file_bytes=100)
+    records = [os.urandom(n) for n in (10, 60, 45, 99, 1, 250, 30)]
+    refs = [spill.put(r) for r in records]
+    assert [spill.get(ref) for ref in refs] == records
+    assert spill.files > 1
+    assert spill.size == sum(map(len, records))
+    spill.close()
+
+
+def test_a_file_is_closed_once_its_records_are_released() -> None:
+    spill = Spill(file_bytes=100)
+    first = [spill.put(b"a" * 40), spill.put(b"b" * 40)]  # file 0
+    second = [spill.put(b"c" * 40), spill.put(b"d" * 40)]  # file 1 (0 was full)
+    third = spill.put(b"e" * 40)  # file 2, the current one
+    assert spill.files == 3
+    spill.release(first[0])
+    assert spill.files == 3  # one record of file 0 is still live
+    spill.release(first[1])
+    assert spill.files == 2
+    assert spill.get(second[1]) == b"d" * 40
+    for ref in second:
+        spill.release(ref)
+    assert spill.files == 1
+    spill.release(third)
+    assert spill.files == 1  # the current file stays open
+    assert spill.peak == 200  # at most five records of 40 bytes were held
+    spill.close()
+
+
+def test_released_files_in_a_long_run_keep_disk_bounded() -> None:
+    """Records released a fixed number of puts later: the files open stay few."""
+    spill = Spill(file_bytes=1000)
+    pending = []
+    most = 0
+    for i in range(2000):
+        pending.append(spill.put(bytes([i % 256]) * 50))
+        if len(pending) > 40:
+            spill.release(pending.pop(0))
+        most = max(most, spill.files)
+    assert spill.size == 2000 * 50
+    assert most <= 4  # 40 live records of 50 bytes span at most 3 full files + the current
+    assert spill.peak <= 4 * 1000
+    spill.close()
+
+
+def test_a_full_disk_is_a_spill_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    spill = Spill(file_bytes=100)
+
+    def full(data: bytes) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(spill._files[0], "write", full)
+    with pytest.raises(SpillError, match=r"cannot write a temporary file in .*No space left"):
+        spill.put(b"x" * 10)
+    spill.close()
+
+
+def test_cli_reports_a_full_temporary_directory(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """No traceback: exit 3 and a message naming the temporary directory."""
+    from tcpflow_analyzer import freeze
+    from tcpflow_analyzer.cli import main
+
+    def full(self: Spill, data: bytes) -> tuple[int, int]:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(freeze.Spill, "_put", full)
+    capture = Path(__file__).resolve().parents[1] / "captures" / "crawler" / "crawler.pcap"
+    code = main(["analyze", str(capture), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "cannot write a temporary file in" in err and "Traceback" not in err
