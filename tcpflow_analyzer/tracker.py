@@ -289,20 +289,16 @@ class Tracker:
         self._freeze_check_at = 0  # no freezing pass before this time (see _sweep)
         self._idle_ns = self.config.idle_ns
         self._sweep_at = _NEVER  # no retirement is due before this time (see _sweep)
-        self._monotone = True  # timestamps never went backwards so far
 
     # -- flow table --------------------------------------------------------
 
     def add(self, seg: Segment) -> None:
         """Replay one segment."""
         ts = seg.ts_ns
-        if ts < self._last_ts_ns:
-            self._monotone = False
-        else:
+        if ts > self._last_ts_ns:
             self._last_ts_ns = ts
         if (
             ts >= self._sweep_at
-            or not self._monotone
             or len(self._open) + len(self._closed) >= self.config.max_connections
         ):
             self._sweep(ts)
@@ -354,34 +350,50 @@ class Tracker:
         home: OrderedDict[int, Any]
         other: OrderedDict[int, Any]
         if conn.done():
-            home, other, hold = self._closed, self._open, self._closed_hold_ns
+            home, other = self._closed, self._open
         else:
-            home, other, hold = self._open, self._closed, self._idle_ns
+            home, other = self._open, self._closed
         if cid in home:
             home.move_to_end(cid)
         else:
             other.pop(cid, None)
             home[cid] = conn
-        # With timestamps in order each dict is sorted by end_ns, so the earliest
-        # retirement is due at one of the heads: keep a lower bound of it.
-        due = conn.end_ns + hold + 1
+        self._note_heads()
         if self._freezer is not None:
             if home is self._closed:
                 self._to_freeze[cid] = conn
                 self._to_freeze.move_to_end(cid)
                 due = max(conn.end_ns + self._freeze_ns + 1, self._freeze_check_at)
+                if due < self._sweep_at:
+                    self._sweep_at = due
             else:
                 self._to_freeze.pop(cid, None)
-        if due < self._sweep_at:
-            self._sweep_at = due
+
+    def _note_heads(self) -> None:
+        """Keep ``_sweep_at`` at or below the due time of the two heads (they may have moved).
+
+        A sweep retires from the head of each table, least recently active first,
+        and stops at the first that is not due: nothing is due before the earlier
+        of the two heads' due times. Every change of a head passes here.
+        """
+        at = self._sweep_at
+        if self._closed:
+            due = next(iter(self._closed.values())).end_ns + self._closed_hold_ns + 1
+            if due < at:
+                at = due
+        if self._open:
+            due = next(iter(self._open.values())).end_ns + self._idle_ns + 1
+            if due < at:
+                at = due
+        self._sweep_at = at
 
     def _sweep(self, now_ns: int) -> None:
         """Retire what has been quiet long enough, and the oldest past the limit.
 
         ``add`` calls this only when something may be due (``_sweep_at``, a
-        lower bound of the earliest retirement), when the table is full, or
-        always once timestamps have gone backwards (then the held connections
-        are no longer sorted by their last segment's time).
+        lower bound of the heads' due times; see ``_note_heads``) or when the
+        table is full. Timestamps may go backwards: the heads are then not
+        always the earliest, but a sweep looks at the heads only, at any time.
         """
         tw, idle = self._closed_hold_ns, self._idle_ns
         while self._closed:
@@ -433,6 +445,7 @@ class Tracker:
             if self._table.get(key) is conn:
                 del self._table[key]
         self._unpair(conn)
+        self._note_heads()
 
     def _unpair(self, conn: Connection | Frozen) -> None:
         """Take ``conn`` out of the list of live connections of its address pair."""
