@@ -168,7 +168,6 @@ def connection_rows(
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
     mine = add_retired(rows, conn, conn.prev, config, end_ns)
     conn.trace.release()
-    conn.transitions.release()
     return rows, mine
 
 

@@ -24,12 +24,6 @@ Reading (``len``, indexing, slicing, iteration) materializes ``Step`` objects
 once and caches them until :meth:`Trace.release`; a trace read again after
 that is rebuilt. The rebuilt objects compare equal, field by field, to the ones
 appended.
-
-:class:`Transitions` does the same for a connection's state changes
-(``tracker.TransitionRecord``, 22 bytes each instead of about 90): the rule
-texts are kept once per process and referred to by number. A record appended
-while the list is materialized is added to it, so a reader holding a record
-keeps the same object.
 """
 
 from __future__ import annotations
@@ -39,12 +33,12 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .segment import Segment, TcpOptions
-from .states import Event, State
+from .states import State
 
 if TYPE_CHECKING:
-    from .tracker import Connection, Step, TransitionRecord
+    from .tracker import Connection, Step
 
-__all__ = ["Frozen", "Trace", "Transitions"]
+__all__ = ["Frozen", "Trace"]
 
 # frame, ts_ns, seq, ack, flags, window, payload_len, ip_len, bits, client state,
 # server state, checksum (-1 unknown / 0 bad / 1 good), options kind, ts_val, ts_ecr
@@ -250,84 +244,6 @@ class Trace(_Packed["Step"]):
             )
             append(Step(seg, from_client, states[cs], states[ss]))
         return out
-
-
-# role, frame (-1: none, a timer), ts_ns, from state, to state, event, rule
-_TRANSITION = struct.Struct("<BqqBBBH")
-_ROLES = ("client", "server")
-_EVENTS: tuple[Event, ...] = tuple(Event)
-_EVENT_INDEX: dict[Event, int] = {e: i for i, e in enumerate(_EVENTS)}
-# Rule texts (RFC citations) by index; few and shared by every connection.
-_RULES: list[str] = []
-_RULE_INDEX: dict[str, int] = {}
-
-
-class Transitions(_Packed["TransitionRecord"]):
-    """A connection's state changes, packed (22 bytes each); reads as ``TransitionRecord``s."""
-
-    __slots__ = ("_buf", "_cache", "_n")
-
-    def __init__(self) -> None:
-        self._buf = bytearray()
-        self._n = 0
-        self._cache: list[TransitionRecord] | None = None
-
-    def add(
-        self,
-        endpoint: str,
-        frame: int | None,
-        ts_ns: int,
-        from_state: State,
-        to_state: State,
-        event: Event,
-        rule: str,
-    ) -> None:
-        """Append one state change."""
-        idx = _RULE_INDEX.get(rule)
-        if idx is None:
-            idx = _RULE_INDEX[rule] = len(_RULES)
-            _RULES.append(rule)
-        self._buf += _TRANSITION.pack(
-            0 if endpoint == "client" else 1,
-            -1 if frame is None else frame,
-            ts_ns,
-            _STATE_INDEX[from_state],
-            _STATE_INDEX[to_state],
-            _EVENT_INDEX[event],
-            idx,
-        )
-        self._n += 1
-        if self._cache is not None:
-            self._cache.append(self._record(self._n - 1))
-
-    def release(self) -> None:
-        """Drop the materialized records (they are rebuilt when read again)."""
-        self._cache = None
-
-    def _record(self, i: int) -> TransitionRecord:
-        from .tracker import TransitionRecord
-
-        role, frame, ts, f, t, e, r = _TRANSITION.unpack_from(self._buf, i * _TRANSITION.size)
-        return TransitionRecord(
-            _ROLES[role],
-            None if frame < 0 else frame,
-            ts,
-            _STATES[f],
-            _STATES[t],
-            _EVENTS[e],
-            _RULES[r],
-        )
-
-    def tail(self, start: int) -> list[TransitionRecord]:
-        """The records from index ``start`` on, without materializing the others."""
-        if self._cache is not None:
-            return self._cache[start:]
-        return [self._record(i) for i in range(start, self._n)]
-
-    def _items(self) -> list[TransitionRecord]:
-        if self._cache is None:
-            self._cache = [self._record(i) for i in range(self._n)]
-        return self._cache
 
 
 class Frozen:

@@ -218,7 +218,7 @@ class RowFreezer:
             expired = (
                 conn.client.state.value,
                 conn.server.state.value,
-                record_rows(conn, conn.transitions.tail(before)),
+                record_rows(conn, conn.transitions[before:]),
             )
         record: Any = (trace, rows_a, expired, tw_parts, _finding_values(found_a))
         ref = self.spill.put(marshal.dumps(record))

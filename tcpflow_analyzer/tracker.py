@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .compact import Frozen, Trace, Transitions
+from .compact import Frozen, Trace
 from .config import Config
 from .segment import Bit, Segment
 from .seq import seq_add, seq_diff, seq_geq, seq_gt
@@ -214,7 +214,7 @@ class Connection:
     simultaneous_close: bool = False
     half_close_bytes: int = 0
     trace: Trace = field(init=False)  # packed; reads as a sequence of Step
-    transitions: Transitions = field(default_factory=Transitions)  # packed
+    transitions: list[TransitionRecord] = field(default_factory=list)
     anomalies: list[AnomalyRecord] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -988,7 +988,9 @@ class Tracker:
         event: Event,
         rule: str,
     ) -> None:
-        conn.transitions.add(ep.role, frame, ts_ns, ep.state, new_state, event, rule)
+        conn.transitions.append(
+            TransitionRecord(ep.role, frame, ts_ns, ep.state, new_state, event, rule)
+        )
         ep.state = new_state
 
     def _anomaly(
