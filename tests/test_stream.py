@@ -229,3 +229,14 @@ def test_collector_thresholds_come_back(tmp_path: Path) -> None:
     with pytest.raises(CaptureError):
         analyze_to_csv(bad, Config(), None)
     assert gc.get_threshold() == before
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=[p.name for p in CAPTURES])
+def test_summary_prefilter_keeps_every_row_worth_a_look(path: Path) -> None:
+    """The column-wise prefilter of the summary never drops a row the full test flags."""
+    from tcpflow_analyzer.report import _may_be_worth_a_look, _worth_a_look
+
+    frame = tcpflow_analyzer.analyze(path).connections
+    flagged = [bool(_worth_a_look(row)) for row in frame.to_dict("records")]
+    kept = list(_may_be_worth_a_look(frame))
+    assert all(k for f, k in zip(flagged, kept, strict=True) if f)
