@@ -24,13 +24,16 @@ Reading (``len``, indexing, slicing, iteration) materializes ``Step`` objects
 once and caches them until :meth:`Trace.release`; a trace read again after
 that is rebuilt. The rebuilt objects compare equal, field by field, to the ones
 appended.
+
+:class:`Frozen` is what stands in the tracker's tables for a closed connection
+whose rows and trace went to the freezer's spill file (``freeze.py``).
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from .segment import Segment, TcpOptions
 from .states import State
@@ -43,7 +46,6 @@ __all__ = ["Frozen", "Trace"]
 # frame, ts_ns, seq, ack, flags, window, payload_len, ip_len, bits, client state,
 # server state, checksum (-1 unknown / 0 bad / 1 good), options kind, ts_val, ts_ecr
 _RECORD = struct.Struct("<qqIIBHIIBBBbBII")
-_SIZE = _RECORD.size
 
 _STATES: tuple[State, ...] = tuple(State)
 _STATE_INDEX: dict[State, int] = {s: i for i, s in enumerate(_STATES)}
@@ -58,41 +60,11 @@ _NO_OPTIONS = 0
 _TIMESTAMPS_ONLY = 1
 _OTHER_OPTIONS = 2
 
-_T = TypeVar("_T")
-
 _CHECKSUM = {None: -1, False: 0, True: 1}
 _CHECKSUM_BACK = {-1: None, 0: False, 1: True}
 
 
-class _Packed(Sequence[_T]):
-    """Read access shared by the packed sequences: materialized on first read."""
-
-    __slots__ = ()
-    _n: int
-
-    def _items(self) -> list[_T]:
-        raise NotImplementedError
-
-    def __len__(self) -> int:
-        return self._n
-
-    @overload
-    def __getitem__(self, index: int) -> _T: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[_T]: ...
-
-    def __getitem__(self, index: int | slice) -> _T | list[_T]:
-        return self._items()[index]
-
-    def __iter__(self) -> Iterator[_T]:
-        return iter(self._items())
-
-    def __bool__(self) -> bool:
-        return self._n > 0
-
-
-class Trace(_Packed["Step"]):
+class Trace(Sequence["Step"]):
     """A connection's steps, packed; reads as a sequence of ``Step``."""
 
     __slots__ = ("_buf", "_cache", "_client", "_n", "_options", "_rev", "_server", "_vlan")
@@ -190,15 +162,28 @@ class Trace(_Packed["Step"]):
             trace._options = {i: TcpOptions(*o) for i, o in side.items()}
         return trace
 
-    @property
-    def nbytes(self) -> int:
-        """Bytes held by the packed records (not counting the side table)."""
-        return len(self._buf)
-
     def _items(self) -> list[Step]:
         if self._cache is None:
             self._cache = self._materialize()
         return self._cache
+
+    def __len__(self) -> int:
+        return self._n
+
+    @overload
+    def __getitem__(self, index: int) -> Step: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Step]: ...
+
+    def __getitem__(self, index: int | slice) -> Step | list[Step]:
+        return self._items()[index]
+
+    def __iter__(self) -> Iterator[Step]:
+        return iter(self._items())
+
+    def __bool__(self) -> bool:
+        return self._n > 0
 
     def _materialize(self) -> list[Step]:
         from .tracker import Step

@@ -358,23 +358,21 @@ class Tracker:
         else:
             other.pop(cid, None)
             home[cid] = conn
-        self._note_heads()
         if self._freezer is not None:
             if home is self._closed:
                 self._to_freeze[cid] = conn
                 self._to_freeze.move_to_end(cid)
-                due = max(conn.end_ns + self._freeze_ns + 1, self._freeze_check_at)
-                if due < self._sweep_at:
-                    self._sweep_at = due
             else:
                 self._to_freeze.pop(cid, None)
+        self._note_heads()
 
     def _note_heads(self) -> None:
-        """Keep ``_sweep_at`` at or below the due time of the two heads (they may have moved).
+        """Keep ``_sweep_at`` at or below the due time of the heads (they may have moved).
 
         A sweep retires from the head of each table, least recently active first,
         and stops at the first that is not due: nothing is due before the earlier
-        of the two heads' due times. Every change of a head passes here.
+        of the two heads' due times. Every change of a head passes here. The head
+        of ``_to_freeze`` is due for the next freezing pass after it is quiet.
         """
         at = self._sweep_at
         if self._closed:
@@ -383,6 +381,11 @@ class Tracker:
                 at = due
         if self._open:
             due = next(iter(self._open.values())).end_ns + self._idle_ns + 1
+            if due < at:
+                at = due
+        if self._to_freeze:
+            head = next(iter(self._to_freeze.values()))
+            due = max(head.end_ns + self._freeze_ns + 1, self._freeze_check_at)
             if due < at:
                 at = due
         self._sweep_at = at
@@ -427,15 +430,8 @@ class Tracker:
                 del self._to_freeze[conn.conn_id]
                 self._freeze(conn, now_ns)
             self._freeze_check_at = now_ns + self._freeze_ns // 4
-        due = _NEVER
-        if self._closed:
-            due = next(iter(self._closed.values())).end_ns + tw + 1
-        if self._open:
-            due = min(due, next(iter(self._open.values())).end_ns + idle + 1)
-        if self._to_freeze:
-            head = next(iter(self._to_freeze.values()))
-            due = min(due, max(head.end_ns + self._freeze_ns + 1, self._freeze_check_at))
-        self._sweep_at = due
+        self._sweep_at = _NEVER
+        self._note_heads()
 
     def _forget(self, conn: Connection | Frozen) -> None:
         self._open.pop(conn.conn_id, None)

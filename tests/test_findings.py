@@ -28,11 +28,10 @@ from tcpflow_analyzer.config import Config
 from tcpflow_analyzer.findings import Code, Finding, detect_all
 from tcpflow_analyzer.report import CONNECTION_COLUMNS, FINDING_COLUMNS
 from tcpflow_analyzer.segment import Flags
-from tcpflow_analyzer.seq import seq_add
 from tcpflow_analyzer.states import Anomaly
 
 from .craft import Conversation
-from .wire import CLIENT, MS, SERVER, Wire
+from .wire import CLIENT, SERVER, Wire
 
 CAPTURES = Path(__file__).resolve().parents[1] / "captures"
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
@@ -598,16 +597,7 @@ _SEGMENT = st.tuples(
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_SEGMENT, min_size=1, max_size=30))
 def test_findings_of_any_trace_rest_on_its_frames(segments: list[Any]) -> None:
-    wire = Wire(msl=30.0)
-    for sender, flags, offset, length, gap_ms, seen in segments:
-        wire.send(
-            sender,
-            flags,
-            seq=seq_add(wire.nxt(sender), offset),
-            length=0 if flags & (Flags.SYN | Flags.RST) else length,
-            ts_ns=wire.ts_ns + gap_ms * MS + 1,
-            seen=seen,
-        )
+    wire = Wire(msl=30.0).play(segments)
     tracker = wire.tracker
     tracker.finish()
     conns = tracker.connections

@@ -208,17 +208,7 @@ _SEGMENT = st.tuples(
 
 
 def _random_cases(segments: list[Any]) -> list[Case]:
-    wire = Wire(msl=30.0)
-    for sender, flags, offset, length, gap_ms, seen in segments:
-        wire.send(
-            sender,
-            flags,
-            seq=seq_add(wire.nxt(sender), offset),
-            length=0 if flags & (Flags.SYN | Flags.RST) else length,
-            ts_ns=wire.ts_ns + gap_ms * MS + 1,
-            seen=seen,
-        )
-    return _wire_cases(wire)
+    return _wire_cases(Wire(msl=30.0).play(segments))
 
 
 # -- the oracles: plain computations ------------------------------------------------------

@@ -25,6 +25,7 @@ name says, so a test can start straight from a state.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,6 +136,20 @@ class Wire:
             self.sent.append(seg)
             self.tracker.add(seg)
         return seg
+
+    def play(self, segments: Iterable[tuple[str, int, int, int, int, bool]]) -> Wire:
+        """Send generated segments: (sender, flags, seq offset from the sender's next,
+        payload (none on a SYN or RST), ms since the previous segment, seen)."""
+        for sender, flags, offset, length, gap_ms, seen in segments:
+            self.send(
+                sender,
+                flags,
+                seq=seq_add(self.nxt(sender), offset),
+                length=0 if flags & (Flags.SYN | Flags.RST) else length,
+                ts_ns=self.ts_ns + gap_ms * MS + 1,
+                seen=seen,
+            )
+        return self
 
     def syn(self, sender: str = CLIENT, *, isn: int | None = None, **kw: Any) -> Segment:
         """A SYN; ``isn=`` starts a new ISN (a new incarnation), else the side's own."""
