@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 from collections.abc import Sequence
 
@@ -19,14 +20,17 @@ from .api import analyze
 from .config import Config
 from .reader import CaptureError
 from .replay import replay
-from .stream import OutputError, analyze_to_csv
+from .stream import OutputError, WorkerError, analyze_to_csv
 
 __all__ = ["main"]
 
 EXIT_OK = 0
+EXIT_FAILED = 1  # analyze --jobs: a worker process failed or died (not the input's fault)
 EXIT_USAGE = 2
 EXIT_UNREADABLE = 3
 EXIT_SOME_FAILED = 4
+AUTO_JOBS_BYTES = 64 << 20  # analyze: from this file size on, one worker per core by default
+AUTO_JOBS_MAX = 8  # each worker reads the whole file, so more stop paying
 
 
 def _positive_float(text: str) -> float:
@@ -120,6 +124,14 @@ def _parser() -> argparse.ArgumentParser:
         "zeek_conn.csv into DIR",
     )
     _thresholds(p)
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="worker processes, each taking a share of the flows (default: the cores, up to "
+        f"{AUTO_JOBS_MAX}, for a capture file of {AUTO_JOBS_BYTES >> 20} MiB or more; else 1)",
+    )
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
     p = sub.add_parser(
         "batch",
@@ -350,20 +362,39 @@ def _census(args: argparse.Namespace) -> int:
 
 
 def _analyze(args: argparse.Namespace) -> int:
+    if args.jobs is not None and args.jobs < 1:
+        print("tcpflow-analyzer: error: --jobs must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
     if args.html:
         return _analyze_html(args)
     # Streamed: rows go to the CSV files as connections retire (memory stays flat).
+    jobs = args.jobs if args.jobs is not None else auto_jobs(args.capture)
     try:
-        result = analyze_to_csv(args.capture, _config(args), args.out)
+        result = analyze_to_csv(args.capture, _config(args), args.out, jobs=jobs)
     except OutputError as exc:
         print(f"tcpflow-analyzer: error: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
+    except WorkerError as exc:
+        print(f"tcpflow-analyzer: error: a worker process failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     for warning in result.warnings:
         print(f"tcpflow-analyzer: warning: {warning}", file=sys.stderr)
     sys.stdout.write(result.summary)
     if args.out:
         print("wrote " + ", ".join(str(p) for p in result.paths))
     return EXIT_OK
+
+
+def auto_jobs(capture: str) -> int:
+    """``analyze``'s default worker count: the cores (at most AUTO_JOBS_MAX) for a big file.
+
+    A small capture takes less time than starting the workers saves.
+    """
+    try:
+        big = capture != "-" and os.path.getsize(capture) >= AUTO_JOBS_BYTES
+    except OSError:
+        return 1  # the reader reports what is wrong with it
+    return min(len(os.sched_getaffinity(0)), AUTO_JOBS_MAX) if big else 1
 
 
 def _analyze_html(args: argparse.Namespace) -> int:

@@ -97,6 +97,7 @@ import numpy.typing as npt
 from .decode import _tcp_options, decode_frame
 from .reader import DUPLICATE_NS, DUPLICATE_WINDOW, MAX_CAPLEN, ReadStats
 from .segment import Segment, SkipReason, TcpOptions
+from .shard import MIX, shard_of
 
 if TYPE_CHECKING:
     from .reader import _PcapLayout
@@ -254,6 +255,7 @@ class FastPcap:
             np.zeros((0, ROW), dtype=np.uint8),
         )
         self._tail_data: list[bytes] = []
+        self._shard: tuple[int, int] | None = None  # set by segments()
 
     def recent(self) -> list[tuple[bytes, int]]:
         """(data, ts_ns) of the last frames, oldest first, for the duplicate check."""
@@ -261,7 +263,11 @@ class FastPcap:
 
     # --- records -------------------------------------------------------------
 
-    def segments(self) -> Generator[Segment, None, None]:
+    def segments(
+        self, shard: tuple[int, int] | None = None
+    ) -> Generator[Segment | int, None, None]:
+        """The segments, in frame order; with ``shard`` (k, n), see ``CaptureReader.sharded``."""
+        self._shard = shard
         hlen = self._layout.hlen
         cls, options_cls = Segment, TcpOptions
         stamped = _STAMPED
@@ -283,13 +289,29 @@ class FastPcap:
             if k:
                 columns, runs = self._chunk(starts[:k], head[:k], caplen[:k])
                 for count, one in runs:
-                    if count:
+                    if not count:
+                        pass
+                    elif shard is None:
                         for (
                             fr, ts, vl, sr, ds, sp, dp, sq, ak, fl, wn, pl, il, op, cs, ck, tv, te
                         ) in islice(columns, count):  # fmt: skip
                             if op is stamped:
                                 # Made here rather than in bulk: objects that die young
                                 # cost the garbage collector nothing.
+                                op = options_cls(None, None, False, (), tv, te)
+                            s = cls(fr, ts, vl, sr, ds, sp, dp, sq, ak, fl, wn, pl, il, op, cs, ck)
+                            yield s
+                    else:
+                        # The same, with a last column saying whether the segment is
+                        # in the shard; of the others only the time is handed out.
+                        for (
+                            fr, ts, vl, sr, ds, sp, dp, sq, ak, fl, wn, pl, il, op, cs, ck, tv, te,
+                            mine,
+                        ) in islice(columns, count):  # fmt: skip
+                            if not mine:
+                                yield ts
+                                continue
+                            if op is stamped:
                                 op = options_cls(None, None, False, (), tv, te)
                             s = cls(fr, ts, vl, sr, ds, sp, dp, sq, ak, fl, wn, pl, il, op, cs, ck)
                             yield s
@@ -300,8 +322,10 @@ class FastPcap:
                             skipped[_SKIP_VALUE[result]] += 1  # as result.value, faster
                             if result is SkipReason.UNSUPPORTED_LINKTYPE:
                                 unsupported[0, linktype] += 1
-                        else:
+                        elif shard is None or shard_of(result, shard[1]) == shard[0]:
                             yield result
+                        else:
+                            yield result.ts_ns
             n = CHUNK_FRAMES
             if k == len(offs):
                 pos = after
@@ -633,6 +657,17 @@ class FastPcap:
             _TRI[short_mask.view(np.int8)] if short_mask.any() else repeat(False)
         )
 
+        # In a sharded run, which segments are the shard's (shard.shard_of on columns).
+        extra: list[Iterable[Any]] = []
+        if self._shard is not None:
+            k, n = self._shard
+            ends = nt[:, 8:40] if any6 else nt[:, 12:20]
+            if any6:
+                ends = np.where(is6[:, None], ends, np.pad(nt[:, 12:20], ((0, 0), (0, 24))))
+            total = ends.sum(axis=1, dtype=np.int64) + _be16(t, 0) + _be16(t, 2)
+            mixed = ((total * MIX) & 0xFFFFFFFF) >> 16
+            extra.append(_TRI[(mixed % n == k).view(np.int8)])
+
         # Arrays and object arrays, never lists (see the module docstring, 7).
         columns = zip(
             _ints(frames[idx]),
@@ -653,6 +688,7 @@ class FastPcap:
             _TRI[code],
             _ints(_be32(t, 24)),  # ts_val and ts_ecr where options are _STAMPED
             _ints(_be32(t, 28)),
+            *extra,
             strict=False,  # vlans and shorts may be endless repeats
         )
 

@@ -97,12 +97,13 @@ from collections import Counter, deque
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, BinaryIO, Final, TypeAlias
+from typing import TYPE_CHECKING, BinaryIO, Final, TypeAlias, cast
 
 import dpkt
 
 from .decode import decode_frame
 from .segment import Segment, SkipReason
+from .shard import shard_of
 
 if TYPE_CHECKING:
     from .fastread import FastPcap
@@ -423,7 +424,7 @@ class CaptureReader:
         # The fast path (fastread.py): classic pcap in a regular file this reader opened.
         self._fast_file: io.BufferedReader | None = None  # read from the first iteration on
         self._fast_pcap: FastPcap | None = None
-        self._fast: Generator[Segment, None, None] | None = None  # its segments
+        self._fast: Generator[Segment | int, None, None] | None = None  # its segments
         self._records: Iterator[_Record] | None = None
         try:
             self._stream = _Stream(raw, self.name)
@@ -479,6 +480,16 @@ class CaptureReader:
             self._owned = None
 
     def __iter__(self) -> Iterator[Segment]:
+        return cast(Iterator[Segment], self._iterate(None))
+
+    def sharded(self, k: int, n: int) -> Iterator[Segment | int]:
+        """The segments of shard ``k`` of ``n`` (``shard.shard_of``); of the others, their times.
+
+        Statistics count every frame, as when iterating the reader itself.
+        """
+        return self._iterate((k, n))
+
+    def _iterate(self, shard: tuple[int, int] | None) -> Iterator[Segment | int]:
         stats = self.stats
         skipped = stats.skipped
         linktypes = stats.linktypes
@@ -487,7 +498,7 @@ class CaptureReader:
         recent_ts = self._recent_ts
         unsupported = self._unsupported
         if self._fast_file is not None:
-            self._start_fast(self._fast_file)
+            self._start_fast(self._fast_file, shard)
         if self._fast is not None:
             # Not ``yield from``: closing this generator must not close the fast
             # path, so that iterating again continues where it stopped.
@@ -516,17 +527,19 @@ class CaptureReader:
                 skipped[result.value] += 1
                 if result is SkipReason.UNSUPPORTED_LINKTYPE:
                     unsupported[iface if iface >= 0 else ~iface, linktype] += 1
-            else:
+            elif shard is None or shard_of(result, shard[1]) == shard[0]:
                 yield result
+            else:
+                yield result.ts_ns
 
-    def _start_fast(self, file: io.BufferedReader) -> None:
+    def _start_fast(self, file: io.BufferedReader, shard: tuple[int, int] | None) -> None:
         """Set up the fast path (:mod:`.fastread`) on the file."""
         from .fastread import FastPcap  # numpy is only needed here
 
         self._fast_file = None
         fast = FastPcap(file, self._pcap_layout(), self.stats, self._oversized, self._unsupported)
         self._fast_pcap = fast
-        self._fast = fast.segments()
+        self._fast = fast.segments(shard)
 
     def _finish_fast(self) -> None:
         """Hand over from the fast path to the record walk, once.

@@ -24,6 +24,7 @@ from .tracker import Connection, Tracker
 
 if TYPE_CHECKING:
     from .freeze import RowFreezer
+    from .shard import ShardIds
 
 __all__ = ["Replay", "Source", "replay"]
 
@@ -85,20 +86,38 @@ def replay(
     config: Config,
     on_retire: Callable[[Connection], None] | None = None,
     freezer: RowFreezer | None = None,
+    shard: ShardIds | None = None,
 ) -> Replay:
     """Read ``source`` (one capture, or a list of files forming one series) and replay it.
 
     With ``on_retire``, connections are handed to it as they finish and not
     kept (``Replay.connections`` is then empty); see ``tracker.Tracker``.
+    With ``shard`` (one capture only), only that shard's segments are replayed
+    (see shard.py); ``segments`` counts those.
     """
     tracker = Tracker(config, on_retire, freezer)
     segments = 0
     if isinstance(source, (list, tuple)):
+        if shard is not None:
+            raise ValueError("a series is not sharded")
         stats = ReadStats()
         for seg in _series(source, stats):
             segments += 1
             tracker.add(seg)
         name = " + ".join(os.fspath(p) for p in source)
+    elif shard is not None:
+        tracker.firsts, tracker.public_id = shard.firsts, shard.public
+        step, tick = shard.step, tracker.tick
+        with CaptureReader(source) as reader:  # type: ignore[arg-type]
+            for item in reader.sharded(shard.k, shard.n):
+                if isinstance(item, int):
+                    tick(item)  # another shard's segment: its time only
+                    continue
+                segments += 1
+                step(item.frame)
+                tracker.add(item)
+            shard.finish()  # all its connections are made: others need not wait for it
+            stats, name = reader.stats, reader.name
     else:
         with CaptureReader(source) as reader:  # type: ignore[arg-type]
             for seg in reader:

@@ -664,6 +664,25 @@ class SummaryBuilder:
                 worst.sort(key=_finding_order)
                 del worst[self.examples :]
 
+    def merge(self, other: SummaryBuilder) -> None:
+        """Take what ``other`` gathered (another part of the same capture's connections)."""
+        self._ids.extend(other._ids)
+        for col, values in other._counted.items():
+            self._counted[col].extend(values)
+        self._reused += other._reused
+        self._n_flagged += other._n_flagged
+        for item in other._flagged:
+            if len(self._flagged) < self.limit:
+                heapq.heappush(self._flagged, item)
+            elif self.limit and item > self._flagged[0]:
+                heapq.heapreplace(self._flagged, item)
+        self._finding_count.update(other._finding_count)
+        for code, found in other._finding_worst.items():
+            worst = self._finding_worst.setdefault(code, [])
+            worst.extend(found)
+            worst.sort(key=_finding_order)
+            del worst[2 * self.examples + 8 :]
+
     def _findings_text(self) -> list[str]:
         """Findings grouped by code (most frequent first), each with its worst examples."""
         total = self.findings

@@ -25,26 +25,38 @@ those ``Analysis.to_csv`` writes for the same capture.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gc
+import multiprocessing
+import multiprocessing.connection
 import os
+import sys
+import tempfile
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .api import TABLES, connection_rows, dropped_warning, skipped_by_reason
 from .config import Config
 from .findings import Finding
 from .freeze import RowFreezer, SpillError
-from .replay import Source, replay
+from .reader import CaptureError, CaptureReader, ReadStats
+from .replay import Replay, Source, replay
 from .report import SummaryBuilder, typed_frame
+from .shard import Ledger, ShardIds
 from .tracker import Connection
 
-__all__ = ["OutputError", "Streamed", "analyze_to_csv"]
+__all__ = ["OutputError", "Streamed", "WorkerError", "analyze_to_csv"]
 
 
 class OutputError(Exception):
     """A result file could not be written (the message names it)."""
+
+
+class WorkerError(Exception):
+    """A worker process of a sharded run failed for another reason, or died."""
 
 
 @dataclass
@@ -71,28 +83,115 @@ class Streamed:
 
 
 class _CsvTables:
-    """Appends typed batches to ``NAME.csv`` per table in ``directory``."""
+    """Appends typed batches to ``NAME.csv`` per table in ``directory``.
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    ``shared`` tables are appended to by several processes at once (a sharded
+    run): the parent writes the headers first, and each batch is then written
+    whole, under an exclusive lock, at the end of the file.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], *, shared: bool = False) -> None:
         self.directory = Path(directory)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputError(f"cannot write to {directory}: {exc}") from exc
         self.paths = {name: self.directory / f"{name}.csv" for name in TABLES}
-        self._started: set[str] = set()
+        self._shared = shared
+        self._started: set[str] = set(TABLES) if shared else set()
 
     def write(self, name: str, frame: Any) -> None:
         path = self.paths[name]
         first = name not in self._started
         try:
-            frame.to_csv(path, mode="w" if first else "a", header=first, index=False)
+            if self._shared:
+                if len(frame):
+                    _append_whole(path, frame.to_csv(index=False, header=False).encode())
+            else:
+                frame.to_csv(path, mode="w" if first else "a", header=first, index=False)
         except OSError as exc:
             raise OutputError(f"cannot write to {path}: {exc}") from exc
         self._started.add(name)
 
     def started(self, name: str) -> bool:
         return name in self._started
+
+
+def _append_whole(path: Path, data: bytes) -> None:
+    """Append ``data`` to ``path`` in one piece, whatever other processes append."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)  # releases the lock
+
+
+class _Sink:
+    """Turns retired connections into typed batches for the tables and the summary."""
+
+    def __init__(
+        self, config: Config, tables: _CsvTables | None, batch: int, limit: int, examples: int
+    ) -> None:
+        self.config = config
+        self.tables = tables
+        self.batch = batch
+        self.summary = SummaryBuilder(limit, examples)
+        self._pending: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
+        self._findings: list[Finding] = []
+        self._held = 0
+        self.freezer = RowFreezer(self.rows, self.emit)
+
+    def rows(self, conn: Connection) -> tuple[dict[str, list[dict[str, Any]]], list[Finding]]:
+        return connection_rows(conn, self.config)
+
+    def retire(self, conn: Connection) -> None:
+        self.emit(*connection_rows(conn, self.config))
+
+    def emit(self, rows: dict[str, list[dict[str, Any]]], found: list[Finding]) -> None:
+        for name, more in rows.items():
+            self._pending[name].extend(more)
+        self._findings.extend(found)
+        self._held += 1
+        if self._held >= self.batch:
+            self.flush()
+
+    def flush(self) -> None:
+        tables = self.tables
+        for name, columns in TABLES.items():
+            rows = self._pending[name]
+            if name != "connections" and tables is None:
+                rows.clear()
+                continue
+            frame = typed_frame(rows, columns)
+            if name == "connections":
+                self.summary.add(frame, self._findings)
+            if tables is not None and (rows or not tables.started(name)):
+                tables.write(name, frame)
+            rows.clear()
+        self._findings.clear()
+        self._held = 0
+
+    def spill_counts(self) -> tuple[int, int, int, int]:
+        """Connections frozen and thawed, bytes spilled, and the most held at one time."""
+        fz = self.freezer
+        return fz.frozen, fz.thawed, fz.spill.size, fz.spill.peak
+
+    def replay(self, source: Any, shard: ShardIds | None = None) -> Replay:
+        """Replay ``source`` into this sink (all of it, or one shard's flows)."""
+        try:
+            with _young_collections_only():
+                played = replay(
+                    source, self.config, on_retire=self.retire, freezer=self.freezer, shard=shard
+                )
+        except SpillError as exc:
+            raise OutputError(str(exc)) from exc
+        finally:
+            self.freezer.close()
+        self.flush()
+        return played
 
 
 @contextlib.contextmanager
@@ -122,80 +221,222 @@ def analyze_to_csv(
     batch: int = 2000,
     limit: int = 20,
     examples: int = 3,
+    jobs: int = 1,
 ) -> Streamed:
     """Analyze ``source``, appending each table to ``directory/NAME.csv`` as it goes.
 
-    With ``directory`` None only the summary is made. Raises
+    With ``directory`` None only the summary is made. With ``jobs`` above 1 and
+    one capture file (a path, not standard input or a series), that many worker
+    processes each take a shard of the flows (see shard.py); the rows are the
+    same, the order in which they are appended is not. Raises
     ``reader.CaptureError`` when the capture cannot be read at all and
     ``OutputError`` when a result file cannot be written.
     """
+    if jobs > 1 and _shardable(source):
+        path = cast("str | os.PathLike[str]", source)
+        return _analyze_sharded(_Run(path, config, directory, batch, limit, examples), jobs)
     tables = _CsvTables(directory) if directory is not None else None
-    summary = SummaryBuilder(limit, examples)
-    pending: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
-    pending_findings: list[Finding] = []
-    held = 0
-
-    def flush() -> None:
-        nonlocal held
-        for name, columns in TABLES.items():
-            rows = pending[name]
-            if name != "connections" and tables is None:
-                rows.clear()
-                continue
-            frame = typed_frame(rows, columns)
-            if name == "connections":
-                summary.add(frame, pending_findings)
-            if tables is not None and (rows or not tables.started(name)):
-                tables.write(name, frame)
-            rows.clear()
-        pending_findings.clear()
-        held = 0
-
-    def emit(rows: dict[str, list[dict[str, Any]]], found: list[Finding]) -> None:
-        nonlocal held
-        for name, more in rows.items():
-            pending[name].extend(more)
-        pending_findings.extend(found)
-        held += 1
-        if held >= batch:
-            flush()
-
-    def retire(conn: Connection) -> None:
-        emit(*connection_rows(conn, config))
-
-    freezer = RowFreezer(lambda conn: connection_rows(conn, config), emit)
-    try:
-        with _young_collections_only():
-            played = replay(source, config, on_retire=retire, freezer=freezer)
-    except SpillError as exc:
-        raise OutputError(str(exc)) from exc
-    finally:
-        freezer.close()
-    flush()
+    sink = _Sink(config, tables, batch, limit, examples)
+    played = sink.replay(source)
     stats = played.stats
-    warnings = list(stats.warnings)
-    if played.expired:
-        warnings.append(dropped_warning(played.name, played.expired, config))
-    skipped = skipped_by_reason(stats.skipped, stats.bad_records)
-    text = summary.text(
-        played.name, skipped, stats.frames, played.segments, warnings, stats.duplicates
+    return _streamed(
+        played.name,
+        sink.summary,
+        tables,
+        stats,
+        played.segments,
+        played.expired,
+        config,
+        (
+            sink.freezer.frozen,
+            sink.freezer.thawed,
+            sink.freezer.spill.size,
+            sink.freezer.spill.peak,
+        ),
     )
+
+
+def _streamed(
+    name: str,
+    summary: SummaryBuilder,
+    tables: _CsvTables | None,
+    stats: ReadStats,
+    segments: int,
+    expired: dict[str, int],
+    config: Config,
+    spill: tuple[int, int, int, int],
+) -> Streamed:
+    warnings = list(stats.warnings)
+    if expired:
+        warnings.append(dropped_warning(name, expired, config))
+    skipped = skipped_by_reason(stats.skipped, stats.bad_records)
+    text = summary.text(name, skipped, stats.frames, segments, warnings, stats.duplicates)
+    frozen, thawed, spilled, peak = spill
     return Streamed(
-        source=played.name,
+        source=name,
         summary=text,
         paths=list(tables.paths.values()) if tables is not None else [],
         frames=stats.frames,
-        segments=played.segments,
+        segments=segments,
         connections=summary.connections,
         findings=summary.findings,
         skipped=skipped,
         warnings=warnings,
         truncated=stats.truncated,
-        expired=played.expired,
+        expired=expired,
         duplicates=stats.duplicates,
         out_of_order=stats.out_of_order,
-        frozen=freezer.frozen,
-        thawed=freezer.thawed,
-        spilled_bytes=freezer.spill.size,
-        spill_peak_bytes=freezer.spill.peak,
+        frozen=frozen,
+        thawed=thawed,
+        spilled_bytes=spilled,
+        spill_peak_bytes=peak,
     )
+
+
+# -- sharded runs (shard.py) --------------------------------------------------
+
+
+def _shardable(source: object) -> bool:
+    """One capture file named by path (not standard input, a stream or a series)."""
+    if not isinstance(source, str | os.PathLike):
+        return False
+    path = os.fspath(source)
+    return path != "-" and os.path.isfile(path)
+
+
+@dataclass
+class _ShardResult:
+    """What a worker sends back to the parent."""
+
+    summary: SummaryBuilder
+    stats: ReadStats
+    segments: int
+    expired: dict[str, int]
+    spill: tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every worker of a sharded run is told."""
+
+    source: str | os.PathLike[str]
+    config: Config
+    directory: str | os.PathLike[str] | None
+    batch: int
+    limit: int
+    examples: int
+
+
+def _analyze_sharded(run: _Run, jobs: int) -> Streamed:
+    source, config, directory = run.source, run.config, run.directory
+    # Open it here first: a capture that cannot be read fails before any fork.
+    with CaptureReader(source) as reader:
+        name = reader.name
+    tables = _CsvTables(directory) if directory is not None else None
+    if tables is not None:
+        for table, columns in TABLES.items():
+            tables.write(table, typed_frame([], columns))  # the headers
+    context = multiprocessing.get_context("fork")
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()  # or each worker would write what is buffered once more
+    with tempfile.TemporaryDirectory(prefix="tcpflow-shards-") as scratch:
+        ledger = Ledger(jobs, scratch)
+        workers = []
+        for k in range(jobs):
+            receive, send = context.Pipe(duplex=False)
+            process = context.Process(
+                target=_shard_worker,
+                args=(k, ledger, run, send),
+                name=f"tcpflow-analyzer shard {k}",
+            )
+            process.start()
+            send.close()
+            workers.append((process, receive))
+        results = _collect(workers, ledger)
+    first = results[0]
+    summary = first.summary
+    expired: Counter[str] = Counter(first.expired)
+    spill = list(first.spill)
+    segments = first.segments
+    for other in results[1:]:
+        summary.merge(other.summary)
+        expired.update(other.expired)
+        spill = [a + b for a, b in zip(spill, other.spill, strict=True)]
+        segments += other.segments
+    # Every worker read every frame: the reading statistics are any one's.
+    return _streamed(
+        name,
+        summary,
+        tables,
+        first.stats,
+        segments,
+        dict(expired),
+        config,
+        (spill[0], spill[1], spill[2], spill[3]),
+    )
+
+
+def _collect(workers: list[tuple[Any, Any]], ledger: Ledger) -> list[_ShardResult]:
+    """Each worker's result; the first failure (after stopping the others) is raised."""
+    results: dict[int, _ShardResult] = {}
+    failure: BaseException | None = None
+    pending = dict(enumerate(workers))
+    while pending and failure is None:
+        ready = multiprocessing.connection.wait([receive for _, receive in pending.values()])
+        for k, (process, receive) in list(pending.items()):
+            if receive not in ready:
+                continue
+            try:
+                kind, payload = receive.recv()
+            except EOFError:
+                process.join()
+                kind, payload = "died", f"worker {k} stopped (exit code {process.exitcode})"
+            del pending[k]
+            process.join()
+            if kind == "ok":
+                results[k] = payload
+            else:
+                ledger.finish(k)  # no one waits for a dead worker
+                failure = _failure(kind, payload)
+                break
+    if failure is not None:
+        for process, _ in pending.values():
+            process.terminate()
+        for process, _ in pending.values():
+            process.join()
+        raise failure
+    return [results[k] for k in range(len(workers))]
+
+
+def _failure(kind: str, message: str) -> BaseException:
+    if kind == "capture":
+        return CaptureError(message)
+    if kind == "output":
+        return OutputError(message)
+    return WorkerError(message)
+
+
+def _shard_worker(k: int, ledger: Ledger, run: _Run, send: Any) -> None:
+    """Worker ``k``: replay shard ``k`` into the shared tables; send the result or the error."""
+    message: tuple[str, Any]
+    try:
+        ids = ShardIds(ledger, k)
+        try:
+            tables = _CsvTables(run.directory, shared=True) if run.directory is not None else None
+            sink = _Sink(run.config, tables, run.batch, run.limit, run.examples)
+            played = sink.replay(run.source, ids)
+        finally:
+            ledger.finish(k)
+            ids.close()
+        result = _ShardResult(
+            sink.summary, played.stats, played.segments, played.expired, sink.spill_counts()
+        )
+        message = ("ok", result)
+    except CaptureError as exc:
+        message = ("capture", str(exc))
+    except OutputError as exc:
+        message = ("output", str(exc))
+    except BaseException as exc:  # reported by the parent, which raises it
+        message = ("error", f"shard {k}: {type(exc).__name__}: {exc}")
+    send.send(message)
+    send.close()

@@ -37,6 +37,7 @@ endpoint's state is recorded as an anomaly (``states.Anomaly``) and ignored.
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -289,12 +290,20 @@ class Tracker:
         self._freeze_check_at = 0  # no freezing pass before this time (see _sweep)
         self._idle_ns = self.config.idle_ns
         self._sweep_at = _NEVER  # no retirement is due before this time (see _sweep)
+        # Sharded runs (shard.py): the first frame of every connection made, in
+        # order, and the conn_id rows show for a local one (swapped in while
+        # rows are made: _public_ids).
+        self.firsts: array[int] | None = None
+        self.public_id: Callable[[int], int] | None = None
 
     # -- flow table --------------------------------------------------------
 
-    def add(self, seg: Segment) -> None:
-        """Replay one segment."""
-        ts = seg.ts_ns
+    def tick(self, ts: int) -> None:
+        """Move the clock to a segment's time: what ``add`` does before the segment itself.
+
+        A sharded run (shard.py) calls it for the segments of other shards, so
+        that timers fire at the same segments as in a one-process run.
+        """
         if ts > self._last_ts_ns:
             self._last_ts_ns = ts
         if (
@@ -302,6 +311,10 @@ class Tracker:
             or len(self._open) + len(self._closed) >= self.config.max_connections
         ):
             self._sweep(ts)
+
+    def add(self, seg: Segment) -> None:
+        """Replay one segment."""
+        self.tick(seg.ts_ns)
         a = (seg.src, seg.sport)
         b = (seg.dst, seg.dport)
         pair = a + b if a <= b else b + a
@@ -473,7 +486,10 @@ class Tracker:
         self._forget(conn)
         self._remember(conn)
         if self._on_retire is not None:
+            saved = self._public_ids(conn)
             self._on_retire(conn)
+            if saved is not None:
+                self._local_ids(conn, saved)
             conn.prev = None  # the previous incarnation is needed no longer
 
     def _remember(self, conn: Connection | Frozen) -> None:
@@ -498,17 +514,44 @@ class Tracker:
         ]
         if len(pending) > 1:
             return
+        saved = self._public_ids(conn)  # frozen with no previous incarnation held
         frozen = self._freezer.freeze(
             conn,
             now_ns,
             pending[0] if pending else None,
             lambda at: self._expire(conn, at),
         )
+        if saved is not None:
+            self._local_ids(conn, saved)
+            if frozen is not None:
+                frozen.conn_id, frozen.prev_conn_id = conn.conn_id, conn.prev_conn_id
         if frozen is None:
             return
         self._closed[conn.conn_id] = frozen  # keeps its place in the order
         self._table[conn.key] = frozen
         self._unpair(conn)
+
+    def _public_ids(self, conn: Connection) -> tuple[int, int | None] | None:
+        """In a sharded run, give ``conn`` and its previous incarnation their public ids.
+
+        Returns the local ids for ``_local_ids`` to put back once the rows are
+        made, or None when the run is not sharded.
+        """
+        public = self.public_id
+        if public is None:
+            return None
+        saved = (conn.conn_id, conn.prev_conn_id)
+        conn.conn_id = public(conn.conn_id)
+        if conn.prev_conn_id is not None:
+            conn.prev_conn_id = public(conn.prev_conn_id)
+            if conn.prev is not None:  # held: the findings name it by its conn_id
+                conn.prev.conn_id = conn.prev_conn_id
+        return saved
+
+    def _local_ids(self, conn: Connection, saved: tuple[int, int | None]) -> None:
+        conn.conn_id, conn.prev_conn_id = saved
+        if conn.prev is not None and saved[1] is not None:
+            conn.prev.conn_id = saved[1]
 
     def _thaw(self, frozen: Frozen) -> Connection:
         """Rebuild a frozen connection by replaying its segments; it takes the record's place."""
@@ -591,6 +634,8 @@ class Tracker:
             prev,
         )
         self._next_id += 1
+        if self.firsts is not None:
+            self.firsts.append(seg.frame)
         if self._on_retire is None:
             self.connections.append(conn)
         self._table[key] = conn

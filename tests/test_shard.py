@@ -1,0 +1,214 @@
+"""``analyze --jobs N``: shards of the flows in worker processes give one process's results."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from tcpflow_analyzer import stream
+from tcpflow_analyzer.cli import main
+from tcpflow_analyzer.config import Config
+from tcpflow_analyzer.reader import CaptureError, CaptureReader
+from tcpflow_analyzer.shard import Ledger, ShardIds, shard_of
+from tcpflow_analyzer.stream import OutputError, Streamed, WorkerError, analyze_to_csv
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT.parent / "shared" / "corpus"
+CAPTURES = sorted(
+    {
+        *ROOT.glob("captures/**/*.pcap"),
+        *ROOT.glob("captures/**/*.pcapng"),
+        *ROOT.glob("captures/**/*.gz"),
+        *CORPUS.rglob("*.pcap"),
+        *CORPUS.rglob("*.pcapng"),
+        *CORPUS.rglob("*.trace"),
+        *CORPUS.rglob("*.cap"),
+        *CORPUS.rglob("*.dump"),
+        *CORPUS.rglob("*.gz"),
+    }
+)
+# Timers short enough that connections retire, freeze and expire while the capture is
+# replayed, many of them at segments of other connections (so of other shards).
+SHORT = Config(msl=0.001, late_segment_s=0.0, idle_timeout=0.5, freeze_after_s=0.0)
+
+
+def _rows_by_connection(directory: Path) -> dict[str, tuple[str, dict[str, list[str]]]]:
+    """Each table's header and its lines by conn_id (the first column), in file order.
+
+    The order of connections in a file is the order the workers appended them;
+    a connection's own rows stay together and in order.
+    """
+    tables = {}
+    for path in sorted(directory.glob("*.csv")):
+        header, *lines = path.read_text().splitlines()
+        by_id: dict[str, list[str]] = defaultdict(list)
+        for line in lines:
+            by_id[line.split(",", 1)[0]].append(line)
+        tables[path.name] = (header, dict(by_id))
+    return tables
+
+
+def _same_run(one: Streamed, many: Streamed) -> None:
+    assert many.summary == one.summary
+    assert (many.frames, many.segments, many.connections, many.findings) == (
+        one.frames,
+        one.segments,
+        one.connections,
+        one.findings,
+    )
+    assert (many.skipped, many.warnings, many.truncated) == (
+        one.skipped,
+        one.warnings,
+        one.truncated,
+    )
+    assert (many.duplicates, many.out_of_order, many.expired) == (
+        one.duplicates,
+        one.out_of_order,
+        one.expired,
+    )
+
+
+def _compare(path: Path, config: Config, jobs: int, tmp_path: Path) -> None:
+    try:
+        one = analyze_to_csv(path, config, tmp_path / "one")
+    except CaptureError as exc:
+        with pytest.raises(CaptureError) as raised:
+            analyze_to_csv(path, config, tmp_path / "many", jobs=jobs)
+        assert str(raised.value) == str(exc)
+        return
+    many = analyze_to_csv(path, config, tmp_path / "many", jobs=jobs)
+    _same_run(one, many)
+    assert _rows_by_connection(tmp_path / "many") == _rows_by_connection(tmp_path / "one")
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=[str(p.relative_to(p.parents[1])) for p in CAPTURES])
+def test_two_shards_give_the_one_process_results_with_short_timers(
+    path: Path, tmp_path: Path
+) -> None:
+    """Every capture: same lines per connection in every table, same summary and counts."""
+    _compare(path, SHORT, 2, tmp_path)
+
+
+REAL = sorted(p for p in CAPTURES if p.is_relative_to(ROOT))
+
+
+@pytest.mark.parametrize("path", REAL, ids=[str(p.relative_to(ROOT)) for p in REAL])
+def test_three_shards_give_the_one_process_results(path: Path, tmp_path: Path) -> None:
+    """Our real-kernel captures with the default settings, split three ways."""
+    _compare(path, Config(), 3, tmp_path)
+
+
+def test_shards_split_the_connections(tmp_path: Path) -> None:
+    """The crawler capture's 300 connections fall in both shards of two (not all in one)."""
+    path = ROOT / "captures" / "crawler" / "crawler.pcap"
+    with CaptureReader(path) as reader:
+        shards = {shard_of(seg, 2) for seg in reader}
+    assert shards == {0, 1}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ROOT / "captures" / "crawler" / "crawler.pcap",
+        ROOT / "captures" / "ipv6_client_close.pcap",
+        ROOT / "captures" / "vlan_client_close.pcap",
+        *sorted(CORPUS.rglob("*.pcap"))[:12],
+    ],
+    ids=lambda p: p.name,
+)
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "reference"])
+def test_sharded_reading_is_the_segments_of_the_shard_and_the_times_of_the_rest(
+    path: Path, fast: bool
+) -> None:
+    """Both readers (numpy columns and frame by frame) split as ``shard_of`` says."""
+    with CaptureReader(path, fast=False) as reader:
+        segments = list(reader)
+    for k in range(3):
+        want = [s if shard_of(s, 3) == k else s.ts_ns for s in segments]
+        with CaptureReader(path, fast=fast) as reader:
+            got = list(reader.sharded(k, 3))
+            stats = reader.stats
+        assert got == want
+        assert stats.frames >= len(segments)
+
+
+def test_shard_of_is_the_same_both_ways_and_on_any_vlan() -> None:
+    with CaptureReader(ROOT / "captures" / "client_close.pcap") as reader:
+        seg = next(iter(reader))
+    back = type(seg)(**{f: getattr(seg, f) for f in seg.__dataclass_fields__})
+    back.src, back.dst, back.sport, back.dport = seg.dst, seg.src, seg.dport, seg.sport
+    back.vlan = (100, 200)
+    for n in (2, 3, 7):
+        assert shard_of(back, n) == shard_of(seg, n)
+
+
+def test_public_ids_count_the_other_shards_connections(tmp_path: Path) -> None:
+    """conn_id = own number + other shards' connections with an earlier first frame."""
+    ledger = Ledger(2, tmp_path)
+    a, b = ShardIds(ledger, 0), ShardIds(ledger, 1)
+    a.firsts.extend([1, 4, 9])
+    b.firsts.extend([2, 3, 10])
+    b.step(11)
+    b.publish()
+    a.step(12)
+    assert [a.public(i) for i in (1, 2, 3)] == [1, 4, 5]
+    a.publish()
+    assert [b.public(i) for i in (1, 2, 3)] == [2, 3, 6]
+    a.close()
+    b.close()
+
+
+def test_a_worker_that_cannot_write_fails_the_run_with_the_file_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(path: Path, data: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(stream, "_append_whole", full)
+    path = ROOT / "captures" / "crawler" / "crawler.pcap"
+    with pytest.raises(OutputError, match=r"cannot write to .*\.csv: .*No space left"):
+        analyze_to_csv(path, SHORT, tmp_path / "out", jobs=2)
+
+
+def test_a_worker_that_dies_fails_the_run_and_stops_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = ShardIds.step
+
+    def die_in_shard_1(self: ShardIds, frame: int) -> None:
+        if self.k == 1:
+            os._exit(7)
+        original(self, frame)
+
+    monkeypatch.setattr(ShardIds, "step", die_in_shard_1)
+    path = ROOT / "captures" / "crawler" / "crawler.pcap"
+    with pytest.raises(WorkerError, match=r"worker 1 stopped \(exit code 7"):
+        analyze_to_csv(path, Config(), tmp_path / "out", jobs=2)
+
+
+def test_cli_jobs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(ROOT / "captures" / "crawler" / "crawler.pcap")
+    assert main(["analyze", path, "--jobs", "2", "--out", str(tmp_path / "two")]) == 0
+    two = capsys.readouterr().out
+    assert main(["analyze", path, "--jobs", "1", "--out", str(tmp_path / "one")]) == 0
+    one = capsys.readouterr().out
+    assert two.replace("/two/", "/one/") == one
+    assert two.count("connections: 300") == 1  # printed once: the workers print nothing
+    assert _rows_by_connection(tmp_path / "two") == _rows_by_connection(tmp_path / "one")
+    assert main(["analyze", path, "--jobs", "0"]) == 2
+    assert "--jobs must be at least 1" in capsys.readouterr().err
+
+
+def test_standard_input_and_series_are_read_by_one_process(tmp_path: Path) -> None:
+    """Only a capture file named by path is sharded; a series is replayed as before."""
+    series = sorted((ROOT / "captures" / "series").glob("part*.pcap"))
+    assert series
+    one = analyze_to_csv(series, Config(), tmp_path / "one")
+    many = analyze_to_csv(series, Config(), tmp_path / "many", jobs=2)
+    _same_run(one, many)
+    assert (tmp_path / "many" / "connections.csv").read_text() == (
+        tmp_path / "one" / "connections.csv"
+    ).read_text()
