@@ -144,6 +144,24 @@ class Finding:
     detail: str
     weight: float = 0.0
 
+    def __reduce__(self) -> tuple[type[Finding], tuple[Any, ...]]:
+        # Pickled by its fields (worker processes send findings back): the default
+        # sets the fields one by one, which a frozen class compiled by mypyc refuses.
+        return (
+            Finding,
+            (
+                self.conn_id,
+                self.code,
+                self.endpoint,
+                self.frame,
+                self.ts_ns,
+                self.evidence_frames,
+                self.rfc,
+                self.detail,
+                self.weight,
+            ),
+        )
+
 
 # -- small helpers -------------------------------------------------------------
 

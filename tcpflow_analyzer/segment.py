@@ -30,6 +30,7 @@ import socket
 from dataclasses import dataclass
 from enum import IntFlag, StrEnum
 from functools import lru_cache
+from typing import Final
 
 __all__ = ["Bit", "Flags", "Segment", "SkipReason", "TcpOptions", "addr_text"]
 
@@ -50,14 +51,14 @@ class Flags(IntFlag):
 class Bit:
     """The TCP flag bits as plain ints, for the hot path (``IntFlag`` operations are slow)."""
 
-    FIN = 0x01
-    SYN = 0x02
-    RST = 0x04
-    PSH = 0x08
-    ACK = 0x10
-    URG = 0x20
-    ECE = 0x40
-    CWR = 0x80
+    FIN: Final = 0x01
+    SYN: Final = 0x02
+    RST: Final = 0x04
+    PSH: Final = 0x08
+    ACK: Final = 0x10
+    URG: Final = 0x20
+    ECE: Final = 0x40
+    CWR: Final = 0x80
 
 
 class SkipReason(StrEnum):

@@ -391,6 +391,8 @@ def _collect(workers: list[tuple[Any, Any]], ledger: Ledger) -> list[_ShardResul
             except EOFError:
                 process.join()
                 kind, payload = "died", f"worker {k} stopped (exit code {process.exitcode})"
+            except Exception as exc:  # a result that does not unpickle: a bug, said plainly
+                kind, payload = "error", f"worker {k} sent what cannot be read: {exc!r}"
             del pending[k]
             process.join()
             if kind == "ok":

@@ -107,6 +107,8 @@ _SERVICE_PORTS = frozenset(
 _NEVER = 1 << 126  # later than any capture time
 _TIME_WAIT = State.TIME_WAIT
 _ESTABLISHED = State.ESTABLISHED
+_FINISHED = (State.CLOSED, State.TIME_WAIT)
+_FINISHED_OR_LISTEN = (State.CLOSED, State.TIME_WAIT, State.LISTEN)
 # An ACK with no SYN, FIN or RST (PSH, URG, ECE, CWR do not matter).
 _ACK_ONLY_MASK = Bit.ACK | Bit.SYN | Bit.FIN | Bit.RST
 
@@ -232,8 +234,7 @@ class Connection:
 
     def done(self) -> bool:
         """Both endpoints closed (or in TIME_WAIT): only late segments can still come."""
-        finished = (State.CLOSED, State.TIME_WAIT)
-        return self.client.state in finished and self.server.state in (*finished, State.LISTEN)
+        return self.client.state in _FINISHED and self.server.state in _FINISHED_OR_LISTEN
 
     def ended(self) -> bool:
         """True when a new SYN may reopen the 4-tuple (RFC 9293 3.10.7.1, RFC 1122 4.2.2.13)."""
