@@ -312,29 +312,52 @@ def wait_idle(max_load: float, limit: float) -> tuple[float, float]:
 CODE = "?"  # what SRC holds: a commit, or the work tree's state
 
 
-def snapshot(ref: str) -> None:
-    """Export tcpflow_analyzer/ at `ref` into a temporary directory and run ours from there.
+def snapshot(ref: str, build: str) -> None:
+    """Export the package at `ref` into a temporary directory and run ours from there.
 
     Other people edit and commit in this work tree while a benchmark runs for minutes:
     a snapshot keeps every run of ours on the same, named code. ``--ref WORKTREE`` runs
-    the live work tree instead (and says whether it had uncommitted changes).
+    the live work tree instead (and says whether it had uncommitted changes). With
+    ``build`` "compiled" the snapshot is installed as ``pip install .`` installs it
+    (the engine compiled by mypyc, see setup.py) and ours runs that; "pure" runs the
+    Python source.
     """
     global SRC, CODE
     if ref == "WORKTREE":
         dirty = sh(["git", "status", "--porcelain", "--untracked-files=no", "tcpflow_analyzer"])
         head = sh(["git", "rev-parse", "--short", "HEAD"])
-        SRC, CODE = ROOT, f"work tree at {head}" + (" with uncommitted changes" if dirty else "")
-        return
-    sha = subprocess.run(
-        ["git", "rev-parse", "--short", ref], cwd=ROOT, check=True, capture_output=True, text=True
-    ).stdout.strip()
-    dest = Path(tempfile.mkdtemp(prefix="tfa-cmp-src-"))
-    archive = subprocess.run(
-        ["git", "archive", sha, "tcpflow_analyzer"], cwd=ROOT, check=True, capture_output=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
-    subj = sh(["git", "log", "-1", "--format=%s", sha])
-    SRC, CODE = dest, f"{sha} ({subj[:70]})"
+        src = ROOT
+        CODE = f"work tree at {head}" + (" with uncommitted changes" if dirty else "")
+    else:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", ref],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        src = Path(tempfile.mkdtemp(prefix="tfa-cmp-src-"))
+        files = ["tcpflow_analyzer", "pyproject.toml", "README.md"]
+        if build == "compiled":
+            files.append("setup.py")
+        archive = subprocess.run(
+            ["git", "archive", sha, *files], cwd=ROOT, check=True, capture_output=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+        subj = sh(["git", "log", "-1", "--format=%s", sha])
+        CODE = f"{sha} ({subj[:70]})"
+    SRC = src
+    if build == "compiled":
+        site = Path(tempfile.mkdtemp(prefix="tfa-cmp-site-"))
+        print(f"building the compiled package from {src} ...", file=sys.stderr)
+        subprocess.run(
+            [PY, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(src)],
+            check=True,
+        )
+        if not list((site / "tcpflow_analyzer").glob("tracker.*.so")):
+            sys.exit("compare: the build compiled nothing (see pip's output)")
+        SRC = site  # the working directory of the runs: the compiled package, not the source
+    CODE += f"; {build} build"
 
 
 def machine() -> dict[str, str]:
@@ -578,13 +601,19 @@ def main() -> int:
         help="run our analyzer as committed at this revision (default HEAD), "
         "from a snapshot; WORKTREE: the live work tree",
     )
+    ap.add_argument(
+        "--build",
+        choices=("compiled", "pure"),
+        default="compiled",
+        help="ours as pip install . builds it (default), or the Python source",
+    )
     ap.add_argument("--md", type=Path, help="also write the Markdown here")
     ap.add_argument("--json", type=Path, help="also write the raw runs here")
     args = ap.parse_args()
     if not shutil.which("/usr/bin/time"):
         print("/usr/bin/time is needed (apt-get install time)", file=sys.stderr)
         return 2
-    snapshot(args.ref)
+    snapshot(args.ref, args.build)
     try:
         probe = subprocess.run(
             [PY, "-c", "import tcpflow_analyzer; print(tcpflow_analyzer.__file__)"],

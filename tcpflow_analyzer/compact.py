@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, Final, overload
 
 from .segment import Segment, TcpOptions
 from .states import State
@@ -45,23 +45,23 @@ __all__ = ["Frozen", "Trace"]
 
 # frame, ts_ns, seq, ack, flags, window, payload_len, ip_len, bits, client state,
 # server state, checksum (-1 unknown / 0 bad / 1 good), options kind, ts_val, ts_ecr
-_RECORD = struct.Struct("<qqIIBHIIBBBbBII")
+_RECORD: Final = struct.Struct("<qqIIBHIIBBBbBII")
 
 _STATES: tuple[State, ...] = tuple(State)
 _STATE_INDEX: dict[State, int] = {s: i for i, s in enumerate(_STATES)}
 
 # bits
-_FROM_CLIENT = 1
-_REVERSE_VLAN = 2
-_CAPLEN_SHORT = 4
+_FROM_CLIENT: Final = 1
+_REVERSE_VLAN: Final = 2
+_CAPLEN_SHORT: Final = 4
 
 # options kinds
-_NO_OPTIONS = 0
-_TIMESTAMPS_ONLY = 1
-_OTHER_OPTIONS = 2
+_NO_OPTIONS: Final = 0
+_TIMESTAMPS_ONLY: Final = 1
+_OTHER_OPTIONS: Final = 2
 
-_CHECKSUM = {None: -1, False: 0, True: 1}
-_CHECKSUM_BACK = {-1: None, 0: False, 1: True}
+_CHECKSUM: Final = {None: -1, False: 0, True: 1}
+_CHECKSUM_BACK: Final = {-1: None, 0: False, 1: True}
 
 
 class Trace(Sequence["Step"]):

@@ -48,7 +48,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from itertools import pairwise
-from typing import Any
+from typing import Any, Final
 
 from .compact import Trace
 from .config import Config
@@ -70,7 +70,7 @@ __all__ = [
     "teardown_facts",
 ]
 
-_NS = 1_000_000_000
+_NS: Final = 1_000_000_000
 
 
 class Code(StrEnum):
@@ -106,13 +106,13 @@ class Code(StrEnum):
 
 
 # Anomalies reported by another detector (one finding per segment, not two).
-_MERGED_ANOMALIES = frozenset(
+_MERGED_ANOMALIES: Final = frozenset(
     {Anomaly.FIN_MOVED, Anomaly.RST_OUT_OF_WINDOW, Anomaly.RST_IGNORED_IN_SYN_SENT}
 )
 
 # Anomaly value -> its finding code (a code added to states.Anomaly without one
 # here is reported as no_transition, its own name in the sentence).
-_ANOMALY_CODE = {c.value: c for c in Code}
+_ANOMALY_CODE: Final = {c.value: c for c in Code}
 
 _ANOMALY_RFC: dict[Anomaly, str] = {
     Anomaly.NO_TRANSITION: "RFC9293 3.10",
@@ -249,13 +249,13 @@ def _plural(n: int, word: str) -> str:
 # A transition period: (start ns, end ns, start frame, end frame, leaving event).
 _Period = tuple[int, int, int | None, int | None, Event | None]
 
-_FIN_SYN_RST = Bit.FIN | Bit.SYN | Bit.RST
+_FIN_SYN_RST: Final = Bit.FIN | Bit.SYN | Bit.RST
 
 # The states whose periods the detectors and the teardown columns measure (as
 # module constants too: an enum member read off its class costs a lookup each time).
 _CLOSE_WAIT, _FIN_WAIT_2, _TIME_WAIT = State.CLOSE_WAIT, State.FIN_WAIT_2, State.TIME_WAIT
-_HELD = frozenset({_CLOSE_WAIT, _FIN_WAIT_2, _TIME_WAIT})
-_DONE = (State.CLOSED, State.TIME_WAIT)
+_HELD: Final = frozenset({_CLOSE_WAIT, _FIN_WAIT_2, _TIME_WAIT})
+_DONE: Final = (State.CLOSED, State.TIME_WAIT)
 
 
 class _Trace:
@@ -1863,7 +1863,7 @@ def detect_with_teardown(
 
 
 # Codes in vocabulary order: the tie-break among findings at one frame.
-_CODE_ORDER = list(Code)
+_CODE_ORDER: Final = list(Code)
 
 
 def _detect(
@@ -1937,7 +1937,7 @@ class TeardownFacts:
     time_wait_s: float | None
 
 
-_RST_CODES = frozenset(
+_RST_CODES: Final = frozenset(
     {
         Code.RST_REFUSED,
         Code.RST_ABORT,

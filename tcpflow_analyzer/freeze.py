@@ -46,7 +46,7 @@ from __future__ import annotations
 import marshal
 import tempfile
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from .compact import Frozen, Trace
 from .findings import Code, Finding, seconds_from_parts, state_parts
@@ -64,7 +64,7 @@ RowsFn = Callable[["Connection"], tuple[Rows, list[Finding]]]
 EmitFn = Callable[[Rows, list[Finding]], None]
 
 # Findings whose text measures time up to the capture's end.
-_TIMED_CODES = frozenset({Code.FIN_RETRANSMIT, Code.SYN_UNANSWERED})
+_TIMED_CODES: Final = frozenset({Code.FIN_RETRANSMIT, Code.SYN_UNANSWERED})
 
 
 class SpillError(Exception):

@@ -7,10 +7,12 @@ through this module, so wrap-around is handled in exactly one place. ``a`` is
 
 from __future__ import annotations
 
+from typing import Final
+
 __all__ = ["seq_add", "seq_diff", "seq_geq", "seq_gt", "seq_leq", "seq_lt", "seq_max"]
 
-_MOD = 1 << 32
-_HALF = 1 << 31
+_MOD: Final = 1 << 32
+_HALF: Final = 1 << 31
 
 
 def seq_add(a: int, n: int) -> int:

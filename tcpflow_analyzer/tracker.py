@@ -41,7 +41,7 @@ from array import array
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from .compact import Frozen, Trace
 from .config import Config
@@ -65,7 +65,7 @@ __all__ = [
 
 # Events whose self-loops are recorded in transitions (they mean something:
 # a retransmitted SYN/FIN, a FIN re-ACKed in TIME_WAIT). ACKs and data are not.
-_RECORDED_SELF_LOOPS = frozenset(
+_RECORDED_SELF_LOOPS: Final = frozenset(
     {
         Event.SND_SYN,
         Event.SND_SYN_ACK,
@@ -78,7 +78,7 @@ _RECORDED_SELF_LOOPS = frozenset(
 )
 
 # Ports that name a service even above 1024: used to guess roles mid-connection.
-_SERVICE_PORTS = frozenset(
+_SERVICE_PORTS: Final = frozenset(
     {
         1433,
         1521,
@@ -104,17 +104,17 @@ _SERVICE_PORTS = frozenset(
 )
 
 
-_NEVER = 1 << 126  # later than any capture time
-_TIME_WAIT = State.TIME_WAIT
-_ESTABLISHED = State.ESTABLISHED
-_FINISHED = (State.CLOSED, State.TIME_WAIT)
-_FINISHED_OR_LISTEN = (State.CLOSED, State.TIME_WAIT, State.LISTEN)
+_NEVER: Final = 1 << 126  # later than any capture time
+_TIME_WAIT: Final = State.TIME_WAIT
+_ESTABLISHED: Final = State.ESTABLISHED
+_FINISHED: Final = (State.CLOSED, State.TIME_WAIT)
+_FINISHED_OR_LISTEN: Final = (State.CLOSED, State.TIME_WAIT, State.LISTEN)
 # An ACK with no SYN, FIN or RST (PSH, URG, ECE, CWR do not matter).
-_ACK_ONLY_MASK = Bit.ACK | Bit.SYN | Bit.FIN | Bit.RST
+_ACK_ONLY_MASK: Final = Bit.ACK | Bit.SYN | Bit.FIN | Bit.RST
 
 # How far (bytes of sequence space) an ACK may be from the other half's SND.NXT
 # for two one-way halves on different VLANs to be joined.
-_MERGE_SLACK = 1 << 20
+_MERGE_SLACK: Final = 1 << 20
 
 
 @dataclass(slots=True)

@@ -130,6 +130,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
 
 from .segment import Bit, Segment
 from .seq import seq_diff
@@ -143,13 +144,13 @@ __all__ = [
     "zeek_starts_new_conn",
 ]
 
-_M32 = (1 << 32) - 1
-_M64 = (1 << 64) - 1
-_MOD = 1 << 32
-_HALF = 1 << 31
-_TOO_LARGE_SEQ_DELTA = 1048576  # TCPSessionAdapter.cc
-_SEC = 1_000_000_000
-_NEVER = 1 << 64  # a due time no timestamp reaches (ts_ns fits a signed 64-bit integer)
+_M32: Final = (1 << 32) - 1
+_M64: Final = (1 << 64) - 1
+_MOD: Final = 1 << 32
+_HALF: Final = 1 << 31
+_TOO_LARGE_SEQ_DELTA: Final = 1048576  # TCPSessionAdapter.cc
+_SEC: Final = 1_000_000_000
+_NEVER: Final = 1 << 64  # a due time no timestamp reaches (ts_ns fits a signed 64-bit integer)
 
 # Module switch for the shortcuts (the in-order segment fast path of ZeekConn.add and
 # the "no timer due" early returns). Off, every packet takes the full path; the
@@ -183,27 +184,27 @@ class EndpointState(StrEnum):
 
 # Module constants for the hot paths: an enum member or class attribute lookup
 # (``EndpointState.CLOSED``, ``Bit.SYN``) costs many times a global's.
-_INACTIVE = EndpointState.INACTIVE
-_SYN_SENT = EndpointState.SYN_SENT
-_SYN_ACK_SENT = EndpointState.SYN_ACK_SENT
-_PARTIAL = EndpointState.PARTIAL
-_ESTABLISHED = EndpointState.ESTABLISHED
-_CLOSED = EndpointState.CLOSED
-_RESET = EndpointState.RESET
-_HANDSHAKE = frozenset({_INACTIVE, _SYN_SENT, _SYN_ACK_SENT})
+_INACTIVE: Final = EndpointState.INACTIVE
+_SYN_SENT: Final = EndpointState.SYN_SENT
+_SYN_ACK_SENT: Final = EndpointState.SYN_ACK_SENT
+_PARTIAL: Final = EndpointState.PARTIAL
+_ESTABLISHED: Final = EndpointState.ESTABLISHED
+_CLOSED: Final = EndpointState.CLOSED
+_RESET: Final = EndpointState.RESET
+_HANDSHAKE: Final = frozenset({_INACTIVE, _SYN_SENT, _SYN_ACK_SENT})
 _SYN, _FIN, _RST, _ACK = Bit.SYN, Bit.FIN, Bit.RST, Bit.ACK
-_SYN_FIN_RST = _SYN | _FIN | _RST
+_SYN_FIN_RST: Final = _SYN | _FIN | _RST
 
 # History "seen" masks (TCP_Endpoint.h); the responder's are shifted left 16.
-_HIST_SYN = 0x1
-_HIST_FIN = 0x2
-_HIST_RST = 0x4
-_HIST_FIN_RST = 0x8
-_HIST_DATA = 0x10
-_HIST_ACK = 0x20
-_HIST_MULTI_FLAG = 0x40
+_HIST_SYN: Final = 0x1
+_HIST_FIN: Final = 0x2
+_HIST_RST: Final = 0x4
+_HIST_FIN_RST: Final = 0x8
+_HIST_DATA: Final = 0x10
+_HIST_ACK: Final = 0x20
+_HIST_MULTI_FLAG: Final = 0x40
 
-_RSTOS0 = re.compile(r"\^?S[^HAFGIQ]*R.*")  # main.zeek's conn_state pattern
+_RSTOS0: Final = re.compile(r"\^?S[^HAFGIQ]*R.*")  # main.zeek's conn_state pattern
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +225,7 @@ class ZeekConfig:
     tcp_excessive_data_without_further_acks: int = 10 * 1024 * 1024
 
 
-_DEFAULT_CONFIG = ZeekConfig()  # frozen: one instance serves every connection
+_DEFAULT_CONFIG: Final = ZeekConfig()  # frozen: one instance serves every connection
 
 
 class _Reassembler:
