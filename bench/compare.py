@@ -18,7 +18,8 @@ Default mode runs, in alternating order (ours, tshark, tcptrace, dpkt, mmap; the
 
 It reports the median wall time, packets/s, peak RSS (``Maximum resident set size`` of
 ``/usr/bin/time -v``, or the sum over the process tree sampled every 0.1 s when that is
-larger, as with our worker processes) and the ratios to ours, with the machine (CPU,
+larger, as with our worker processes; and the tree's summed PSS, which counts pages that
+forked workers share once) and the ratios to ours, with the machine (CPU,
 cores, RAM, load average before and after), the versions (Python, tshark, tcptrace,
 dpkt, our git commit: ours runs from a snapshot of ``tcpflow_analyzer/`` at ``--ref``,
 default HEAD, so that commits landing during a run do not change the code measured) and
@@ -98,6 +99,7 @@ class Run:
     status: str  # "ok", "exit N", "timeout", "rss limit"
     tail: str = ""
     other_cpu: float = 0.0  # cores busy with other processes during the run (mean)
+    pss_kb: int | None = None  # peak of the process tree's summed PSS (sampled)
 
 
 @dataclass
@@ -116,6 +118,10 @@ class Result:
     def peak_rss_mb(self) -> float | None:
         rss = [r.rss_kb for r in self.ok_runs() if r.rss_kb]
         return statistics.median(rss) / 1024 if rss else None
+
+    def peak_pss_mb(self) -> float | None:
+        pss = [r.pss_kb for r in self.ok_runs() if r.pss_kb]
+        return statistics.median(pss) / 1024 if pss else None
 
 
 def tools(selected: list[str]) -> list[Tool]:
@@ -169,20 +175,39 @@ def tools(selected: list[str]) -> list[Tool]:
 # --------------------------------------------------------------------------- running
 
 
-def tree_rss_kb(pid: int) -> int:
-    """Sum of VmRSS over pid and its descendants (from /proc)."""
-    total, todo = 0, [pid]
+def _tree(pid: int) -> list[int]:
+    """pid and its descendants (from /proc)."""
+    found, todo = [], [pid]
     while todo:
         p = todo.pop()
+        found.append(p)
         with contextlib.suppress(OSError, ValueError):
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-                    break
             for task in Path(f"/proc/{p}/task").iterdir():
                 with contextlib.suppress(OSError):
                     todo += [int(c) for c in (task / "children").read_text().split()]
-    return total
+    return found
+
+
+def _field_kb(path: str, name: str) -> int:
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(name):
+                return int(line.split()[1])
+    return 0
+
+
+def tree_rss_kb(pid: int) -> int:
+    """Sum of VmRSS over pid and its descendants."""
+    return sum(_field_kb(f"/proc/{p}/status", "VmRSS:") for p in _tree(pid))
+
+
+def tree_pss_kb(pid: int) -> int:
+    """Sum of Pss over pid and its descendants: pages shared by n processes count 1/n each.
+
+    Forked workers share the parent's pages (libraries, imported modules) until they
+    write them: RSS counts those pages once per process, PSS once in all.
+    """
+    return sum(_field_kb(f"/proc/{p}/smaps_rollup", "Pss:") for p in _tree(pid))
 
 
 def busy_seconds() -> float:
@@ -218,13 +243,14 @@ def run_once(tool: Tool, file: Path, timeout: float, rss_limit_mb: float) -> Run
             reader.start()
             done = threading.Event()
 
-            tree_peak = 0
+            tree_peak = pss_peak = 0
 
             def watchdog() -> None:
-                nonlocal killed, tree_peak
+                nonlocal killed, tree_peak, pss_peak
                 while not done.wait(0.1):
                     tree = tree_rss_kb(p.pid)
                     tree_peak = max(tree_peak, tree)
+                    pss_peak = max(pss_peak, tree_pss_kb(p.pid))
                     if time.perf_counter() - t0 > timeout:
                         killed = "timeout"
                     elif rss_limit_mb and tree > rss_limit_mb * 1024:
@@ -254,9 +280,10 @@ def run_once(tool: Tool, file: Path, timeout: float, rss_limit_mb: float) -> Run
             tail = stdout_path.read_text(errors="replace")[:3000] + tail
         # /usr/bin/time gives the largest single process; a tool with worker processes
         # uses their sum, sampled every 0.1 s (RSS counts pages the workers share once
-        # per process, so the sum is an upper bound). The larger of the two is reported.
+        # per process, so the sum is an upper bound). The larger of the two is reported,
+        # and beside it the sampled PSS sum (shared pages split between the sharers).
         peak = max(int(m.group(1)) if m else 0, tree_peak) or None
-        return Run(wall, peak, rc, status, tail, other)
+        return Run(wall, peak, rc, status, tail, other, pss_peak or None)
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
@@ -433,8 +460,9 @@ def compare(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
             r = run_once(t, file, args.timeout, args.rss_limit_mb)
             results[t.name].runs.append(r)
             rss = f"{r.rss_kb / 1024:.0f} MB" if r.rss_kb else "?"
+            rss += f" (PSS {r.pss_kb / 1024:.0f} MB)" if r.pss_kb else ""
             print(
-                f"round {rnd} {t.name:9s} {r.wall:8.2f} s  peak RSS {rss:>8s}  {r.status}"
+                f"round {rnd} {t.name:9s} {r.wall:8.2f} s  peak RSS {rss:>20s}  {r.status}"
                 f"  (others: {r.other_cpu:.2f} cores)",
                 file=sys.stderr,
             )
@@ -453,9 +481,9 @@ def compare(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         "",
         *header(m, load_before, load_after, waited, [r for x in results.values() for r in x.runs]),
         "",
-        "| tool | what | median wall (s) | packets/s | peak RSS (MB) | time ÷ ours "
-        "| RSS ÷ ours | runs (s) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| tool | what | median wall (s) | packets/s | peak RSS (MB) | peak PSS (MB) "
+        "| time ÷ ours | RSS ÷ ours | runs (s) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for t in ts:
         res = results[t.name]
@@ -466,6 +494,7 @@ def compare(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         lines.append(
             f"| {t.name} | {t.what} | {fmt(w, '.2f')} | "
             f"{fmt(packets / w if w else None, ',.0f')} | {fmt(mb, ',.0f')} | "
+            f"{fmt(res.peak_pss_mb(), ',.0f')} | "
             f"{fmt(w / our_t if w and our_t else None, '.3f')} | "
             f"{fmt(mb / our_m if mb and our_m else None, '.2f')} | {runs} |"
         )
@@ -487,7 +516,13 @@ def compare(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         "load_after": load_after,
         "results": {
             n: [
-                {"wall": r.wall, "rss_kb": r.rss_kb, "status": r.status, "other_cpu": r.other_cpu}
+                {
+                    "wall": r.wall,
+                    "rss_kb": r.rss_kb,
+                    "pss_kb": r.pss_kb,
+                    "status": r.status,
+                    "other_cpu": r.other_cpu,
+                }
                 for r in res.runs
             ]
             for n, res in results.items()
@@ -509,8 +544,9 @@ def growth(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
             r = run_once(ours, f, args.timeout, args.rss_limit_mb)
             results[f].runs.append(r)
             rss = f"{r.rss_kb / 1024:.0f} MB" if r.rss_kb else "?"
+            rss += f" (PSS {r.pss_kb / 1024:.0f} MB)" if r.pss_kb else ""
             print(
-                f"round {rnd} {f.name:24s} {r.wall:8.2f} s  peak RSS {rss:>8s}  {r.status}"
+                f"round {rnd} {f.name:24s} {r.wall:8.2f} s  peak RSS {rss:>20s}  {r.status}"
                 f"  (others: {r.other_cpu:.2f} cores)",
                 file=sys.stderr,
             )
@@ -526,8 +562,8 @@ def growth(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         *header(m, load_before, load_after, waited, [r for x in results.values() for r in x.runs]),
         "",
         "| capture | packets | × packets | median wall (s) | × time | µs/packet "
-        "| peak RSS (MB) | × RSS | runs (s) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| peak RSS (MB) | peak PSS (MB) | × RSS | runs (s) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for f in files:
         res = results[f]
@@ -540,6 +576,7 @@ def growth(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
             f"| `{name}` | {packets[f]:,} | {packets[f] / packets[base]:.1f} | {fmt(w, '.2f')} | "
             f"{fmt(w / bw if w and bw else None, '.2f')} | "
             f"{fmt(w / packets[f] * 1e6 if w else None, '.1f')} | {fmt(mb, ',.0f')} | "
+            f"{fmt(res.peak_pss_mb(), ',.0f')} | "
             f"{fmt(mb / bm if mb and bm else None, '.2f')} | {runs} |"
         )
     lines += ["", "Command:", "", "```", cmdline(ours, Path("CAPTURE")), "```"]
@@ -550,7 +587,13 @@ def growth(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         "load_after": load_after,
         "results": {
             str(f): [
-                {"wall": r.wall, "rss_kb": r.rss_kb, "status": r.status, "other_cpu": r.other_cpu}
+                {
+                    "wall": r.wall,
+                    "rss_kb": r.rss_kb,
+                    "pss_kb": r.pss_kb,
+                    "status": r.status,
+                    "other_cpu": r.other_cpu,
+                }
                 for r in res.runs
             ]
             for f, res in results.items()
