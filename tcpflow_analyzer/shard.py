@@ -113,6 +113,7 @@ class ShardIds:
         self.n = ledger.n
         self.firsts: array[int] = array("q")  # first frame of local connection i + 1
         self.position = 0  # the frame of the segment being replayed
+        self._read_all = False  # every own connection is made (see finish)
         self.count = 0  # segments replayed, for the publication rhythm
         self._fd = os.open(ledger.paths[k], os.O_WRONLY | os.O_APPEND)
         self._others: dict[int, tuple[int, array[int]]] = {
@@ -127,7 +128,8 @@ class ShardIds:
             self.publish()
 
     def publish(self) -> None:
-        self.ledger.publish(self.k, self._fd, self.firsts, self.position)
+        progress = DONE if self._read_all else self.position
+        self.ledger.publish(self.k, self._fd, self.firsts, progress)
 
     def public(self, local_id: int) -> int:
         """The ``conn_id`` a one-process run gives the local connection ``local_id``."""
@@ -150,8 +152,9 @@ class ShardIds:
         return frames
 
     def finish(self) -> None:
+        """The whole capture is read: no connection of this worker comes after this."""
+        self._read_all = True
         self.publish()
-        self.ledger.finish(self.k)
 
     def close(self) -> None:
         for fd, _ in self._others.values():

@@ -12,7 +12,7 @@ from tcpflow_analyzer import stream
 from tcpflow_analyzer.cli import main
 from tcpflow_analyzer.config import Config
 from tcpflow_analyzer.reader import CaptureError, CaptureReader
-from tcpflow_analyzer.shard import Ledger, ShardIds, shard_of
+from tcpflow_analyzer.shard import DONE, Ledger, ShardIds, shard_of
 from tcpflow_analyzer.stream import OutputError, Streamed, WorkerError, analyze_to_csv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,6 +157,11 @@ def test_public_ids_count_the_other_shards_connections(tmp_path: Path) -> None:
     assert [a.public(i) for i in (1, 2, 3)] == [1, 4, 5]
     a.publish()
     assert [b.public(i) for i in (1, 2, 3)] == [2, 3, 6]
+    # Once a worker has read everything it stays done, whatever it publishes later
+    # (a worker that waits publishes first): others never wait for it again.
+    a.finish()
+    a.publish()
+    assert ledger.progress(0) == DONE
     a.close()
     b.close()
 
