@@ -17,10 +17,13 @@ files.
 
 from __future__ import annotations
 
+import csv
 import heapq
+import io
 import os
+import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -47,6 +50,7 @@ __all__ = [
     "connections_frame",
     "finding_rows",
     "findings_frame",
+    "frame_csv",
     "record_rows",
     "summarize",
     "text_summary",
@@ -509,6 +513,115 @@ def anomalies_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return typed_frame(rows, ANOMALY_COLUMNS)
 
 
+# -- CSV ------------------------------------------------------------------
+
+
+def _csv_quotes(char: str) -> bool:
+    """Does the csv module, as pandas sets it up, quote a field for holding ``char``?"""
+    out = io.StringIO()
+    csv.writer(out, lineterminator=os.linesep).writerow([f"a{char}b", "x"])
+    return out.getvalue().startswith('"')
+
+
+# The characters for which a field is quoted (QUOTE_MINIMAL): the delimiter, the quote
+# character and line breaks, asked of the csv module itself (which line breaks it
+# quotes for has changed between Python versions).
+_NEEDS_QUOTES = re.compile("[" + "".join(c for c in ',"\r\n' if _csv_quotes(c)) + "]")
+
+
+def _quoted(text: str) -> str:
+    """A field quoted as the csv module quotes it: in quotes, quotes inside doubled."""
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _distinct_texts(keys: Any, missing: Any, texts: Callable[[Any], list[str]]) -> list[str]:
+    """``texts`` of each distinct key, spread over the rows; "" where ``missing``.
+
+    Ids, frame numbers and times repeat from row to row (a connection's
+    transitions), so each is formatted once.
+    """
+    distinct, where = np.unique(keys, return_inverse=True)
+    out = np.array(texts(distinct), dtype=object)[where]
+    out[missing] = ""
+    column: list[str] = out.tolist()
+    return column
+
+
+def _float_texts(distinct_bits: Any) -> list[str]:
+    # repr is what numpy's astype(str), pandas' float formatting in to_csv, gives.
+    return list(map(repr, distinct_bits.view(np.float64).tolist()))
+
+
+def _int_texts(distinct: Any) -> list[str]:
+    return list(map(str, distinct.tolist()))
+
+
+def _csv_column(series: pd.Series) -> list[str] | None:
+    """Each value of ``series`` as ``to_csv`` writes it; None for a dtype not handled here.
+
+    ``to_csv`` writes a float64 as numpy's ``astype(str)`` (Python's repr), a
+    nullable integer, boolean or text as ``str`` of the Python value, missing
+    values (NaN, <NA>) as "" (pandas' ``get_values_for_csv``).
+    """
+    dtype = series.dtype
+    if isinstance(dtype, np.dtype) and dtype == np.float64:
+        values = series.to_numpy()
+        # Keyed by bit pattern: -0.0 and 0.0 are equal as numbers, not as text.
+        return _distinct_texts(values.view(np.int64), np.isnan(values), _float_texts)
+    array = series.array
+    if isinstance(dtype, pd.Int64Dtype):
+        ints = array.to_numpy(dtype=np.int64, na_value=0)
+        return _distinct_texts(ints, array.isna(), _int_texts)
+    if isinstance(dtype, pd.BooleanDtype):
+        words = np.where(array.to_numpy(dtype=bool, na_value=False), "True", "False")
+        out = words.astype(object)
+        out[array.isna()] = ""
+        column: list[str] = out.tolist()
+        return column
+    if isinstance(dtype, pd.StringDtype):
+        column = array.to_numpy(dtype=object, na_value="").tolist()
+        if _NEEDS_QUOTES.search("".join(column)):
+            # Texts repeat (rules, RFC references): each is looked at once.
+            quoted = {text: _quoted(text) for text in set(column) if _NEEDS_QUOTES.search(text)}
+            column = [quoted.get(text, text) for text in column]
+        return column
+    return None
+
+
+def frame_csv(frame: pd.DataFrame, header: bool) -> str:
+    """``frame.to_csv(index=False, header=header)``, the same text, made faster.
+
+    Each column is turned into text at once (numbers formatted once per
+    distinct value) and the rows joined, fields quoted where the csv module
+    would quote them. That covers the dtypes of the result tables
+    (``typed_frame``: Int64, float64, boolean, string); a frame with another
+    dtype, a single column or labels other than strings is left to ``to_csv``.
+    tests/test_frame_csv.py checks the equality on every table of every capture.
+    """
+    labels = list(frame.columns)
+    if (
+        len(labels) < 2  # (a row of one empty field is written quoted)
+        or isinstance(frame.columns, pd.MultiIndex)
+        or not all(isinstance(label, str) for label in labels)
+    ):
+        return frame.to_csv(index=False, header=header)
+    columns = []
+    for _, series in frame.items():
+        column = _csv_column(series)
+        if column is None:
+            return frame.to_csv(index=False, header=header)
+        columns.append(column)
+    eol = os.linesep
+    head = ""
+    if header:
+        out = io.StringIO()
+        csv.writer(out, lineterminator=eol).writerow(labels)
+        head = out.getvalue()
+    if not len(frame):
+        return head
+    return head + eol.join(map(",".join, zip(*columns, strict=True))) + eol
+
+
 def write_csv(frames: Mapping[str, pd.DataFrame], directory: str | os.PathLike[str]) -> list[Path]:
     """Write each frame as ``NAME.csv`` in ``directory`` (created); return the paths."""
     out = Path(directory)
@@ -516,7 +629,9 @@ def write_csv(frames: Mapping[str, pd.DataFrame], directory: str | os.PathLike[s
     paths = []
     for name, df in frames.items():
         path = out / f"{name}.csv"
-        df.to_csv(path, index=False)
+        # newline="": the text's line ends are to_csv's own (os.linesep).
+        with path.open("w", encoding="utf-8", newline="") as f:
+            f.write(frame_csv(df, True))
         paths.append(path)
     return paths
 
