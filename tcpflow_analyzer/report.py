@@ -334,8 +334,8 @@ def _connection_row(
 def _column(values: list[Any], dtype: str) -> Any:
     """One typed column built straight from Python values (no object-then-astype pass)."""
     if dtype == "float64":
-        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-    if dtype == "string":
+        return np.array(values, dtype=np.float64)  # (None becomes NaN)
+    if dtype == "string" and "" in values:
         # An empty text is missing (<NA>), as it reads back from CSV.
         values = [None if v == "" else v for v in values]
     return pd.array(values, dtype=dtype)  # type: ignore[call-overload]
