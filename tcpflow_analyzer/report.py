@@ -682,6 +682,32 @@ _SUMMARY_COUNTED = (
 )
 
 
+# The columns _worth_a_look and SummaryBuilder's line for a flagged connection read.
+_FLAGGED_READS = (
+    "conn_id",
+    "client_ip",
+    "client_port",
+    "server_ip",
+    "server_port",
+    "first_frame",
+    "last_frame",
+    "active_closer",
+    "history",
+    "close_type",
+    "client_state_at_end",
+    "server_state_at_end",
+    "simultaneous_close",
+    "half_close",
+    "half_close_bytes",
+    "incarnation",
+    "client_pkts",
+    "server_pkts",
+    "client_bad_checksums",
+    "server_bad_checksums",
+    "anomalies",
+)
+
+
 def _finding_order(f: Finding) -> tuple[float, int, int]:
     return (-f.weight, f.conn_id, f.frame if f.frame is not None else 0)
 
@@ -750,8 +776,10 @@ class SummaryBuilder:
                 self._counted[col].extend(connections[col].tolist())
             self._reused += int((connections["incarnation"] > 1).sum())
             # Rows made dicts only where _worth_a_look may say something (to_dict of
-            # every row cost as much as writing the CSV).
-            candidates = connections[_may_be_worth_a_look(connections)]
+            # every row cost as much as writing the CSV), of the columns it and the
+            # line below read.
+            read = [c for c in _FLAGGED_READS if c in connections.columns]
+            candidates = connections[read][_may_be_worth_a_look(connections)]
             rows: list[dict[str, Any]] = candidates.to_dict("records")
             for row in rows:
                 why = _worth_a_look(row)
