@@ -25,6 +25,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import fields
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -338,7 +339,13 @@ def _column(values: list[Any], dtype: str) -> Any:
     if dtype == "string" and "" in values:
         # An empty text is missing (<NA>), as it reads back from CSV.
         values = [None if v == "" else v for v in values]
-    return pd.array(values, dtype=dtype)  # type: ignore[call-overload]
+    return pd.array(values, dtype=_pandas_dtype(dtype))
+
+
+@cache
+def _pandas_dtype(name: str) -> Any:
+    # A dtype given by name is looked up in pandas' registry on every pd.array call.
+    return pd.api.types.pandas_dtype(name)
 
 
 def typed_frame(rows: Sequence[Mapping[str, Any]], columns: Mapping[str, str]) -> pd.DataFrame:
