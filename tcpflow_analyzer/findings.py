@@ -427,7 +427,7 @@ def _fin_groups(tr: _Trace) -> tuple[dict[str, list[_FinGroup]], list[tuple[str,
     resent = tr.fins_resent
     for i in tr.fins:
         seg = tr.steps[i].seg
-        role = "client" if tr.steps[i].from_client else "server"
+        role = "client" if tr.directions[i] else "server"
         fin_seq = seq_add(seg.seq, seg.payload_len)
         mine = groups[role]
         if not mine:
