@@ -25,8 +25,9 @@ once and caches them until :meth:`Trace.release`; a trace read again after
 that is rebuilt. The rebuilt objects compare equal, field by field, to the ones
 appended. The detectors, which read a few steps of most connections (its FINs
 and what follows them), read :meth:`Trace.lazy` instead: each step built when
-first read, and the flags and directions of all of them straight from the
-records (``flags``, ``directions``).
+first read (a trace read again before its release is given the whole list),
+and the flags and directions of all of them straight from the records
+(``flags``, ``directions``).
 
 :class:`Frozen` is what stands in the tracker's tables for a closed connection
 whose rows and trace went to the freezer's spill file (``freeze.py``).
@@ -164,19 +165,27 @@ class Trace(Sequence["Step"]):
         """The materialized steps (the cached list itself: do not change it)."""
         return self._items()
 
-    def lazy(self) -> LazySteps:
-        """The steps as a sequence that builds each one when first read (cached)."""
+    def lazy(self) -> Sequence[Step]:
+        """The steps for one reading: each built when first read.
+
+        Read once (a connection retired), most steps are never built. A trace
+        read again before ``release`` is given the whole list instead (the steps
+        already built and the rest), which a reader indexes faster.
+        """
+        if self._cache is not None:
+            return self._cache
         if self._lazy is None:
-            self._lazy = LazySteps(self, self._cache)
-        return self._lazy
+            self._lazy = LazySteps(self)
+            return self._lazy
+        return self._items()
 
-    def flags(self) -> bytes:
+    def flags(self) -> bytearray:
         """Each step's TCP flags, one byte per step."""
-        return bytes(self._buf[_FLAGS_AT :: _RECORD.size])
+        return self._buf[_FLAGS_AT :: _RECORD.size]
 
-    def directions(self) -> bytes:
+    def directions(self) -> bytearray:
         """Per step a byte: 1 if the segment came from the client, else 0."""
-        return bytes(self._buf[_BITS_AT :: _RECORD.size]).translate(_FROM_CLIENT_ONLY)
+        return self._buf[_BITS_AT :: _RECORD.size].translate(_FROM_CLIENT_ONLY)
 
     def dump(self) -> tuple[object, ...]:
         """The trace as plain values (``marshal``-able); ``Trace.load`` makes it back."""
@@ -281,9 +290,9 @@ class LazySteps(Sequence["Step"]):
 
     __slots__ = ("_built", "_trace")
 
-    def __init__(self, trace: Trace, built: list[Step] | None = None) -> None:
+    def __init__(self, trace: Trace) -> None:
         self._trace = trace
-        self._built: list[Step | None] = list(built) if built is not None else [None] * len(trace)
+        self._built: list[Step | None] = [None] * len(trace)
 
     def __len__(self) -> int:
         return len(self._built)

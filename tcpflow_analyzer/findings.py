@@ -232,6 +232,8 @@ def _plural(n: int, word: str) -> str:
 _Period = tuple[int, int, int | None, int | None, Event | None]
 
 _FIN_SYN_RST = Bit.FIN | Bit.SYN | Bit.RST
+# As plain ints for loops over the segments (an int & a Bit is Python-level enum code).
+_RST, _ACK, _ACK_RST = int(Bit.RST), int(Bit.ACK), int(Bit.ACK | Bit.RST)
 
 # The states whose periods the detectors and the teardown columns measure (as
 # module constants too: an enum member read off its class costs a lookup each time).
@@ -305,7 +307,7 @@ class _Trace:
         client = 1 if role == "client" else 0
         for j in range(max(start + 1, 0), len(steps)):
             # Direction and flags first: only the segments left are built.
-            if directions[j] == client and not flags[j] & Bit.RST and steps[j].seg.payload_len:
+            if directions[j] == client and not flags[j] & _RST and steps[j].seg.payload_len:
                 return True
         return False
 
@@ -473,7 +475,7 @@ def _first_ack_between(tr: _Trace, role: str, fin_seq: int, lo: int, hi: int) ->
         # Direction and flags first: only the segments left are built.
         if (
             directions[j] == client
-            and (flags[j] & (Bit.ACK | Bit.RST)) == Bit.ACK
+            and (flags[j] & _ACK_RST) == _ACK
             and seq_geq(steps[j].seg.ack, need)
         ):
             return j

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tcpflow_analyzer.compact import Trace
+from tcpflow_analyzer.compact import LazySteps, Trace
 from tcpflow_analyzer.config import Config
 from tcpflow_analyzer.reader import CaptureError
 from tcpflow_analyzer.replay import replay
@@ -41,6 +41,7 @@ def _connections(path: Path) -> list[Connection]:
 def _check(trace: Trace, rng: random.Random) -> None:
     trace.release()
     lazy = trace.lazy()
+    assert isinstance(lazy, LazySteps)
     n = len(trace)
     assert len(lazy) == n and bool(lazy) == (n > 0)
     order = list(range(n))
@@ -70,21 +71,37 @@ def test_lazy_steps_are_the_steps(path: Path) -> None:
         _check(conn.trace, rng)
 
 
-def test_a_step_added_or_a_release_drops_the_lazy_view() -> None:
+def test_a_second_read_gets_the_whole_list() -> None:
+    """Read again before its release, a trace gives its list, with the steps built."""
+    conn = next(
+        c for c in _connections(ROOT / "captures" / "client_close.pcap") if len(c.trace) > 3
+    )
+    trace = conn.trace
+    assert isinstance(trace, Trace)
+    trace.release()
+    first = trace.lazy()
+    built = first[2]
+    again = trace.lazy()
+    assert isinstance(again, list) and again == trace.steps()
+    assert again[2] is built
+    assert trace.lazy() is again
+    trace.release()
+    assert isinstance(trace.lazy(), LazySteps)  # released: read step by step again
+
+
+def test_a_step_added_or_a_release_drops_what_was_built() -> None:
     w = Wire()
     w.established()
-    tracker = w.tracker
-    conn = next(iter(tracker.connections))
+    conn = next(iter(w.tracker.connections))
     trace = conn.trace
     assert isinstance(trace, Trace)
     lazy = trace.lazy()
-    assert trace.lazy() is lazy  # kept while the trace is unchanged
     first = lazy[0]
     w.data(CLIENT)
     w.ack(SERVER)
     fresh = trace.lazy()
-    assert fresh is not lazy and len(fresh) == len(lazy) + 2
+    assert isinstance(fresh, LazySteps)  # a new trace to read: built step by step
+    assert len(fresh) == len(lazy) + 2
     assert fresh[0] == first and fresh[-1].seg.flags == trace.flags()[-1]
     trace.release()
-    assert trace.lazy() is not fresh
     assert list(trace.lazy()) == trace.steps()
