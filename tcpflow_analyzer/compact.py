@@ -23,7 +23,11 @@ side table keyed by the step's index.
 Reading (``len``, indexing, slicing, iteration) materializes ``Step`` objects
 once and caches them until :meth:`Trace.release`; a trace read again after
 that is rebuilt. The rebuilt objects compare equal, field by field, to the ones
-appended.
+appended. The detectors, which read a few steps of most connections (its FINs
+and what follows them), read :meth:`Trace.lazy` instead: each step built when
+first read (a trace read again before its release is given the whole list),
+and the flags and directions of all of them straight from the records
+(``flags``, ``directions``).
 
 :class:`Frozen` is what stands in the tracker's tables for a closed connection
 whose rows and trace went to the freezer's spill file (``freeze.py``).
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator, Sequence
+from functools import cache
 from typing import TYPE_CHECKING, Any, Final, overload
 
 from .segment import Segment, TcpOptions
@@ -41,11 +46,15 @@ from .states import State
 if TYPE_CHECKING:
     from .tracker import Connection, Step
 
-__all__ = ["Frozen", "Trace"]
+__all__ = ["Frozen", "LazySteps", "Trace"]
 
 # frame, ts_ns, seq, ack, flags, window, payload_len, ip_len, bits, client state,
 # server state, checksum (-1 unknown / 0 bad / 1 good), options kind, ts_val, ts_ecr
 _RECORD: Final = struct.Struct("<qqIIBHIIBBBbBII")
+# Where a record's flags and direction bits are: one byte each, read for all records
+# at once by a strided slice of the buffer.
+_FLAGS_AT: Final = struct.calcsize("<qqII")
+_BITS_AT: Final = struct.calcsize("<qqIIBHII")
 
 _STATES: tuple[State, ...] = tuple(State)
 _STATE_INDEX: dict[State, int] = {s: i for i, s in enumerate(_STATES)}
@@ -54,6 +63,9 @@ _STATE_INDEX: dict[State, int] = {s: i for i, s in enumerate(_STATES)}
 _FROM_CLIENT: Final = 1
 _REVERSE_VLAN: Final = 2
 _CAPLEN_SHORT: Final = 4
+
+# A bits byte -> its _FROM_CLIENT bit alone (bytes.translate).
+_FROM_CLIENT_ONLY = bytes(b & _FROM_CLIENT for b in range(256))
 
 # options kinds
 _NO_OPTIONS: Final = 0
@@ -67,7 +79,17 @@ _CHECKSUM_BACK: Final = {-1: None, 0: False, 1: True}
 class Trace(Sequence["Step"]):
     """A connection's steps, packed; reads as a sequence of ``Step``."""
 
-    __slots__ = ("_buf", "_cache", "_client", "_n", "_options", "_rev", "_server", "_vlan")
+    __slots__ = (
+        "_buf",
+        "_cache",
+        "_client",
+        "_lazy",
+        "_n",
+        "_options",
+        "_rev",
+        "_server",
+        "_vlan",
+    )
 
     def __init__(
         self, client: tuple[bytes, int], server: tuple[bytes, int], vlan: tuple[int, ...]
@@ -80,6 +102,7 @@ class Trace(Sequence["Step"]):
         self._n = 0
         self._options: dict[int, TcpOptions] | None = None
         self._cache: list[Step] | None = None
+        self._lazy: LazySteps | None = None
 
     def add(
         self,
@@ -132,15 +155,37 @@ class Trace(Sequence["Step"]):
             tse,
         )
         self._n += 1
-        self._cache = None
+        self._cache = self._lazy = None
 
     def release(self) -> None:
         """Drop the materialized steps (they are rebuilt when read again)."""
-        self._cache = None
+        self._cache = self._lazy = None
 
     def steps(self) -> list[Step]:
         """The materialized steps (the cached list itself: do not change it)."""
         return self._items()
+
+    def lazy(self) -> Sequence[Step]:
+        """The steps for one reading: each built when first read.
+
+        Read once (a connection retired), most steps are never built. A trace
+        read again before ``release`` is given the whole list instead (the steps
+        already built and the rest), which a reader indexes faster.
+        """
+        if self._cache is not None:
+            return self._cache
+        if self._lazy is None:
+            self._lazy = LazySteps(self)
+            return self._lazy
+        return self._items()
+
+    def flags(self) -> bytearray:
+        """Each step's TCP flags, one byte per step."""
+        return self._buf[_FLAGS_AT :: _RECORD.size]
+
+    def directions(self) -> bytearray:
+        """Per step a byte: 1 if the segment came from the client, else 0."""
+        return self._buf[_BITS_AT :: _RECORD.size].translate(_FROM_CLIENT_ONLY)
 
     def dump(self) -> tuple[object, ...]:
         """The trace as plain values (``marshal``-able); ``Trace.load`` makes it back."""
@@ -186,49 +231,93 @@ class Trace(Sequence["Step"]):
         return self._n > 0
 
     def _materialize(self) -> list[Step]:
-        from .tracker import Step
+        if self._lazy is not None:
+            return self._lazy[:]
+        return [self._step(i) for i in range(self._n)]
 
-        fwd, rev = self._vlan, self._rev
+    def _step(self, i: int) -> Step:
+        """Step ``i`` (0 <= i < len) rebuilt from its record."""
+        (frame, ts, seq, ack, flags, window, plen, ip_len, bits, cs, ss, ck, kind, tsv, tse) = (
+            _RECORD.unpack_from(self._buf, i * _RECORD.size)
+        )
+        if kind == _NO_OPTIONS:
+            opts = None
+        elif kind == _TIMESTAMPS_ONLY:
+            opts = TcpOptions(ts_val=tsv, ts_ecr=tse)
+        else:
+            assert self._options is not None
+            opts = self._options[i]
+        from_client = bool(bits & _FROM_CLIENT)
         (c_addr, c_port), (s_addr, s_port) = self._client, self._server
-        side = self._options or {}
-        states = _STATES
-        out: list[Step] = []
-        append = out.append
-        for i, rec in enumerate(_RECORD.iter_unpack(self._buf)):
-            (frame, ts, seq, ack, flags, window, plen, ip_len, bits, cs, ss, ck, kind, tsv, tse) = (
-                rec
-            )
-            if kind == _NO_OPTIONS:
-                opts = None
-            elif kind == _TIMESTAMPS_ONLY:
-                opts = TcpOptions(ts_val=tsv, ts_ecr=tse)
-            else:
-                opts = side[i]
-            from_client = bool(bits & _FROM_CLIENT)
-            if from_client:
-                src, sport, dst, dport = c_addr, c_port, s_addr, s_port
-            else:
-                src, sport, dst, dport = s_addr, s_port, c_addr, c_port
-            seg = Segment(
-                frame,
-                ts,
-                rev if bits & _REVERSE_VLAN else fwd,
-                src,
-                dst,
-                sport,
-                dport,
-                seq,
-                ack,
-                flags,
-                window,
-                plen,
-                ip_len,
-                opts,
-                bool(bits & _CAPLEN_SHORT),
-                _CHECKSUM_BACK[ck],
-            )
-            append(Step(seg, from_client, states[cs], states[ss]))
-        return out
+        if from_client:
+            src, sport, dst, dport = c_addr, c_port, s_addr, s_port
+        else:
+            src, sport, dst, dport = s_addr, s_port, c_addr, c_port
+        seg = Segment(
+            frame,
+            ts,
+            self._rev if bits & _REVERSE_VLAN else self._vlan,
+            src,
+            dst,
+            sport,
+            dport,
+            seq,
+            ack,
+            flags,
+            window,
+            plen,
+            ip_len,
+            opts,
+            bool(bits & _CAPLEN_SHORT),
+            _CHECKSUM_BACK[ck],
+        )
+        return _step_class()(seg, from_client, _STATES[cs], _STATES[ss])
+
+
+@cache
+def _step_class() -> type[Step]:
+    # tracker imports this module: its Step is looked up once, when first needed.
+    from .tracker import Step
+
+    return Step
+
+
+class LazySteps(Sequence["Step"]):
+    """A packed trace's steps, each rebuilt from its record when first read, then kept.
+
+    What ``Trace.lazy`` gives; it reads as the list ``Trace.steps`` would be.
+    """
+
+    __slots__ = ("_built", "_trace")
+
+    def __init__(self, trace: Trace) -> None:
+        self._trace = trace
+        self._built: list[Step | None] = [None] * len(trace)
+
+    def __len__(self) -> int:
+        return len(self._built)
+
+    @overload
+    def __getitem__(self, index: int) -> Step: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Step]: ...
+
+    def __getitem__(self, index: int | slice) -> Step | list[Step]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(len(self._built))[index]]
+        step = self._built[index]  # (IndexError as a list's, negative indices too)
+        if step is None:
+            i = index if index >= 0 else index + len(self._built)
+            step = self._built[i] = self._trace._step(i)
+        return step
+
+    def __iter__(self) -> Iterator[Step]:
+        for i in range(len(self._built)):
+            yield self[i]
+
+    def __bool__(self) -> bool:
+        return bool(self._built)
 
 
 class Frozen:

@@ -250,6 +250,8 @@ def _plural(n: int, word: str) -> str:
 _Period = tuple[int, int, int | None, int | None, Event | None]
 
 _FIN_SYN_RST: Final = Bit.FIN | Bit.SYN | Bit.RST
+# As plain ints for loops over the segments (an int & a Bit is Python-level enum code).
+_RST, _ACK, _ACK_RST = int(Bit.RST), int(Bit.ACK), int(Bit.ACK | Bit.RST)
 
 # The states whose periods the detectors and the teardown columns measure (as
 # module constants too: an enum member read off its class costs a lookup each time).
@@ -270,15 +272,26 @@ class _Trace:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        # conn.trace is only read: a packed Trace gives its materialized list; any
-        # other sequence is read once into one.
+        # conn.trace is only read. A packed Trace gives its steps lazily (most
+        # connections have only their FINs and what follows them read) and the flags
+        # and directions of all of them from its records; any other sequence is read
+        # once into a list.
         trace = conn.trace
-        steps = self.steps = trace.steps() if isinstance(trace, Trace) else list(trace)
+        self.steps: Sequence[Step]
+        # Per segment: its TCP flags, and 1 if it came from the client (else 0).
+        self.flags: Sequence[int]
+        self.directions: Sequence[int]
+        if isinstance(trace, Trace):
+            self.steps = trace.lazy()
+            self.flags, self.directions = trace.flags(), trace.directions()
+        else:
+            steps = self.steps = list(trace)
+            self.flags = [step.seg.flags for step in steps]
+            self.directions = [1 if step.from_client else 0 for step in steps]
         self.fins: list[int] = []  # FIN, no RST or SYN
         self.rsts: list[int] = []  # RST
         self.syns: list[int] = []  # SYN, no RST
-        for i, step in enumerate(steps):
-            fl = step.seg.flags
+        for i, fl in enumerate(self.flags):
             if fl & _FIN_SYN_RST:
                 if fl & Bit.RST:
                     self.rsts.append(i)
@@ -303,18 +316,17 @@ class _Trace:
     def roles(self) -> list[str]:
         """The sender's role ("client" or "server") of each segment."""
         if self._roles is None:
-            self._roles = ["client" if step.from_client else "server" for step in self.steps]
+            self._roles = ["client" if d else "server" for d in self.directions]
         return self._roles
 
     def data_after(self, role: str, start: int) -> bool:
         """Does a segment from ``role`` after index ``start`` carry payload (RSTs aside)?"""
-        steps, client = self.steps, role == "client"
+        steps, flags, directions = self.steps, self.flags, self.directions
+        client = 1 if role == "client" else 0
         for j in range(max(start + 1, 0), len(steps)):
-            step = steps[j]
-            if step.from_client == client:
-                seg = step.seg
-                if seg.payload_len and not seg.flags & Bit.RST:
-                    return True
+            # Direction and flags first: only the segments left are built.
+            if directions[j] == client and not flags[j] & _RST and steps[j].seg.payload_len:
+                return True
         return False
 
     def state_before(self, i: int, role: str) -> State:
@@ -347,10 +359,10 @@ class _Trace:
 
     def last_from(self, role: str, i: int) -> int | None:
         """Index of the last segment from ``role`` before index ``i``."""
-        client = role == "client"
-        steps = self.steps
+        client = 1 if role == "client" else 0
+        directions = self.directions
         for j in range(i - 1, -1, -1):
-            if steps[j].from_client == client:
+            if directions[j] == client:
                 return j
         return None
 
@@ -435,7 +447,7 @@ def _fin_groups(tr: _Trace) -> tuple[dict[str, list[_FinGroup]], list[tuple[str,
     resent = tr.fins_resent
     for i in tr.fins:
         seg = tr.steps[i].seg
-        role = "client" if tr.steps[i].from_client else "server"
+        role = "client" if tr.directions[i] else "server"
         fin_seq = seq_add(seg.seq, seg.payload_len)
         mine = groups[role]
         if not mine:
@@ -474,14 +486,17 @@ def _acks_between(tr: _Trace, role: str, fin_seq: int, lo: int, hi: int) -> list
 
 def _first_ack_between(tr: _Trace, role: str, fin_seq: int, lo: int, hi: int) -> int | None:
     """The first of ``_acks_between(tr, role, fin_seq, lo, hi)``, or None: no list built."""
-    steps, client = tr.steps, role == "client"
+    steps, flags, directions = tr.steps, tr.flags, tr.directions
+    client = 1 if role == "client" else 0
     need = seq_add(fin_seq, 1)
     for j in range(lo + 1, hi):
-        step = steps[j]
-        if step.from_client == client:
-            seg = step.seg
-            if (seg.flags & (Bit.ACK | Bit.RST)) == Bit.ACK and seq_geq(seg.ack, need):
-                return j
+        # Direction and flags first: only the segments left are built.
+        if (
+            directions[j] == client
+            and (flags[j] & _ACK_RST) == _ACK
+            and seq_geq(steps[j].seg.ack, need)
+        ):
+            return j
     return None
 
 
@@ -1890,7 +1905,7 @@ def _detect(
     if syns and (
         not conn.saw_synack  # syn_unanswered's first condition
         or len(syns) > 2
-        or (len(syns) == 2 and tr.steps[syns[0]].from_client == tr.steps[syns[1]].from_client)
+        or (len(syns) == 2 and tr.directions[syns[0]] == tr.directions[syns[1]])
     ):  # (else one SYN per endpoint at most: no copies to count either)
         found += _syn_findings(tr, capture_end_ns)
     if conn.anomalies:

@@ -44,7 +44,7 @@ from .findings import Finding
 from .freeze import RowFreezer, SpillError
 from .reader import CaptureError, CaptureReader, ReadStats
 from .replay import Replay, Source, replay
-from .report import SummaryBuilder, typed_frame
+from .report import SummaryBuilder, frame_csv, typed_frame
 from .shard import Ledger, ShardIds
 from .tracker import Connection
 
@@ -106,9 +106,11 @@ class _CsvTables:
         try:
             if self._shared:
                 if len(frame):
-                    _append_whole(path, frame.to_csv(index=False, header=False).encode())
+                    _append_whole(path, frame_csv(frame, False).encode())
             else:
-                frame.to_csv(path, mode="w" if first else "a", header=first, index=False)
+                # newline="": the text's line ends are to_csv's own (os.linesep).
+                with path.open("w" if first else "a", encoding="utf-8", newline="") as f:
+                    f.write(frame_csv(frame, first))
         except OSError as exc:
             raise OutputError(f"cannot write to {path}: {exc}") from exc
         self._started.add(name)
