@@ -20,8 +20,9 @@ from hypothesis import strategies as st
 
 import tcpflow_analyzer
 from tcpflow_analyzer.api import TABLES
-from tcpflow_analyzer.reader import CaptureError, CaptureReader
 from tcpflow_analyzer.report import frame_csv, typed_frame
+
+from .readable import readable
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -32,17 +33,7 @@ CAPTURES = sorted(
     if p.is_file() and p.suffix in SUFFIXES
 )
 
-
-def _readable(path: Path) -> bool:
-    """The corpus holds a few files no reader accepts (tests/test_corpus.py covers them)."""
-    try:
-        with CaptureReader(path):
-            return True
-    except CaptureError:
-        return False
-
-
-CAPTURES = [p for p in CAPTURES if _readable(p)]
+CAPTURES = readable(CAPTURES)
 
 
 def _same_csv(frame: pd.DataFrame) -> None:

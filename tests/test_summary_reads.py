@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 import tcpflow_analyzer
-from tcpflow_analyzer.reader import CaptureError, CaptureReader
 from tcpflow_analyzer.report import _FLAGGED_READS, CONNECTION_COLUMNS, _worth_a_look
+
+from .readable import readable
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -25,17 +26,7 @@ CAPTURES = sorted(
     if p.stat().st_size < 2_000_000
 )
 
-
-def _readable(path: Path) -> bool:
-    """The corpus holds a few files no reader accepts (tests/test_corpus.py covers them)."""
-    try:
-        with CaptureReader(path):
-            return True
-    except CaptureError:
-        return False
-
-
-CAPTURES = [p for p in CAPTURES if _readable(p)]
+CAPTURES = readable(CAPTURES)
 
 
 class _Watched(dict[str, Any]):
