@@ -179,13 +179,15 @@ class Trace(Sequence["Step"]):
             return self._lazy
         return self._items()
 
-    def flags(self) -> bytearray:
+    # bytes, not the bytearray a slice of the buffer is: mypyc (setup.py) compiles a
+    # loop over bytes, and fails on one over a bytearray.
+    def flags(self) -> bytes:
         """Each step's TCP flags, one byte per step."""
-        return self._buf[_FLAGS_AT :: _RECORD.size]
+        return bytes(self._buf[_FLAGS_AT :: _RECORD.size])
 
-    def directions(self) -> bytearray:
+    def directions(self) -> bytes:
         """Per step a byte: 1 if the segment came from the client, else 0."""
-        return self._buf[_BITS_AT :: _RECORD.size].translate(_FROM_CLIENT_ONLY)
+        return bytes(self._buf[_BITS_AT :: _RECORD.size].translate(_FROM_CLIENT_ONLY))
 
     def dump(self) -> tuple[object, ...]:
         """The trace as plain values (``marshal``-able); ``Trace.load`` makes it back."""
