@@ -256,6 +256,8 @@ class FastPcap:
         )
         self._tail_data: list[bytes] = []
         self._shard: tuple[int, int] | None = None  # set by segments()
+        # Sharded: per plain frame of the chunk, whether it is the shard's, and its time.
+        self._marks: Iterator[tuple[Any, int]] = iter(())
 
     def recent(self) -> list[tuple[bytes, int]]:
         """(data, ts_ns) of the last frames, oldest first, for the duplicate check."""
@@ -302,19 +304,20 @@ class FastPcap:
                             s = cls(fr, ts, vl, sr, ds, sp, dp, sq, ak, fl, wn, pl, il, op, cs, ck)
                             yield s
                     else:
-                        # The same, with a last column saying whether the segment is
-                        # in the shard; of the others only the time is handed out.
-                        for (
-                            fr, ts, vl, sr, ds, sp, dp, sq, ak, fl, wn, pl, il, op, cs, ck, tv, te,
-                            mine,
-                        ) in islice(columns, count):  # fmt: skip
+                        # The same for the shard's frames (the columns hold only
+                        # theirs); of the others only the time is handed out.
+                        for mine, at in islice(self._marks, count):
                             if not mine:
-                                yield ts
+                                yield at
                                 continue
+                            r = next(columns)  # the columns as above, by position
+                            op = r[13]
                             if op is stamped:
-                                op = options_cls(None, None, False, (), tv, te)
-                            s = cls(fr, ts, vl, sr, ds, sp, dp, sq, ak, fl, wn, pl, il, op, cs, ck)
-                            yield s
+                                op = options_cls(None, None, False, (), r[16], r[17])
+                            yield cls(
+                                r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
+                                r[11], r[12], op, r[14], r[15],
+                            )  # fmt: skip
                     if one is not None:
                         a, length, fr, ts = one
                         result = decode_frame(linktype, bytes(view[a : a + length]), fr, ts)
@@ -582,6 +585,17 @@ class FastPcap:
 
         # From here on, plain frames only.
         idx = np.flatnonzero(plain)
+        if self._shard is not None:
+            # Sharded (shard.shard_of on columns): of the other shards' frames only the
+            # time is needed, so everything below is done for this shard's alone.
+            k, n = self._shard
+            ends = net[idx, 8:40] if any6 else net[idx, 12:20]
+            if any6:
+                ends = np.where(v6[idx, None], ends, np.pad(net[idx, 12:20], ((0, 0), (0, 24))))
+            total = ends.sum(axis=1, dtype=np.int64) + _be16(tcp[idx], 0) + _be16(tcp[idx], 2)
+            mine = (((total * MIX) & 0xFFFFFFFF) >> 16) % n == k
+            self._marks = zip(_TRI[mine.view(np.int8)], _ints(ts[idx]), strict=True)
+            idx = idx[mine]
         m = len(idx)
         t, nt, is6, hl = tcp[idx], net[idx], v6[idx], hl[idx]
         ip_len, tcp_len, tcp_cap = ip_len[idx], tcp_len[idx], tcp_cap[idx]
@@ -657,17 +671,6 @@ class FastPcap:
             _TRI[short_mask.view(np.int8)] if short_mask.any() else repeat(False)
         )
 
-        # In a sharded run, which segments are the shard's (shard.shard_of on columns).
-        extra: list[Iterable[Any]] = []
-        if self._shard is not None:
-            k, n = self._shard
-            ends = nt[:, 8:40] if any6 else nt[:, 12:20]
-            if any6:
-                ends = np.where(is6[:, None], ends, np.pad(nt[:, 12:20], ((0, 0), (0, 24))))
-            total = ends.sum(axis=1, dtype=np.int64) + _be16(t, 0) + _be16(t, 2)
-            mixed = ((total * MIX) & 0xFFFFFFFF) >> 16
-            extra.append(_TRI[(mixed % n == k).view(np.int8)])
-
         # Arrays and object arrays, never lists (see the module docstring, 7).
         columns = zip(
             _ints(frames[idx]),
@@ -688,7 +691,6 @@ class FastPcap:
             _TRI[code],
             _ints(_be32(t, 24)),  # ts_val and ts_ecr where options are _STAMPED
             _ints(_be32(t, 28)),
-            *extra,
             strict=False,  # vlans and shorts may be endless repeats
         )
 
