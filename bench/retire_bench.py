@@ -100,7 +100,7 @@ def pipeline(package: str, capture: str) -> Callable[[], tuple[float, float, flo
                     spent[1] += time.process_time() - gc_started[0]
 
         class TimedTracker(plain_tracker):  # type: ignore[misc, valid-type]
-            def __init__(self, cfg: Any = None, on_retire: Any = None) -> None:
+            def __init__(self, cfg: Any = None, on_retire: Any = None, freezer: Any = None) -> None:
                 def timed(conn: Any) -> None:
                     inside[0] = True
                     t0 = time.process_time()
@@ -108,7 +108,7 @@ def pipeline(package: str, capture: str) -> Callable[[], tuple[float, float, flo
                     spent[0] += time.process_time() - t0
                     inside[0] = False
 
-                super().__init__(cfg, timed if on_retire is not None else None)
+                super().__init__(cfg, timed if on_retire is not None else None, freezer)
 
         replay.Tracker = TimedTracker
         gc.callbacks.append(on_gc)

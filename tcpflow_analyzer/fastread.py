@@ -107,7 +107,7 @@ __all__ = ["CHUNK_FRAMES", "ROW", "WINDOW", "FastPcap"]
 CHUNK_FRAMES: Final = 16_384
 """Frames decoded per numpy batch (the first batch is smaller)."""
 FIRST_CHUNK: Final = 1_024
-WINDOW: Final = 1 << 24
+WINDOW: Final = 1 << 22
 """Bytes of the file held at a time, at most (at least one record of ``MAX_CAPLEN``)."""
 ROW: Final = 104
 """Bytes of each frame gathered into the header matrix."""

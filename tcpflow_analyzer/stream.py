@@ -25,6 +25,7 @@ those ``Analysis.to_csv`` writes for the same capture.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import gc
 import multiprocessing
@@ -220,7 +221,7 @@ def analyze_to_csv(
     config: Config,
     directory: str | os.PathLike[str] | None,
     *,
-    batch: int = 2000,
+    batch: int = 500,
     limit: int = 20,
     examples: int = 3,
     jobs: int = 1,
@@ -338,6 +339,9 @@ def _analyze_sharded(run: _Run, jobs: int) -> Streamed:
     if tables is not None:
         for table, columns in TABLES.items():
             tables.write(table, typed_frame([], columns))  # the headers
+    # max_connections bounds the connections held by all the workers together.
+    share = dataclasses.replace(config, max_connections=max(1, config.max_connections // jobs))
+    run = dataclasses.replace(run, config=share)
     context = multiprocessing.get_context("fork")
     for stream in (sys.stdout, sys.stderr):
         stream.flush()  # or each worker would write what is buffered once more
