@@ -394,7 +394,10 @@ def auto_jobs(capture: str) -> int:
         big = capture != "-" and os.path.getsize(capture) >= AUTO_JOBS_BYTES
     except OSError:
         return 1  # the reader reports what is wrong with it
-    return min(len(os.sched_getaffinity(0)), AUTO_JOBS_MAX) if big else 1
+    if not big:
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return min(cores or 1, AUTO_JOBS_MAX)
 
 
 def _analyze_html(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tcpflow_analyzer import stream
-from tcpflow_analyzer.cli import main
+from tcpflow_analyzer.cli import AUTO_JOBS_BYTES, AUTO_JOBS_MAX, auto_jobs, main
 from tcpflow_analyzer.config import Config
 from tcpflow_analyzer.reader import CaptureError, CaptureReader
 from tcpflow_analyzer.shard import DONE, Ledger, ShardIds, shard_of
@@ -217,3 +217,16 @@ def test_standard_input_and_series_are_read_by_one_process(tmp_path: Path) -> No
     assert (tmp_path / "many" / "connections.csv").read_text() == (
         tmp_path / "one" / "connections.csv"
     ).read_text()
+
+
+def test_default_jobs_follow_the_file_size(tmp_path: Path) -> None:
+    """One process below 64 MiB, standard input or a missing file; the cores from 64 MiB on."""
+    small = ROOT / "captures" / "client_close.pcap"
+    big = tmp_path / "big.pcap"
+    with big.open("wb") as f:
+        f.truncate(AUTO_JOBS_BYTES)  # sparse: the size is all the default looks at
+    cores = min(len(os.sched_getaffinity(0)), AUTO_JOBS_MAX)
+    assert auto_jobs(str(small)) == 1
+    assert auto_jobs(str(big)) == cores
+    assert auto_jobs("-") == 1
+    assert auto_jobs(str(tmp_path / "missing.pcap")) == 1
