@@ -196,18 +196,17 @@ def _field_kb(path: str, name: str) -> int:
     return 0
 
 
-def tree_rss_kb(pid: int) -> int:
-    """Sum of VmRSS over pid and its descendants."""
-    return sum(_field_kb(f"/proc/{p}/status", "VmRSS:") for p in _tree(pid))
+def tree_memory_kb(pid: int) -> tuple[int, int]:
+    """Sums of VmRSS and of Pss over pid and its descendants.
 
-
-def tree_pss_kb(pid: int) -> int:
-    """Sum of Pss over pid and its descendants: pages shared by n processes count 1/n each.
-
-    Forked workers share the parent's pages (libraries, imported modules) until they
-    write them: RSS counts those pages once per process, PSS once in all.
+    In PSS a page shared by n processes counts 1/n in each. Forked workers share the
+    parent's pages (libraries, imported modules) until they write them: RSS counts
+    those pages once per process, PSS once in all.
     """
-    return sum(_field_kb(f"/proc/{p}/smaps_rollup", "Pss:") for p in _tree(pid))
+    pids = _tree(pid)
+    rss = sum(_field_kb(f"/proc/{p}/status", "VmRSS:") for p in pids)
+    pss = sum(_field_kb(f"/proc/{p}/smaps_rollup", "Pss:") for p in pids)
+    return rss, pss
 
 
 def busy_seconds() -> float:
@@ -248,9 +247,9 @@ def run_once(tool: Tool, file: Path, timeout: float, rss_limit_mb: float) -> Run
             def watchdog() -> None:
                 nonlocal killed, tree_peak, pss_peak
                 while not done.wait(0.1):
-                    tree = tree_rss_kb(p.pid)
+                    tree, pss = tree_memory_kb(p.pid)
                     tree_peak = max(tree_peak, tree)
-                    pss_peak = max(pss_peak, tree_pss_kb(p.pid))
+                    pss_peak = max(pss_peak, pss)
                     if time.perf_counter() - t0 > timeout:
                         killed = "timeout"
                     elif rss_limit_mb and tree > rss_limit_mb * 1024:

@@ -58,6 +58,7 @@ __all__ = [
     "transitions_frame",
     "typed_frame",
     "write_csv",
+    "write_frame",
 ]
 
 _NS = 1_000_000_000
@@ -636,11 +637,16 @@ def write_csv(frames: Mapping[str, pd.DataFrame], directory: str | os.PathLike[s
     paths = []
     for name, df in frames.items():
         path = out / f"{name}.csv"
-        # newline="": the text's line ends are to_csv's own (os.linesep).
-        with path.open("w", encoding="utf-8", newline="") as f:
-            f.write(frame_csv(df, True))
+        write_frame(path, df)
         paths.append(path)
     return paths
+
+
+def write_frame(path: Path, frame: pd.DataFrame, *, append: bool = False) -> None:
+    """Write ``frame`` to ``path`` as ``to_csv`` would, or append its rows (no header)."""
+    # newline="": the text's line ends are to_csv's own (os.linesep).
+    with path.open("a" if append else "w", encoding="utf-8", newline="") as f:
+        f.write(frame_csv(frame, not append))
 
 
 # -- text ------------------------------------------------------------------
@@ -801,18 +807,10 @@ class SummaryBuilder:
                     f"  end={row['client_state_at_end']}/{row['server_state_at_end']}"
                     f"  [{row['history']}]: {'; '.join(why)}"
                 )
-                item = (-int(row["conn_id"]), line)
-                if len(self._flagged) < self.limit:
-                    heapq.heappush(self._flagged, item)
-                elif self.limit and item > self._flagged[0]:
-                    heapq.heapreplace(self._flagged, item)
+                self._flag((-int(row["conn_id"]), line))
         for f in findings:
             self._finding_count[f.code] += 1
-            worst = self._finding_worst.setdefault(f.code, [])
-            worst.append(f)
-            if len(worst) > 2 * self.examples + 8:
-                worst.sort(key=_finding_order)
-                del worst[self.examples :]
+            self._keep_worst(f.code, (f,))
 
     def merge(self, other: SummaryBuilder) -> None:
         """Take what ``other`` gathered (another part of the same capture's connections)."""
@@ -822,16 +820,25 @@ class SummaryBuilder:
         self._reused += other._reused
         self._n_flagged += other._n_flagged
         for item in other._flagged:
-            if len(self._flagged) < self.limit:
-                heapq.heappush(self._flagged, item)
-            elif self.limit and item > self._flagged[0]:
-                heapq.heapreplace(self._flagged, item)
+            self._flag(item)
         self._finding_count.update(other._finding_count)
         for code, found in other._finding_worst.items():
-            worst = self._finding_worst.setdefault(code, [])
-            worst.extend(found)
+            self._keep_worst(code, found)
+
+    def _flag(self, item: tuple[int, str]) -> None:
+        """Keep ``item`` (-conn_id, line) if it is among the ``limit`` lowest conn_ids."""
+        if len(self._flagged) < self.limit:
+            heapq.heappush(self._flagged, item)
+        elif self.limit and item > self._flagged[0]:
+            heapq.heapreplace(self._flagged, item)
+
+    def _keep_worst(self, code: Code, found: Iterable[Finding]) -> None:
+        """Add findings of ``code``; keep at least the ``examples`` worst seen (in bounds)."""
+        worst = self._finding_worst.setdefault(code, [])
+        worst.extend(found)
+        if len(worst) > 2 * self.examples + 8:
             worst.sort(key=_finding_order)
-            del worst[2 * self.examples + 8 :]
+            del worst[self.examples :]
 
     def _findings_text(self) -> list[str]:
         """Findings grouped by code (most frequent first), each with its worst examples."""

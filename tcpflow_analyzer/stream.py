@@ -45,7 +45,7 @@ from .findings import Finding
 from .freeze import RowFreezer, SpillError
 from .reader import CaptureError, CaptureReader, ReadStats
 from .replay import Replay, Source, replay
-from .report import SummaryBuilder, frame_csv, typed_frame
+from .report import SummaryBuilder, frame_csv, typed_frame, write_frame
 from .shard import Ledger, ShardIds
 from .tracker import Connection
 
@@ -109,9 +109,7 @@ class _CsvTables:
                 if len(frame):
                     _append_whole(path, frame_csv(frame, False).encode())
             else:
-                # newline="": the text's line ends are to_csv's own (os.linesep).
-                with path.open("w" if first else "a", encoding="utf-8", newline="") as f:
-                    f.write(frame_csv(frame, first))
+                write_frame(path, frame, append=not first)
         except OSError as exc:
             raise OutputError(f"cannot write to {path}: {exc}") from exc
         self._started.add(name)
@@ -151,7 +149,7 @@ class _Sink:
         return connection_rows(conn, self.config)
 
     def retire(self, conn: Connection) -> None:
-        self.emit(*connection_rows(conn, self.config))
+        self.emit(*self.rows(conn))
 
     def emit(self, rows: dict[str, list[dict[str, Any]]], found: list[Finding]) -> None:
         for name, more in rows.items():
@@ -359,16 +357,16 @@ def _analyze_sharded(run: _Run, jobs: int) -> Streamed:
             send.close()
             workers.append((process, receive))
         results = _collect(workers, ledger)
-    first = results[0]
+    first, *others = results
     summary = first.summary
     expired: Counter[str] = Counter(first.expired)
-    spill = list(first.spill)
-    segments = first.segments
-    for other in results[1:]:
+    for other in others:
         summary.merge(other.summary)
         expired.update(other.expired)
-        spill = [a + b for a, b in zip(spill, other.spill, strict=True)]
-        segments += other.segments
+    # Spill counts summed (the peak: at most the sum of the workers' peaks).
+    spills = zip(*(r.spill for r in results), strict=True)
+    frozen, thawed, spilled, peak = (sum(v) for v in spills)
+    segments = sum(r.segments for r in results)
     # Every worker read every frame: the reading statistics are any one's.
     return _streamed(
         name,
@@ -378,7 +376,7 @@ def _analyze_sharded(run: _Run, jobs: int) -> Streamed:
         segments,
         dict(expired),
         config,
-        (spill[0], spill[1], spill[2], spill[3]),
+        (frozen, thawed, spilled, peak),
     )
 
 
