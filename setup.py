@@ -29,6 +29,7 @@ COMPILED = [
     "tcpflow_analyzer/findings.py",
     "tcpflow_analyzer/freeze.py",
     "tcpflow_analyzer/fastread.py",
+    "tcpflow_analyzer/csvtext.py",
 ]
 
 # The build environment has none of the type stubs of the development one (numpy,

@@ -17,22 +17,20 @@ files.
 
 from __future__ import annotations
 
-import csv
 import heapq
-import io
 import os
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import fields
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 
 from .config import Config
+from .csvtext import LineFormat, header_line, needs_quotes, quoted
 from .findings import Code, Finding, TeardownFacts, detect, detect_with_teardown, teardown_facts
 from .segment import addr_text
 from .states import State
@@ -524,24 +522,6 @@ def anomalies_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 # -- CSV ------------------------------------------------------------------
 
 
-def _csv_quotes(char: str) -> bool:
-    """Does the csv module, as pandas sets it up, quote a field for holding ``char``?"""
-    out = io.StringIO()
-    csv.writer(out, lineterminator=os.linesep).writerow([f"a{char}b", "x"])
-    return out.getvalue().startswith('"')
-
-
-# The characters for which a field is quoted (QUOTE_MINIMAL): the delimiter, the quote
-# character and line breaks, asked of the csv module itself (which line breaks it
-# quotes for has changed between Python versions).
-_NEEDS_QUOTES = re.compile("[" + "".join(c for c in ',"\r\n' if _csv_quotes(c)) + "]")
-
-
-def _quoted(text: str) -> str:
-    """A field quoted as the csv module quotes it: in quotes, quotes inside doubled."""
-    return '"' + text.replace('"', '""') + '"'
-
-
 def _distinct_texts(keys: Any, missing: Any, texts: Callable[[Any], list[str]]) -> list[str]:
     """``texts`` of each distinct key, spread over the rows; "" where ``missing``.
 
@@ -588,10 +568,10 @@ def _csv_column(series: pd.Series) -> list[str] | None:
         return column
     if isinstance(dtype, pd.StringDtype):
         column = array.to_numpy(dtype=object, na_value="").tolist()
-        if _NEEDS_QUOTES.search("".join(column)):
+        if needs_quotes("".join(column)):
             # Texts repeat (rules, RFC references): each is looked at once.
-            quoted = {text: _quoted(text) for text in set(column) if _NEEDS_QUOTES.search(text)}
-            column = [quoted.get(text, text) for text in column]
+            marked = {text: quoted(text) for text in set(column) if needs_quotes(text)}
+            column = [marked.get(text, text) for text in column]
         return column
     return None
 
@@ -620,14 +600,22 @@ def frame_csv(frame: pd.DataFrame, header: bool) -> str:
             return frame.to_csv(index=False, header=header)
         columns.append(column)
     eol = os.linesep
-    head = ""
-    if header:
-        out = io.StringIO()
-        csv.writer(out, lineterminator=eol).writerow(labels)
-        head = out.getvalue()
+    head = header_line(labels) if header else ""
     if not len(frame):
         return head
     return head + eol.join(map(",".join, zip(*columns, strict=True))) + eol
+
+
+def csv_field(value: Any, dtype: str) -> str:
+    """The text ``frame_csv`` writes for ``value`` in a column of ``dtype`` (any value)."""
+    column = _csv_column(pd.Series(_column([value], dtype)))
+    assert column is not None  # every dtype of the result tables is handled
+    return column[0]
+
+
+def line_format(columns: Mapping[str, str]) -> LineFormat:
+    """Lines of CSV for rows of a table with ``columns``, as ``frame_csv`` writes them."""
+    return LineFormat(columns, csv_field)
 
 
 def write_csv(frames: Mapping[str, pd.DataFrame], directory: str | os.PathLike[str]) -> list[Path]:
@@ -751,6 +739,28 @@ def _may_be_worth_a_look(frame: pd.DataFrame) -> Any:
     )
 
 
+_FLAGGED_COLUMNS = {c: CONNECTION_COLUMNS[c] for c in _FLAGGED_READS}
+_TEARDOWN_TEXTS = frozenset(state.value for state in _TEARDOWN)
+
+
+def _may_flag(row: Mapping[str, Any]) -> bool:
+    """``_may_be_worth_a_look`` for one row dict: its tests, loosened, on raw values."""
+    return (
+        row["close_type"] not in ("fin", "open")
+        or row["client_state_at_end"] in _TEARDOWN_TEXTS
+        or row["server_state_at_end"] in _TEARDOWN_TEXTS
+        or row["simultaneous_close"] is not False
+        or row["half_close"] is not False
+        or row["incarnation"] is None
+        or row["incarnation"] > 1
+        or not row["client_pkts"]
+        or not row["server_pkts"]
+        or row["client_bad_checksums"] != 0
+        or row["server_bad_checksums"] != 0
+        or row["anomalies"] not in ("", None)
+    )
+
+
 class SummaryBuilder:
     """What ``text_summary`` prints, gathered batch by batch.
 
@@ -792,22 +802,50 @@ class SummaryBuilder:
             # every row cost as much as writing the CSV), of the columns it and the
             # line below read.
             read = [c for c in _FLAGGED_READS if c in connections.columns]
-            candidates = connections[read][_may_be_worth_a_look(connections)]
-            rows: list[dict[str, Any]] = candidates.to_dict("records")
-            for row in rows:
-                why = _worth_a_look(row)
-                if not why:
-                    continue
-                self._n_flagged += 1
-                line = (
-                    f"  #{row['conn_id']} {_endpoint(row['client_ip'], row['client_port'])} -> "
-                    f"{_endpoint(row['server_ip'], row['server_port'])}"
-                    f"  frames {row['first_frame']}-{row['last_frame']}"
-                    f"  closer={row['active_closer']}"
-                    f"  end={row['client_state_at_end']}/{row['server_state_at_end']}"
-                    f"  [{row['history']}]: {'; '.join(why)}"
-                )
-                self._flag((-int(row["conn_id"]), line))
+            self._flag_rows(connections[read][_may_be_worth_a_look(connections)])
+        self._add_findings(findings)
+
+    def add_rows(self, rows: Sequence[Mapping[str, Any]], findings: Iterable[Finding] = ()) -> None:
+        """``add(typed_frame(rows, CONNECTION_COLUMNS), findings)``, without the frame.
+
+        The counted columns are texts (an empty one is missing, as in the frame);
+        the few rows ``_worth_a_look`` may flag are made a frame of the columns
+        it reads, so that it sees the values it sees in ``add``.
+        """
+        ids, counted = self._ids, self._counted
+        candidates = []
+        for row in rows:
+            ids.append(row["conn_id"])
+            for col in _SUMMARY_COUNTED:
+                value = row[col]
+                counted[col].append(None if value == "" else value)
+            incarnation = row["incarnation"]
+            if incarnation is not None and incarnation > 1:
+                self._reused += 1
+            if _may_flag(row):
+                candidates.append(row)
+        if candidates:
+            self._flag_rows(typed_frame(candidates, _FLAGGED_COLUMNS))
+        self._add_findings(findings)
+
+    def _flag_rows(self, candidates: pd.DataFrame) -> None:
+        rows = cast("list[dict[str, Any]]", candidates.to_dict("records"))
+        for row in rows:
+            why = _worth_a_look(row)
+            if not why:
+                continue
+            self._n_flagged += 1
+            line = (
+                f"  #{row['conn_id']} {_endpoint(row['client_ip'], row['client_port'])} -> "
+                f"{_endpoint(row['server_ip'], row['server_port'])}"
+                f"  frames {row['first_frame']}-{row['last_frame']}"
+                f"  closer={row['active_closer']}"
+                f"  end={row['client_state_at_end']}/{row['server_state_at_end']}"
+                f"  [{row['history']}]: {'; '.join(why)}"
+            )
+            self._flag((-int(row["conn_id"]), line))
+
+    def _add_findings(self, findings: Iterable[Finding]) -> None:
         for f in findings:
             self._finding_count[f.code] += 1
             self._keep_worst(f.code, (f,))

@@ -6,10 +6,11 @@ Theory of operation
 memory grows with the capture. The command line does not need the frames:
 ``analyze_to_csv`` replays the capture with the tracker's ``on_retire`` hook,
 turns each retired connection into its rows (``api.connection_rows``, the same
-function ``analyze`` uses), and every ``batch`` connections makes one typed
-frame per table (``report.typed_frame``, the same columns and dtypes) that is
-appended to ``NAME.csv`` and handed to a ``report.SummaryBuilder`` for the
-text summary. Closed connections are frozen while they wait out their
+function ``analyze`` uses) and each row into its line of CSV
+(``csvtext.LineFormat``: the text ``Analysis.to_csv`` writes for it, with no
+frame made); every ``batch`` connections the lines are appended to
+``NAME.csv`` and the connection rows handed to a ``report.SummaryBuilder``
+for the text summary. Closed connections are frozen while they wait out their
 TIME_WAIT and late-segment windows (``freeze.py``): their rows are made early
 and they leave memory for a spill file. Memory then follows the connections
 open at one time, not the capture's length.
@@ -45,7 +46,7 @@ from .findings import Finding
 from .freeze import RowFreezer, SpillError
 from .reader import CaptureError, CaptureReader, ReadStats
 from .replay import Replay, Source, replay
-from .report import SummaryBuilder, frame_csv, typed_frame, write_frame
+from .report import SummaryBuilder, line_format
 from .shard import Ledger, ShardIds
 from .tracker import Connection
 
@@ -84,11 +85,11 @@ class Streamed:
 
 
 class _CsvTables:
-    """Appends typed batches to ``NAME.csv`` per table in ``directory``.
+    """Appends batches of lines to ``NAME.csv`` per table in ``directory``.
 
     ``shared`` tables are appended to by several processes at once (a sharded
-    run): the parent writes the headers first, and each batch is then written
-    whole, under an exclusive lock, at the end of the file.
+    run): the parent writes the headers first (``start``), and each batch is
+    then written whole, under an exclusive lock, at the end of the file.
     """
 
     def __init__(self, directory: str | os.PathLike[str], *, shared: bool = False) -> None:
@@ -98,18 +99,31 @@ class _CsvTables:
         except OSError as exc:
             raise OutputError(f"cannot write to {directory}: {exc}") from exc
         self.paths = {name: self.directory / f"{name}.csv" for name in TABLES}
+        self.formats = {name: line_format(columns) for name, columns in TABLES.items()}
         self._shared = shared
         self._started: set[str] = set(TABLES) if shared else set()
 
-    def write(self, name: str, frame: Any) -> None:
+    def start(self) -> None:
+        """Write every table's header (a new file each)."""
+        for name in TABLES:
+            self.write(name, [])
+
+    def write(self, name: str, lines: list[str]) -> None:
+        """Append ``lines`` (each without its end) to table ``name``; the header first."""
         path = self.paths[name]
-        first = name not in self._started
+        eol = os.linesep
+        text = eol.join(lines) + eol if lines else ""
         try:
             if self._shared:
-                if len(frame):
-                    _append_whole(path, frame_csv(frame, False).encode())
+                if text:
+                    _append_whole(path, text.encode())
             else:
-                write_frame(path, frame, append=not first)
+                first = name not in self._started
+                if first:
+                    text = self.formats[name].header + text
+                # newline="": the line ends are to_csv's own (os.linesep).
+                with path.open("w" if first else "a", encoding="utf-8", newline="") as f:
+                    f.write(text)
         except OSError as exc:
             raise OutputError(f"cannot write to {path}: {exc}") from exc
         self._started.add(name)
@@ -131,7 +145,13 @@ def _append_whole(path: Path, data: bytes) -> None:
 
 
 class _Sink:
-    """Turns retired connections into typed batches for the tables and the summary."""
+    """Turns retired connections into lines of the tables and into the summary.
+
+    Each row becomes its CSV line at once (``csvtext.LineFormat``: the text
+    ``report.frame_csv`` writes for the typed frame); every ``batch``
+    connections the lines are appended to the files and the connection rows
+    handed to the summary (``SummaryBuilder.add_rows``).
+    """
 
     def __init__(
         self, config: Config, tables: _CsvTables | None, batch: int, limit: int, examples: int
@@ -140,7 +160,8 @@ class _Sink:
         self.tables = tables
         self.batch = batch
         self.summary = SummaryBuilder(limit, examples)
-        self._pending: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
+        self._lines: dict[str, list[str]] = {name: [] for name in TABLES}
+        self._connections: list[dict[str, Any]] = []
         self._findings: list[Finding] = []
         self._held = 0
         self.freezer = RowFreezer(self.rows, self.emit)
@@ -152,26 +173,27 @@ class _Sink:
         self.emit(*self.rows(conn))
 
     def emit(self, rows: dict[str, list[dict[str, Any]]], found: list[Finding]) -> None:
-        for name, more in rows.items():
-            self._pending[name].extend(more)
+        self._connections.extend(rows["connections"])
+        tables = self.tables
+        if tables is not None:
+            for name, more in rows.items():
+                if more:
+                    line = tables.formats[name].line
+                    self._lines[name].extend([line(row) for row in more])
         self._findings.extend(found)
         self._held += 1
         if self._held >= self.batch:
             self.flush()
 
     def flush(self) -> None:
+        self.summary.add_rows(self._connections, self._findings)
         tables = self.tables
-        for name, columns in TABLES.items():
-            rows = self._pending[name]
-            if name != "connections" and tables is None:
-                rows.clear()
-                continue
-            frame = typed_frame(rows, columns)
-            if name == "connections":
-                self.summary.add(frame, self._findings)
-            if tables is not None and (rows or not tables.started(name)):
-                tables.write(name, frame)
-            rows.clear()
+        if tables is not None:
+            for name, lines in self._lines.items():
+                if lines or not tables.started(name):
+                    tables.write(name, lines)
+                lines.clear()
+        self._connections.clear()
         self._findings.clear()
         self._held = 0
 
@@ -335,8 +357,7 @@ def _analyze_sharded(run: _Run, jobs: int) -> Streamed:
         name = reader.name
     tables = _CsvTables(directory) if directory is not None else None
     if tables is not None:
-        for table, columns in TABLES.items():
-            tables.write(table, typed_frame([], columns))  # the headers
+        tables.start()  # the headers
     # max_connections bounds the connections held by all the workers together.
     share = dataclasses.replace(config, max_connections=max(1, config.max_connections // jobs))
     run = dataclasses.replace(run, config=share)

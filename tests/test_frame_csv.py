@@ -1,4 +1,6 @@
-"""``report.frame_csv`` writes exactly what ``DataFrame.to_csv(index=False)`` writes.
+"""``report.frame_csv`` writes exactly what ``DataFrame.to_csv(index=False)`` writes,
+and ``csvtext.LineFormat`` (the streamed tables' lines, made from row dicts with no
+frame) exactly what ``frame_csv`` writes for the typed frame of those rows.
 
 On every table of every capture (``captures/`` and the public corpus), on
 crafted rows with the values CSV makes awkward (quotes, commas, line breaks,
@@ -9,6 +11,7 @@ random rows of each table's columns, and on frames it leaves to ``to_csv``.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +22,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tcpflow_analyzer
-from tcpflow_analyzer.api import TABLES
-from tcpflow_analyzer.report import frame_csv, typed_frame
+from tcpflow_analyzer.api import TABLES, analyze_rows
+from tcpflow_analyzer.config import Config
+from tcpflow_analyzer.report import frame_csv, line_format, typed_frame
 
 from .readable import readable
 
@@ -41,6 +45,15 @@ def _same_csv(frame: pd.DataFrame) -> None:
         assert frame_csv(frame, header) == frame.to_csv(index=False, header=header)
 
 
+def _same_lines(rows: list[dict[str, Any]], columns: dict[str, str]) -> None:
+    """LineFormat's lines and header are frame_csv's text for the typed frame of ``rows``."""
+    form = line_format(columns)
+    frame = typed_frame(rows, columns)
+    lines = "".join(form.line(row) + os.linesep for row in rows)
+    assert lines == frame_csv(frame, False)
+    assert form.header == frame_csv(typed_frame([], columns), True)
+
+
 def test_there_are_captures() -> None:
     assert len(CAPTURES) > 100
 
@@ -54,6 +67,9 @@ def test_every_table_of_every_capture(path: Path) -> None:
         _same_csv(frame)
         # A streamed analysis writes batches: a slice too (an index not from 0).
         _same_csv(frame.iloc[len(frame) // 3 :])
+    rows = analyze_rows(path, Config()).tables
+    for name, columns in TABLES.items():
+        _same_lines(rows[name], columns)
 
 
 AWKWARD_TEXTS = [
@@ -132,6 +148,7 @@ def test_awkward_values(table: str) -> None:
     _same_csv(typed_frame(rows[:1], columns))
     _same_csv(typed_frame(rows[-1:], columns))  # a row of missing values only
     _same_csv(typed_frame([], columns))  # header only, or nothing
+    _same_lines(rows, columns)
 
 
 def test_awkward_values_in_every_dtype_side_by_side() -> None:
@@ -159,6 +176,23 @@ def test_typed_frames_are_not_left_to_pandas(table: str, monkeypatch: pytest.Mon
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", no_to_csv)
     assert frame_csv(frame, True) == want
+
+
+# Values of other types than the rows hold, which the frames convert: LineFormat hands
+# them to the frame path (report.csv_field) and writes the same.
+ODD = {
+    "Int64": [np.int64(7), np.int32(-3), 4.0, np.float64(2.0), True, np.nan, pd.NA],
+    "float64": [np.float64(1.25), np.float32(0.1), np.int64(3), 7, True, False, np.nan],
+    "boolean": [np.bool_(True), np.bool_(False), 1, 0, pd.NA, np.nan],
+    "string": [np.str_("x,y"), np.str_(""), 5, 2.5, True, np.nan],
+}
+
+
+@pytest.mark.parametrize("dtype", list(ODD))
+def test_odd_values_written_as_the_frame_writes_them(dtype: str) -> None:
+    columns = {"n": "Int64", "x": dtype}
+    for i, value in enumerate(ODD[dtype]):  # one frame each: some do not mix in a column
+        _same_lines([{"n": i, "x": value}], columns)
 
 
 def test_labels_needing_quotes() -> None:
@@ -209,6 +243,7 @@ def _table_rows(draw: st.DrawFn) -> tuple[dict[str, str], list[dict[str, Any]]]:
 def test_random_rows(table: tuple[dict[str, str], list[dict[str, Any]]]) -> None:
     columns, rows = table
     _same_csv(typed_frame(rows, columns))
+    _same_lines(rows, columns)
 
 
 @settings(max_examples=300, deadline=None)

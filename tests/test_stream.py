@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import tcpflow_analyzer
-from tcpflow_analyzer.api import load_tables
+from tcpflow_analyzer.api import analyze_rows, load_tables
 from tcpflow_analyzer.cli import main
 from tcpflow_analyzer.config import Config
 from tcpflow_analyzer.report import text_summary
@@ -240,3 +240,35 @@ def test_summary_prefilter_keeps_every_row_worth_a_look(path: Path) -> None:
     flagged = [bool(_worth_a_look(row)) for row in frame.to_dict("records")]
     kept = list(_may_be_worth_a_look(frame))
     assert all(k for f, k in zip(flagged, kept, strict=True) if f)
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=[p.name for p in CAPTURES])
+def test_summary_from_rows_equals_summary_from_the_frame(path: Path) -> None:
+    """SummaryBuilder.add_rows (the streamed path) says what add says of the typed frame.
+
+    In batches of 7 connections, with a limit small enough to drop lines; and its
+    row prefilter never drops a row the full test flags.
+    """
+    from tcpflow_analyzer.report import (
+        CONNECTION_COLUMNS,
+        SummaryBuilder,
+        _may_flag,
+        _worth_a_look,
+        typed_frame,
+    )
+
+    rows = analyze_rows(path, Config())
+    connections, found = rows.tables["connections"], rows.finding_records
+    by_rows, by_frame = SummaryBuilder(limit=3, examples=2), SummaryBuilder(limit=3, examples=2)
+    for at in range(0, max(len(connections), 1), 7):
+        batch = connections[at : at + 7]
+        mine = [f for f in found if any(f.conn_id == r["conn_id"] for r in batch)]
+        by_rows.add_rows(batch, mine)
+        by_frame.add(typed_frame(batch, CONNECTION_COLUMNS), mine)
+    args = ("x", rows.skipped, rows.frames, rows.segments, rows.warnings)
+    assert by_rows.text(*args) == by_frame.text(*args)
+    assert by_rows._n_flagged == by_frame._n_flagged
+    typed = typed_frame(connections, CONNECTION_COLUMNS).to_dict("records")
+    for row, typed_row in zip(connections, typed, strict=True):
+        if _worth_a_look(typed_row):
+            assert _may_flag(row)
