@@ -73,7 +73,9 @@ first chunk so that a caller peeking at the first segment pays little):
    them), interleaved in frame order with the frames decoded one by one.
    ``Segment`` and ``TcpOptions`` are plain slotted dataclasses (not frozen:
    a frozen one's generated ``__init__`` costs more than all the rest
-   together), built with positional arguments.
+   together), built with positional arguments; named, not through local
+   variables, so that the compiled build calls their compiled ``__init__``
+   directly (see segment.py).
 
 While iterating, ``stats`` runs ahead of the segments handed out by up to one
 chunk (the whole chunk is counted when it is decoded); once iteration ends
@@ -271,7 +273,6 @@ class FastPcap:
         """The segments, in frame order; with ``shard`` (k, n), see ``CaptureReader.sharded``."""
         self._shard = shard
         hlen = self._layout.hlen
-        cls, options_cls = Segment, TcpOptions
         stamped = _STAMPED
         linktype = self._layout.linktype
         skipped = self._stats.skipped
@@ -300,9 +301,10 @@ class FastPcap:
                             if op is stamped:
                                 # Made here rather than in bulk: objects that die young
                                 # cost the garbage collector nothing.
-                                op = options_cls(None, None, False, (), tv, te)
-                            s = cls(fr, ts, vl, sr, ds, sp, dp, sq, ak, fl, wn, pl, il, op, cs, ck)
-                            yield s
+                                op = TcpOptions(None, None, False, (), tv, te)
+                            yield Segment(
+                                fr, ts, vl, sr, ds, sp, dp, sq, ak, fl, wn, pl, il, op, cs, ck
+                            )
                     else:
                         # The same for the shard's frames (the columns hold only
                         # theirs); of the others only the time is handed out.
@@ -313,8 +315,8 @@ class FastPcap:
                             r = next(columns)  # the columns as above, by position
                             op = r[13]
                             if op is stamped:
-                                op = options_cls(None, None, False, (), r[16], r[17])
-                            yield cls(
+                                op = TcpOptions(None, None, False, (), r[16], r[17])
+                            yield Segment(
                                 r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
                                 r[11], r[12], op, r[14], r[15],
                             )  # fmt: skip

@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import IntFlag, StrEnum
 from functools import lru_cache
-from typing import Final
+from typing import Any, Final
 
-__all__ = ["Bit", "Flags", "Segment", "SkipReason", "TcpOptions", "addr_text"]
+__all__ = ["Bit", "Flags", "Segment", "SkipReason", "TcpOptions", "addr_text", "by_fields"]
 
 
 class Flags(IntFlag):
@@ -79,9 +79,23 @@ class SkipReason(StrEnum):
 # Records made once per segment are plain slotted dataclasses, not frozen ones: a
 # frozen dataclass's __init__ sets each field through object.__setattr__, six
 # times slower for a 16-field record. Nothing changes them once made.
+#
+# Their __init__ is written out (init=False) rather than generated: the one
+# @dataclass generates is Python source made at import time, interpreted even in
+# the compiled build, where a written one is compiled with the class (setup.py):
+# building a step's Segment and Step (compact.Trace) takes half the time. The
+# compiled class calls that __init__ from its __new__, so copy and pickle, which
+# make the object first and fill it in after, need __reduce__ (by_fields): the
+# object is made again from its fields. The signatures are those @dataclass would
+# generate.
 
 
-@dataclass(slots=True)
+def by_fields(record: Any) -> tuple[type[Any], tuple[object, ...]]:
+    """``__reduce__`` of a dataclass with a written ``__init__``: made again from its fields."""
+    return type(record), tuple([getattr(record, f.name) for f in fields(record)])
+
+
+@dataclass(slots=True, init=False)
 class TcpOptions:
     """The TCP options the analyzer uses (RFC 9293 3.2, RFC 7323, RFC 2018)."""
 
@@ -92,8 +106,27 @@ class TcpOptions:
     ts_val: int | None = None
     ts_ecr: int | None = None
 
+    def __init__(
+        self,
+        mss: int | None = None,
+        wscale: int | None = None,
+        sack_permitted: bool = False,
+        sack_blocks: tuple[tuple[int, int], ...] = (),
+        ts_val: int | None = None,
+        ts_ecr: int | None = None,
+    ) -> None:
+        self.mss = mss
+        self.wscale = wscale
+        self.sack_permitted = sack_permitted
+        self.sack_blocks = sack_blocks
+        self.ts_val = ts_val
+        self.ts_ecr = ts_ecr
 
-@dataclass(slots=True)
+    def __reduce__(self) -> tuple[type[Any], tuple[object, ...]]:
+        return by_fields(self)
+
+
+@dataclass(slots=True, init=False)
 class Segment:
     """One decoded TCP segment as seen at the capture point (not changed once made)."""
 
@@ -113,6 +146,45 @@ class Segment:
     options: TcpOptions | None = None  # None when the segment carries no options
     caplen_short: bool = False  # True when the snap length cut the payload
     checksum_ok: bool | None = None  # IPv4 header + TCP checksums; None: not verifiable
+
+    def __init__(
+        self,
+        frame: int,
+        ts_ns: int,
+        vlan: tuple[int, ...],
+        src: bytes,
+        dst: bytes,
+        sport: int,
+        dport: int,
+        seq: int,
+        ack: int,
+        flags: int,
+        window: int,
+        payload_len: int,
+        ip_len: int,
+        options: TcpOptions | None = None,
+        caplen_short: bool = False,
+        checksum_ok: bool | None = None,
+    ) -> None:
+        self.frame = frame
+        self.ts_ns = ts_ns
+        self.vlan = vlan
+        self.src = src
+        self.dst = dst
+        self.sport = sport
+        self.dport = dport
+        self.seq = seq
+        self.ack = ack
+        self.flags = flags
+        self.window = window
+        self.payload_len = payload_len
+        self.ip_len = ip_len
+        self.options = options
+        self.caplen_short = caplen_short
+        self.checksum_ok = checksum_ok
+
+    def __reduce__(self) -> tuple[type[Any], tuple[object, ...]]:
+        return by_fields(self)
 
     @property
     def seg_len(self) -> int:

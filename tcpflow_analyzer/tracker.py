@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .compact import Frozen, Trace
 from .config import Config
-from .segment import Bit, Segment
+from .segment import Bit, Segment, by_fields
 from .seq import seq_add, seq_diff, seq_geq, seq_gt
 from .states import Anomaly, Event, State, presumed_rule, presumed_state, transition
 from .zeek import ZeekConn, zeek_starts_new_conn
@@ -117,7 +117,11 @@ _ACK_ONLY_MASK: Final = Bit.ACK | Bit.SYN | Bit.FIN | Bit.RST
 _MERGE_SLACK: Final = 1 << 20
 
 
-@dataclass(slots=True)
+# The records below are made in numbers: slotted, not frozen, their __init__
+# written out and __reduce__ by their fields (see segment.py).
+
+
+@dataclass(slots=True, init=False)
 class TransitionRecord:
     """One state change (or meaningful self-loop) of one endpoint."""
 
@@ -129,8 +133,29 @@ class TransitionRecord:
     event: Event
     rule: str
 
+    def __init__(
+        self,
+        endpoint: str,
+        frame: int | None,
+        ts_ns: int,
+        from_state: State,
+        to_state: State,
+        event: Event,
+        rule: str,
+    ) -> None:
+        self.endpoint = endpoint
+        self.frame = frame
+        self.ts_ns = ts_ns
+        self.from_state = from_state
+        self.to_state = to_state
+        self.event = event
+        self.rule = rule
 
-@dataclass(slots=True)  # not frozen: made for every segment (see segment.py)
+    def __reduce__(self) -> tuple[type[Any], tuple[object, ...]]:
+        return by_fields(self)
+
+
+@dataclass(slots=True, init=False)
 class Step:
     """One segment of a connection's replayed trace, with both states after it."""
 
@@ -139,8 +164,19 @@ class Step:
     client_state: State
     server_state: State
 
+    def __init__(
+        self, seg: Segment, from_client: bool, client_state: State, server_state: State
+    ) -> None:
+        self.seg = seg
+        self.from_client = from_client
+        self.client_state = client_state
+        self.server_state = server_state
 
-@dataclass(slots=True)
+    def __reduce__(self) -> tuple[type[Any], tuple[object, ...]]:
+        return by_fields(self)
+
+
+@dataclass(slots=True, init=False)
 class AnomalyRecord:
     """A segment that had no legal transition, or was not acceptable."""
 
@@ -151,6 +187,27 @@ class AnomalyRecord:
     event: str
     code: Anomaly
     detail: str
+
+    def __init__(
+        self,
+        endpoint: str,
+        frame: int,
+        ts_ns: int,
+        state: State,
+        event: str,
+        code: Anomaly,
+        detail: str,
+    ) -> None:
+        self.endpoint = endpoint
+        self.frame = frame
+        self.ts_ns = ts_ns
+        self.state = state
+        self.event = event
+        self.code = code
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[type[Any], tuple[object, ...]]:
+        return by_fields(self)
 
 
 @dataclass(slots=True)

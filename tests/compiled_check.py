@@ -26,7 +26,17 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-COMPILED = ("seq", "states", "segment", "compact", "zeek", "tracker", "findings", "freeze")
+COMPILED = (
+    "seq",
+    "states",
+    "segment",
+    "compact",
+    "zeek",
+    "tracker",
+    "findings",
+    "freeze",
+    "fastread",
+)
 
 
 def captures(root: Path) -> list[Path]:

@@ -1,0 +1,73 @@
+"""The records made in numbers keep the behaviour of generated dataclasses.
+
+Their ``__init__`` is written out so that the compiled build compiles it (see
+segment.py): it must take what the one ``@dataclass`` would generate takes, and
+copies, pickles and ``dataclasses.replace`` must give equal records.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import inspect
+import pickle
+from types import FunctionType
+from typing import Any
+
+import pytest
+
+from tcpflow_analyzer.segment import Segment, TcpOptions
+from tcpflow_analyzer.states import Anomaly, Event, State
+from tcpflow_analyzer.tracker import AnomalyRecord, Step, TransitionRecord
+
+_OPTIONS = TcpOptions(1460, 7, True, ((5, 9),), 11, 12)
+_SEGMENT = Segment(
+    3, 10**18, (7, 8), b"\x0a\0\0\1", b"\x0a\0\0\2", 40000, 80, 2**32 - 1, 5, 0x12, 65535, 0, 60,
+    _OPTIONS, True, None,
+)  # fmt: skip
+SAMPLES: list[Any] = [
+    _OPTIONS,
+    TcpOptions(ts_val=1, ts_ecr=2),
+    _SEGMENT,
+    Segment(1, 2, (), b"\1\2\3\4", b"\4\3\2\1", 1, 2, 3, 4, 0x10, 5, 6, 40),
+    Step(_SEGMENT, False, State.SYN_SENT, State.SYN_RECEIVED),
+    TransitionRecord("server", None, 9, State.TIME_WAIT, State.CLOSED, Event.TIMEOUT_2MSL, "2MSL"),
+    AnomalyRecord("client", 4, 9, State.CLOSED, "rcv_ack", Anomaly.NO_TRANSITION, "why"),
+]
+
+
+@pytest.mark.parametrize("cls", sorted({type(s) for s in SAMPLES}, key=lambda c: c.__name__))
+def test_init_takes_what_the_generated_one_takes(cls: type[Any]) -> None:
+    if not isinstance(cls.__init__, FunctionType):
+        pytest.skip("compiled: no signature to read")
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    fields = dataclasses.fields(cls)
+    assert [(p.name, p.kind, p.annotation) for p in params] == [
+        (f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, f.type) for f in fields
+    ]
+    empty = inspect.Parameter.empty
+    assert [p.default for p in params] == [
+        empty if f.default is dataclasses.MISSING else f.default for f in fields
+    ]
+
+
+@pytest.mark.parametrize("record", SAMPLES, ids=lambda r: type(r).__name__)
+def test_copies_are_equal(record: Any) -> None:
+    values = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+    assert type(record)(*values.values()) == record == type(record)(**values)
+    for twin in (
+        copy.copy(record),
+        copy.deepcopy(record),
+        pickle.loads(pickle.dumps(record)),
+        dataclasses.replace(record),
+    ):
+        assert type(twin) is type(record) and twin == record and repr(twin) == repr(record)
+        assert dataclasses.astuple(twin) == dataclasses.astuple(record)
+    assert copy.copy(record) is not record
+
+
+def test_replace_changes_one_field() -> None:
+    moved = dataclasses.replace(_SEGMENT, frame=99)
+    assert moved.frame == 99 and moved.options is _OPTIONS
+    assert dataclasses.replace(moved, frame=_SEGMENT.frame) == _SEGMENT
+    assert moved != _SEGMENT
