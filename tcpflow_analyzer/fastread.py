@@ -74,6 +74,14 @@ first chunk so that a caller peeking at the first segment pays little):
    ``Segment`` and ``TcpOptions`` are plain slotted dataclasses (not frozen:
    a frozen one's generated ``__init__`` costs more than all the rest
    together), built with positional arguments.
+8. **Shards.** Reading for one shard of a sharded run (``segments(shard,
+   other)``), steps 1, 2, 3 and 6 are done for every frame (the statistics
+   count them all), and then a plain frame's shard is decided on columns as
+   ``shard.shard_of`` decides it. Steps 4, 5 and 7 are done for the shard's
+   own frames only. Each segment is handed out with, before it, the times of
+   the other shards' frames since the previous one, passed to ``other`` one
+   by one from a single column: no object is made for those frames but the
+   integer, and the caller's loop never sees them.
 
 While iterating, ``stats`` runs ahead of the segments handed out by up to one
 chunk (the whole chunk is counted when it is decoded); once iteration ends
@@ -129,11 +137,22 @@ _FP_MULT = np.array(
 )
 
 Array: TypeAlias = npt.NDArray[Any]
-# Per chunk: the plain frames' column tuples, and runs of (plain frames, then one
-# frame for the reference decoder: data offset, caplen, frame number, ts_ns).
-_Plan: TypeAlias = tuple[
-    Iterator[tuple[Any, ...]], list[tuple[int, tuple[int, int, int, int] | None]]
-]
+# Per chunk: the shard's plain frames as column tuples; runs of (that many of them,
+# then that many other shards' plain frames, then one frame for the reference
+# decoder: data offset, caplen, frame number, ts_ns); the other shards' plain
+# frames' times.
+_Run: TypeAlias = tuple[int, int, tuple[int, int, int, int] | None]
+_Plan: TypeAlias = tuple[Iterator[tuple[Any, ...]], list[_Run], Iterator[Any]]
+
+
+def _ignore(ts_ns: int) -> None:
+    """``segments`` without a shard: no other shards' times to pass on."""
+
+
+def _times(tick: Callable[[int], None], times: Iterator[Any], count: int) -> None:
+    """Pass the next ``count`` times to ``tick``, in order."""
+    for _ in range(count):
+        tick(next(times))
 
 
 def _syn_options(
@@ -189,11 +208,29 @@ def _shared_bytes(m: Array) -> Array:
 
 
 def _runs(
-    plain: Array, data: Array, caplen: Array, ts: Array, frames: Array
-) -> list[tuple[int, tuple[int, int, int, int] | None]]:
-    """Runs of plain frames, each followed by one frame for the reference decoder."""
+    plain: Array, own: Array, data: Array, caplen: Array, ts: Array, frames: Array
+) -> tuple[list[_Run], Array | None]:
+    """The chunk's runs (see ``_Plan``) and, per own frame, the other shards' frames just before it.
+
+    ``own`` marks the plain frames of the shard (all of them when not
+    sharded); the counts are None when there are no others.
+    """
+    other = plain ^ own
     rest = np.flatnonzero(~plain)
-    before = rest - np.arange(len(rest))  # plain frames before each of the rest
+    if other.any():
+        stops = np.flatnonzero(~other)  # own frames and the rest
+        seen = np.cumsum(other)[stops]  # other frames before each stop
+        gaps = np.diff(seen, prepend=0)
+        at = np.flatnonzero(~plain[stops])  # the rest among the stops
+        counts = np.delete(gaps, at)
+        gap_before = gaps[at].tolist()
+        tail = int(other.sum()) - (int(seen[-1]) if len(stops) else 0)
+    else:
+        at = rest
+        counts = None
+        gap_before = [0] * len(rest)
+        tail = 0
+    before = at - np.arange(len(at))  # own frames before each of the rest
     others = zip(
         data[rest].tolist(),
         caplen[rest].tolist(),
@@ -201,10 +238,11 @@ def _runs(
         ts[rest].tolist(),
         strict=True,
     )
-    runs: list[tuple[int, tuple[int, int, int, int] | None]] = []
-    runs.extend(zip(np.diff(before, prepend=0).tolist(), others, strict=True))
-    runs.append((len(plain) - len(rest) - (int(before[-1]) if len(rest) else 0), None))
-    return runs
+    runs: list[_Run] = []
+    runs.extend(zip(np.diff(before, prepend=0).tolist(), gap_before, others, strict=True))
+    mine = int(own.sum())
+    runs.append((mine - (int(before[-1]) if len(at) else 0), tail, None))
+    return runs, counts
 
 
 class FastPcap:
@@ -256,8 +294,6 @@ class FastPcap:
         )
         self._tail_data: list[bytes] = []
         self._shard: tuple[int, int] | None = None  # set by segments()
-        # Sharded: per plain frame of the chunk, whether it is the shard's, and its time.
-        self._marks: Iterator[tuple[Any, int]] = iter(())
 
     def recent(self) -> list[tuple[bytes, int]]:
         """(data, ts_ns) of the last frames, oldest first, for the duplicate check."""
@@ -266,9 +302,14 @@ class FastPcap:
     # --- records -------------------------------------------------------------
 
     def segments(
-        self, shard: tuple[int, int] | None = None
-    ) -> Generator[Segment | int, None, None]:
-        """The segments, in frame order; with ``shard`` (k, n), see ``CaptureReader.sharded``."""
+        self, shard: tuple[int, int] | None = None, other: Callable[[int], None] | None = None
+    ) -> Generator[Segment, None, None]:
+        """The segments, in frame order.
+
+        With ``shard`` (k, n), only shard ``k``'s segments, and every other
+        segment's time is passed to ``other`` at its place in frame order (see
+        ``CaptureReader.sharded``).
+        """
         self._shard = shard
         hlen = self._layout.hlen
         cls, options_cls = Segment, TcpOptions
@@ -276,6 +317,7 @@ class FastPcap:
         linktype = self._layout.linktype
         skipped = self._stats.skipped
         unsupported = self._unsupported
+        tick = other if other is not None else _ignore
         view = self._view
         pos = 0  # in the window
         n = FIRST_CHUNK
@@ -289,35 +331,21 @@ class FastPcap:
             ok = (starts + hlen <= size) & (caplen <= MAX_CAPLEN) & (starts + hlen + caplen <= size)
             k = len(offs) if ok.all() else int(np.argmin(ok))
             if k:
-                columns, runs = self._chunk(starts[:k], head[:k], caplen[:k])
-                for count, one in runs:
-                    if not count:
-                        pass
-                    elif shard is None:
-                        for (
-                            fr, ts, vl, sr, ds, sp, dp, sq, ak, fl, wn, pl, il, op, cs, ck, tv, te
-                        ) in islice(columns, count):  # fmt: skip
-                            if op is stamped:
-                                # Made here rather than in bulk: objects that die young
-                                # cost the garbage collector nothing.
-                                op = options_cls(None, None, False, (), tv, te)
-                            s = cls(fr, ts, vl, sr, ds, sp, dp, sq, ak, fl, wn, pl, il, op, cs, ck)
-                            yield s
-                    else:
-                        # The same for the shard's frames (the columns hold only
-                        # theirs); of the others only the time is handed out.
-                        for mine, at in islice(self._marks, count):
-                            if not mine:
-                                yield at
-                                continue
-                            r = next(columns)  # the columns as above, by position
-                            op = r[13]
-                            if op is stamped:
-                                op = options_cls(None, None, False, (), r[16], r[17])
-                            yield cls(
-                                r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
-                                r[11], r[12], op, r[14], r[15],
-                            )  # fmt: skip
+                columns, runs, times = self._chunk(starts[:k], head[:k], caplen[:k])
+                for count, gap, one in runs:
+                    for (
+                        fr, ts, vl, sr, ds, sp, dp, sq, ak, fl, wn, pl, il, op, cs, ck, tv, te, g
+                    ) in islice(columns, count):  # fmt: skip
+                        if g:
+                            _times(tick, times, g)  # other shards' segments before this one
+                        if op is stamped:
+                            # Made here rather than in bulk: objects that die young
+                            # cost the garbage collector nothing.
+                            op = options_cls(None, None, False, (), tv, te)
+                        s = cls(fr, ts, vl, sr, ds, sp, dp, sq, ak, fl, wn, pl, il, op, cs, ck)
+                        yield s
+                    if gap:
+                        _times(tick, times, gap)
                     if one is not None:
                         a, length, fr, ts = one
                         result = decode_frame(linktype, bytes(view[a : a + length]), fr, ts)
@@ -328,7 +356,7 @@ class FastPcap:
                         elif shard is None or shard_of(result, shard[1]) == shard[0]:
                             yield result
                         else:
-                            yield result.ts_ns
+                            tick(result.ts_ns)
             n = CHUNK_FRAMES
             if k == len(offs):
                 pos = after
@@ -435,7 +463,7 @@ class FastPcap:
             starts, head, caplen, frames = starts[keep], head[keep], caplen[keep], frames[keep]
         n = len(starts)
         if not n:
-            return iter(()), []
+            return iter(()), [], iter(())
         stats.linktypes[layout.linktype] += n
         ts = head[:, 0].astype(np.int64) * _NS + head[:, 1].astype(np.int64) * layout.frac_ns
         data = starts + layout.hlen
@@ -555,7 +583,8 @@ class FastPcap:
         off, v4, v6, vkey = self._link(rows, caplen)
         cand = v4 | v6
         if not cand.any():
-            return iter(()), _runs(cand, data, caplen, ts, frames)
+            runs, _ = _runs(cand, cand, data, caplen, ts, frames)
+            return iter(()), runs, iter(())
         # The IP header and what follows, in columns 0.._NET of `net`.
         shifts = np.unique(off[cand])
         if len(shifts) <= 1:
@@ -585,6 +614,8 @@ class FastPcap:
 
         # From here on, plain frames only.
         idx = np.flatnonzero(plain)
+        own = plain
+        times: Iterator[Any] = iter(())
         if self._shard is not None:
             # Sharded (shard.shard_of on columns): of the other shards' frames only the
             # time is needed, so everything below is done for this shard's alone.
@@ -594,8 +625,10 @@ class FastPcap:
                 ends = np.where(v6[idx, None], ends, np.pad(net[idx, 12:20], ((0, 0), (0, 24))))
             total = ends.sum(axis=1, dtype=np.int64) + _be16(tcp[idx], 0) + _be16(tcp[idx], 2)
             mine = (((total * MIX) & 0xFFFFFFFF) >> 16) % n == k
-            self._marks = zip(_TRI[mine.view(np.int8)], _ints(ts[idx]), strict=True)
+            times = iter(_ints(ts[idx[~mine]]))
             idx = idx[mine]
+            own = np.zeros_like(plain)
+            own[idx] = True
         m = len(idx)
         t, nt, is6, hl = tcp[idx], net[idx], v6[idx], hl[idx]
         ip_len, tcp_len, tcp_cap = ip_len[idx], tcp_len[idx], tcp_cap[idx]
@@ -671,6 +704,7 @@ class FastPcap:
             _TRI[short_mask.view(np.int8)] if short_mask.any() else repeat(False)
         )
 
+        runs, counts = _runs(plain, own, data, caplen, ts, frames)
         # Arrays and object arrays, never lists (see the module docstring, 7).
         columns = zip(
             _ints(frames[idx]),
@@ -691,10 +725,10 @@ class FastPcap:
             _TRI[code],
             _ints(_be32(t, 24)),  # ts_val and ts_ecr where options are _STAMPED
             _ints(_be32(t, 28)),
-            strict=False,  # vlans and shorts may be endless repeats
+            repeat(0) if counts is None else _ints(counts),  # other shards' frames before
+            strict=False,  # vlans, shorts and counts may be endless repeats
         )
-
-        return columns, _runs(plain, data, caplen, ts, frames)
+        return columns, runs, times
 
     def _sums(self, start: Array, length: Array) -> Array:
         """RFC 1071 sums of the byte ranges, big-endian 16-bit words from each start, mod 0xFFFF.
