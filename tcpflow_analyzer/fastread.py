@@ -52,10 +52,11 @@ first chunk so that a caller peeking at the first segment pays little):
    little-endian 16-bit words would give), which lets a datagram be summed as
    little-endian 32-bit words of the window (each congruent to its two 16-bit
    halves) plus at most three bytes at either end. The 32-bit words of a whole
-   chunk are summed per datagram in one ``np.add.reduceat`` (on a uint64 copy,
-   in spans of bounded size), with the spans between datagrams summed and
-   thrown away. Multiplying by 256 converts the result to the big-endian
-   weighting of RFC 1071 when the datagram starts at an even offset
+   chunk are summed per datagram in one ``np.add.reduceat`` (in uint64), with
+   the spans between datagrams summed and thrown away: the pass is over all
+   the chunk's bytes, whichever frames are summed.
+   Multiplying by 256 converts the result to the big-endian weighting of
+   RFC 1071 when the datagram starts at an even offset
    (256 * 256 = 1 modulo 0xFFFF); the pseudo-header words come from the
    matrix. The verdicts (True, False, None) follow the decoder's rules.
 6. **Order and duplicates.** Out-of-order timestamps are one comparison with
@@ -121,7 +122,6 @@ WINDOW: Final = 1 << 22
 ROW: Final = 104
 """Bytes of each frame gathered into the header matrix."""
 _NET = 80  # bytes from the IP header on: IPv6 (40) + TCP (20) + 20 bytes of options
-_SPAN = 1 << 20  # most 32-bit words summed by one reduceat call (4 MiB of capture)
 _ONES = 0xFFFF
 _NS = 1_000_000_000
 _TCP = 6
@@ -135,6 +135,12 @@ _SKIP_VALUE: Final = {reason: reason.value for reason in SkipReason}
 _TRI = np.array([False, True, None], dtype=object)  # checksum verdict codes 0, 1, 2
 _FP_MULT = np.array(
     [(0x9E3779B97F4A7C15 * (2 * i + 1)) % 2**64 | 1 for i in range(ROW // 8)], dtype=np.uint64
+)
+
+# Row c: the 64-bit words of a gathered row (little-endian) masked to its first c bytes.
+_KEEP = np.array(
+    [[(1 << 8 * min(max(c - 8 * w, 0), 8)) - 1 for w in range(ROW // 8)] for c in range(ROW + 1)],
+    dtype="<u8",
 )
 
 Array: TypeAlias = npt.NDArray[Any]
@@ -478,9 +484,9 @@ class FastPcap:
         data = starts + layout.hlen
         self._order(ts, frames)
         rows = self._gather(data, ROW)
-        short = caplen < ROW
-        if short.any():
-            rows[short] *= np.arange(ROW) < caplen[short, None]
+        if (caplen < ROW).any():
+            # Bytes past the caplen zeroed, eight at a time.
+            rows.view("<u8")[:] &= _KEEP[np.minimum(caplen, ROW)]
         self._duplicates(data, caplen, ts, rows)
         return self._decode(rows, data, caplen, ts, frames)
 
@@ -503,12 +509,11 @@ class FastPcap:
 
     def _duplicates(self, data: Array, caplen: Array, ts: Array, rows: Array) -> None:
         """Count frames byte-identical to one of the previous few within the time window."""
-        fp = (rows.view(np.uint64) * _FP_MULT).sum(axis=1, dtype=np.uint64)
+        fp: Array = rows.view("<u8") @ _FP_MULT  # modulo 2**64
         tc, tts, tfp, trows = self._tail
         c = np.concatenate((tc, caplen))
         t = np.concatenate((tts, ts))
         f = np.concatenate((tfp, fp))
-        r = np.concatenate((trows, rows))
         first = len(tc)  # frames before this chunk, held as bytes
         total = len(c)
         view = self._view
@@ -519,29 +524,37 @@ class FastPcap:
             at = int(data[i - first])
             return view[at : at + int(caplen[i - first])]
 
+        def row(i: Array) -> Array:
+            """Gathered rows of frames ``i`` (ascending; before this chunk's only if need be)."""
+            both: Array = np.concatenate((trows, rows)) if len(i) and i[0] < first else rows
+            picked: Array = both[i + len(both) - total]
+            return picked
+
         dup = np.zeros(total, dtype=bool)
         for lag in range(1, DUPLICATE_WINDOW + 1):
             lo = max(first, lag)
             if lo >= total:
                 break
-            cand = (
-                (c[lo:] == c[lo - lag : total - lag])
-                & (f[lo:] == f[lo - lag : total - lag])
-                & (np.abs(t[lo:] - t[lo - lag : total - lag]) <= DUPLICATE_NS)
-            )
-            i = np.flatnonzero(cand) + lo
+            # Candidates: equal fingerprints (rare unless equal), then equal
+            # lengths and times within the window.
+            i = np.flatnonzero(f[lo:] == f[lo - lag : total - lag]) + lo
+            if not len(i):
+                continue
+            i = i[(c[i] == c[i - lag]) & (np.abs(t[i] - t[i - lag]) <= DUPLICATE_NS)]
             # Frames no longer than ROW are whole in the gathered rows (zeroed
             # past the caplen): compare those there, the others byte for byte.
             whole = c[i] <= ROW
             iw = i[whole]
-            dup[iw[(r[iw] == r[iw - lag]).all(axis=1)]] = True
+            if len(iw):
+                dup[iw[(row(iw) == row(iw - lag)).all(axis=1)]] = True
             for x in i[~whole].tolist():
                 if not dup[x] and frame(x) == frame(x - lag):
                     dup[x] = True
         self._stats.duplicates += int(dup.sum())
         kept = range(max(total - DUPLICATE_WINDOW, 0), total)
         self._tail_data = [bytes(frame(i)) for i in kept]
-        self._tail = (c[kept.start :], t[kept.start :], f[kept.start :], r[kept.start :])
+        tail_rows = row(np.arange(kept.start, total))
+        self._tail = (c[kept.start :], t[kept.start :], f[kept.start :], tail_rows)
 
     # --- decoding --------------------------------------------------------------
 
@@ -767,17 +780,15 @@ class FastPcap:
         return np.where(start & 1, total, total * 256 % _ONES)
 
     def _word_sums(self, first: Array, stop: Array) -> Array:
-        """Sums of the little-endian 32-bit words ``[first, stop)`` of the window (ascending)."""
-        out = np.empty(len(first), dtype=np.uint64)
-        words = self._words
-        i, m = 0, len(first)
-        while i < m:
-            lo = int(first[i])
-            j = max(int(np.searchsorted(stop, lo + _SPAN, side="right")), i + 1)
-            span = words[lo : int(stop[j - 1])].astype(np.uint64)
-            marks = np.empty(2 * (j - i) - 1, dtype=np.int64)
-            marks[0::2] = first[i:j] - lo
-            marks[1::2] = stop[i : j - 1] - lo
-            out[i:j] = np.add.reduceat(span, marks)[0::2]
-            i = j
-        return out.astype(np.int64)
+        """Sums of the little-endian 32-bit words ``[first, stop)`` of the window (ascending).
+
+        Every range holds a word (``_sums``: at least 20 bytes).
+        """
+        lo = int(first[0])
+        marks = np.empty(2 * len(first) - 1, dtype=np.int64)
+        marks[0::2] = first - lo
+        marks[1::2] = stop[:-1] - lo
+        # In uint64 as it sums (a whole window of words is far from overflowing it).
+        span = self._words[lo : int(stop[-1])]
+        sums: Array = np.add.reduceat(span, marks, dtype=np.uint64)[0::2]
+        return sums.astype(np.int64)
