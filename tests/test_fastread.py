@@ -389,7 +389,7 @@ def test_a_read_error_hands_over_to_the_record_walk(
     calls: list[int] = []
     original = fastread.FastPcap._read
 
-    def flaky(self: fastread.FastPcap, at: int) -> int:
+    def flaky(self: fastread.FastPcap, at: int) -> bytes:
         calls.append(at)
         if len(calls) > 1:
             raise OSError("disk on fire")
