@@ -53,9 +53,10 @@ first chunk so that a caller peeking at the first segment pays little):
    little-endian 16-bit words would give), which lets a datagram be summed as
    little-endian 32-bit words of the window (each congruent to its two 16-bit
    halves) plus at most three bytes at either end. The 32-bit words of a whole
-   chunk are summed per datagram in one ``np.add.reduceat`` (in uint64), with
-   the spans between datagrams summed and thrown away: the pass is over all
-   the chunk's bytes, whichever frames are summed.
+   chunk are summed per datagram by ``np.add.reduceat`` (on uint64 copies of
+   spans of bounded size, in one buffer), with the spans between datagrams
+   summed and thrown away: the pass is over all the chunk's bytes, whichever
+   frames are summed.
    Multiplying by 256 converts the result to the big-endian weighting of
    RFC 1071 when the datagram starts at an even offset
    (256 * 256 = 1 modulo 0xFFFF); the pseudo-header words come from the
@@ -122,6 +123,7 @@ WINDOW: Final = 1 << 22
 ROW: Final = 104
 """Bytes of each frame gathered into the header matrix."""
 _NET = 80  # bytes from the IP header on: IPv6 (40) + TCP (20) + 20 bytes of options
+_SPAN = 1 << 18  # 32-bit words summed by one reduceat call (1 MiB of capture; 2 MiB as uint64)
 _ONES = 0xFFFF
 _NS = 1_000_000_000
 _TCP = 6
@@ -282,6 +284,7 @@ class FastPcap:
         self._data = b""
         self._bytes = np.frombuffer(b"", dtype=np.uint8)
         self._words = np.frombuffer(b"", dtype="<u4")  # its whole 32-bit words
+        self._wide = np.empty(0, dtype=np.uint64)  # for _word_sums
         self.offset = 24  # next record (file offset)
         self.frame = 0
         self.last_ts: int | None = None
@@ -772,13 +775,24 @@ class FastPcap:
     def _word_sums(self, first: Array, stop: Array) -> Array:
         """Sums of the little-endian 32-bit words ``[first, stop)`` of the window (ascending).
 
-        Every range holds a word (``_sums``: at least 20 bytes).
+        In spans of about :data:`_SPAN` words, each made uint64 in one buffer
+        used again and again (a fresh one per chunk is fresh memory the kernel
+        must clear every time).
         """
-        lo = int(first[0])
-        marks = np.empty(2 * len(first) - 1, dtype=np.int64)
-        marks[0::2] = first - lo
-        marks[1::2] = stop[:-1] - lo
-        # In uint64 as it sums (a whole window of words is far from overflowing it).
-        span = self._words[lo : int(stop[-1])]
-        sums: Array = np.add.reduceat(span, marks, dtype=np.uint64)[0::2]
-        return sums.astype(np.int64)
+        out = np.empty(len(first), dtype=np.uint64)
+        words = self._words
+        i, m = 0, len(first)
+        while i < m:
+            lo = int(first[i])
+            j = max(int(np.searchsorted(stop, lo + _SPAN, side="right")), i + 1)
+            hi = int(stop[j - 1])
+            if len(self._wide) < hi - lo:
+                self._wide = np.empty(max(hi - lo, _SPAN), dtype=np.uint64)
+            span = self._wide[: hi - lo]
+            np.copyto(span, words[lo:hi])
+            marks = np.empty(2 * (j - i) - 1, dtype=np.int64)
+            marks[0::2] = first[i:j] - lo
+            marks[1::2] = stop[i : j - 1] - lo
+            out[i:j] = np.add.reduceat(span, marks)[0::2]
+            i = j
+        return out.astype(np.int64)
