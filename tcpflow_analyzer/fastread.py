@@ -6,24 +6,27 @@ Theory of operation
 it opened itself (a regular file, not gzip, not pcapng, not stdin) to
 :class:`FastPcap`, which must produce exactly what the reference path
 (``reader._pcap`` + ``decode.decode_frame``) produces: the same ``Segment``
-objects and the same ``ReadStats``. The file is read a window of at most
-:data:`WINDOW` bytes at a time, each one ``bytes`` object of one read (numpy
-arrays view it); when the next record is not whole in it, the next window is
-read from that record on (its few bytes already held are read again rather
-than the window copied).
-(A memory map would save the read's copy, but a file truncated by another
-process while mapped kills the reader with SIGBUS, where a read just ends early.)
+objects and the same ``ReadStats``. The file is read (``readinto``) into a
+numpy buffer of at most :data:`WINDOW` bytes (no larger than the file); when
+the next record is not whole in it, the rest of the window moves to its front
+and more is read behind it. (Reading each window into a new ``bytes`` object
+instead would ask the memory allocator for 4 MiB at every window, which it
+takes from and gives back to the kernel, page by page, often enough to cost
+a tenth of the read.)
+(A memory map would save that copy, but a file truncated by another process
+while mapped kills the reader with SIGBUS, where a read just ends early.)
 Frames are handled one chunk at a time (:data:`CHUNK_FRAMES`, a smaller
 first chunk so that a caller peeking at the first segment pays little):
 
 1. **Walk.** The only sequential step: a tight loop reads each record's
-   caplen and steps to the next record. It reads the four bytes from the
-   window's ``bytes``, where compiled code indexes a C array (a ``struct``
-   call per record costs six times as much). The loop checks nothing; the
-   record headers are then gathered into a numpy array and checked all at
-   once. The first record that claims more
-   than ``MAX_CAPLEN`` bytes, or is cut short by the end of the file (or by a
-   read error, or is longer than the window), ends the fast path *before* it:
+   caplen and steps to the next record. It reads the four bytes from
+   ``bytes`` copies of :data:`_PIECE` bytes of the window, where compiled code
+   indexes a C array (a ``struct`` call per record costs three times as much
+   as that and the copies together). The loop checks nothing; the record
+   headers are then gathered into a numpy array and checked all at once.
+   The first record that claims more than ``MAX_CAPLEN`` bytes, or is cut
+   short by the end of the file (or by a read error, or is longer than the
+   window), ends the fast path *before* it:
    the reader's own record walk takes over there (``reader._finish_fast``), so
    damage and errors are reported by the code that always reported them.
    Oversized records (above the snap length) are reported here, in order,
@@ -97,6 +100,7 @@ from __future__ import annotations
 
 import array
 import io
+import os
 from collections import Counter
 from collections.abc import Callable, Generator, Iterable, Iterator
 from itertools import islice, repeat
@@ -123,6 +127,7 @@ WINDOW: Final = 1 << 22
 ROW: Final = 104
 """Bytes of each frame gathered into the header matrix."""
 _NET = 80  # bytes from the IP header on: IPv6 (40) + TCP (20) + 20 bytes of options
+_PIECE = 1 << 16  # bytes of the window copied at a time for the record walk (below)
 _SPAN = 1 << 18  # 32-bit words summed by one reduceat call (1 MiB of capture; 2 MiB as uint64)
 _ONES = 0xFFFF
 _NS = 1_000_000_000
@@ -138,6 +143,7 @@ _TRI = np.array([False, True, None], dtype=object)  # checksum verdict codes 0, 
 _FP_MULT = np.array(
     [(0x9E3779B97F4A7C15 * (2 * i + 1)) % 2**64 | 1 for i in range(ROW // 8)], dtype=np.uint64
 )
+
 # Row c: the 64-bit words of a gathered row (little-endian) masked to its first c bytes.
 _KEEP = np.array(
     [[(1 << 8 * min(max(c - 8 * w, 0), 8)) - 1 for w in range(ROW // 8)] for c in range(ROW + 1)],
@@ -277,13 +283,15 @@ class FastPcap:
         self._unsupported = unsupported
         endian = "<" if layout.little else ">"
         self._header_dtype = np.dtype(endian + "u4")
-        # The window: file bytes [base, base + size), as bytes and as numpy views.
+        # The window: file bytes [base, base + size) in buf[:size]. No larger
+        # than the file (as it is now: one that grows is read on by the reader).
+        self._buf = np.empty(max(min(WINDOW, os.fstat(file.fileno()).st_size), 1), dtype=np.uint8)
+        self._view = self._buf.data
         self._base = 24
         self._size = 0
         self._eof = False
-        self._data = b""
-        self._bytes = np.frombuffer(b"", dtype=np.uint8)
-        self._words = np.frombuffer(b"", dtype="<u4")  # its whole 32-bit words
+        self._bytes = self._buf[:0]  # buf[:size]
+        self._words = self._buf[:0].view("<u4")  # buf[:size] as 32-bit words
         self._wide = np.empty(0, dtype=np.uint64)  # for _word_sums
         self.offset = 24  # next record (file offset)
         self.frame = 0
@@ -324,6 +332,7 @@ class FastPcap:
         skipped = self._stats.skipped
         unsupported = self._unsupported
         tick = other if other is not None else _ignore
+        view = self._view
         pos = 0  # in the window
         n = FIRST_CHUNK
         self._shift(0)
@@ -336,7 +345,6 @@ class FastPcap:
             ok = (starts + hlen <= size) & (caplen <= MAX_CAPLEN) & (starts + hlen + caplen <= size)
             k = len(offs) if ok.all() else int(np.argmin(ok))
             if k:
-                window = self._data
                 columns, runs, times = self._chunk(starts[:k], head[:k], caplen[:k])
                 for count, gap, one in runs:
                     for (
@@ -354,7 +362,7 @@ class FastPcap:
                         _times(tick, times, gap)
                     if one is not None:
                         a, length, fr, ts = one
-                        result = decode_frame(linktype, window[a : a + length], fr, ts)
+                        result = decode_frame(linktype, bytes(view[a : a + length]), fr, ts)
                         if isinstance(result, SkipReason):
                             skipped[_SKIP_VALUE[result]] += 1  # as result.value, faster
                             if result is SkipReason.UNSUPPORTED_LINKTYPE:
@@ -377,56 +385,67 @@ class FastPcap:
             pos = 0
 
     def _shift(self, keep: int) -> bool:
-        """Move the window on to start at its offset ``keep``, and fill it.
+        """Drop the window's bytes before ``keep`` and read more after the rest.
 
-        The window is read anew from there (the part of it already held is
-        read again: a few bytes of a record cut at the window's end, against a
-        copy of the whole window to keep it). False if nothing could be added:
-        the end of the file, a read error (the reader's own walk meets it
-        again and reports it), or a record longer than the whole window.
+        False if nothing could be added: the end of the file, a read error
+        (the reader's own walk meets it again and reports it), or a record
+        longer than the whole window.
         """
+        buf = self._buf
         rest = self._size - keep
-        try:
-            data = self._read(self._base + keep)
-        except OSError:
-            data = b""
-        self._eof = len(data) < WINDOW
-        if len(data) <= rest:
-            return False
+        if keep:
+            buf[:rest] = buf[keep : self._size]
         self._base += keep
-        self._size = len(data)
-        self._data = data
-        self._bytes = np.frombuffer(data, dtype=np.uint8)
-        self._words = np.frombuffer(data, dtype="<u4", count=len(data) // 4)
-        return True
+        size = rest
+        try:
+            if not keep:
+                self._file.seek(self._base + size)
+            while size < len(buf):
+                got = self._read(size)
+                if not got:
+                    self._eof = True
+                    break
+                size += got
+        except OSError:
+            self._eof = True
+        added = size > rest
+        self._size = size
+        self._bytes = buf[:size]
+        self._words = buf[: size - size % 4].view("<u4")
+        return added
 
-    def _read(self, at: int) -> bytes:
-        """Up to :data:`WINDOW` bytes of the file from offset ``at`` (fewer: its end)."""
-        self._file.seek(at)
-        return self._file.read(WINDOW)
+    def _read(self, at: int) -> int:
+        """Read into the window from ``at`` on; 0 at the end of the file."""
+        return self._file.readinto(self._view[at:]) or 0
 
     def _walk(self, pos: int, n: int) -> tuple[list[int], int]:
         """Up to ``n`` record offsets from ``pos`` in the window, unchecked, and the one after.
 
         Stops early when a caplen cannot be read (the end of the window, or an
-        offset past it); that last offset is still in the list. The caplen's
-        bytes are read from ``bytes`` (compiled, a byte is a C array read).
+        offset past it); that last offset is still in the list. The caplens
+        are read from ``bytes`` copies of :data:`_PIECE` bytes of the window
+        at a time (compiled, a byte of ``bytes`` is a C array read).
         """
         offs: list[int] = []
-        data = self._data
-        last = len(data) - 12  # the last offset whose caplen is in the window
+        view = self._view
+        last = self._size - 12  # the last offset whose caplen is in the window
         hlen = self._layout.hlen
         little = self._layout.little
+        piece = b""
+        start = end = 0  # piece = window[start : end + 12]: the headers from start to end
         i = 0
         while i < n:
             offs.append(pos)
             if pos > last:
                 break
-            p = pos + 8
+            if pos >= end:
+                start, end = pos, pos + _PIECE
+                piece = bytes(view[start : end + 12])
+            p = pos - start + 8
             if little:
-                caplen = data[p] | data[p + 1] << 8 | data[p + 2] << 16 | data[p + 3] << 24
+                caplen = piece[p] | piece[p + 1] << 8 | piece[p + 2] << 16 | piece[p + 3] << 24
             else:
-                caplen = data[p] << 24 | data[p + 1] << 16 | data[p + 2] << 8 | data[p + 3]
+                caplen = piece[p] << 24 | piece[p + 1] << 16 | piece[p + 2] << 8 | piece[p + 3]
             pos += caplen + hlen
             i += 1
         return offs, pos
@@ -509,13 +528,13 @@ class FastPcap:
         f = np.concatenate((tfp, fp))
         first = len(tc)  # frames before this chunk, held as bytes
         total = len(c)
-        window = self._data
+        view = self._view
 
-        def frame(i: int) -> bytes:
+        def frame(i: int) -> bytes | memoryview:
             if i < first:
                 return self._tail_data[i]
             at = int(data[i - first])
-            return window[at : at + int(caplen[i - first])]
+            return view[at : at + int(caplen[i - first])]
 
         def row(i: Array) -> Array:
             """Gathered rows of frames ``i`` (ascending; before this chunk's only if need be)."""
@@ -545,7 +564,7 @@ class FastPcap:
                     dup[x] = True
         self._stats.duplicates += int(dup.sum())
         kept = range(max(total - DUPLICATE_WINDOW, 0), total)
-        self._tail_data = [frame(i) for i in kept]
+        self._tail_data = [bytes(frame(i)) for i in kept]
         tail_rows = row(np.arange(kept.start, total))
         self._tail = (c[kept.start :], t[kept.start :], f[kept.start :], tail_rows)
 
@@ -649,7 +668,7 @@ class FastPcap:
         ip_len, tcp_len, tcp_cap = ip_len[idx], tcp_len[idx], tcp_cap[idx]
         ip_at = data[idx] + off[idx]  # window offset of the IP header
         tcp_at = ip_at + (np.where(is6, 40, 20) if any6 else 20)
-        window = self._data
+        view = self._view
 
         # Options (decode._tcp): none, cut by the snap length, two common layouts
         # decided on columns, or parsed by the decoder.
@@ -676,7 +695,7 @@ class FastPcap:
             )
         other = np.flatnonzero((hl > 20) & (tcp_cap >= hl) & ~stamped & ~syn)
         for j, a, h in zip(other.tolist(), tcp_at[other].tolist(), hl[other].tolist(), strict=True):
-            options[j] = _tcp_options(window[a : a + h], 20, h)
+            options[j] = _tcp_options(bytes(view[a : a + h]), 20, h)
 
         # Checksums: code 1 right, 0 wrong, 2 not verifiable (None).
         code = np.full(m, 2, dtype=np.int8)
