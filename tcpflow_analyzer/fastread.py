@@ -139,6 +139,8 @@ _RAW_EITHER: Final = frozenset((12, 14, 101))  # the IP version nibble decides
 _RAW_IPV4, _RAW_IPV6 = 228, 229
 _STAMPED: Final = object()  # options column: NOP NOP Timestamps, made from the ts columns
 _SKIP_VALUE: Final = {reason: reason.value for reason in SkipReason}
+_LANES = np.uint64(0x00FF00FF00FF00FF)
+_LANE_SUM = np.uint64(0x0001000100010001)
 _TRI = np.array([False, True, None], dtype=object)  # checksum verdict codes 0, 1, 2
 _FP_MULT = np.array(
     [(0x9E3779B97F4A7C15 * (2 * i + 1)) % 2**64 | 1 for i in range(ROW // 8)], dtype=np.uint64
@@ -187,6 +189,29 @@ def _be16(m: Array, col: int) -> Array:
 def _be32(m: Array, col: int) -> Array:
     """Big-endian 32-bit field at byte ``col`` of each row, as int64."""
     return m[:, col : col + 4].view(">u4")[:, 0].astype(np.int64)
+
+
+def _tpid(ethertype: Array) -> Array:
+    """Whether each EtherType is a VLAN tag's (as decode._VLAN_TPIDS)."""
+    a, b, c = _TPIDS
+    tagged: Array = (ethertype == a) | (ethertype == b) | (ethertype == c)
+    return tagged
+
+
+def _byte_sums(m: Array) -> Array:
+    """Sum of the bytes of each row of a uint8 matrix (rows of 8 or 32 bytes), as int64.
+
+    Eight bytes at a time: adding each word's even and odd bytes gives four
+    16-bit lanes (at most 4 * 510 over four words), and one multiplication
+    adds the lanes up in the top one.
+    """
+    w = m.view("<u8")
+    lanes = (w & _LANES) + ((w >> 8) & _LANES)
+    x = lanes[:, 0]
+    for j in range(1, lanes.shape[1]):
+        x = x + lanes[:, j]
+    sums: Array = ((x * _LANE_SUM) >> 48).astype(np.int64)
+    return sums
 
 
 def _word_sum(m: Array, start: int, stop: int) -> Array:
@@ -582,19 +607,22 @@ class FastPcap:
             # (decode._after_ethertype; a tag cut short is left to the decoder).
             base, epos = spec
             ok = caplen >= base
-            et0 = _be16(rows, epos)
-            tci1 = _be16(rows, base)
-            et1 = _be16(rows, base + 2)
-            tci2 = _be16(rows, base + 4)
-            et2 = _be16(rows, base + 6)
-            tag1 = ok & np.isin(et0, _TPIDS) & (caplen >= base + 4)
-            tag2 = tag1 & np.isin(et1, _TPIDS) & (caplen >= base + 8)
-            et = np.where(tag2, et2, np.where(tag1, et1, et0))
-            ntags = tag1.astype(np.int64) + tag2
-            off = base + 4 * ntags
-            vid1 = np.where(tag1, tci1 & 0x0FFF, 0)
-            vid2 = np.where(tag2, tci2 & 0x0FFF, 0)
-            vkey = (ntags << 24) | (vid1 << 12) | vid2  # 0: untagged
+            et = _be16(rows, epos)
+            tag1 = ok & _tpid(et) & (caplen >= base + 4)
+            if tag1.any():
+                tci1 = _be16(rows, base)
+                et1 = _be16(rows, base + 2)
+                tci2 = _be16(rows, base + 4)
+                et2 = _be16(rows, base + 6)
+                tag2 = tag1 & _tpid(et1) & (caplen >= base + 8)
+                et = np.where(tag2, et2, np.where(tag1, et1, et))
+                ntags = tag1.astype(np.int64) + tag2
+                off = base + 4 * ntags
+                vid1 = np.where(tag1, tci1 & 0x0FFF, 0)
+                vid2 = np.where(tag2, tci2 & 0x0FFF, 0)
+                vkey = (ntags << 24) | (vid1 << 12) | vid2  # 0: untagged
+            else:
+                off += base
             v4 = ok & (et == 0x0800)
             v6 = ok & (et == 0x86DD)
         elif linktype in _RAW_EITHER:
@@ -620,13 +648,13 @@ class FastPcap:
             runs, _ = _runs(cand, cand, data, caplen, ts, frames)
             return iter(()), runs, iter(())
         # The IP header and what follows, in columns 0.._NET of `net`.
-        shifts = np.unique(off[cand])
-        if len(shifts) <= 1:
-            o = int(shifts[0]) if len(shifts) else 0
+        at = off[cand]
+        o = int(at.min())
+        if o == int(at.max()):
             net = rows[:, o : o + _NET]
         else:
             net = np.zeros((len(rows), _NET), dtype=np.uint8)
-            for o in shifts.tolist():
+            for o in np.unique(at).tolist():
                 sel = cand & (off == o)
                 net[sel] = rows[sel, o : o + _NET]
         cap = caplen - off  # captured bytes from the IP header on
@@ -654,11 +682,11 @@ class FastPcap:
             # Sharded (shard.shard_of on columns): of the other shards' frames only the
             # time is needed, so everything below is done for this shard's alone.
             k, n = self._shard
-            ends = net[idx, 8:40] if any6 else net[idx, 12:20]
+            total = _byte_sums(net[:, 12:20])
             if any6:
-                ends = np.where(v6[idx, None], ends, np.pad(net[idx, 12:20], ((0, 0), (0, 24))))
-            total = ends.sum(axis=1, dtype=np.int64) + _be16(tcp[idx], 0) + _be16(tcp[idx], 2)
-            mine = (((total * MIX) & 0xFFFFFFFF) >> 16) % n == k
+                total = np.where(v6, _byte_sums(net[:, 8:40]), total)
+            total += _be16(tcp, 0) + _be16(tcp, 2)
+            mine = ((((total * MIX) & 0xFFFFFFFF) >> 16) % n == k)[idx]
             times = iter(_ints(ts[idx[~mine]]))
             idx = idx[mine]
             own = np.zeros_like(plain)
