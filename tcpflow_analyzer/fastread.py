@@ -9,18 +9,24 @@ it opened itself (a regular file, not gzip, not pcapng, not stdin) to
 objects and the same ``ReadStats``. The file is read (``readinto``) into a
 numpy buffer of at most :data:`WINDOW` bytes (no larger than the file); when
 the next record is not whole in it, the rest of the window moves to its front
-and more is read behind it.
+and more is read behind it. (Reading each window into a new ``bytes`` object
+instead would ask the memory allocator for 4 MiB at every window, which it
+takes from and gives back to the kernel, page by page, often enough to cost
+a tenth of the read.)
 (A memory map would save that copy, but a file truncated by another process
 while mapped kills the reader with SIGBUS, where a read just ends early.)
 Frames are handled one chunk at a time (:data:`CHUNK_FRAMES`, a smaller
 first chunk so that a caller peeking at the first segment pays little):
 
 1. **Walk.** The only sequential step: a tight loop reads each record's
-   caplen (``struct.unpack_from`` on the window) and steps to the next
-   record. The loop checks nothing; the record headers are then gathered into
-   a numpy array and checked all at once. The first record that claims more
-   than ``MAX_CAPLEN`` bytes, or is cut short by the end of the file (or by a
-   read error, or is longer than the window), ends the fast path *before* it:
+   caplen and steps to the next record. It reads the four bytes from
+   ``bytes`` copies of :data:`_PIECE` bytes of the window, where compiled code
+   indexes a C array (a ``struct`` call per record costs three times as much
+   as that and the copies together). The loop checks nothing; the record
+   headers are then gathered into a numpy array and checked all at once.
+   The first record that claims more than ``MAX_CAPLEN`` bytes, or is cut
+   short by the end of the file (or by a read error, or is longer than the
+   window), ends the fast path *before* it:
    the reader's own record walk takes over there (``reader._finish_fast``), so
    damage and errors are reported by the code that always reported them.
    Oversized records (above the snap length) are reported here, in order,
@@ -50,10 +56,12 @@ first chunk so that a caller peeking at the first segment pays little):
    little-endian 16-bit words would give), which lets a datagram be summed as
    little-endian 32-bit words of the window (each congruent to its two 16-bit
    halves) plus at most three bytes at either end. The 32-bit words of a whole
-   chunk are summed per datagram in one ``np.add.reduceat`` (on a uint64 copy,
-   in spans of bounded size), with the spans between datagrams summed and
-   thrown away. Multiplying by 256 converts the result to the big-endian
-   weighting of RFC 1071 when the datagram starts at an even offset
+   chunk are summed per datagram by ``np.add.reduceat`` (on uint64 copies of
+   spans of bounded size, in one buffer), with the spans between datagrams
+   summed and thrown away: the pass is over all the chunk's bytes, whichever
+   frames are summed.
+   Multiplying by 256 converts the result to the big-endian weighting of
+   RFC 1071 when the datagram starts at an even offset
    (256 * 256 = 1 modulo 0xFFFF); the pseudo-header words come from the
    matrix. The verdicts (True, False, None) follow the decoder's rules.
 6. **Order and duplicates.** Out-of-order timestamps are one comparison with
@@ -76,6 +84,14 @@ first chunk so that a caller peeking at the first segment pays little):
    together), built with positional arguments; named, not through local
    variables, so that the compiled build calls their compiled ``__init__``
    directly (see segment.py).
+8. **Shards.** Reading for one shard of a sharded run (``segments(shard,
+   other)``), steps 1, 2, 3 and 6 are done for every frame (the statistics
+   count them all), and then a plain frame's shard is decided on columns as
+   ``shard.shard_of`` decides it. Steps 4, 5 and 7 are done for the shard's
+   own frames only. Each segment is handed out with, before it, the times of
+   the other shards' frames since the previous one, passed to ``other`` one
+   by one from a single column: no object is made for those frames but the
+   integer, and the caller's loop never sees them.
 
 While iterating, ``stats`` runs ahead of the segments handed out by up to one
 chunk (the whole chunk is counted when it is decoded); once iteration ends
@@ -87,7 +103,6 @@ from __future__ import annotations
 import array
 import io
 import os
-import struct
 from collections import Counter
 from collections.abc import Callable, Generator, Iterable, Iterator
 from itertools import islice, repeat
@@ -114,7 +129,8 @@ WINDOW: Final = 1 << 22
 ROW: Final = 104
 """Bytes of each frame gathered into the header matrix."""
 _NET = 80  # bytes from the IP header on: IPv6 (40) + TCP (20) + 20 bytes of options
-_SPAN = 1 << 20  # most 32-bit words summed by one reduceat call (4 MiB of capture)
+_PIECE = 1 << 16  # bytes of the window copied at a time for the record walk (below)
+_SPAN = 1 << 18  # 32-bit words summed by one reduceat call (1 MiB of capture; 2 MiB as uint64)
 _ONES = 0xFFFF
 _NS = 1_000_000_000
 _TCP = 6
@@ -125,17 +141,36 @@ _RAW_EITHER: Final = frozenset((12, 14, 101))  # the IP version nibble decides
 _RAW_IPV4, _RAW_IPV6 = 228, 229
 _STAMPED: Final = object()  # options column: NOP NOP Timestamps, made from the ts columns
 _SKIP_VALUE: Final = {reason: reason.value for reason in SkipReason}
+_LANES = np.uint64(0x00FF00FF00FF00FF)
+_LANE_SUM = np.uint64(0x0001000100010001)
 _TRI = np.array([False, True, None], dtype=object)  # checksum verdict codes 0, 1, 2
 _FP_MULT = np.array(
     [(0x9E3779B97F4A7C15 * (2 * i + 1)) % 2**64 | 1 for i in range(ROW // 8)], dtype=np.uint64
 )
 
+# Row c: the 64-bit words of a gathered row (little-endian) masked to its first c bytes.
+_KEEP = np.array(
+    [[(1 << 8 * min(max(c - 8 * w, 0), 8)) - 1 for w in range(ROW // 8)] for c in range(ROW + 1)],
+    dtype="<u8",
+)
+
 Array: TypeAlias = npt.NDArray[Any]
-# Per chunk: the plain frames' column tuples, and runs of (plain frames, then one
-# frame for the reference decoder: data offset, caplen, frame number, ts_ns).
-_Plan: TypeAlias = tuple[
-    Iterator[tuple[Any, ...]], list[tuple[int, tuple[int, int, int, int] | None]]
-]
+# Per chunk: the shard's plain frames as column tuples; runs of (that many of them,
+# then that many other shards' plain frames, then one frame for the reference
+# decoder: data offset, caplen, frame number, ts_ns); the other shards' plain
+# frames' times.
+_Run: TypeAlias = tuple[int, int, tuple[int, int, int, int] | None]
+_Plan: TypeAlias = tuple[Iterator[tuple[Any, ...]], list[_Run], Iterator[Any]]
+
+
+def _ignore(ts_ns: int) -> None:
+    """``segments`` without a shard: no other shards' times to pass on."""
+
+
+def _times(tick: Callable[[int], None], times: Iterator[Any], count: int) -> None:
+    """Pass the next ``count`` times to ``tick``, in order."""
+    for _ in range(count):
+        tick(next(times))
 
 
 def _syn_options(
@@ -156,6 +191,29 @@ def _be16(m: Array, col: int) -> Array:
 def _be32(m: Array, col: int) -> Array:
     """Big-endian 32-bit field at byte ``col`` of each row, as int64."""
     return m[:, col : col + 4].view(">u4")[:, 0].astype(np.int64)
+
+
+def _tpid(ethertype: Array) -> Array:
+    """Whether each EtherType is a VLAN tag's (as decode._VLAN_TPIDS)."""
+    a, b, c = _TPIDS
+    tagged: Array = (ethertype == a) | (ethertype == b) | (ethertype == c)
+    return tagged
+
+
+def _byte_sums(m: Array) -> Array:
+    """Sum of the bytes of each row of a uint8 matrix (rows of 8 or 32 bytes), as int64.
+
+    Eight bytes at a time: adding each word's even and odd bytes gives four
+    16-bit lanes (at most 4 * 510 over four words), and one multiplication
+    adds the lanes up in the top one.
+    """
+    w = m.view("<u8")
+    lanes = (w & _LANES) + ((w >> 8) & _LANES)
+    x = lanes[:, 0]
+    for j in range(1, lanes.shape[1]):
+        x = x + lanes[:, j]
+    sums: Array = ((x * _LANE_SUM) >> 48).astype(np.int64)
+    return sums
 
 
 def _word_sum(m: Array, start: int, stop: int) -> Array:
@@ -191,11 +249,29 @@ def _shared_bytes(m: Array) -> Array:
 
 
 def _runs(
-    plain: Array, data: Array, caplen: Array, ts: Array, frames: Array
-) -> list[tuple[int, tuple[int, int, int, int] | None]]:
-    """Runs of plain frames, each followed by one frame for the reference decoder."""
+    plain: Array, own: Array, data: Array, caplen: Array, ts: Array, frames: Array
+) -> tuple[list[_Run], Array | None]:
+    """The chunk's runs (see ``_Plan``) and, per own frame, the other shards' frames just before it.
+
+    ``own`` marks the plain frames of the shard (all of them when not
+    sharded); the counts are None when there are no others.
+    """
+    other = plain ^ own
     rest = np.flatnonzero(~plain)
-    before = rest - np.arange(len(rest))  # plain frames before each of the rest
+    if other.any():
+        stops = np.flatnonzero(~other)  # own frames and the rest
+        seen = np.cumsum(other)[stops]  # other frames before each stop
+        gaps = np.diff(seen, prepend=0)
+        at = np.flatnonzero(~plain[stops])  # the rest among the stops
+        counts = np.delete(gaps, at)
+        gap_before = gaps[at].tolist()
+        tail = int(other.sum()) - (int(seen[-1]) if len(stops) else 0)
+    else:
+        at = rest
+        counts = None
+        gap_before = [0] * len(rest)
+        tail = 0
+    before = at - np.arange(len(at))  # own frames before each of the rest
     others = zip(
         data[rest].tolist(),
         caplen[rest].tolist(),
@@ -203,10 +279,11 @@ def _runs(
         ts[rest].tolist(),
         strict=True,
     )
-    runs: list[tuple[int, tuple[int, int, int, int] | None]] = []
-    runs.extend(zip(np.diff(before, prepend=0).tolist(), others, strict=True))
-    runs.append((len(plain) - len(rest) - (int(before[-1]) if len(rest) else 0), None))
-    return runs
+    runs: list[_Run] = []
+    runs.extend(zip(np.diff(before, prepend=0).tolist(), gap_before, others, strict=True))
+    mine = int(own.sum())
+    runs.append((mine - (int(before[-1]) if len(at) else 0), tail, None))
+    return runs, counts
 
 
 class FastPcap:
@@ -232,7 +309,6 @@ class FastPcap:
         self._oversized = oversized
         self._unsupported = unsupported
         endian = "<" if layout.little else ">"
-        self._caplen_at = struct.Struct(endian + "8xI").unpack_from
         self._header_dtype = np.dtype(endian + "u4")
         # The window: file bytes [base, base + size) in buf[:size]. No larger
         # than the file (as it is now: one that grows is read on by the reader).
@@ -243,6 +319,7 @@ class FastPcap:
         self._eof = False
         self._bytes = self._buf[:0]  # buf[:size]
         self._words = self._buf[:0].view("<u4")  # buf[:size] as 32-bit words
+        self._wide = np.empty(0, dtype=np.uint64)  # for _word_sums
         self.offset = 24  # next record (file offset)
         self.frame = 0
         self.last_ts: int | None = None
@@ -258,8 +335,6 @@ class FastPcap:
         )
         self._tail_data: list[bytes] = []
         self._shard: tuple[int, int] | None = None  # set by segments()
-        # Sharded: per plain frame of the chunk, whether it is the shard's, and its time.
-        self._marks: Iterator[tuple[Any, int]] = iter(())
 
     def recent(self) -> list[tuple[bytes, int]]:
         """(data, ts_ns) of the last frames, oldest first, for the duplicate check."""
@@ -268,15 +343,21 @@ class FastPcap:
     # --- records -------------------------------------------------------------
 
     def segments(
-        self, shard: tuple[int, int] | None = None
-    ) -> Generator[Segment | int, None, None]:
-        """The segments, in frame order; with ``shard`` (k, n), see ``CaptureReader.sharded``."""
+        self, shard: tuple[int, int] | None = None, other: Callable[[int], None] | None = None
+    ) -> Generator[Segment, None, None]:
+        """The segments, in frame order.
+
+        With ``shard`` (k, n), only shard ``k``'s segments, and every other
+        segment's time is passed to ``other`` at its place in frame order (see
+        ``CaptureReader.sharded``).
+        """
         self._shard = shard
         hlen = self._layout.hlen
         stamped = _STAMPED
         linktype = self._layout.linktype
         skipped = self._stats.skipped
         unsupported = self._unsupported
+        tick = other if other is not None else _ignore
         view = self._view
         pos = 0  # in the window
         n = FIRST_CHUNK
@@ -290,36 +371,22 @@ class FastPcap:
             ok = (starts + hlen <= size) & (caplen <= MAX_CAPLEN) & (starts + hlen + caplen <= size)
             k = len(offs) if ok.all() else int(np.argmin(ok))
             if k:
-                columns, runs = self._chunk(starts[:k], head[:k], caplen[:k])
-                for count, one in runs:
-                    if not count:
-                        pass
-                    elif shard is None:
-                        for (
-                            fr, ts, vl, sr, ds, sp, dp, sq, ak, fl, wn, pl, il, op, cs, ck, tv, te
-                        ) in islice(columns, count):  # fmt: skip
-                            if op is stamped:
-                                # Made here rather than in bulk: objects that die young
-                                # cost the garbage collector nothing.
-                                op = TcpOptions(None, None, False, (), tv, te)
-                            yield Segment(
-                                fr, ts, vl, sr, ds, sp, dp, sq, ak, fl, wn, pl, il, op, cs, ck
-                            )
-                    else:
-                        # The same for the shard's frames (the columns hold only
-                        # theirs); of the others only the time is handed out.
-                        for mine, at in islice(self._marks, count):
-                            if not mine:
-                                yield at
-                                continue
-                            r = next(columns)  # the columns as above, by position
-                            op = r[13]
-                            if op is stamped:
-                                op = TcpOptions(None, None, False, (), r[16], r[17])
-                            yield Segment(
-                                r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
-                                r[11], r[12], op, r[14], r[15],
-                            )  # fmt: skip
+                columns, runs, times = self._chunk(starts[:k], head[:k], caplen[:k])
+                for count, gap, one in runs:
+                    for (
+                        fr, ts, vl, sr, ds, sp, dp, sq, ak, fl, wn, pl, il, op, cs, ck, tv, te, g
+                    ) in islice(columns, count):  # fmt: skip
+                        if g:
+                            _times(tick, times, g)  # other shards' segments before this one
+                        if op is stamped:
+                            # Made here rather than in bulk: objects that die young
+                            # cost the garbage collector nothing.
+                            op = TcpOptions(None, None, False, (), tv, te)
+                        yield Segment(
+                            fr, ts, vl, sr, ds, sp, dp, sq, ak, fl, wn, pl, il, op, cs, ck
+                        )
+                    if gap:
+                        _times(tick, times, gap)
                     if one is not None:
                         a, length, fr, ts = one
                         result = decode_frame(linktype, bytes(view[a : a + length]), fr, ts)
@@ -330,7 +397,7 @@ class FastPcap:
                         elif shard is None or shard_of(result, shard[1]) == shard[0]:
                             yield result
                         else:
-                            yield result.ts_ns
+                            tick(result.ts_ns)
             n = CHUNK_FRAMES
             if k == len(offs):
                 pos = after
@@ -382,19 +449,32 @@ class FastPcap:
         """Up to ``n`` record offsets from ``pos`` in the window, unchecked, and the one after.
 
         Stops early when a caplen cannot be read (the end of the window, or an
-        offset past it); that last offset is still in the list.
+        offset past it); that last offset is still in the list. The caplens
+        are read from ``bytes`` copies of :data:`_PIECE` bytes of the window
+        at a time (compiled, a byte of ``bytes`` is a C array read).
         """
         offs: list[int] = []
-        app = offs.append
-        caplen_at = self._caplen_at
-        window = self._view[: self._size]
+        view = self._view
+        last = self._size - 12  # the last offset whose caplen is in the window
         hlen = self._layout.hlen
-        try:
-            for _ in range(n):
-                app(pos)
-                pos += caplen_at(window, pos)[0] + hlen
-        except struct.error:
-            pass
+        little = self._layout.little
+        piece = b""
+        start = end = 0  # piece = window[start : end + 12]: the headers from start to end
+        i = 0
+        while i < n:
+            offs.append(pos)
+            if pos > last:
+                break
+            if pos >= end:
+                start, end = pos, pos + _PIECE
+                piece = bytes(view[start : end + 12])
+            p = pos - start + 8
+            if little:
+                caplen = piece[p] | piece[p + 1] << 8 | piece[p + 2] << 16 | piece[p + 3] << 24
+            else:
+                caplen = piece[p] << 24 | piece[p + 1] << 16 | piece[p + 2] << 8 | piece[p + 3]
+            pos += caplen + hlen
+            i += 1
         return offs, pos
 
     def _gather(self, starts: Array, width: int) -> Array:
@@ -437,15 +517,15 @@ class FastPcap:
             starts, head, caplen, frames = starts[keep], head[keep], caplen[keep], frames[keep]
         n = len(starts)
         if not n:
-            return iter(()), []
+            return iter(()), [], iter(())
         stats.linktypes[layout.linktype] += n
         ts = head[:, 0].astype(np.int64) * _NS + head[:, 1].astype(np.int64) * layout.frac_ns
         data = starts + layout.hlen
         self._order(ts, frames)
         rows = self._gather(data, ROW)
-        short = caplen < ROW
-        if short.any():
-            rows[short] *= np.arange(ROW) < caplen[short, None]
+        if (caplen < ROW).any():
+            # Bytes past the caplen zeroed, eight at a time.
+            rows.view("<u8")[:] &= _KEEP[np.minimum(caplen, ROW)]
         self._duplicates(data, caplen, ts, rows)
         return self._decode(rows, data, caplen, ts, frames)
 
@@ -468,12 +548,11 @@ class FastPcap:
 
     def _duplicates(self, data: Array, caplen: Array, ts: Array, rows: Array) -> None:
         """Count frames byte-identical to one of the previous few within the time window."""
-        fp = (rows.view(np.uint64) * _FP_MULT).sum(axis=1, dtype=np.uint64)
+        fp: Array = rows.view("<u8") @ _FP_MULT  # modulo 2**64
         tc, tts, tfp, trows = self._tail
         c = np.concatenate((tc, caplen))
         t = np.concatenate((tts, ts))
         f = np.concatenate((tfp, fp))
-        r = np.concatenate((trows, rows))
         first = len(tc)  # frames before this chunk, held as bytes
         total = len(c)
         view = self._view
@@ -484,29 +563,37 @@ class FastPcap:
             at = int(data[i - first])
             return view[at : at + int(caplen[i - first])]
 
+        def row(i: Array) -> Array:
+            """Gathered rows of frames ``i`` (ascending; before this chunk's only if need be)."""
+            both: Array = np.concatenate((trows, rows)) if len(i) and i[0] < first else rows
+            picked: Array = both[i + len(both) - total]
+            return picked
+
         dup = np.zeros(total, dtype=bool)
         for lag in range(1, DUPLICATE_WINDOW + 1):
             lo = max(first, lag)
             if lo >= total:
                 break
-            cand = (
-                (c[lo:] == c[lo - lag : total - lag])
-                & (f[lo:] == f[lo - lag : total - lag])
-                & (np.abs(t[lo:] - t[lo - lag : total - lag]) <= DUPLICATE_NS)
-            )
-            i = np.flatnonzero(cand) + lo
+            # Candidates: equal fingerprints (rare unless equal), then equal
+            # lengths and times within the window.
+            i = np.flatnonzero(f[lo:] == f[lo - lag : total - lag]) + lo
+            if not len(i):
+                continue
+            i = i[(c[i] == c[i - lag]) & (np.abs(t[i] - t[i - lag]) <= DUPLICATE_NS)]
             # Frames no longer than ROW are whole in the gathered rows (zeroed
             # past the caplen): compare those there, the others byte for byte.
             whole = c[i] <= ROW
             iw = i[whole]
-            dup[iw[(r[iw] == r[iw - lag]).all(axis=1)]] = True
+            if len(iw):
+                dup[iw[(row(iw) == row(iw - lag)).all(axis=1)]] = True
             for x in i[~whole].tolist():
                 if not dup[x] and frame(x) == frame(x - lag):
                     dup[x] = True
         self._stats.duplicates += int(dup.sum())
         kept = range(max(total - DUPLICATE_WINDOW, 0), total)
         self._tail_data = [bytes(frame(i)) for i in kept]
-        self._tail = (c[kept.start :], t[kept.start :], f[kept.start :], r[kept.start :])
+        tail_rows = row(np.arange(kept.start, total))
+        self._tail = (c[kept.start :], t[kept.start :], f[kept.start :], tail_rows)
 
     # --- decoding --------------------------------------------------------------
 
@@ -522,19 +609,22 @@ class FastPcap:
             # (decode._after_ethertype; a tag cut short is left to the decoder).
             base, epos = spec
             ok = caplen >= base
-            et0 = _be16(rows, epos)
-            tci1 = _be16(rows, base)
-            et1 = _be16(rows, base + 2)
-            tci2 = _be16(rows, base + 4)
-            et2 = _be16(rows, base + 6)
-            tag1 = ok & np.isin(et0, _TPIDS) & (caplen >= base + 4)
-            tag2 = tag1 & np.isin(et1, _TPIDS) & (caplen >= base + 8)
-            et = np.where(tag2, et2, np.where(tag1, et1, et0))
-            ntags = tag1.astype(np.int64) + tag2
-            off = base + 4 * ntags
-            vid1 = np.where(tag1, tci1 & 0x0FFF, 0)
-            vid2 = np.where(tag2, tci2 & 0x0FFF, 0)
-            vkey = (ntags << 24) | (vid1 << 12) | vid2  # 0: untagged
+            et = _be16(rows, epos)
+            tag1 = ok & _tpid(et) & (caplen >= base + 4)
+            if tag1.any():
+                tci1 = _be16(rows, base)
+                et1 = _be16(rows, base + 2)
+                tci2 = _be16(rows, base + 4)
+                et2 = _be16(rows, base + 6)
+                tag2 = tag1 & _tpid(et1) & (caplen >= base + 8)
+                et = np.where(tag2, et2, np.where(tag1, et1, et))
+                ntags = tag1.astype(np.int64) + tag2
+                off = base + 4 * ntags
+                vid1 = np.where(tag1, tci1 & 0x0FFF, 0)
+                vid2 = np.where(tag2, tci2 & 0x0FFF, 0)
+                vkey = (ntags << 24) | (vid1 << 12) | vid2  # 0: untagged
+            else:
+                off += base
             v4 = ok & (et == 0x0800)
             v6 = ok & (et == 0x86DD)
         elif linktype in _RAW_EITHER:
@@ -557,15 +647,16 @@ class FastPcap:
         off, v4, v6, vkey = self._link(rows, caplen)
         cand = v4 | v6
         if not cand.any():
-            return iter(()), _runs(cand, data, caplen, ts, frames)
+            runs, _ = _runs(cand, cand, data, caplen, ts, frames)
+            return iter(()), runs, iter(())
         # The IP header and what follows, in columns 0.._NET of `net`.
-        shifts = np.unique(off[cand])
-        if len(shifts) <= 1:
-            o = int(shifts[0]) if len(shifts) else 0
+        at = off[cand]
+        o = int(at.min())
+        if o == int(at.max()):
             net = rows[:, o : o + _NET]
         else:
             net = np.zeros((len(rows), _NET), dtype=np.uint8)
-            for o in shifts.tolist():
+            for o in np.unique(at).tolist():
                 sel = cand & (off == o)
                 net[sel] = rows[sel, o : o + _NET]
         cap = caplen - off  # captured bytes from the IP header on
@@ -587,17 +678,21 @@ class FastPcap:
 
         # From here on, plain frames only.
         idx = np.flatnonzero(plain)
+        own = plain
+        times: Iterator[Any] = iter(())
         if self._shard is not None:
             # Sharded (shard.shard_of on columns): of the other shards' frames only the
             # time is needed, so everything below is done for this shard's alone.
             k, n = self._shard
-            ends = net[idx, 8:40] if any6 else net[idx, 12:20]
+            total = _byte_sums(net[:, 12:20])
             if any6:
-                ends = np.where(v6[idx, None], ends, np.pad(net[idx, 12:20], ((0, 0), (0, 24))))
-            total = ends.sum(axis=1, dtype=np.int64) + _be16(tcp[idx], 0) + _be16(tcp[idx], 2)
-            mine = (((total * MIX) & 0xFFFFFFFF) >> 16) % n == k
-            self._marks = zip(_TRI[mine.view(np.int8)], _ints(ts[idx]), strict=True)
+                total = np.where(v6, _byte_sums(net[:, 8:40]), total)
+            total += _be16(tcp, 0) + _be16(tcp, 2)
+            mine = ((((total * MIX) & 0xFFFFFFFF) >> 16) % n == k)[idx]
+            times = iter(_ints(ts[idx[~mine]]))
             idx = idx[mine]
+            own = np.zeros_like(plain)
+            own[idx] = True
         m = len(idx)
         t, nt, is6, hl = tcp[idx], net[idx], v6[idx], hl[idx]
         ip_len, tcp_len, tcp_cap = ip_len[idx], tcp_len[idx], tcp_cap[idx]
@@ -673,6 +768,7 @@ class FastPcap:
             _TRI[short_mask.view(np.int8)] if short_mask.any() else repeat(False)
         )
 
+        runs, counts = _runs(plain, own, data, caplen, ts, frames)
         # Arrays and object arrays, never lists (see the module docstring, 7).
         columns = zip(
             _ints(frames[idx]),
@@ -693,10 +789,10 @@ class FastPcap:
             _TRI[code],
             _ints(_be32(t, 24)),  # ts_val and ts_ecr where options are _STAMPED
             _ints(_be32(t, 28)),
-            strict=False,  # vlans and shorts may be endless repeats
+            repeat(0) if counts is None else _ints(counts),  # other shards' frames before
+            strict=False,  # vlans, shorts and counts may be endless repeats
         )
-
-        return columns, _runs(plain, data, caplen, ts, frames)
+        return columns, runs, times
 
     def _sums(self, start: Array, length: Array) -> Array:
         """RFC 1071 sums of the byte ranges, big-endian 16-bit words from each start, mod 0xFFFF.
@@ -726,14 +822,23 @@ class FastPcap:
         return np.where(start & 1, total, total * 256 % _ONES)
 
     def _word_sums(self, first: Array, stop: Array) -> Array:
-        """Sums of the little-endian 32-bit words ``[first, stop)`` of the window (ascending)."""
+        """Sums of the little-endian 32-bit words ``[first, stop)`` of the window (ascending).
+
+        In spans of about :data:`_SPAN` words, each made uint64 in one buffer
+        used again and again (a fresh one per chunk is fresh memory the kernel
+        must clear every time).
+        """
         out = np.empty(len(first), dtype=np.uint64)
         words = self._words
         i, m = 0, len(first)
         while i < m:
             lo = int(first[i])
             j = max(int(np.searchsorted(stop, lo + _SPAN, side="right")), i + 1)
-            span = words[lo : int(stop[j - 1])].astype(np.uint64)
+            hi = int(stop[j - 1])
+            if len(self._wide) < hi - lo:
+                self._wide = np.empty(max(hi - lo, _SPAN), dtype=np.uint64)
+            span = self._wide[: hi - lo]
+            np.copyto(span, words[lo:hi])
             marks = np.empty(2 * (j - i) - 1, dtype=np.int64)
             marks[0::2] = first[i:j] - lo
             marks[1::2] = stop[i : j - 1] - lo

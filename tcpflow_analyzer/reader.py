@@ -94,10 +94,11 @@ import struct
 import sys
 import zlib
 from collections import Counter, deque
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
+from itertools import chain
 from types import TracebackType
-from typing import TYPE_CHECKING, BinaryIO, Final, TypeAlias, cast
+from typing import TYPE_CHECKING, BinaryIO, Final, TypeAlias, overload
 
 import dpkt
 
@@ -424,7 +425,7 @@ class CaptureReader:
         # The fast path (fastread.py): classic pcap in a regular file this reader opened.
         self._fast_file: io.BufferedReader | None = None  # read from the first iteration on
         self._fast_pcap: FastPcap | None = None
-        self._fast: Generator[Segment | int, None, None] | None = None  # its segments
+        self._fast: Generator[Segment, None, None] | None = None  # its segments
         self._records: Iterator[_Record] | None = None
         try:
             self._stream = _Stream(raw, self.name)
@@ -480,16 +481,56 @@ class CaptureReader:
             self._owned = None
 
     def __iter__(self) -> Iterator[Segment]:
-        return cast(Iterator[Segment], self._iterate(None))
+        return self._iterate(None, None)
 
-    def sharded(self, k: int, n: int) -> Iterator[Segment | int]:
+    @overload
+    def sharded(self, k: int, n: int) -> Iterator[Segment | int]: ...
+    @overload
+    def sharded(self, k: int, n: int, other: Callable[[int], None]) -> Iterator[Segment]: ...
+    def sharded(
+        self, k: int, n: int, other: Callable[[int], None] | None = None
+    ) -> Iterator[Segment | int] | Iterator[Segment]:
         """The segments of shard ``k`` of ``n`` (``shard.shard_of``); of the others, their times.
 
-        Statistics count every frame, as when iterating the reader itself.
+        With ``other``, the other shards' segments are not yielded: each one's
+        time is passed to ``other`` at its place, that is after the shard's
+        segments before it were handed out and before the next one is.
+        Without, their times are yielded in their place. Statistics count
+        every frame, as when iterating the reader itself.
         """
-        return self._iterate((k, n))
+        if other is not None:
+            return self._iterate((k, n), other)
+        return self._times_among((k, n))
 
-    def _iterate(self, shard: tuple[int, int] | None) -> Iterator[Segment | int]:
+    def _times_among(self, shard: tuple[int, int]) -> Iterator[Segment | int]:
+        times: list[int] = []
+        for segment in self._iterate(shard, times.append):
+            yield from times
+            times.clear()
+            yield segment
+        yield from times
+
+    def _iterate(
+        self, shard: tuple[int, int] | None, other: Callable[[int], None] | None
+    ) -> Iterator[Segment]:
+        if self._fast_file is not None:
+            self._start_fast(self._fast_file, shard, other)
+        if self._fast is not None:
+            # The fast path's generator itself, then the record walk: ``chain``
+            # hands out the segments with no generator of this module in between,
+            # and leaves the fast path open when it is dropped, so that iterating
+            # again continues where it stopped.
+            return chain(self._fast, self._walk_records(shard, other, finish_fast=True))
+        return self._walk_records(shard, other)
+
+    def _walk_records(
+        self,
+        shard: tuple[int, int] | None,
+        other: Callable[[int], None] | None,
+        finish_fast: bool = False,
+    ) -> Iterator[Segment]:
+        if finish_fast:
+            self._finish_fast()
         stats = self.stats
         skipped = stats.skipped
         linktypes = stats.linktypes
@@ -497,14 +538,6 @@ class CaptureReader:
         recent = self._recent
         recent_ts = self._recent_ts
         unsupported = self._unsupported
-        if self._fast_file is not None:
-            self._start_fast(self._fast_file, shard)
-        if self._fast is not None:
-            # Not ``yield from``: closing this generator must not close the fast
-            # path, so that iterating again continues where it stopped.
-            for segment in self._fast:  # noqa: UP028
-                yield segment
-            self._finish_fast()
         for frame, linktype, ts_ns, data, iface in self._iter_records():
             linktypes[linktype] += 1
             if iface >= 0:
@@ -529,17 +562,22 @@ class CaptureReader:
                     unsupported[iface if iface >= 0 else ~iface, linktype] += 1
             elif shard is None or shard_of(result, shard[1]) == shard[0]:
                 yield result
-            else:
-                yield result.ts_ns
+            elif other is not None:
+                other(result.ts_ns)
 
-    def _start_fast(self, file: io.BufferedReader, shard: tuple[int, int] | None) -> None:
+    def _start_fast(
+        self,
+        file: io.BufferedReader,
+        shard: tuple[int, int] | None,
+        other: Callable[[int], None] | None,
+    ) -> None:
         """Set up the fast path (:mod:`.fastread`) on the file."""
         from .fastread import FastPcap  # numpy is only needed here
 
         self._fast_file = None
         fast = FastPcap(file, self._pcap_layout(), self.stats, self._oversized, self._unsupported)
         self._fast_pcap = fast
-        self._fast = fast.segments(shard)
+        self._fast = fast.segments(shard, other)
 
     def _finish_fast(self) -> None:
         """Hand over from the fast path to the record walk, once.

@@ -107,15 +107,14 @@ def replay(
         name = " + ".join(os.fspath(p) for p in source)
     elif shard is not None:
         tracker.firsts, tracker.public_id = shard.firsts, shard.public
-        step, tick = shard.step, tracker.tick
+        step = shard.step
         with CaptureReader(source) as reader:  # type: ignore[arg-type]
-            for item in reader.sharded(shard.k, shard.n):
-                if isinstance(item, int):
-                    tick(item)  # another shard's segment: its time only
-                    continue
+            # Another shard's segment only moves the clock: the reader passes its
+            # time to ``tracker.tick`` in its place among this shard's segments.
+            for seg in reader.sharded(shard.k, shard.n, tracker.tick):
                 segments += 1
-                step(item.frame)
-                tracker.add(item)
+                step(seg.frame)
+                tracker.add(seg)
             shard.finish()  # all its connections are made: others need not wait for it
             stats, name = reader.stats, reader.name
     else:

@@ -67,11 +67,12 @@ def fast_frames(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 @pytest.fixture
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Chunks of a few frames, short checksum spans and a small window: small files cross them."""
+    """Few frames per chunk, short checksum spans, walk pieces, window: small files cross them."""
     monkeypatch.setattr(fastread, "WINDOW", 1500)
     monkeypatch.setattr(fastread, "FIRST_CHUNK", 3)
     monkeypatch.setattr(fastread, "CHUNK_FRAMES", 5)
     monkeypatch.setattr(fastread, "_SPAN", 64)
+    monkeypatch.setattr(fastread, "_PIECE", 100)
 
 
 def read(path: Path, *, fast: bool) -> tuple[Any, Any]:
@@ -559,6 +560,7 @@ def test_randomly_damaged_frames(
     monkeypatch.setattr(fastread, "FIRST_CHUNK", rng.choice((1, 7, 64)))
     monkeypatch.setattr(fastread, "CHUNK_FRAMES", rng.choice((13, 256, 1000)))
     monkeypatch.setattr(fastread, "_SPAN", rng.choice((32, 4096, 1 << 22)))
+    monkeypatch.setattr(fastread, "_PIECE", rng.choice((1, 200, 1 << 16)))
     monkeypatch.setattr(fastread, "WINDOW", rng.choice((2048, 50_000, 1 << 24)))
     frames = ethernet_frames()
     records = list(_mutations(rng, frames))

@@ -12,6 +12,7 @@ from tcpflow_analyzer import stream
 from tcpflow_analyzer.cli import AUTO_JOBS_BYTES, AUTO_JOBS_MAX, auto_jobs, main
 from tcpflow_analyzer.config import Config
 from tcpflow_analyzer.reader import CaptureError, CaptureReader
+from tcpflow_analyzer.segment import Segment
 from tcpflow_analyzer.shard import DONE, Ledger, ShardIds, shard_of
 from tcpflow_analyzer.stream import OutputError, Streamed, WorkerError, analyze_to_csv
 
@@ -133,6 +134,13 @@ def test_sharded_reading_is_the_segments_of_the_shard_and_the_times_of_the_rest(
             stats = reader.stats
         assert got == want
         assert stats.frames >= len(segments)
+        # Handed to a function instead, each time comes in its place all the same.
+        seen: list[Segment | int] = []
+        with CaptureReader(path, fast=fast) as reader:
+            for seg in reader.sharded(k, 3, seen.append):
+                seen.append(seg)
+            assert reader.stats == stats
+        assert seen == want
 
 
 def test_shard_of_is_the_same_both_ways_and_on_any_vlan() -> None:
