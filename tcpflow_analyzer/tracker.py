@@ -105,6 +105,7 @@ _SERVICE_PORTS: Final = frozenset(
 
 
 _NEVER: Final = 1 << 126  # later than any capture time
+_NO_HEAD: Final = 0  # no conn_id (they count from 1): the head of an empty table
 _TIME_WAIT: Final = State.TIME_WAIT
 _ESTABLISHED: Final = State.ESTABLISHED
 _FINISHED: Final = (State.CLOSED, State.TIME_WAIT)
@@ -348,6 +349,7 @@ class Tracker:
         self._freeze_check_at = 0  # no freezing pass before this time (see _sweep)
         self._idle_ns = self.config.idle_ns
         self._sweep_at = _NEVER  # no retirement is due before this time (see _sweep)
+        self._heads = (_NO_HEAD, _NO_HEAD, _NO_HEAD)  # keys of the heads noted last
         # Sharded runs (shard.py): the first frame of every connection made, in
         # order, and the conn_id rows show for a local one (swapped in while
         # rows are made: _public_ids).
@@ -416,7 +418,12 @@ class Tracker:
     # -- retiring connections (streaming) ------------------------------------
 
     def _hold(self, conn: Connection) -> None:
-        """File ``conn`` as most recently active, among the open or the closed."""
+        """File ``conn`` as most recently active, among the open or the closed.
+
+        A table's head changes here only if ``conn`` was a head (it moves to the
+        end, or to the other table) or it goes into an empty table: only then are
+        the heads noted again (``_note_heads``); otherwise that would change nothing.
+        """
         cid = conn.conn_id
         home: OrderedDict[int, Any]
         other: OrderedDict[int, Any]
@@ -424,6 +431,7 @@ class Tracker:
             home, other = self._closed, self._open
         else:
             home, other = self._open, self._closed
+        moved = cid in self._heads or not home
         if cid in home:
             home.move_to_end(cid)
         else:
@@ -431,11 +439,13 @@ class Tracker:
             home[cid] = conn
         if self._freezer is not None:
             if home is self._closed:
+                moved = moved or not self._to_freeze
                 self._to_freeze[cid] = conn
                 self._to_freeze.move_to_end(cid)
             else:
                 self._to_freeze.pop(cid, None)
-        self._note_heads()
+        if moved:
+            self._note_heads()
 
     def _note_heads(self) -> None:
         """Keep ``_sweep_at`` at or below the due time of the heads (they may have moved).
@@ -444,22 +454,30 @@ class Tracker:
         and stops at the first that is not due: nothing is due before the earlier
         of the two heads' due times. Every change of a head passes here. The head
         of ``_to_freeze`` is due for the next freezing pass after it is quiet.
+        The heads' keys are kept in ``_heads`` for ``_hold``: while they stay the
+        heads, their due times stay those noted (a head's ``end_ns`` changes only
+        with a segment of its own, after which ``_hold`` moves it; freezing or
+        thawing it keeps its key and ``end_ns``).
         """
         at = self._sweep_at
+        closed_head = open_head = freeze_head = _NO_HEAD
         if self._closed:
-            due = next(iter(self._closed.values())).end_ns + self._closed_hold_ns + 1
+            closed_head, head = next(iter(self._closed.items()))
+            due = head.end_ns + self._closed_hold_ns + 1
             if due < at:
                 at = due
         if self._open:
-            due = next(iter(self._open.values())).end_ns + self._idle_ns + 1
+            open_head, conn = next(iter(self._open.items()))
+            due = conn.end_ns + self._idle_ns + 1
             if due < at:
                 at = due
         if self._to_freeze:
-            head = next(iter(self._to_freeze.values()))
-            due = max(head.end_ns + self._freeze_ns + 1, self._freeze_check_at)
+            freeze_head, conn = next(iter(self._to_freeze.items()))
+            due = max(conn.end_ns + self._freeze_ns + 1, self._freeze_check_at)
             if due < at:
                 at = due
         self._sweep_at = at
+        self._heads = (closed_head, open_head, freeze_head)
 
     def _sweep(self, now_ns: int) -> None:
         """Retire what has been quiet long enough, and the oldest past the limit.

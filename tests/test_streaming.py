@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 import tcpflow_analyzer
+from tcpflow_analyzer.api import connection_rows
 from tcpflow_analyzer.config import Config
 from tcpflow_analyzer.findings import detect
 from tcpflow_analyzer.replay import replay
@@ -166,3 +167,87 @@ def test_sweep_schedule_retires_exactly_when_sweeping_every_segment(
         want = _retirements(_SweepEverySegment(config), segs)
         got = _retirements(Tracker(config), segs)
         assert got == want
+
+
+class _CheckedHeads(Tracker):
+    """After every segment: the heads noted are the heads, none due before ``_sweep_at``."""
+
+    def add(self, seg: Segment) -> None:
+        super().add(seg)
+        tables = (self._closed, self._open, self._to_freeze)
+        assert self._heads == tuple(next(iter(table), 0) for table in tables)
+        dues = []
+        if self._closed:
+            dues.append(next(iter(self._closed.values())).end_ns + self._closed_hold_ns + 1)
+        if self._open:
+            dues.append(next(iter(self._open.values())).end_ns + self._idle_ns + 1)
+        if self._to_freeze:
+            head = next(iter(self._to_freeze.values()))
+            dues.append(max(head.end_ns + self._freeze_ns + 1, self._freeze_check_at))
+        assert self._sweep_at <= min(dues, default=self._sweep_at)
+
+
+def _replay_checking_heads(segments: list[Segment], config: Config) -> tuple[int, int]:
+    """Replay with a freezer and time running backwards; (connections frozen, thawed)."""
+    from tcpflow_analyzer.freeze import RowFreezer
+
+    segments = list(segments)
+    for i in range(0, len(segments) - 1, 5):
+        segments[i], segments[i + 1] = segments[i + 1], segments[i]
+    freezer = RowFreezer(lambda conn: connection_rows(conn, config), lambda rows, found: None)
+    tracker = _CheckedHeads(config, on_retire=lambda conn: None, freezer=freezer)
+    try:
+        for seg in segments:
+            tracker.add(seg)
+        tracker.finish()
+    finally:
+        freezer.close()
+    return freezer.frozen, freezer.thawed
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=[p.name for p in CAPTURES])
+def test_heads_noted_only_when_they_move_are_the_heads(path: Path) -> None:
+    """``_hold`` notes the heads only when one may have moved: they are always current."""
+    from tcpflow_analyzer.reader import CaptureReader
+
+    with CaptureReader(path) as reader:
+        segments = list(reader)
+    config = Config(msl=0.001, late_segment_s=0.0, idle_timeout=0.5, freeze_after_s=0.0)
+    _replay_checking_heads(segments, config)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_heads_stay_current_with_many_connections_closing_in_turn(
+    tmp_path: Path, seed: int
+) -> None:
+    """Connections closing at random while others stay open, TIME_WAIT ones frozen.
+
+    The closed table then often holds frozen connections while the one of those
+    waiting to be frozen is empty, and the connection closing next is not the
+    oldest open one: it fills that table without having been a head. Some get a
+    segment again once frozen (thawed).
+    """
+    import random
+
+    from tcpflow_analyzer.reader import CaptureReader
+
+    rng = random.Random(seed)
+    packets = []
+    for k in range(40):
+        conv = Conversation(client=("10.1.0.1", 41000 + k), t0=1_700_000_000.0 + k * 0.01)
+        conv.handshake()
+        conv.c("PA", b"x", at=rng.uniform(0.5, 1.0))
+        conv.step = rng.uniform(0.001, 0.02)
+        conv._t = rng.uniform(1.0, 2.0)
+        conv.client_close()
+        if k % 3 == 0:  # the final ACK again, to a connection frozen by then
+            conv.c("A", at=conv._t + 0.3)
+        packets.extend(conv.packets)
+    packets.sort(key=lambda p: float(p.time))
+    path = tmp_path / "turns.pcap"
+    Conversation(packets=packets).write(path)
+    with CaptureReader(path) as reader:
+        segments = list(reader)
+    config = Config(msl=1.0, idle_timeout=60.0, freeze_after_s=0.05)
+    frozen, thawed = _replay_checking_heads(segments, config)
+    assert frozen > 10 and thawed > 3
