@@ -254,23 +254,26 @@ def _runs(
     ``own`` marks the plain frames of the shard (all of them when not
     sharded); the counts are None when there are no others.
     """
-    other = plain ^ own
     rest = np.flatnonzero(~plain)
-    if other.any():
-        stops = np.flatnonzero(~other)  # own frames and the rest
-        seen = np.cumsum(other)[stops]  # other frames before each stop
+    stops = np.flatnonzero(own | ~plain)  # own frames and the rest
+    others = len(plain) - len(stops)
+    if others:
+        seen = stops - np.arange(len(stops))  # other frames before each stop
         gaps = np.diff(seen, prepend=0)
-        at = np.flatnonzero(~plain[stops])  # the rest among the stops
-        counts = np.delete(gaps, at)
-        gap_before = gaps[at].tolist()
-        tail = int(other.sum()) - (int(seen[-1]) if len(stops) else 0)
+        if len(rest):
+            at = np.flatnonzero(~plain[stops])  # the rest among the stops
+            counts = np.delete(gaps, at)
+            gap_before = gaps[at].tolist()
+        else:
+            at, counts, gap_before = rest, gaps, []
+        tail = others - (int(seen[-1]) if len(stops) else 0)
     else:
         at = rest
         counts = None
         gap_before = [0] * len(rest)
         tail = 0
     before = at - np.arange(len(at))  # own frames before each of the rest
-    others = zip(
+    decoded = zip(
         data[rest].tolist(),
         caplen[rest].tolist(),
         frames[rest].tolist(),
@@ -278,8 +281,8 @@ def _runs(
         strict=True,
     )
     runs: list[_Run] = []
-    runs.extend(zip(np.diff(before, prepend=0).tolist(), gap_before, others, strict=True))
-    mine = int(own.sum())
+    runs.extend(zip(np.diff(before, prepend=0).tolist(), gap_before, decoded, strict=True))
+    mine = len(stops) - len(rest)
     runs.append((mine - (int(before[-1]) if len(at) else 0), tail, None))
     return runs, counts
 
