@@ -198,27 +198,43 @@ def _tpid(ethertype: Array) -> Array:
     return tagged
 
 
-def _byte_sums(m: Array) -> Array:
-    """Sum of the bytes of each row of a uint8 matrix (rows of 8 or 32 bytes), as int64.
+def _halves(m: Array, start: int, stop: int) -> tuple[Array, Array]:
+    """Per row of a uint8 matrix, the sums of its bytes at even and at odd columns in
+    ``start:stop`` (``start`` even, at most 32 bytes), as int64.
 
-    Eight bytes at a time: adding each word's even and odd bytes gives four
-    16-bit lanes (at most 4 * 510 over four words), and one multiplication
-    adds the lanes up in the top one.
+    Eight bytes at a time: each 64-bit word's even and odd bytes are four
+    16-bit lanes each (at most 4 * 255 over four words), and one
+    multiplication adds the lanes up in the top one.
     """
-    w = m.view("<u8")
-    lanes = (w & _LANES) + ((w >> 8) & _LANES)
-    x = lanes[:, 0]
-    for j in range(1, lanes.shape[1]):
-        x = x + lanes[:, j]
-    sums: Array = ((x * _LANE_SUM) >> 48).astype(np.int64)
-    return sums
+    whole = start + (stop - start) // 8 * 8
+    if whole > start:
+        w = m[:, start:whole].view("<u8")
+        ev = w[:, 0] & _LANES
+        od = (w[:, 0] >> 8) & _LANES
+        for j in range(1, w.shape[1]):
+            ev = ev + (w[:, j] & _LANES)
+            od = od + ((w[:, j] >> 8) & _LANES)
+        even: Array = ((ev * _LANE_SUM) >> 48).astype(np.int64)
+        odd: Array = ((od * _LANE_SUM) >> 48).astype(np.int64)
+    else:
+        even = np.zeros(len(m), dtype=np.int64)
+        odd = np.zeros(len(m), dtype=np.int64)
+    for col in range(whole, stop, 2):
+        even += m[:, col]
+        odd += m[:, col + 1]
+    return even, odd
+
+
+def _byte_sums(m: Array, start: int, stop: int) -> Array:
+    """Sum of the bytes in columns ``start:stop`` of each row (see ``_halves``)."""
+    even, odd = _halves(m, start, stop)
+    return even + odd
 
 
 def _word_sum(m: Array, start: int, stop: int) -> Array:
-    """Sum of the big-endian 16-bit words in columns ``start:stop`` (even width)."""
-    hi: Array = m[:, start:stop:2].sum(axis=1, dtype=np.int64)
-    lo: Array = m[:, start + 1 : stop : 2].sum(axis=1, dtype=np.int64)
-    return hi * 256 + lo
+    """Sum of the big-endian 16-bit words in columns ``start:stop`` (see ``_halves``)."""
+    even, odd = _halves(m, start, stop)
+    return even * 256 + odd
 
 
 def _ints(values: Array) -> array.array[int]:
@@ -685,9 +701,9 @@ class FastPcap:
             # Sharded (shard.shard_of on columns): of the other shards' frames only the
             # time is needed, so everything below is done for this shard's alone.
             k, n = self._shard
-            total = _byte_sums(net[:, 12:20])
+            total = _byte_sums(net, 12, 20)
             if any6:
-                total = np.where(v6, _byte_sums(net[:, 8:40]), total)
+                total = np.where(v6, _byte_sums(net, 8, 40), total)
             total += _be16(tcp, 0) + _be16(tcp, 2)
             mine = ((((total * MIX) & 0xFFFFFFFF) >> 16) % n == k)[idx]
             times = iter(_ints(ts[idx[~mine]]))
