@@ -86,10 +86,11 @@ first chunk so that a caller peeking at the first segment pays little):
    other)``), steps 1, 2, 3 and 6 are done for every frame (the statistics
    count them all), and then a plain frame's shard is decided on columns as
    ``shard.shard_of`` decides it. Steps 4, 5 and 7 are done for the shard's
-   own frames only. Each segment is handed out with, before it, the times of
-   the other shards' frames since the previous one, passed to ``other`` one
-   by one from a single column: no object is made for those frames but the
-   integer, and the caller's loop never sees them.
+   own frames only (but for 5's pass over the window). Each segment is
+   handed out with, before it, the times of the other shards' frames since
+   the previous one, passed to ``other`` one by one from a single column: no
+   object is made for those frames but the integer, and the caller's loop
+   never sees them.
 
 While iterating, ``stats`` runs ahead of the segments handed out by up to one
 chunk (the whole chunk is counted when it is decoded); once iteration ends
