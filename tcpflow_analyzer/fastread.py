@@ -88,10 +88,11 @@ first chunk so that a caller peeking at the first segment pays little):
    other)``), steps 1, 2, 3 and 6 are done for every frame (the statistics
    count them all), and then a plain frame's shard is decided on columns as
    ``shard.shard_of`` decides it. Steps 4, 5 and 7 are done for the shard's
-   own frames only. Each segment is handed out with, before it, the times of
-   the other shards' frames since the previous one, passed to ``other`` one
-   by one from a single column: no object is made for those frames but the
-   integer, and the caller's loop never sees them.
+   own frames only (but for 5's pass over the window). Each segment is
+   handed out with, before it, the times of the other shards' frames since
+   the previous one, passed to ``other`` one by one from a single column: no
+   object is made for those frames but the integer, and the caller's loop
+   never sees them.
 
 While iterating, ``stats`` runs ahead of the segments handed out by up to one
 chunk (the whole chunk is counted when it is decoded); once iteration ends
@@ -200,27 +201,43 @@ def _tpid(ethertype: Array) -> Array:
     return tagged
 
 
-def _byte_sums(m: Array) -> Array:
-    """Sum of the bytes of each row of a uint8 matrix (rows of 8 or 32 bytes), as int64.
+def _halves(m: Array, start: int, stop: int) -> tuple[Array, Array]:
+    """Per row of a uint8 matrix, the sums of its bytes at even and at odd columns in
+    ``start:stop`` (``start`` even, at most 32 bytes), as int64.
 
-    Eight bytes at a time: adding each word's even and odd bytes gives four
-    16-bit lanes (at most 4 * 510 over four words), and one multiplication
-    adds the lanes up in the top one.
+    Eight bytes at a time: each 64-bit word's even and odd bytes are four
+    16-bit lanes each (at most 4 * 255 over four words), and one
+    multiplication adds the lanes up in the top one.
     """
-    w = m.view("<u8")
-    lanes = (w & _LANES) + ((w >> 8) & _LANES)
-    x = lanes[:, 0]
-    for j in range(1, lanes.shape[1]):
-        x = x + lanes[:, j]
-    sums: Array = ((x * _LANE_SUM) >> 48).astype(np.int64)
-    return sums
+    whole = start + (stop - start) // 8 * 8
+    if whole > start:
+        w = m[:, start:whole].view("<u8")
+        ev = w[:, 0] & _LANES
+        od = (w[:, 0] >> 8) & _LANES
+        for j in range(1, w.shape[1]):
+            ev = ev + (w[:, j] & _LANES)
+            od = od + ((w[:, j] >> 8) & _LANES)
+        even: Array = ((ev * _LANE_SUM) >> 48).astype(np.int64)
+        odd: Array = ((od * _LANE_SUM) >> 48).astype(np.int64)
+    else:
+        even = np.zeros(len(m), dtype=np.int64)
+        odd = np.zeros(len(m), dtype=np.int64)
+    for col in range(whole, stop, 2):
+        even += m[:, col]
+        odd += m[:, col + 1]
+    return even, odd
+
+
+def _byte_sums(m: Array, start: int, stop: int) -> Array:
+    """Sum of the bytes in columns ``start:stop`` of each row (see ``_halves``)."""
+    even, odd = _halves(m, start, stop)
+    return even + odd
 
 
 def _word_sum(m: Array, start: int, stop: int) -> Array:
-    """Sum of the big-endian 16-bit words in columns ``start:stop`` (even width)."""
-    hi: Array = m[:, start:stop:2].sum(axis=1, dtype=np.int64)
-    lo: Array = m[:, start + 1 : stop : 2].sum(axis=1, dtype=np.int64)
-    return hi * 256 + lo
+    """Sum of the big-endian 16-bit words in columns ``start:stop`` (see ``_halves``)."""
+    even, odd = _halves(m, start, stop)
+    return even * 256 + odd
 
 
 def _ints(values: Array) -> array.array[int]:
@@ -256,23 +273,26 @@ def _runs(
     ``own`` marks the plain frames of the shard (all of them when not
     sharded); the counts are None when there are no others.
     """
-    other = plain ^ own
     rest = np.flatnonzero(~plain)
-    if other.any():
-        stops = np.flatnonzero(~other)  # own frames and the rest
-        seen = np.cumsum(other)[stops]  # other frames before each stop
+    stops = np.flatnonzero(own | ~plain)  # own frames and the rest
+    others = len(plain) - len(stops)
+    if others:
+        seen = stops - np.arange(len(stops))  # other frames before each stop
         gaps = np.diff(seen, prepend=0)
-        at = np.flatnonzero(~plain[stops])  # the rest among the stops
-        counts = np.delete(gaps, at)
-        gap_before = gaps[at].tolist()
-        tail = int(other.sum()) - (int(seen[-1]) if len(stops) else 0)
+        if len(rest):
+            at = np.flatnonzero(~plain[stops])  # the rest among the stops
+            counts = np.delete(gaps, at)
+            gap_before = gaps[at].tolist()
+        else:
+            at, counts, gap_before = rest, gaps, []
+        tail = others - (int(seen[-1]) if len(stops) else 0)
     else:
         at = rest
         counts = None
         gap_before = [0] * len(rest)
         tail = 0
     before = at - np.arange(len(at))  # own frames before each of the rest
-    others = zip(
+    decoded = zip(
         data[rest].tolist(),
         caplen[rest].tolist(),
         frames[rest].tolist(),
@@ -280,8 +300,8 @@ def _runs(
         strict=True,
     )
     runs: list[_Run] = []
-    runs.extend(zip(np.diff(before, prepend=0).tolist(), gap_before, others, strict=True))
-    mine = int(own.sum())
+    runs.extend(zip(np.diff(before, prepend=0).tolist(), gap_before, decoded, strict=True))
+    mine = len(stops) - len(rest)
     runs.append((mine - (int(before[-1]) if len(at) else 0), tail, None))
     return runs, counts
 
@@ -684,9 +704,9 @@ class FastPcap:
             # Sharded (shard.shard_of on columns): of the other shards' frames only the
             # time is needed, so everything below is done for this shard's alone.
             k, n = self._shard
-            total = _byte_sums(net[:, 12:20])
+            total = _byte_sums(net, 12, 20)
             if any6:
-                total = np.where(v6, _byte_sums(net[:, 8:40]), total)
+                total = np.where(v6, _byte_sums(net, 8, 40), total)
             total += _be16(tcp, 0) + _be16(tcp, 2)
             mine = ((((total * MIX) & 0xFFFFFFFF) >> 16) % n == k)[idx]
             times = iter(_ints(ts[idx[~mine]]))
