@@ -98,6 +98,26 @@ def same(path: Path) -> tuple[list[Segment], Any]:
     return ref, ref_stats
 
 
+def same_sharded(path: Path, n: int = 3) -> None:
+    """Read ``path`` for each shard of ``n`` both ways: the same segments, times between, stats.
+
+    At least two shards get segments of their own and times of others.
+    """
+    mixed = 0
+    for k in range(n):
+        got = []
+        for fast in (True, False):
+            seen: list[Segment | int] = []
+            with CaptureReader(path, fast=fast) as reader:
+                for seg in reader.sharded(k, n, seen.append):
+                    seen.append(seg)
+            got.append((seen, reader.stats))
+        assert got[0] == got[1]
+        assert repr(got[0]) == repr(got[1])
+        mixed += {type(x) for x in got[0][0]} == {int, Segment}
+    assert mixed >= 2
+
+
 def write(tmp_path: Path, data: bytes, name: str = "capture.pcap") -> Path:
     path = tmp_path / name
     path.write_bytes(data)
@@ -231,8 +251,10 @@ def cut_frames(frames: list[bytes]) -> list[bytes]:
 
 def test_every_kind_of_ethernet_frame(tmp_path: Path, fast_frames: list[int]) -> None:
     frames = ethernet_frames()
-    segments, stats = same(write(tmp_path, pcap_bytes(timed(frames))))
+    path = write(tmp_path, pcap_bytes(timed(frames)))
+    segments, stats = same(path)
     assert sum(fast_frames) == stats.frames == len(frames)
+    same_sharded(path)
     # Not vacuous: the file holds segments of every checksum verdict, VLAN
     # stacks, IPv6 and options, and frames of many skip reasons.
     assert {s.checksum_ok for s in segments} == {True, False, None}
@@ -245,7 +267,9 @@ def test_every_kind_of_ethernet_frame(tmp_path: Path, fast_frames: list[int]) ->
 
 def test_frames_cut_by_the_snap_length(tmp_path: Path) -> None:
     frames = cut_frames(ethernet_frames()[::3])
-    segments, stats = same(write(tmp_path, pcap_bytes(timed(frames), snaplen=100)))
+    path = write(tmp_path, pcap_bytes(timed(frames), snaplen=100))
+    segments, stats = same(path)
+    same_sharded(path)
     assert any(s.caplen_short and s.checksum_ok is None for s in segments)
     assert any(s.caplen_short and s.checksum_ok is False for s in segments)
     assert any(s.caplen_short and s.options is None for s in segments)
@@ -566,6 +590,8 @@ def test_randomly_damaged_frames(
     records = list(_mutations(rng, frames))
     snaplen = rng.choice((0, 96, 1500))
     data = pcap_bytes(records, snaplen=snaplen, nano=bool(seed % 2), endian="<>"[seed % 3 == 0])
-    segments, stats = same(write(tmp_path, data))
+    path = write(tmp_path, data)
+    segments, stats = same(path)
     assert sum(fast_frames) == stats.frames == len(records)
     assert len(segments) > 100 and stats.duplicates
+    same_sharded(path, 2 + seed % 3)
