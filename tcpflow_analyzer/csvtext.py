@@ -18,8 +18,9 @@ text at once, with :class:`LineFormat`, and the lines must be those
 
 A value of any other type (a numpy scalar, a float in an integer column, a
 number in a text column) is handed to the ``fallback`` the caller gives, which
-makes the text through the frame path itself. tests/test_csvtext.py checks the
-equality on every table of every capture and on odd values.
+makes the text through the frame path itself. tests/test_frame_csv.py checks
+the equality on every table of every capture and on awkward, odd-typed and
+random values.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ from typing import Any, Final
 
 from .compact import Trace
 from .config import Config
-from .segment import Bit, Segment
+from .segment import Bit, Segment, by_fields
 from .seq import seq_add, seq_diff, seq_geq, seq_gt, seq_leq, seq_lt
 from .states import Anomaly, Event, State
 from .tracker import AnomalyRecord, Connection, Step, TransitionRecord
@@ -144,23 +144,10 @@ class Finding:
     detail: str
     weight: float = 0.0
 
-    def __reduce__(self) -> tuple[type[Finding], tuple[Any, ...]]:
+    def __reduce__(self) -> tuple[type[Any], tuple[object, ...]]:
         # Pickled by its fields (worker processes send findings back): the default
         # sets the fields one by one, which a frozen class compiled by mypyc refuses.
-        return (
-            Finding,
-            (
-                self.conn_id,
-                self.code,
-                self.endpoint,
-                self.frame,
-                self.ts_ns,
-                self.evidence_frames,
-                self.rfc,
-                self.detail,
-                self.weight,
-            ),
-        )
+        return by_fields(self)
 
 
 # -- small helpers -------------------------------------------------------------

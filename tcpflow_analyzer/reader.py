@@ -98,7 +98,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from itertools import chain
 from types import TracebackType
-from typing import TYPE_CHECKING, BinaryIO, Final, TypeAlias, overload
+from typing import TYPE_CHECKING, BinaryIO, Final, TypeAlias
 
 import dpkt
 
@@ -483,32 +483,15 @@ class CaptureReader:
     def __iter__(self) -> Iterator[Segment]:
         return self._iterate(None, None)
 
-    @overload
-    def sharded(self, k: int, n: int) -> Iterator[Segment | int]: ...
-    @overload
-    def sharded(self, k: int, n: int, other: Callable[[int], None]) -> Iterator[Segment]: ...
-    def sharded(
-        self, k: int, n: int, other: Callable[[int], None] | None = None
-    ) -> Iterator[Segment | int] | Iterator[Segment]:
-        """The segments of shard ``k`` of ``n`` (``shard.shard_of``); of the others, their times.
+    def sharded(self, k: int, n: int, other: Callable[[int], None]) -> Iterator[Segment]:
+        """The segments of shard ``k`` of ``n`` (``shard.shard_of``); the others' times: ``other``.
 
-        With ``other``, the other shards' segments are not yielded: each one's
-        time is passed to ``other`` at its place, that is after the shard's
-        segments before it were handed out and before the next one is.
-        Without, their times are yielded in their place. Statistics count
-        every frame, as when iterating the reader itself.
+        The other shards' segments are not yielded: each one's time is passed
+        to ``other`` at its place, that is after the shard's segments before it
+        were handed out and before the next one is. Statistics count every
+        frame, as when iterating the reader itself.
         """
-        if other is not None:
-            return self._iterate((k, n), other)
-        return self._times_among((k, n))
-
-    def _times_among(self, shard: tuple[int, int]) -> Iterator[Segment | int]:
-        times: list[int] = []
-        for segment in self._iterate(shard, times.append):
-            yield from times
-            times.clear()
-            yield segment
-        yield from times
+        return self._iterate((k, n), other)
 
     def _iterate(
         self, shard: tuple[int, int] | None, other: Callable[[int], None] | None

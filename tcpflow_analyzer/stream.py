@@ -270,12 +270,7 @@ def analyze_to_csv(
         played.segments,
         played.expired,
         config,
-        (
-            sink.freezer.frozen,
-            sink.freezer.thawed,
-            sink.freezer.spill.size,
-            sink.freezer.spill.peak,
-        ),
+        sink.spill_counts(),
     )
 
 

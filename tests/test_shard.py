@@ -127,14 +127,13 @@ def test_sharded_reading_is_the_segments_of_the_shard_and_the_times_of_the_rest(
     """Both readers (numpy columns and frame by frame) split as ``shard_of`` says."""
     with CaptureReader(path, fast=False) as reader:
         segments = list(reader)
+    with CaptureReader(path, fast=fast) as reader:
+        list(reader)
+        stats = reader.stats  # what reading it all counts
+    assert stats.frames >= len(segments)
     for k in range(3):
         want = [s if shard_of(s, 3) == k else s.ts_ns for s in segments]
-        with CaptureReader(path, fast=fast) as reader:
-            got = list(reader.sharded(k, 3))
-            stats = reader.stats
-        assert got == want
-        assert stats.frames >= len(segments)
-        # Handed to a function instead, each time comes in its place all the same.
+        # The other shards' times are handed to a function, each in its place.
         seen: list[Segment | int] = []
         with CaptureReader(path, fast=fast) as reader:
             for seg in reader.sharded(k, 3, seen.append):
