@@ -32,7 +32,10 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final, cast
 
-__all__ = ["LineFormat", "needs_quotes", "quoted"]
+__all__ = ["EOL", "LineFormat", "needs_quotes", "quoted"]
+
+# The line end to_csv writes (and the streamed tables join their lines with).
+EOL: Final = os.linesep
 
 _INT: Final = 0
 _FLOAT: Final = 1

@@ -26,9 +26,12 @@ connection once it has been quiet for ``Config.freeze_after_s``:
    connection is not frozen, nor one with two TIME_WAIT deadlines pending
    (a simultaneous close), a previous incarnation still attached, or two
    VLANs.
-2. The rows and the packed trace (``compact.Trace``) go to a spill file as
-   one ``marshal`` record; memory keeps a :class:`Frozen` record of about
-   200 bytes in the connection's place.
+2. The rows of the other tables are made into their text at once (the
+   caller's ``texts``: the CSV lines, joined), since only the connection's
+   row can change. That row, the texts and the packed trace
+   (``compact.Trace``) go to a spill file as two ``marshal`` records, the
+   trace last, as retiring does not read it; memory keeps a :class:`Frozen`
+   record of about 200 bytes in the connection's place.
 3. Retired at ``R``, the record emits its rows as they are at ``R`` (``R``
    before the freezing time, possible when timestamps go backwards, thaws it
    first). A segment on its 4-tuple *thaws* it:
@@ -43,12 +46,15 @@ capture in ``captures/`` and ``../shared/corpus``.
 
 from __future__ import annotations
 
+import io
 import marshal
+import os
 import tempfile
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from .compact import Frozen, Trace
+from .csvtext import EOL
 from .findings import Code, Finding, seconds_from_parts, state_parts
 from .report import record_rows
 from .segment import Segment
@@ -61,7 +67,10 @@ __all__ = ["RowFreezer", "Spill", "SpillError"]
 
 Rows = dict[str, list[dict[str, Any]]]
 RowsFn = Callable[["Connection"], tuple[Rows, list[Finding]]]
-EmitFn = Callable[[Rows, list[Finding]], None]
+# The text of rows by table (the tables other than "connections" only).
+TextsFn = Callable[[Rows], dict[str, str]]
+# The connection's row, the texts of its other tables' rows, its findings.
+EmitFn = Callable[[dict[str, Any], dict[str, str], list[Finding]], None]
 
 # Findings whose text measures time up to the capture's end.
 _TIMED_CODES: Final = frozenset({Code.FIN_RETRANSMIT, Code.SYN_UNANSWERED})
@@ -81,17 +90,26 @@ class Spill:
     were written (connections retire a fixed hold after they froze), so the
     disk used follows the connections frozen at one time, not the capture's
     length. An offset carries its file's number in its high bits.
+
+    Records are gathered in memory and written ``buffer_bytes`` at a time
+    (``os.pwrite``); one is read back with a single ``os.pread``, or from the
+    buffer if it has not been written yet. No file position is kept, so a
+    read between two writes costs no seek.
     """
 
     _SHIFT = 40  # a file holds less than 2**40 bytes
 
-    def __init__(self, file_bytes: int = 64 << 20) -> None:
+    def __init__(self, file_bytes: int = 64 << 20, buffer_bytes: int = 1 << 20) -> None:
         self._file_bytes = file_bytes
+        self._buffer_bytes = buffer_bytes
         self._files: dict[int, Any] = {}  # number -> open file
+        self._fds: dict[int, int] = {}  # number -> its descriptor
         self._live: dict[int, int] = {}  # number -> records not yet released
         self._current = -1
-        self._end = 0  # bytes written to the current file
-        self.size = 0  # bytes written, all files
+        self._end = 0  # bytes put in the current file (written or still buffered)
+        self._written = 0  # bytes of the current file written to it
+        self._buffer = bytearray()  # the current file's bytes from _written to _end
+        self.size = 0  # bytes put, all files
         self.peak = 0  # bytes held on disk at most (files not yet closed)
         self._held = 0
         self._sizes: dict[int, int] = {}
@@ -100,10 +118,12 @@ class Spill:
     def _new_file(self) -> None:
         self._current += 1
         # Kept open until all its records are released (or close()): no context manager.
-        self._files[self._current] = tempfile.TemporaryFile(prefix="tcpflow-analyzer-")  # noqa: SIM115
+        f = tempfile.TemporaryFile(prefix="tcpflow-analyzer-", buffering=0)  # noqa: SIM115
+        self._files[self._current] = f
+        self._fds[self._current] = f.fileno()
         self._live[self._current] = 0
         self._sizes[self._current] = 0
-        self._end = 0
+        self._end = self._written = 0
 
     def put(self, data: bytes) -> tuple[int, int]:
         try:
@@ -114,26 +134,45 @@ class Spill:
 
     def _put(self, data: bytes) -> tuple[int, int]:
         if self._end and self._end + len(data) > self._file_bytes:
+            self._write()
             done = self._current
             self._new_file()
             self._drop_if_empty(done)
-        f = self._files[self._current]
-        f.seek(self._end)
-        f.write(data)
         ref = ((self._current << self._SHIFT) | self._end, len(data))
+        self._buffer += data
         self._end += len(data)
         self._live[self._current] += 1
         self._sizes[self._current] += len(data)
         self.size += len(data)
         self._held += len(data)
         self.peak = max(self.peak, self._held)
+        if len(self._buffer) >= self._buffer_bytes:
+            self._write()
         return ref
+
+    def _write(self) -> None:
+        """Write the buffer to the current file."""
+        fd, view = self._fds[self._current], memoryview(self._buffer)
+        at = self._written
+        while view:
+            n = os.pwrite(fd, view, at)
+            view, at = view[n:], at + n
+        view.release()
+        self._buffer.clear()
+        self._written = self._end
 
     def get(self, ref: tuple[int, int]) -> bytes:
         offset, length = ref
-        f = self._files[offset >> self._SHIFT]
-        f.seek(offset & ((1 << self._SHIFT) - 1))
-        data: bytes = f.read(length)
+        number, at = offset >> self._SHIFT, offset & ((1 << self._SHIFT) - 1)
+        if number == self._current and at >= self._written:
+            start = at - self._written
+            return bytes(self._buffer[start : start + length])
+        data: bytes = os.pread(self._fds[number], length, at)
+        while len(data) < length:
+            more: bytes = os.pread(self._fds[number], length - len(data), at + len(data))
+            if not more:
+                raise SpillError(f"a temporary file ended early ({at + len(data)} bytes)")
+            data += more
         return data
 
     def release(self, ref: tuple[int, int]) -> None:
@@ -145,6 +184,7 @@ class Spill:
     def _drop_if_empty(self, number: int) -> None:
         if number != self._current and self._live.get(number) == 0:
             self._files.pop(number).close()
+            del self._fds[number]
             del self._live[number]
             self._held -= self._sizes.pop(number)
 
@@ -157,6 +197,8 @@ class Spill:
         for f in self._files.values():
             f.close()
         self._files.clear()
+        self._fds.clear()
+        self._buffer.clear()
 
 
 def _finding_values(found: list[Finding]) -> tuple[tuple[Any, ...], ...]:
@@ -181,10 +223,19 @@ def _findings(values: tuple[tuple[Any, ...], ...]) -> list[Finding]:
 
 
 class RowFreezer:
-    """Makes the rows of connections the tracker freezes, and emits them when retired."""
+    """Makes the rows of connections the tracker freezes, and emits them when retired.
 
-    def __init__(self, rows: RowsFn, emit: EmitFn) -> None:
+    ``rows(conn)`` makes a connection's rows and findings; ``texts(rows)`` the
+    text its rows of the tables other than "connections" take in the output
+    (lines joined by ``csvtext.EOL``; a table without rows may be left out).
+    That text is made at freezing and kept as text: only the connection's
+    row can change by retirement. ``emit(row, texts, findings)`` takes a
+    retired connection's results.
+    """
+
+    def __init__(self, rows: RowsFn, texts: TextsFn, emit: EmitFn) -> None:
         self._rows = rows
+        self._texts = texts
         self._emit = emit
         self.spill = Spill()
         self.frozen = 0  # connections frozen
@@ -207,39 +258,46 @@ class RowFreezer:
         if any(f.code in _TIMED_CODES for f in found_a):
             conn.retired_ns = None
             return None
-        trace = conn.trace.dump()
+        trace: Any = conn.trace.dump()
         tw_parts = state_parts(conn, State.TIME_WAIT)
-        expired: tuple[str, str, list[dict[str, Any]]] | None = None
+        expired: tuple[str, str, str] | None = None
         if deadline is not None:
             # What retiring at or after the deadline changes (see the module docstring):
             # the expiry's transitions and the end states; time_wait_s from tw_parts.
             before = len(conn.transitions)
             expire(deadline)
+            more = self._texts({"transitions": record_rows(conn, conn.transitions[before:])})
             expired = (
                 conn.client.state.value,
                 conn.server.state.value,
-                record_rows(conn, conn.transitions[before:]),
+                more.get("transitions", ""),
             )
-        record: Any = (trace, rows_a, expired, tw_parts, _finding_values(found_a))
-        ref = self.spill.put(marshal.dumps(record))
+        (row,) = rows_a["connections"]
+        record = (row, self._texts(rows_a), expired, tw_parts, _finding_values(found_a))
+        # The trace last: retiring reads the record alone (marshal.loads ignores what
+        # follows), thawing reads both.
+        ref = self.spill.put(marshal.dumps(record) + marshal.dumps(trace))
         self.frozen += 1
         return Frozen(conn, now_ns, deadline, ref)
 
     def retire(self, frozen: Frozen, now_ns: int) -> None:
         """Emit the rows of ``frozen`` retired at ``now_ns`` (>= its freezing time)."""
-        _, rows, expired, tw_parts, found = marshal.loads(self.spill.get(frozen.ref))
+        row, texts, expired, tw_parts, found = marshal.loads(self.spill.get(frozen.ref))
         self.spill.release(frozen.ref)
         if frozen.deadline is not None:
-            row = rows["connections"][0]
             if now_ns >= frozen.deadline:
                 row["client_state_at_end"], row["server_state_at_end"], more = expired
-                rows["transitions"].extend(more)
+                if more:
+                    had = texts.get("transitions")
+                    texts["transitions"] = had + EOL + more if had else more
             row["time_wait_s"] = seconds_from_parts(tw_parts, min(now_ns, frozen.deadline))
-        self._emit(rows, _findings(found))
+        self._emit(row, texts, _findings(found) if found else [])
 
     def segments(self, frozen: Frozen) -> list[Segment]:
         """The segments of ``frozen``'s trace, for the tracker to replay when thawing."""
-        trace = marshal.loads(self.spill.get(frozen.ref))[0]
+        data = io.BytesIO(self.spill.get(frozen.ref))
+        marshal.load(data)  # the record
+        trace = marshal.load(data)
         self.spill.release(frozen.ref)
         self.thawed += 1
         return [step.seg for step in Trace.load(trace)]

@@ -42,6 +42,7 @@ from typing import Any, cast
 
 from .api import TABLES, connection_rows, dropped_warning, skipped_by_reason
 from .config import Config
+from .csvtext import EOL
 from .findings import Finding
 from .freeze import RowFreezer, SpillError
 from .reader import CaptureError, CaptureReader, ReadStats
@@ -109,10 +110,10 @@ class _CsvTables:
             self.write(name, [])
 
     def write(self, name: str, lines: list[str]) -> None:
-        """Append ``lines`` (each without its end) to table ``name``; the header first."""
+        """Append ``lines`` (each without its end; one may hold several, joined by
+        ``EOL``) to table ``name``; the header first."""
         path = self.paths[name]
-        eol = os.linesep
-        text = eol.join(lines) + eol if lines else ""
+        text = EOL.join(lines) + EOL if lines else ""
         try:
             if self._shared:
                 if text:
@@ -121,7 +122,7 @@ class _CsvTables:
                 first = name not in self._started
                 if first:
                     text = self.formats[name].header + text
-                # newline="": the line ends are to_csv's own (os.linesep).
+                # newline="": the line ends are to_csv's own (EOL).
                 with path.open("w" if first else "a", encoding="utf-8", newline="") as f:
                     f.write(text)
         except OSError as exc:
@@ -148,9 +149,11 @@ class _Sink:
     """Turns retired connections into lines of the tables and into the summary.
 
     Each row becomes its CSV line at once (``csvtext.LineFormat``: the text
-    ``report.frame_csv`` writes for the typed frame); every ``batch``
-    connections the lines are appended to the files and the connection rows
-    handed to the summary (``SummaryBuilder.add_rows``).
+    ``report.frame_csv`` writes for the typed frame); a connection's lines of
+    one table are kept joined, as one text. Every ``batch`` connections the
+    texts are appended to the files and the connection rows handed to the
+    summary (``SummaryBuilder.add_rows``). A frozen connection's texts other
+    than its connection row's are made when it freezes (``freeze.RowFreezer``).
     """
 
     def __init__(
@@ -164,23 +167,40 @@ class _Sink:
         self._connections: list[dict[str, Any]] = []
         self._findings: list[Finding] = []
         self._held = 0
-        self.freezer = RowFreezer(self.rows, self.emit)
+        self.freezer = RowFreezer(self.rows, self.texts, self.emit)
 
     def rows(self, conn: Connection) -> tuple[dict[str, list[dict[str, Any]]], list[Finding]]:
         return connection_rows(conn, self.config)
 
-    def retire(self, conn: Connection) -> None:
-        self.emit(*self.rows(conn))
+    def texts(self, rows: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
+        """The text of ``rows`` by table, "connections" and tables without rows left out."""
+        tables = self.tables
+        if tables is None:
+            return {}
+        formats = tables.formats
+        out: dict[str, str] = {}
+        for name, more in rows.items():
+            if more and name != "connections":
+                line = formats[name].line
+                out[name] = EOL.join([line(row) for row in more])
+        return out
 
-    def emit(self, rows: dict[str, list[dict[str, Any]]], found: list[Finding]) -> None:
-        self._connections.extend(rows["connections"])
+    def retire(self, conn: Connection) -> None:
+        rows, found = self.rows(conn)
+        (row,) = rows["connections"]
+        self.emit(row, self.texts(rows), found)
+
+    def emit(self, row: dict[str, Any], texts: dict[str, str], found: list[Finding]) -> None:
+        """Take one retired connection's row, the texts of its other rows, its findings."""
+        self._connections.append(row)
         tables = self.tables
         if tables is not None:
-            for name, more in rows.items():
-                if more:
-                    line = tables.formats[name].line
-                    self._lines[name].extend([line(row) for row in more])
-        self._findings.extend(found)
+            lines = self._lines
+            lines["connections"].append(tables.formats["connections"].line(row))
+            for name, text in texts.items():
+                lines[name].append(text)
+        if found:
+            self._findings.extend(found)
         self._held += 1
         if self._held >= self.batch:
             self.flush()

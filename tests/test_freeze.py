@@ -10,13 +10,37 @@ import pytest
 from tcpflow_analyzer.freeze import Spill, SpillError
 
 
-def test_records_read_back_across_files() -> None:
-    spill = Spill(file_bytes=100)
-    records = [os.urandom(n) for n in (10, 60, 45, 99, 1, 250, 30)]
-    refs = [spill.put(r) for r in records]
-    assert [spill.get(ref) for ref in refs] == records
+@pytest.mark.parametrize("buffer_bytes", [1, 64, 1 << 20])
+def test_records_read_back_across_files(buffer_bytes: int) -> None:
+    """Whether a record is still in the write buffer or in its file, it reads back whole."""
+    spill = Spill(file_bytes=100, buffer_bytes=buffer_bytes)
+    records = [os.urandom(n) for n in (10, 60, 45, 99, 1, 250, 30, 7, 7)]
+    refs = []
+    for r in records:
+        refs.append(spill.put(r))
+        # Read back between writes too: every record so far, as it is now.
+        assert [spill.get(ref) for ref in refs] == records[: len(refs)]
     assert spill.files > 1
     assert spill.size == sum(map(len, records))
+    spill.close()
+
+
+def test_records_are_written_a_buffer_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Records gather in memory and go to the file when ``buffer_bytes`` are held."""
+    from tcpflow_analyzer import freeze
+
+    writes: list[int] = []
+    pwrite = os.pwrite
+
+    def counted(fd: int, data: bytes, offset: int) -> int:
+        writes.append(len(data))
+        return pwrite(fd, data, offset)
+
+    monkeypatch.setattr(freeze.os, "pwrite", counted)
+    spill = Spill(file_bytes=1000, buffer_bytes=100)
+    refs = [spill.put(bytes([i]) * 30) for i in range(10)]
+    assert writes == [120, 120]  # four records of 30 bytes reach 100, twice
+    assert [spill.get(ref) for ref in refs] == [bytes([i]) * 30 for i in range(10)]
     spill.close()
 
 
@@ -57,12 +81,14 @@ def test_released_files_in_a_long_run_keep_disk_bounded() -> None:
 
 
 def test_a_full_disk_is_a_spill_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    spill = Spill(file_bytes=100)
+    from tcpflow_analyzer import freeze
 
-    def full(data: bytes) -> int:
+    spill = Spill(file_bytes=100, buffer_bytes=1)
+
+    def full(fd: int, data: bytes, offset: int) -> int:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(spill._files[0], "write", full)
+    monkeypatch.setattr(freeze.os, "pwrite", full)
     with pytest.raises(SpillError, match=r"cannot write a temporary file in .*No space left"):
         spill.put(b"x" * 10)
     spill.close()
