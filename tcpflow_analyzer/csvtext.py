@@ -29,7 +29,7 @@ import csv
 import io
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, cast
 
 __all__ = ["EOL", "LineFormat", "needs_quotes", "quoted"]
@@ -95,28 +95,64 @@ class LineFormat:
 
     def line(self, row: Mapping[str, Any]) -> str:
         """The fields of ``row`` (a dict with every column) joined by commas."""
-        fields: list[str] = []
-        names, kinds = self.names, self.kinds
-        for i in range(len(names)):
-            value: object = row[names[i]]
-            kind = kinds[i]
-            # Exact types: a subclass (numpy's float64, str_, bool_) goes to the fallback.
-            t = type(value)
-            if value is None:
-                fields.append("")
-            elif kind == _TEXT and t is str:
-                fields.append(self._text(cast(str, value)))
-            elif kind == _INT and t is int:
-                fields.append(str(value))
-            elif kind == _FLOAT and t is float:
-                fields.append("" if value != value else repr(value))
-            elif kind == _FLOAT and t is int:
-                fields.append(repr(float(cast(int, value))))
-            elif kind == _BOOL and t is bool:
-                fields.append("True" if value else "False")
-            else:
-                fields.append(self._fallback(value, self.dtypes[i]))
-        return ",".join(fields)
+        return ",".join(self.fields(row))
+
+    def fields(self, row: Mapping[str, Any]) -> list[str]:
+        """The field texts of ``row`` (a dict with every column), in column order."""
+        names = self.names
+        return [self._field(row[names[i]], i) for i in range(len(names))]
+
+    def field(self, name: str, value: object) -> str:
+        """The text of ``value`` in column ``name``."""
+        return self._field(value, self.names.index(name))
+
+    def _field(self, value: object, i: int) -> str:
+        kind = self.kinds[i]
+        # Exact types: a subclass (numpy's float64, str_, bool_) goes to the fallback.
+        t = type(value)
+        if value is None:
+            return ""
+        if kind == _TEXT and t is str:
+            return self._text(cast(str, value))
+        if kind == _INT and t is int:
+            return str(value)
+        if kind == _FLOAT and t is float:
+            return "" if value != value else repr(value)
+        if kind == _FLOAT and t is int:
+            return repr(float(cast(int, value)))
+        if kind == _BOOL and t is bool:
+            return "True" if value else "False"
+        return self._fallback(value, self.dtypes[i])
+
+    def split(self, row: Mapping[str, Any], holes: Sequence[str]) -> list[str]:
+        """``line(row)`` cut around the fields of ``holes`` (columns in column order).
+
+        ``fill`` puts fields back in the holes: ``fill(split(row, holes),
+        [field(h, row[h]) for h in holes]) == line(row)``; another value's
+        field gives the line of the row with that value.
+        """
+        fields = self.fields(row)
+        at = [self.names.index(h) for h in holes]
+        pieces: list[str] = []
+        start = 0
+        for k, i in enumerate(at):
+            # The commas beside a hole go with the pieces: none before the first
+            # field, none after the last.
+            lead = [""] if k else []
+            pieces.append(",".join([*lead, *fields[start:i], ""]))
+            start = i + 1
+        rest = fields[start:]
+        pieces.append(",".join(["", *rest]) if at else ",".join(rest))
+        return pieces
+
+    @staticmethod
+    def fill(pieces: Sequence[str], fields: Sequence[str]) -> str:
+        """The line ``split`` cut, with ``fields`` in its holes."""
+        out = [pieces[0]]
+        for k in range(len(fields)):
+            out.append(fields[k])
+            out.append(pieces[k + 1])
+        return "".join(out)
 
     def _text(self, value: str) -> str:
         texts = self._texts

@@ -54,9 +54,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from .compact import Frozen, Trace
-from .csvtext import EOL
+from .csvtext import EOL, LineFormat
 from .findings import Code, Finding, seconds_from_parts, state_parts
-from .report import record_rows
+from .report import SUMMARY_READS, record_rows
 from .segment import Segment
 from .states import State
 
@@ -67,10 +67,14 @@ __all__ = ["RowFreezer", "Spill", "SpillError"]
 
 Rows = dict[str, list[dict[str, Any]]]
 RowsFn = Callable[["Connection"], tuple[Rows, list[Finding]]]
-# The text of rows by table (the tables other than "connections" only).
+# The text of rows by table (a table without rows may be left out).
 TextsFn = Callable[[Rows], dict[str, str]]
-# The connection's row, the texts of its other tables' rows, its findings.
+# The connection's row (at least report.SUMMARY_READS), the texts of its rows, its findings.
 EmitFn = Callable[[dict[str, Any], dict[str, str], list[Finding]], None]
+
+# The connection row's columns that move with the retirement time (see the module
+# docstring), in column order.
+_AT_END: Final = ("client_state_at_end", "server_state_at_end", "time_wait_s")
 
 # Findings whose text measures time up to the capture's end.
 _TIMED_CODES: Final = frozenset({Code.FIN_RETRANSMIT, Code.SYN_UNANSWERED})
@@ -226,16 +230,21 @@ class RowFreezer:
     """Makes the rows of connections the tracker freezes, and emits them when retired.
 
     ``rows(conn)`` makes a connection's rows and findings; ``texts(rows)`` the
-    text its rows of the tables other than "connections" take in the output
-    (lines joined by ``csvtext.EOL``; a table without rows may be left out).
-    That text is made at freezing and kept as text: only the connection's
-    row can change by retirement. ``emit(row, texts, findings)`` takes a
-    retired connection's results.
+    text its rows take in the output (lines joined by ``csvtext.EOL``; a table
+    without rows may be left out), and ``line`` the connection row's line;
+    both None when there is no output but the summary. The texts are made at
+    freezing and kept as text: only the connection's row changes by retirement,
+    and its line is kept cut around the fields that change (``_AT_END``).
+    ``emit(row, texts, findings)`` takes a retired connection's results; the
+    row holds the columns of ``report.SUMMARY_READS``.
     """
 
-    def __init__(self, rows: RowsFn, texts: TextsFn, emit: EmitFn) -> None:
+    def __init__(
+        self, rows: RowsFn, texts: TextsFn | None, line: LineFormat | None, emit: EmitFn
+    ) -> None:
         self._rows = rows
         self._texts = texts
+        self._line = line
         self._emit = emit
         self.spill = Spill()
         self.frozen = 0  # connections frozen
@@ -260,20 +269,26 @@ class RowFreezer:
             return None
         trace: Any = conn.trace.dump()
         tw_parts = state_parts(conn, State.TIME_WAIT)
+        (row,) = rows_a.pop("connections")
+        texts = self._texts(rows_a) if self._texts is not None else {}
+        line = self._line
+        pieces: list[str] | None = None
+        if line is not None:
+            pieces = line.split(row, _AT_END) if deadline is not None else [line.line(row)]
         expired: tuple[str, str, str] | None = None
         if deadline is not None:
             # What retiring at or after the deadline changes (see the module docstring):
             # the expiry's transitions and the end states; time_wait_s from tw_parts.
             before = len(conn.transitions)
             expire(deadline)
-            more = self._texts({"transitions": record_rows(conn, conn.transitions[before:])})
+            more = {"transitions": record_rows(conn, conn.transitions[before:])}
             expired = (
                 conn.client.state.value,
                 conn.server.state.value,
-                more.get("transitions", ""),
+                self._texts(more).get("transitions", "") if self._texts is not None else "",
             )
-        (row,) = rows_a["connections"]
-        record = (row, self._texts(rows_a), expired, tw_parts, _finding_values(found_a))
+        summary_row = {c: row[c] for c in SUMMARY_READS}
+        record = (summary_row, pieces, texts, expired, tw_parts, _finding_values(found_a))
         # The trace last: retiring reads the record alone (marshal.loads ignores what
         # follows), thawing reads both.
         ref = self.spill.put(marshal.dumps(record) + marshal.dumps(trace))
@@ -282,15 +297,25 @@ class RowFreezer:
 
     def retire(self, frozen: Frozen, now_ns: int) -> None:
         """Emit the rows of ``frozen`` retired at ``now_ns`` (>= its freezing time)."""
-        row, texts, expired, tw_parts, found = marshal.loads(self.spill.get(frozen.ref))
+        record = marshal.loads(self.spill.get(frozen.ref))
+        row, pieces, texts, expired, tw_parts, found = record
         self.spill.release(frozen.ref)
-        if frozen.deadline is not None:
-            if now_ns >= frozen.deadline:
+        deadline = frozen.deadline
+        if deadline is not None:
+            if now_ns >= deadline:
                 row["client_state_at_end"], row["server_state_at_end"], more = expired
                 if more:
                     had = texts.get("transitions")
                     texts["transitions"] = had + EOL + more if had else more
-            row["time_wait_s"] = seconds_from_parts(tw_parts, min(now_ns, frozen.deadline))
+            time_wait_s = seconds_from_parts(tw_parts, min(now_ns, deadline))
+            line = self._line
+            if line is not None:
+                at_end = (row["client_state_at_end"], row["server_state_at_end"], time_wait_s)
+                texts["connections"] = line.fill(
+                    pieces, [line.field(name, at_end[k]) for k, name in enumerate(_AT_END)]
+                )
+        elif pieces is not None:
+            texts["connections"] = pieces[0]
         self._emit(row, texts, _findings(found) if found else [])
 
     def segments(self, frozen: Frozen) -> list[Segment]:

@@ -740,6 +740,10 @@ def _may_be_worth_a_look(frame: pd.DataFrame) -> Any:
 
 
 _FLAGGED_COLUMNS = {c: CONNECTION_COLUMNS[c] for c in _FLAGGED_READS}
+
+# The columns of a connection row ``SummaryBuilder.add_rows`` reads: a row may hold
+# these alone (a frozen connection's, in ``freeze.py``).
+SUMMARY_READS = tuple(dict.fromkeys(("conn_id", "incarnation", *_SUMMARY_COUNTED, *_FLAGGED_READS)))
 _TEARDOWN_TEXTS = frozenset(state.value for state in _TEARDOWN)
 
 

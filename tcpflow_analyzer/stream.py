@@ -167,20 +167,25 @@ class _Sink:
         self._connections: list[dict[str, Any]] = []
         self._findings: list[Finding] = []
         self._held = 0
-        self.freezer = RowFreezer(self.rows, self.texts, self.emit)
+        if tables is None:
+            self.freezer = RowFreezer(self.rows, None, None, self.emit)
+        else:
+            self.freezer = RowFreezer(
+                self.rows, self.texts, tables.formats["connections"], self.emit
+            )
 
     def rows(self, conn: Connection) -> tuple[dict[str, list[dict[str, Any]]], list[Finding]]:
         return connection_rows(conn, self.config)
 
     def texts(self, rows: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
-        """The text of ``rows`` by table, "connections" and tables without rows left out."""
+        """The text of ``rows`` by table (lines joined), tables without rows left out."""
         tables = self.tables
         if tables is None:
             return {}
         formats = tables.formats
         out: dict[str, str] = {}
         for name, more in rows.items():
-            if more and name != "connections":
+            if more:
                 line = formats[name].line
                 out[name] = EOL.join([line(row) for row in more])
         return out
@@ -191,14 +196,11 @@ class _Sink:
         self.emit(row, self.texts(rows), found)
 
     def emit(self, row: dict[str, Any], texts: dict[str, str], found: list[Finding]) -> None:
-        """Take one retired connection's row, the texts of its other rows, its findings."""
+        """Take one retired connection's row, the texts of its rows, its findings."""
         self._connections.append(row)
-        tables = self.tables
-        if tables is not None:
-            lines = self._lines
-            lines["connections"].append(tables.formats["connections"].line(row))
-            for name, text in texts.items():
-                lines[name].append(text)
+        lines = self._lines
+        for name, text in texts.items():
+            lines[name].append(text)
         if found:
             self._findings.extend(found)
         self._held += 1

@@ -246,6 +246,35 @@ def test_random_rows(table: tuple[dict[str, str], list[dict[str, Any]]]) -> None
     _same_lines(rows, columns)
 
 
+@st.composite
+def _row_with_holes(
+    draw: st.DrawFn,
+) -> tuple[dict[str, str], dict[str, Any], list[str], dict[str, Any]]:
+    """A random row of a table, some of its columns (in order), new values for them."""
+    columns = TABLES[draw(st.sampled_from(list(TABLES)))]
+    row = draw(st.fixed_dictionaries({name: _value(dtype) for name, dtype in columns.items()}))
+    holes = [name for name in columns if draw(st.booleans())]
+    new = {name: draw(_value(columns[name])) for name in holes}
+    return columns, row, holes, new
+
+
+@settings(max_examples=300, deadline=None)
+@given(_row_with_holes())
+def test_a_line_split_around_columns_is_filled_back_to_the_line_with_new_values(
+    case: tuple[dict[str, str], dict[str, Any], list[str], dict[str, Any]],
+) -> None:
+    """``split`` and ``fill`` (a frozen connection's row with its end values left open)
+    give the line of the row with any values put in its holes."""
+    columns, row, holes, new = case
+    form = line_format(columns)
+    pieces = form.split(row, holes)
+    assert len(pieces) == len(holes) + 1
+    assert form.fill(pieces, [form.field(h, row[h]) for h in holes]) == form.line(row)
+    changed = {**row, **new}
+    assert form.fill(pieces, [form.field(h, new[h]) for h in holes]) == form.line(changed)
+    _same_lines([changed], columns)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=50))
 def test_floats_from_any_bit_pattern(bits: list[int]) -> None:

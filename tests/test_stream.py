@@ -246,11 +246,13 @@ def test_summary_prefilter_keeps_every_row_worth_a_look(path: Path) -> None:
 def test_summary_from_rows_equals_summary_from_the_frame(path: Path) -> None:
     """SummaryBuilder.add_rows (the streamed path) says what add says of the typed frame.
 
-    In batches of 7 connections, with a limit small enough to drop lines; and its
-    row prefilter never drops a row the full test flags.
+    In batches of 7 connections, with a limit small enough to drop lines; the rows
+    hold only the columns of ``SUMMARY_READS`` (as a frozen connection's do), and
+    its row prefilter never drops a row the full test flags.
     """
     from tcpflow_analyzer.report import (
         CONNECTION_COLUMNS,
+        SUMMARY_READS,
         SummaryBuilder,
         _may_flag,
         _worth_a_look,
@@ -263,7 +265,7 @@ def test_summary_from_rows_equals_summary_from_the_frame(path: Path) -> None:
     for at in range(0, max(len(connections), 1), 7):
         batch = connections[at : at + 7]
         mine = [f for f in found if any(f.conn_id == r["conn_id"] for r in batch)]
-        by_rows.add_rows(batch, mine)
+        by_rows.add_rows([{c: row[c] for c in SUMMARY_READS} for row in batch], mine)
         by_frame.add(typed_frame(batch, CONNECTION_COLUMNS), mine)
     args = ("x", rows.skipped, rows.frames, rows.segments, rows.warnings)
     assert by_rows.text(*args) == by_frame.text(*args)

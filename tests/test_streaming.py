@@ -195,7 +195,7 @@ def _replay_checking_heads(segments: list[Segment], config: Config) -> tuple[int
     for i in range(0, len(segments) - 1, 5):
         segments[i], segments[i + 1] = segments[i + 1], segments[i]
     freezer = RowFreezer(
-        lambda conn: connection_rows(conn, config), lambda rows: {}, lambda row, texts, found: None
+        lambda conn: connection_rows(conn, config), None, None, lambda row, texts, found: None
     )
     tracker = _CheckedHeads(config, on_retire=lambda conn: None, freezer=freezer)
     try:
