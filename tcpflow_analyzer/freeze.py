@@ -226,6 +226,10 @@ def _findings(values: tuple[tuple[Any, ...], ...]) -> list[Finding]:
     return [Finding(v[0], Code(v[1]), *v[2:]) for v in values]
 
 
+def _closed(*args: Any) -> Any:
+    raise RuntimeError("the freezer is closed")
+
+
 class RowFreezer:
     """Makes the rows of connections the tracker freezes, and emits them when retired.
 
@@ -328,4 +332,8 @@ class RowFreezer:
         return [step.seg for step in Trace.load(trace)]
 
     def close(self) -> None:
+        """Close the spill files; the callbacks are dropped (they are the owner's
+        methods: kept, they would make a reference cycle of the two)."""
         self.spill.close()
+        self._rows = self._emit = _closed
+        self._texts = None

@@ -227,7 +227,7 @@ class _Sink:
     def replay(self, source: Any, shard: ShardIds | None = None) -> Replay:
         """Replay ``source`` into this sink (all of it, or one shard's flows)."""
         try:
-            with _young_collections_only():
+            with _no_cycle_collection():
                 played = replay(
                     source, self.config, on_retire=self.retire, freezer=self.freezer, shard=shard
                 )
@@ -240,22 +240,25 @@ class _Sink:
 
 
 @contextlib.contextmanager
-def _young_collections_only() -> Iterator[None]:
-    """Keep Python's collector to its young generations while a capture is replayed.
+def _no_cycle_collection() -> Iterator[None]:
+    """Keep Python's cycle collector off while a capture is replayed.
 
-    A full collection walks every container object alive; during a replay those
-    are the connections held, and the collector ran one every time they grew
-    by a quarter: 17 full collections, 1.7 s of 34.5 s on the 1.5M-packet
-    capture of bench/RESULTS.md. What the replay frees is freed by reference
-    counting (its records hold no cycles); young cycles are still collected.
-    The previous thresholds come back afterwards.
+    The replay makes no reference cycles per connection (tests/test_stream.py
+    checks, on every capture, that a streamed analysis leaves no connection,
+    segment, trace or record of any kind for the collector, and no more than a
+    few objects of the run itself): what it frees is freed by reference
+    counting. The collector would only walk the objects still alive, each
+    young object once or twice and the connections held again every time they
+    grew by a quarter: about 1 s of 15 s of CPU on the 1.5M-packet capture of
+    bench/RESULTS.md. It is turned back on afterwards (if it was on).
     """
-    saved = gc.get_threshold()
-    gc.set_threshold(saved[0], saved[1], 1_000_000)
+    was = gc.isenabled()
+    gc.disable()
     try:
         yield
     finally:
-        gc.set_threshold(*saved)
+        if was:
+            gc.enable()
 
 
 def analyze_to_csv(

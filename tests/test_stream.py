@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -205,30 +206,59 @@ def test_cli_analyze_streams_to_csv(tmp_path: Path, capsys: pytest.CaptureFixtur
     _same_tables(tmp_path / "out", tmp_path / "ref")
 
 
-def test_collector_thresholds_come_back(tmp_path: Path) -> None:
-    """The replay runs without full collections; the thresholds are restored after."""
+def test_collector_is_off_during_the_replay_and_back_on_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No cycle collection during the replay; the collector is on again after it,
+    after a capture that cannot be read too."""
     import gc
 
+    from tcpflow_analyzer import stream
     from tcpflow_analyzer.reader import CaptureError
 
-    before = gc.get_threshold()
-    seen: list[tuple[int, int, int]] = []
+    during: list[bool] = []
+    real = stream.replay
 
-    def watch(phase: str, info: dict[str, int]) -> None:
-        seen.append(gc.get_threshold())
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        during.append(gc.isenabled())
+        return real(*args, **kwargs)
 
-    gc.callbacks.append(watch)
-    try:
-        analyze_to_csv(ROOT / "captures" / "crawler" / "crawler.pcap", Config(), None)
-    finally:
-        gc.callbacks.remove(watch)
-    assert gc.get_threshold() == before
-    assert any(t[2] > before[2] for t in seen)  # collections during the replay ran with it
+    monkeypatch.setattr(stream, "replay", watched)
+    assert gc.isenabled()
+    analyze_to_csv(ROOT / "captures" / "crawler" / "crawler.pcap", Config(), None)
+    assert during == [False]
+    assert gc.isenabled()
     bad = tmp_path / "bad.pcap"
     bad.write_bytes(b"not a capture at all")
     with pytest.raises(CaptureError):
         analyze_to_csv(bad, Config(), None)
-    assert gc.get_threshold() == before
+    assert gc.isenabled()
+
+
+@pytest.mark.parametrize(
+    "config", [Config(), *FREEZING.values()], ids=["default", *FREEZING.keys()]
+)
+@pytest.mark.parametrize("path", CAPTURES, ids=[p.name for p in CAPTURES])
+def test_a_streamed_analysis_leaves_nothing_for_the_cycle_collector(
+    path: Path, config: Config, tmp_path: Path
+) -> None:
+    """What makes it safe to replay with the collector off: every object a streamed
+    analysis makes (connections, segments, traces, frozen and thawed connections,
+    rows, the sink and its freezer) is freed by reference counting."""
+    import gc
+
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)  # what the collector finds is kept, to be named
+    try:
+        analyze_to_csv(path, config, tmp_path / "out", batch=7)
+        found = gc.collect()
+        kinds = sorted({type(o).__qualname__ for o in gc.garbage})
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert found == 0, kinds
 
 
 @pytest.mark.parametrize("path", CAPTURES, ids=[p.name for p in CAPTURES])
