@@ -19,6 +19,7 @@ connection of a capture. No pandas here.
 
 from __future__ import annotations
 
+import operator
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
@@ -45,9 +46,35 @@ _NS: Final = 1_000_000_000
 
 _DONE: Final = frozenset({State.CLOSED, State.TIME_WAIT})
 
+# seconds(): below _EXACT an int is an exact double; from there to _SPLIT_LAST (the
+# largest int mypyc holds unboxed, in the year 2116) whole seconds plus the rounded
+# fraction round as the exact quotient does.
+_EXACT: Final = 1 << 53
+_SPLIT_LAST: Final = (1 << 62) - 1
 
-def _ts(ns: int) -> float:
-    return ns / _NS
+
+def seconds(ns: int) -> float:
+    """``ns / 1_000_000_000``: the same float, exactly rounded as Python rounds it.
+
+    Compiled by mypyc, ``a / b`` of two ints turns each into a double first and
+    so rounds twice when one is above 2**53, as a nanosecond timestamp is (about
+    1.7e18): the last bit can differ from Python's. Here, below 2**53 the one
+    division of exact doubles is rounded once, as Python's is. From 2**53 on, the
+    whole seconds ``q`` (at least 2**23) are an exact double and the fraction
+    ``f = float(r) / 1e9`` is off the true ``r / 10**9`` by at most 2**-54. The
+    halfway points between doubles above 2**23 are multiples of 2**-30, and
+    the true quotient, a multiple of 10**-9 = 2**-9 / 5**9, is either one of them
+    (then ``f`` is exact: a multiple of 2**-30 under 1) or at least
+    ``1 / (5**9 * 2**30) > 2**-54`` from all of them: ``q + f`` rounds to the same
+    double. What is left (negative beyond 2**53, or past 2116) takes Python's
+    own division.
+    """
+    if -_EXACT < ns < _EXACT:
+        return float(ns) / 1e9
+    if 0 < ns <= _SPLIT_LAST:
+        return float(ns // _NS) + float(ns % _NS) / 1e9
+    exact: float = operator.truediv(ns, _NS)  # (a call: Python's int division, not C's)
+    return exact
 
 
 def _vlan_text(conn: Connection) -> str | None:
@@ -165,9 +192,9 @@ def _connection_row(
         "roles": conn.roles,
         "first_frame": conn.first_frame,
         "last_frame": conn.last_frame,
-        "start_ts": start_ns / _NS,
-        "end_ts": end_ns / _NS,
-        "duration": (end_ns - start_ns) / _NS,
+        "start_ts": seconds(start_ns),
+        "end_ts": seconds(end_ns),
+        "duration": seconds(end_ns - start_ns),
         "packets": conn.packets,
         "client_pkts": c.pkts,
         "server_pkts": s.pkts,
@@ -205,13 +232,13 @@ def _transition_rows(
     conn: Connection, records: Iterable[TransitionRecord] | None = None
 ) -> list[dict[str, Any]]:
     # Hot (a row per transition): an enum's text by _value_, no call per row.
-    conn_id, ns = conn.conn_id, _NS
+    conn_id = conn.conn_id
     return [
         {
             "conn_id": conn_id,
             "endpoint": t.endpoint,
             "frame": t.frame,
-            "ts": t.ts_ns / ns,
+            "ts": seconds(t.ts_ns),
             "from_state": t.from_state._value_,
             "to_state": t.to_state._value_,
             "event": t.event._value_,
@@ -248,12 +275,12 @@ def _zeek_row(
     orig, resp = (first, peer) if zc.orig_is_first else (peer, first)
     return {
         "conn_id": conn.conn_id,
-        "ts": start_ns / _NS,
+        "ts": seconds(start_ns),
         "orig_h": addr_text(orig[0]),
         "orig_p": orig[1],
         "resp_h": addr_text(resp[0]),
         "resp_p": resp[1],
-        "duration": zc.duration_ns / _NS,
+        "duration": seconds(zc.duration_ns),
         "orig_bytes": zc.orig_bytes,
         "resp_bytes": zc.resp_bytes,
         "conn_state": zeek_state,
@@ -310,7 +337,7 @@ def finding_rows(findings: Iterable[Finding]) -> list[dict[str, Any]]:
             "code": f.code._value_,
             "endpoint": f.endpoint,
             "frame": f.frame,
-            "ts": f.ts_ns / _NS,
+            "ts": seconds(f.ts_ns),
             "evidence_frames": " ".join(str(n) for n in f.evidence_frames),
             "rfc": f.rfc,
             "detail": f.detail,
@@ -326,7 +353,7 @@ def anomaly_rows(conns: Iterable[Connection]) -> list[dict[str, Any]]:
             "conn_id": conn.conn_id,
             "endpoint": a.endpoint,
             "frame": a.frame,
-            "ts": _ts(a.ts_ns),
+            "ts": seconds(a.ts_ns),
             "state": a.state.value,
             "event": a.event,
             "code": a.code.value,
