@@ -6,10 +6,11 @@ The rows come from ``rows.py`` (re-exported here): ``summarize`` turns a
 tracked ``Connection`` into one flat row (a dict) whose keys are exactly
 ``CONNECTION_COLUMNS``, ``add_retired`` appends every table's rows for one
 finished connection (what ``api.analyze_rows`` keeps). That part runs once
-per connection and uses no pandas. This module declares the tables' columns
-and dtypes, builds DataFrames straight from the rows with those dtypes (so an
-empty analysis still yields frames with the right columns), writes them as
-CSV and makes the text summary. Only this module writes files.
+per connection, uses no pandas and is compiled with the engine (see setup.py).
+This module declares the tables' columns and dtypes, builds DataFrames
+straight from the rows with those dtypes (so an empty analysis still yields
+frames with the right columns), writes them as CSV and makes the text
+summary. Only this module writes files.
 """
 
 from __future__ import annotations

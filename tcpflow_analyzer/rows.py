@@ -13,8 +13,9 @@ the same as the per-table functions but reading the connection once.
 
 This is the per-connection part of the report layer, split from ``report.py``
 (which builds DataFrames with pandas and writes files, and re-exports all of
-this) so that it can be compiled with mypyc with the engine: it runs once per
-connection of a capture. No pandas here.
+this) so that it is compiled with mypyc with the engine (setup.py's COMPILED):
+it runs once per connection of a capture. No pandas here. Times in seconds are
+made by ``seconds``, which rounds compiled as Python does.
 """
 
 from __future__ import annotations
