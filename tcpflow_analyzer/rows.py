@@ -29,7 +29,7 @@ from typing import Any, Final
 from .config import Config
 from .findings import Finding, TeardownFacts, detect, detect_with_teardown, teardown_facts
 from .segment import addr_text
-from .states import State
+from .states import Event, State
 from .tracker import Connection, TransitionRecord
 from .zeek import ZeekConn
 
@@ -46,6 +46,11 @@ __all__ = [
 _NS: Final = 1_000_000_000
 
 _DONE: Final = frozenset({State.CLOSED, State.TIME_WAIT})
+
+# The members' texts (_value_) by member: compiled, a dict lookup costs less than
+# reading the attribute of an enum member (three per transition row).
+_STATE_TEXT: Final = {state: state._value_ for state in State}
+_EVENT_TEXT: Final = {event: event._value_ for event in Event}
 
 # seconds(): below _EXACT an int is an exact double; from there to _SPLIT_LAST (the
 # largest int mypyc holds unboxed, in the year 2116) whole seconds plus the rounded
@@ -179,7 +184,7 @@ def _connection_row(
             f"{code}" if n == 1 else f"{code}*{n}" for code, n in sorted(codes.items())
         )
     start_ns, end_ns = conn.start_ns, conn.end_ns
-    # Hot (one row per connection): plain attribute reads, an enum's text by _value_.
+    # Hot (one row per connection): plain attribute reads, an enum's text looked up.
     return {
         "conn_id": conn.conn_id,
         "client_ip": addr_text(c.addr),
@@ -213,8 +218,8 @@ def _connection_row(
         "server_rsts": s.rsts,
         "client_bad_checksums": c.bad_checksums,
         "server_bad_checksums": s.bad_checksums,
-        "client_state_at_end": c.state._value_,
-        "server_state_at_end": s.state._value_,
+        "client_state_at_end": _STATE_TEXT[c.state],
+        "server_state_at_end": _STATE_TEXT[s.state],
         "conn_state": zeek_state,
         "history": zeek_history,
         "zeek_orig": "client" if zeek_orig_is_client else "server",
@@ -232,17 +237,18 @@ def transition_rows(conns: Iterable[Connection]) -> list[dict[str, Any]]:
 def _transition_rows(
     conn: Connection, records: Iterable[TransitionRecord] | None = None
 ) -> list[dict[str, Any]]:
-    # Hot (a row per transition): an enum's text by _value_, no call per row.
-    conn_id = conn.conn_id
+    # Hot (a row per transition): the id boxed once, the enums' texts looked up.
+    conn_id: object = conn.conn_id
+    states, events = _STATE_TEXT, _EVENT_TEXT
     return [
         {
             "conn_id": conn_id,
             "endpoint": t.endpoint,
             "frame": t.frame,
             "ts": seconds(t.ts_ns),
-            "from_state": t.from_state._value_,
-            "to_state": t.to_state._value_,
-            "event": t.event._value_,
+            "from_state": states[t.from_state],
+            "to_state": states[t.to_state],
+            "event": events[t.event],
             "rule": t.rule,
         }
         for t in (conn.transitions if records is None else records)
@@ -355,9 +361,9 @@ def anomaly_rows(conns: Iterable[Connection]) -> list[dict[str, Any]]:
             "endpoint": a.endpoint,
             "frame": a.frame,
             "ts": seconds(a.ts_ns),
-            "state": a.state.value,
+            "state": _STATE_TEXT[a.state],
             "event": a.event,
-            "code": a.code.value,
+            "code": a.code._value_,
             "detail": a.detail,
         }
         for conn in conns
