@@ -1,4 +1,4 @@
-"""Build: the per-segment engine is compiled with mypyc where it can be (see the README).
+"""Build: the engine and the row making are compiled with mypyc where they can be (README).
 
 ``pip install .`` compiles the modules in ``COMPILED`` with mypyc (the compiler of
 the mypy project, for the type-annotated Python this package is written in) into C
@@ -30,6 +30,7 @@ COMPILED = [
     "tcpflow_analyzer/freeze.py",
     "tcpflow_analyzer/fastread.py",
     "tcpflow_analyzer/csvtext.py",
+    "tcpflow_analyzer/rows.py",
 ]
 
 # The build environment has none of the type stubs of the development one (numpy,

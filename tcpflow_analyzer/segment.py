@@ -29,7 +29,6 @@ import ipaddress
 import socket
 from dataclasses import dataclass, fields
 from enum import IntFlag, StrEnum
-from functools import lru_cache
 from typing import Any, Final
 
 __all__ = ["Bit", "Flags", "Segment", "SkipReason", "TcpOptions", "addr_text", "by_fields"]
@@ -193,13 +192,22 @@ class Segment:
         return self.payload_len + ((self.flags >> 1) & 1) + (self.flags & 1)
 
 
-@lru_cache(maxsize=1 << 16)
+# addr_text's cache: a plain dict (a compiled call of addr_text then costs a lookup;
+# one through functools.lru_cache makes a tuple of the arguments), emptied when full.
+_ADDR_TEXTS: Final[dict[bytes, str]] = {}
+_ADDR_TEXTS_KEPT: Final = 1 << 16
+
+
 def addr_text(addr: bytes) -> str:
     """Packed IPv4/IPv6 address to its usual text form.
 
     Reports ask for the same few addresses again and again, hence the cache;
     dotted decimal for IPv4 is what ``ipaddress`` writes too.
     """
-    if len(addr) == 4:
-        return socket.inet_ntoa(addr)
-    return str(ipaddress.ip_address(addr))
+    text = _ADDR_TEXTS.get(addr)
+    if text is None:
+        text = socket.inet_ntoa(addr) if len(addr) == 4 else str(ipaddress.ip_address(addr))
+        if len(_ADDR_TEXTS) >= _ADDR_TEXTS_KEPT:
+            _ADDR_TEXTS.clear()
+        _ADDR_TEXTS[addr] = text
+    return text

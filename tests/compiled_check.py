@@ -10,9 +10,11 @@ Every capture in ``captures/`` and ``../shared/corpus`` is analyzed three ways: 
 library's ``analyze()`` (every table, the summary and the counts), and the streamed
 command-line analysis with one process and with two worker processes, with timers so
 short that connections freeze, thaw and retire during the replay (every CSV file's
-bytes, lines grouped by connection for the two-worker run). ``--compare`` fails,
-naming the capture and what differs, unless the two runs agree everywhere. ``.ci/run``
-runs both halves.
+bytes, lines grouped by connection for the two-worker run). The rows' times are also
+made (``rows.seconds``) from nanosecond counts in every binade up to 2116, next to the
+halfway points between two doubles where a division rounded twice would show.
+``--compare`` fails, naming the capture and what differs, unless the two runs agree
+everywhere. ``.ci/run`` runs both halves.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import argparse
 import ast
 import importlib
 import pickle
+import random
 import sys
 import tempfile
 from collections import defaultdict
@@ -103,6 +106,25 @@ def results(root: Path) -> dict[str, Any]:
     return out
 
 
+# The key of the times' entry among the captures' (not a capture's name).
+TIMES = "(rows.seconds)"
+
+
+def times() -> list[str]:
+    """``rows.seconds`` of nanosecond counts where a second rounding would show, as hex."""
+    from tcpflow_analyzer.rows import seconds
+
+    rng = random.Random(1)
+    counts = [0, 1, -1, (1 << 53) - 1, 1 << 53, (1 << 53) + 1, -(1 << 53), (1 << 62) - 1, 1 << 62]
+    for _ in range(20_000):
+        e = rng.randrange(1, 33)  # whole seconds in [2**(e-1), 2**e): up to 2116
+        t = 54 - e  # halfway points between doubles there are multiples of 2**-t
+        b = (rng.randrange(1 << (e - 1), 1 << e) << t) + rng.randrange(1 << t)
+        near = b * 1_000_000_000 >> t
+        counts += [near, near + 1, -near]
+    return [seconds(ns).hex() for ns in counts]
+
+
 def compiled_modules(listed: list[str]) -> list[str]:
     names = []
     for module in listed:
@@ -150,6 +172,7 @@ def main() -> int:
         return 1
     mine = results(root)
     print(f"analyzed {len(mine)} captures")
+    mine[TIMES] = {"times": times()}
     if args.save:
         args.save.write_bytes(pickle.dumps(mine))
     if args.compare:
@@ -159,7 +182,7 @@ def main() -> int:
         if problems:
             print(f"compiled_check: {len(problems)} differences", file=sys.stderr)
             return 1
-        print(f"compiled and pure Python agree on all {len(mine)} captures")
+        print(f"compiled and pure Python agree on all {len(mine) - 1} captures and the times")
     return 0
 
 

@@ -26,6 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tcpflow_analyzer import findings as F
+from tcpflow_analyzer import segment
 from tcpflow_analyzer.config import Config
 from tcpflow_analyzer.findings import Code, Finding, TeardownFacts
 from tcpflow_analyzer.reader import CaptureError
@@ -486,3 +487,12 @@ def test_addr_text_is_ipaddress_text(addr: bytes) -> None:
 def test_addr_text_rejects_other_lengths(bad: bytes) -> None:
     with pytest.raises(ValueError):
         addr_text(bad)
+
+
+def test_addr_text_keeps_a_bounded_cache() -> None:
+    """The texts kept are emptied when full: the texts stay right, the cache bounded."""
+    for i in range(segment._ADDR_TEXTS_KEPT + 100):
+        addr = i.to_bytes(4, "big")
+        assert addr_text(addr) == str(ipaddress.ip_address(addr))
+        assert len(segment._ADDR_TEXTS) <= segment._ADDR_TEXTS_KEPT
+    assert addr_text(b"\x00" * 16) == "::"

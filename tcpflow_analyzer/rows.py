@@ -1,0 +1,371 @@
+"""Rows: what one tracked connection adds to each result table, as dicts.
+
+Theory of operation
+-------------------
+``summarize`` turns a tracked ``Connection`` into one flat row (a dict) whose
+keys are exactly ``report.CONNECTION_COLUMNS``; the closing facts (who closed,
+how, end states) are decided here, from the endpoints' final states and the
+order of FINs and RSTs, and nowhere else. The teardown columns (FIN
+retransmissions, RST causes, reuse, time spent in CLOSE_WAIT/FIN_WAIT_2/TIME_WAIT)
+come from the detectors (``findings.teardown_facts``). ``add_retired`` appends
+every table's rows for one finished connection (what ``api.analyze_rows`` keeps),
+the same as the per-table functions but reading the connection once.
+
+This is the per-connection part of the report layer, split from ``report.py``
+(which builds DataFrames with pandas and writes files, and re-exports all of
+this) so that it is compiled with mypyc with the engine (setup.py's COMPILED):
+it runs once per connection of a capture. No pandas here. Times in seconds are
+made by ``seconds``, which rounds compiled as Python does.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import fields
+from typing import Any, Final
+
+from .config import Config
+from .findings import Finding, TeardownFacts, detect, detect_with_teardown, teardown_facts
+from .segment import addr_text
+from .states import Event, State
+from .tracker import Connection, TransitionRecord
+from .zeek import ZeekConn
+
+__all__ = [
+    "add_retired",
+    "anomaly_rows",
+    "finding_rows",
+    "record_rows",
+    "summarize",
+    "transition_rows",
+    "zeek_rows",
+]
+
+_NS: Final = 1_000_000_000
+
+_DONE: Final = frozenset({State.CLOSED, State.TIME_WAIT})
+
+# The members' texts (_value_) by member: compiled, a dict lookup costs less than
+# reading the attribute of an enum member (three per transition row).
+_STATE_TEXT: Final = {state: state._value_ for state in State}
+_EVENT_TEXT: Final = {event: event._value_ for event in Event}
+
+# seconds(): below _EXACT an int is an exact double; from there to _SPLIT_LAST (the
+# largest int mypyc holds unboxed, in the year 2116) whole seconds plus the rounded
+# fraction round as the exact quotient does.
+_EXACT: Final = 1 << 53
+_SPLIT_LAST: Final = (1 << 62) - 1
+
+
+def seconds(ns: int) -> float:
+    """``ns / 1_000_000_000``: the same float, exactly rounded as Python rounds it.
+
+    Compiled by mypyc, ``a / b`` of two ints turns each into a double first and
+    so rounds twice when one is above 2**53, as a nanosecond timestamp is (about
+    1.7e18): the last bit can differ from Python's. Here, below 2**53 the one
+    division of exact doubles is rounded once, as Python's is. From 2**53 on, the
+    whole seconds ``q`` (at least 2**23) are an exact double and the fraction
+    ``f = float(r) / 1e9`` is off the true ``r / 10**9`` by at most 2**-54. The
+    halfway points between doubles above 2**23 are multiples of 2**-30, and
+    the true quotient, a multiple of 10**-9 = 2**-9 / 5**9, is either one of them
+    (then ``f`` is exact: a multiple of 2**-30 under 1) or at least
+    ``1 / (5**9 * 2**30) > 2**-54`` from all of them: ``q + f`` rounds to the same
+    double. What is left (negative beyond 2**53, or past 2116) takes Python's
+    own division.
+    """
+    if -_EXACT < ns < _EXACT:
+        return float(ns) / 1e9
+    if 0 < ns <= _SPLIT_LAST:
+        return float(ns // _NS) + float(ns % _NS) / 1e9
+    exact: float = operator.truediv(ns, _NS)  # (a call: Python's int division, not C's)
+    return exact
+
+
+def _vlan_text(conn: Connection) -> str | None:
+    """VLAN IDs outermost first joined by '.'; 'A|B' when the directions differ."""
+    if not conn.vlan and conn.reverse_vlan is None:
+        return None  # untagged (most captures)
+    fwd = ".".join(str(v) for v in conn.vlan)
+    if conn.reverse_vlan is not None and conn.reverse_vlan != conn.vlan:
+        rev = ".".join(str(v) for v in conn.reverse_vlan)
+        first_is_client = conn.first_sender == (conn.client.addr, conn.client.port)
+        return f"{fwd}|{rev}" if first_is_client else f"{rev}|{fwd}"
+    return fwd or None
+
+
+def _handshake(conn: Connection) -> str:
+    if conn.saw_syn and conn.saw_synack and conn.handshake_acked:
+        return "complete"
+    if conn.saw_syn or conn.saw_synack:
+        return "partial"
+    return "none"
+
+
+def _close(conn: Connection) -> tuple[str, str]:
+    """(close_type, active_closer) from the FIN/RST order and the end states."""
+    c, s = conn.client, conn.server
+    if (
+        conn.saw_syn
+        and not conn.saw_synack
+        and conn.client.isn is not None
+        and (
+            not conn.handshake_acked
+            and s.state in (State.LISTEN, State.CLOSED, State.UNKNOWN)
+            and s.fins == 0
+        )
+    ):
+        if s.rsts:
+            return "refused", "none"
+        if s.pkts == 0:
+            return "unanswered", "none"
+    if conn.first_rst is not None:
+        close_type = "fin_rst" if conn.fin_before_rst else "rst"
+    elif conn.first_fin is None:
+        return "open", "none"
+    elif c.state in _DONE and s.state in _DONE and c.fins and s.fins:
+        close_type = "fin"
+    else:
+        close_type = "closing"
+    if conn.simultaneous_close:
+        closer = "both"
+    elif conn.first_fin is not None:
+        closer = conn.first_fin
+    else:
+        closer = conn.first_rst or "none"
+    return close_type, closer
+
+
+def summarize(
+    conn: Connection,
+    *,
+    prev: Connection | None = None,
+    findings: Sequence[Finding] | None = None,
+    capture_end_ns: int | None = None,
+    config: Config | None = None,
+) -> dict[str, Any]:
+    """One row of ``connections`` for a tracked connection.
+
+    ``prev`` is the previous incarnation of its 4-tuple (without it the reuse
+    gap is unknown); ``findings`` the connection's findings (detected here when
+    not given); ``capture_end_ns`` the capture's last segment time (default: the
+    connection's own last segment), which ends states still held.
+    """
+    end_ns = conn.end_ns if capture_end_ns is None else capture_end_ns
+    if findings is None:
+        findings = detect(conn, prev, config or Config(), end_ns)
+    facts = teardown_facts(conn, prev, findings, end_ns)
+    teardown = {name: getattr(facts, name) for name in _TEARDOWN_FIELDS}
+    zeek = conn.zeek
+    return _connection_row(conn, teardown, zeek.conn_state(), zeek.history())
+
+
+# TeardownFacts' fields: the last columns of ``connections``, in order.
+_TEARDOWN_FIELDS: Final = tuple(f.name for f in fields(TeardownFacts))
+
+
+def _connection_row(
+    conn: Connection, teardown: Mapping[str, Any], zeek_state: str, zeek_history: str
+) -> dict[str, Any]:
+    """``summarize``'s row, its teardown columns and Zeek fields already worked out.
+
+    ``teardown`` maps TeardownFacts' fields, in order, to their values;
+    ``zeek_state`` and ``zeek_history`` are the first Zeek record's.
+    """
+    c, s = conn.client, conn.server
+    close_type, closer = _close(conn)
+    zeek = conn.zeek
+    zeek_orig_is_client = zeek.orig_is_first == (conn.first_sender == (c.addr, c.port))
+    anomalies = ""
+    if conn.anomalies:
+        codes = Counter(a.code.value for a in conn.anomalies)
+        anomalies = ";".join(
+            f"{code}" if n == 1 else f"{code}*{n}" for code, n in sorted(codes.items())
+        )
+    start_ns, end_ns = conn.start_ns, conn.end_ns
+    # Hot (one row per connection): plain attribute reads, an enum's text looked up.
+    return {
+        "conn_id": conn.conn_id,
+        "client_ip": addr_text(c.addr),
+        "client_port": c.port,
+        "server_ip": addr_text(s.addr),
+        "server_port": s.port,
+        "vlan": _vlan_text(conn),
+        "ip_version": 4 if len(c.addr) == 4 else 6,
+        "incarnation": conn.incarnation,
+        "prev_conn_id": conn.prev_conn_id,
+        "roles": conn.roles,
+        "first_frame": conn.first_frame,
+        "last_frame": conn.last_frame,
+        "start_ts": seconds(start_ns),
+        "end_ts": seconds(end_ns),
+        "duration": seconds(end_ns - start_ns),
+        "packets": conn.packets,
+        "client_pkts": c.pkts,
+        "server_pkts": s.pkts,
+        "client_bytes": c.payload_bytes,
+        "server_bytes": s.payload_bytes,
+        "handshake": _handshake(conn),
+        "active_closer": closer,
+        "close_type": close_type,
+        "half_close": conn.half_close_bytes > 0,
+        "half_close_bytes": conn.half_close_bytes,
+        "simultaneous_close": conn.simultaneous_close,
+        "client_fins": c.fins,
+        "server_fins": s.fins,
+        "client_rsts": c.rsts,
+        "server_rsts": s.rsts,
+        "client_bad_checksums": c.bad_checksums,
+        "server_bad_checksums": s.bad_checksums,
+        "client_state_at_end": _STATE_TEXT[c.state],
+        "server_state_at_end": _STATE_TEXT[s.state],
+        "conn_state": zeek_state,
+        "history": zeek_history,
+        "zeek_orig": "client" if zeek_orig_is_client else "server",
+        "zeek_records": len(conn.zeek_records),
+        "anomalies": anomalies,
+        **teardown,
+    }
+
+
+def transition_rows(conns: Iterable[Connection]) -> list[dict[str, Any]]:
+    """Rows of ``transitions`` for tracked connections, in order."""
+    return [row for conn in conns for row in _transition_rows(conn)]
+
+
+def _transition_rows(
+    conn: Connection, records: Iterable[TransitionRecord] | None = None
+) -> list[dict[str, Any]]:
+    # Hot (a row per transition): the id boxed once, the enums' texts looked up.
+    conn_id: object = conn.conn_id
+    states, events = _STATE_TEXT, _EVENT_TEXT
+    return [
+        {
+            "conn_id": conn_id,
+            "endpoint": t.endpoint,
+            "frame": t.frame,
+            "ts": seconds(t.ts_ns),
+            "from_state": states[t.from_state],
+            "to_state": states[t.to_state],
+            "event": events[t.event],
+            "rule": t.rule,
+        }
+        for t in (conn.transitions if records is None else records)
+    ]
+
+
+def record_rows(conn: Connection, records: Iterable[TransitionRecord]) -> list[dict[str, Any]]:
+    """Rows of ``transitions`` for some of ``conn``'s transition records."""
+    return _transition_rows(conn, records)
+
+
+def zeek_rows(conns: Iterable[Connection]) -> list[dict[str, Any]]:
+    """Rows of the Zeek view: the conn.log records each connection makes."""
+    return [
+        _zeek_row(conn, first, zc, zc.conn_state(), zc.history())
+        for conn in conns
+        for first, zc in conn.zeek_records
+        if zc.start_ns is not None
+    ]
+
+
+def _zeek_row(
+    conn: Connection, first: tuple[bytes, int], zc: ZeekConn, zeek_state: str, zeek_history: str
+) -> dict[str, Any]:
+    """One row of the Zeek view, given the record's conn_state and history."""
+    start_ns = zc.start_ns
+    assert start_ns is not None  # records that never started make no row
+    peer = (conn.server.addr, conn.server.port)
+    if first == peer:
+        peer = (conn.client.addr, conn.client.port)
+    orig, resp = (first, peer) if zc.orig_is_first else (peer, first)
+    return {
+        "conn_id": conn.conn_id,
+        "ts": seconds(start_ns),
+        "orig_h": addr_text(orig[0]),
+        "orig_p": orig[1],
+        "resp_h": addr_text(resp[0]),
+        "resp_p": resp[1],
+        "duration": seconds(zc.duration_ns),
+        "orig_bytes": zc.orig_bytes,
+        "resp_bytes": zc.resp_bytes,
+        "conn_state": zeek_state,
+        "missed_bytes": zc.missed_bytes,
+        "history": zeek_history,
+        "orig_pkts": zc.orig_pkts,
+        "orig_ip_bytes": zc.orig_ip_bytes,
+        "resp_pkts": zc.resp_pkts,
+        "resp_ip_bytes": zc.resp_ip_bytes,
+    }
+
+
+def add_retired(
+    tables: Mapping[str, list[dict[str, Any]]],
+    conn: Connection,
+    prev: Connection | None,
+    config: Config,
+    capture_end_ns: int,
+) -> list[Finding]:
+    """Append a finished connection's rows to ``tables`` (lists by CSV name); its findings.
+
+    The same as ``findings = detect(conn, prev, config, capture_end_ns)`` with the
+    rows of ``summarize(conn, prev=prev, findings=findings, capture_end_ns=...)``,
+    ``transition_rows([conn])``, ``anomaly_rows([conn])``, ``zeek_rows([conn])``
+    and ``finding_rows(findings)`` appended to "connections", "transitions",
+    "anomalies", "zeek_conn" and "findings", for less: the trace is read once for
+    the findings and the teardown columns, and the first Zeek record's conn_state
+    and history are worked out once for the connection's row and its Zeek row.
+    """
+    found, teardown = detect_with_teardown(conn, prev, config, capture_end_ns)
+    zeek = conn.zeek
+    state, history = zeek.conn_state(), zeek.history()
+    tables["connections"].append(_connection_row(conn, teardown, state, history))
+    tables["transitions"].extend(_transition_rows(conn))
+    if conn.anomalies:
+        tables["anomalies"].extend(anomaly_rows((conn,)))
+    zeek_conn = tables["zeek_conn"]
+    for first, zc in conn.zeek_records:
+        if zc.start_ns is not None:
+            if zc is zeek:
+                zeek_conn.append(_zeek_row(conn, first, zc, state, history))
+            else:
+                zeek_conn.append(_zeek_row(conn, first, zc, zc.conn_state(), zc.history()))
+    if found:
+        tables["findings"].extend(finding_rows(found))
+    return found
+
+
+def finding_rows(findings: Iterable[Finding]) -> list[dict[str, Any]]:
+    """Rows of ``findings`` (see report.FINDING_COLUMNS), in the order given."""
+    return [
+        {
+            "conn_id": f.conn_id,
+            "code": f.code._value_,
+            "endpoint": f.endpoint,
+            "frame": f.frame,
+            "ts": seconds(f.ts_ns),
+            "evidence_frames": " ".join(str(n) for n in f.evidence_frames),
+            "rfc": f.rfc,
+            "detail": f.detail,
+        }
+        for f in findings
+    ]
+
+
+def anomaly_rows(conns: Iterable[Connection]) -> list[dict[str, Any]]:
+    """Rows of ``anomalies`` for tracked connections, in order."""
+    return [
+        {
+            "conn_id": conn.conn_id,
+            "endpoint": a.endpoint,
+            "frame": a.frame,
+            "ts": seconds(a.ts_ns),
+            "state": _STATE_TEXT[a.state],
+            "event": a.event,
+            "code": a.code._value_,
+            "detail": a.detail,
+        }
+        for conn in conns
+        for a in conn.anomalies
+    ]
