@@ -44,6 +44,7 @@ Wireshark: ``frame.number in {...}``) and the RFC text it rests on.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -71,6 +72,36 @@ __all__ = [
 ]
 
 _NS: Final = 1_000_000_000
+
+# seconds(): below _EXACT an int is an exact double; from there to _SPLIT_LAST (the
+# largest int mypyc holds unboxed, in the year 2116) whole seconds plus the rounded
+# fraction round as the exact quotient does.
+_EXACT: Final = 1 << 53
+_SPLIT_LAST: Final = (1 << 62) - 1
+
+
+def seconds(ns: int) -> float:
+    """``ns / 1_000_000_000``: the same float, exactly rounded as Python rounds it.
+
+    Compiled by mypyc, ``a / b`` of two ints turns each into a double first and
+    so rounds twice when one is above 2**53, as a nanosecond timestamp is (about
+    1.7e18): the last bit can differ from Python's. Here, below 2**53 the one
+    division of exact doubles is rounded once, as Python's is. From 2**53 on, the
+    whole seconds ``q`` (at least 2**23) are an exact double and the fraction
+    ``f = float(r) / 1e9`` is off the true ``r / 10**9`` by at most 2**-54. The
+    halfway points between doubles above 2**23 are multiples of 2**-30, and
+    the true quotient, a multiple of 10**-9 = 2**-9 / 5**9, is either one of them
+    (then ``f`` is exact: a multiple of 2**-30 under 1) or at least
+    ``1 / (5**9 * 2**30) > 2**-54`` from all of them: ``q + f`` rounds to the same
+    double. What is left (negative beyond 2**53, or past 2116) takes Python's
+    own division.
+    """
+    if -_EXACT < ns < _EXACT:
+        return float(ns) / 1e9
+    if 0 < ns <= _SPLIT_LAST:
+        return float(ns // _NS) + float(ns % _NS) / 1e9
+    exact: float = operator.truediv(ns, _NS)  # (a call: Python's int division, not C's)
+    return exact
 
 
 class Code(StrEnum):
@@ -167,7 +198,7 @@ def _dur(ns: int) -> str:
         return f"{ns / 1_000:.0f} µs"
     if abs(ns) < _NS:
         return f"{ns / 1_000_000:.0f} ms"
-    return f"{ns / _NS:.2f} s"
+    return f"{seconds(ns):.2f} s"
 
 
 def _secs(value: float) -> str:
@@ -1259,7 +1290,7 @@ def _reuse_findings(conn: Connection, prev: Connection | None, config: Config) -
         ts_text = "; no TCP timestamps, so only the sequence numbers separate the incarnations"
     holder_roles = {role for role, _, _ in holders}
     endpoint = holder_roles.pop() if len(holder_roles) == 1 else ""
-    weight = max(0.0, (config.time_wait_ns - gap) / _NS)
+    weight = max(0.0, seconds(config.time_wait_ns - gap))
     return [
         Finding(
             conn.conn_id,
@@ -1522,7 +1553,7 @@ def seconds_from_parts(
         ended if start is None else ended + max(capture_end_ns, start) - start
         for ended, start in parts
     ]
-    return max(totals) / _NS if totals else None
+    return seconds(max(totals)) if totals else None
 
 
 def state_seconds(conn: Connection, state: State, capture_end_ns: int) -> float | None:
@@ -1632,7 +1663,7 @@ def _lingering(tr: _Trace, config: Config, capture_end_ns: int) -> list[Finding]
                         _frames((f0, f1)),
                         "RFC9293 3.6",
                         f"{why} (threshold {_secs(limit)})",
-                        held / _NS,
+                        seconds(held),
                     )
                 )
     return out
@@ -1737,7 +1768,7 @@ def _open_at_end(tr: _Trace, capture_end_ns: int) -> list[Finding]:
             "RFC9293 3.3.2",
             f"the capture ends {_dur(capture_end_ns - last.ts_ns)} after this connection's last "
             f"segment (frame {last.frame}) with {states}{nothing}",
-            (capture_end_ns - last.ts_ns) / _NS,
+            seconds(capture_end_ns - last.ts_ns),
         )
     ]
 
@@ -2003,7 +2034,7 @@ def _teardown_columns(
     gap = within = None
     if prev is not None:
         gap_ns, _, cut_short = _reuse_facts(conn, prev)
-        gap, within = gap_ns / _NS, cut_short
+        gap, within = seconds(gap_ns), cut_short
     held = _held_ns(tr, capture_end_ns)
     return {
         "client_fin_retransmits": retx["client"],
@@ -2017,7 +2048,7 @@ def _teardown_columns(
         "reuse_gap_s": gap,
         "reuse_within_time_wait": within,
         "stale_segments": stale,
-        "close_wait_s": held[_CLOSE_WAIT] / _NS if _CLOSE_WAIT in held else None,
-        "fin_wait_2_s": held[_FIN_WAIT_2] / _NS if _FIN_WAIT_2 in held else None,
-        "time_wait_s": held[_TIME_WAIT] / _NS if _TIME_WAIT in held else None,
+        "close_wait_s": seconds(held[_CLOSE_WAIT]) if _CLOSE_WAIT in held else None,
+        "fin_wait_2_s": seconds(held[_FIN_WAIT_2]) if _FIN_WAIT_2 in held else None,
+        "time_wait_s": seconds(held[_TIME_WAIT]) if _TIME_WAIT in held else None,
     }

@@ -15,19 +15,26 @@ This is the per-connection part of the report layer, split from ``report.py``
 (which builds DataFrames with pandas and writes files, and re-exports all of
 this) so that it is compiled with mypyc with the engine (setup.py's COMPILED):
 it runs once per connection of a capture. No pandas here. Times in seconds are
-made by ``seconds``, which rounds compiled as Python does.
+made by ``findings.seconds``, which rounds compiled as Python does (the findings
+use it for their durations too).
 """
 
 from __future__ import annotations
 
-import operator
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
 from typing import Any, Final
 
 from .config import Config
-from .findings import Finding, TeardownFacts, detect, detect_with_teardown, teardown_facts
+from .findings import (
+    Finding,
+    TeardownFacts,
+    detect,
+    detect_with_teardown,
+    seconds,
+    teardown_facts,
+)
 from .segment import addr_text
 from .states import Event, State
 from .tracker import Connection, TransitionRecord
@@ -51,36 +58,6 @@ _DONE: Final = frozenset({State.CLOSED, State.TIME_WAIT})
 # reading the attribute of an enum member (three per transition row).
 _STATE_TEXT: Final = {state: state._value_ for state in State}
 _EVENT_TEXT: Final = {event: event._value_ for event in Event}
-
-# seconds(): below _EXACT an int is an exact double; from there to _SPLIT_LAST (the
-# largest int mypyc holds unboxed, in the year 2116) whole seconds plus the rounded
-# fraction round as the exact quotient does.
-_EXACT: Final = 1 << 53
-_SPLIT_LAST: Final = (1 << 62) - 1
-
-
-def seconds(ns: int) -> float:
-    """``ns / 1_000_000_000``: the same float, exactly rounded as Python rounds it.
-
-    Compiled by mypyc, ``a / b`` of two ints turns each into a double first and
-    so rounds twice when one is above 2**53, as a nanosecond timestamp is (about
-    1.7e18): the last bit can differ from Python's. Here, below 2**53 the one
-    division of exact doubles is rounded once, as Python's is. From 2**53 on, the
-    whole seconds ``q`` (at least 2**23) are an exact double and the fraction
-    ``f = float(r) / 1e9`` is off the true ``r / 10**9`` by at most 2**-54. The
-    halfway points between doubles above 2**23 are multiples of 2**-30, and
-    the true quotient, a multiple of 10**-9 = 2**-9 / 5**9, is either one of them
-    (then ``f`` is exact: a multiple of 2**-30 under 1) or at least
-    ``1 / (5**9 * 2**30) > 2**-54`` from all of them: ``q + f`` rounds to the same
-    double. What is left (negative beyond 2**53, or past 2116) takes Python's
-    own division.
-    """
-    if -_EXACT < ns < _EXACT:
-        return float(ns) / 1e9
-    if 0 < ns <= _SPLIT_LAST:
-        return float(ns // _NS) + float(ns % _NS) / 1e9
-    exact: float = operator.truediv(ns, _NS)  # (a call: Python's int division, not C's)
-    return exact
 
 
 def _vlan_text(conn: Connection) -> str | None:

@@ -11,7 +11,7 @@ library's ``analyze()`` (every table, the summary and the counts), and the strea
 command-line analysis with one process and with two worker processes, with timers so
 short that connections freeze, thaw and retire during the replay (every CSV file's
 bytes, lines grouped by connection for the two-worker run). The rows' times are also
-made (``rows.seconds``) from nanosecond counts in every binade up to 2116, next to the
+made (``findings.seconds``) from nanosecond counts in every binade up to 2116, next to the
 halfway points between two doubles where a division rounded twice would show.
 ``--compare`` fails, naming the capture and what differs, unless the two runs agree
 everywhere. ``.ci/run`` runs both halves.
@@ -107,12 +107,12 @@ def results(root: Path) -> dict[str, Any]:
 
 
 # The key of the times' entry among the captures' (not a capture's name).
-TIMES = "(rows.seconds)"
+TIMES = "(findings.seconds)"
 
 
 def times() -> list[str]:
-    """``rows.seconds`` of nanosecond counts where a second rounding would show, as hex."""
-    from tcpflow_analyzer.rows import seconds
+    """``findings.seconds`` of nanosecond counts where a second rounding would show, as hex."""
+    from tcpflow_analyzer.findings import seconds
 
     rng = random.Random(1)
     counts = [0, 1, -1, (1 << 53) - 1, 1 << 53, (1 << 53) + 1, -(1 << 53), (1 << 62) - 1, 1 << 62]

@@ -1,4 +1,4 @@
-"""rows.seconds: nanoseconds to seconds, the float Python's ``ns / 10**9`` gives, bit for bit.
+"""findings.seconds: nanoseconds to seconds, the float Python's ``ns / 10**9`` gives, bit for bit.
 
 The rows' times (``start_ts``, ``end_ts``, ``ts``, durations) are made by
 ``seconds`` so that the module compiled by mypyc (whose ``int / int`` rounds
@@ -16,7 +16,7 @@ import random
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from tcpflow_analyzer.rows import seconds
+from tcpflow_analyzer.findings import seconds
 
 NS = 1_000_000_000
 EXACT = 1 << 53  # ints below are exact doubles
