@@ -476,6 +476,8 @@ class Tracker:
         self._freeze_ns = self.config.freeze_after_ns
         self._freeze_check_at = 0  # no freezing pass before this time (see _sweep)
         self._idle_ns = self.config.idle_ns
+        self._time_wait_ns = self.config.time_wait_ns
+        self._max_connections = self.config.max_connections
         self._sweep_at = _NEVER  # no retirement is due before this time (see _sweep)
         self._heads = (_NO_HEAD, _NO_HEAD, _NO_HEAD)  # keys of the heads noted last
         # Sharded runs (shard.py): the first frame of every connection made, in
@@ -494,28 +496,27 @@ class Tracker:
         """
         if ts > self._last_ts_ns:
             self._last_ts_ns = ts
-        if (
-            ts >= self._sweep_at
-            or len(self._open) + len(self._closed) >= self.config.max_connections
-        ):
+        if ts >= self._sweep_at or len(self._open) + len(self._closed) >= self._max_connections:
             self._sweep(ts)
 
     def add(self, seg: Segment) -> None:
         """Replay one segment."""
         self.tick(seg.ts_ns)
-        a = (seg.src, seg.sport)
-        b = (seg.dst, seg.dport)
-        pair = a + b if a <= b else b + a
-        key = (seg.vlan, *pair)
+        # The key: the tags, then both (address, port) pairs, the lesser first.
+        src, dst, sport, dport = seg.src, seg.dst, seg.sport, seg.dport
+        if src < dst or (sport <= dport and src == dst):
+            key: tuple[object, ...] = (seg.vlan, src, sport, dst, dport)
+        else:
+            key = (seg.vlan, dst, dport, src, sport)
         conn = self._table.get(key)
         if isinstance(conn, Frozen):
             conn = self._thaw(conn)
-        if conn is None and (conn := self._other_vlan_half(pair, seg)) is not None:
+        if conn is None and (conn := self._other_vlan_half(key[1:], seg)) is not None:
             self._table[key] = conn
             conn.reverse_vlan = seg.vlan
         if conn is None:
             conn = self._new_connection(key, seg, None)
-            self._by_pair.setdefault(pair, []).append(conn)
+            self._by_pair.setdefault(key[1:], []).append(conn)
         elif self._starts_new_incarnation(conn, seg):
             prev = conn
             conn = self._new_connection(key, seg, prev)
@@ -626,7 +627,7 @@ class Tracker:
             if now_ns - conn.end_ns <= idle:
                 break
             self._retire(conn, now_ns)
-        while len(self._open) + len(self._closed) >= self.config.max_connections:
+        while len(self._open) + len(self._closed) >= self._max_connections:
             if self._closed:
                 self._retire(next(iter(self._closed.values())), now_ns)
                 continue
@@ -700,7 +701,7 @@ class Tracker:
         """Keep the retired connection's number for its key (the next incarnation's)."""
         self._retired[conn.key] = (conn.conn_id, conn.incarnation)
         self._retired.move_to_end(conn.key)
-        while len(self._retired) > self.config.max_connections:
+        while len(self._retired) > self._max_connections:
             self._retired.popitem(last=False)
 
     # -- freezing closed connections (streaming; see freeze.py) ---------------
@@ -1221,7 +1222,7 @@ class Tracker:
         if new_state is State.TIME_WAIT and (
             event is Event.RCV_FIN or old_state is not State.TIME_WAIT
         ):
-            ep.tw_deadline_ns = ts_ns + self.config.time_wait_ns
+            ep.tw_deadline_ns = ts_ns + self._time_wait_ns
 
     def _record(
         self,
