@@ -1042,12 +1042,14 @@ class Tracker:
             s.snd_nxt = end
 
     def _zeek(self, conn: Connection, seg: Segment) -> None:
-        sender = (seg.src, seg.sport)
-        first, zc = conn.zeek_records[-1]
-        if zc.start_ns is not None and zeek_starts_new_conn(zc, seg, sender == first):
-            first, zc = sender, ZeekConn()
-            conn.zeek_records.append((first, zc))
-        zc.add(seg, sender == first)
+        records = conn.zeek_records
+        first, zc = records[-1]
+        from_first = seg.sport == first[1] and seg.src == first[0]
+        if zc.start_ns is not None and zeek_starts_new_conn(zc, seg, from_first):
+            zc = ZeekConn()
+            records.append(((seg.src, seg.sport), zc))
+            from_first = True
+        zc.add(seg, from_first)
 
     def _send_syn(self, conn: Connection, s: Endpoint, seg: Segment, ack: bool) -> None:
         if s.isn is None:
