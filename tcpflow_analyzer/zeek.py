@@ -192,7 +192,10 @@ _ESTABLISHED: Final = EndpointState.ESTABLISHED
 _CLOSED: Final = EndpointState.CLOSED
 _RESET: Final = EndpointState.RESET
 _HANDSHAKE: Final = frozenset({_INACTIVE, _SYN_SENT, _SYN_ACK_SENT})
-_SYN, _FIN, _RST, _ACK = Bit.SYN, Bit.FIN, Bit.RST, Bit.ACK
+_SYN: Final = Bit.SYN  # (each Final: a tuple assignment made them dict lookups compiled)
+_FIN: Final = Bit.FIN
+_RST: Final = Bit.RST
+_ACK: Final = Bit.ACK
 _SYN_FIN_RST: Final = _SYN | _FIN | _RST
 
 # History "seen" masks (TCP_Endpoint.h); the responder's are shifted left 16.
