@@ -10,8 +10,12 @@ objects, a step costs about 640 bytes (the ``Segment``, its ``TcpOptions``, the
 its TIME_WAIT window and the late-segment window after it: on a busy capture
 that is most of the memory.
 
-:class:`Trace` stores each step as one fixed-size binary record (49 bytes) in
-a ``bytearray``. What a record does not hold is rebuilt from the connection:
+:class:`Trace` stores each step as one fixed-size binary record (48 bytes) in
+a ``bytearray`` that grows a few records at a time (its tail is unused), each
+record written in place by one ``struct`` call: its small fields (flags,
+window, the bits below, both states' indices, the checksum verdict, the
+options kind) go in as one 64-bit integer. What a record does not hold is
+rebuilt from the connection:
 the addresses and ports from the direction bit and the connection's two
 endpoints, the VLAN tags from a bit saying whether the segment came on the
 connection's own tags or on the other direction's (``Connection.reverse_vlan``:
@@ -48,16 +52,33 @@ if TYPE_CHECKING:
 
 __all__ = ["Frozen", "LazySteps", "Trace"]
 
-# frame, ts_ns, seq, ack, flags, window, payload_len, ip_len, bits, client state,
-# server state, checksum (-1 unknown / 0 bad / 1 good), options kind, ts_val, ts_ecr
-_RECORD: Final = struct.Struct("<qqIIBHIIBBBbBII")
+# frame, ts_ns, seq, ack, payload_len, ip_len, ts_val, ts_ecr, then eight bytes: flags,
+# window, bits, client state, server state, checksum (-1 unknown / 0 bad / 1 good),
+# options kind.
+_RECORD: Final = struct.Struct("<qqIIIIIIBHBBBbB")
+# The same record as written: the eight bytes as one little-endian integer (_TAIL_*
+# the shifts), which packs faster than seven fields.
+_WRITE: Final = struct.Struct("<qqIIIIIIQ")
+_TAIL_WINDOW: Final = 8
+_TAIL_BITS: Final = 24
+_TAIL_CLIENT_STATE: Final = 32
+_TAIL_SERVER_STATE: Final = 40
+_TAIL_CHECKSUM: Final = 48
+_TAIL_KIND: Final = 56
 # Where a record's flags and direction bits are: one byte each, read for all records
 # at once by a strided slice of the buffer.
-_FLAGS_AT: Final = struct.calcsize("<qqII")
-_BITS_AT: Final = struct.calcsize("<qqIIBHII")
+_FLAGS_AT: Final = struct.calcsize("<qqIIIIII")
+_BITS_AT: Final = struct.calcsize("<qqIIIIIIBH")
+
+_SIZE: Final = _RECORD.size
+# What the buffer grows by when full: room for 8 records, so that most appends only
+# write into it (a trace's unused tail is at most this).
+_BLANK: Final = bytes(8 * _SIZE)
 
 _STATES: tuple[State, ...] = tuple(State)
 _STATE_INDEX: dict[State, int] = {s: i for i, s in enumerate(_STATES)}
+_ESTABLISHED: Final = State.ESTABLISHED
+_ESTABLISHED_INDEX: Final = _STATE_INDEX[State.ESTABLISHED]
 
 # bits
 _FROM_CLIENT: Final = 1
@@ -72,7 +93,6 @@ _NO_OPTIONS: Final = 0
 _TIMESTAMPS_ONLY: Final = 1
 _OTHER_OPTIONS: Final = 2
 
-_CHECKSUM: Final = {None: -1, False: 0, True: 1}
 _CHECKSUM_BACK: Final = {-1: None, 0: False, 1: True}
 
 
@@ -112,9 +132,14 @@ class Trace(Sequence["Step"]):
         server_state: State,
     ) -> None:
         """Append one step (the segment and both states after it)."""
-        reverse_vlan = seg.vlan != self._vlan
-        if reverse_vlan:
-            self._rev = seg.vlan
+        vlan = seg.vlan
+        if vlan is self._vlan or vlan == self._vlan:
+            bits = _FROM_CLIENT if from_client else 0
+        else:
+            self._rev = vlan
+            bits = (_FROM_CLIENT | _REVERSE_VLAN) if from_client else _REVERSE_VLAN
+        if seg.caplen_short:
+            bits |= _CAPLEN_SHORT
         opts = seg.options
         if opts is None:
             kind, tsv, tse = _NO_OPTIONS, 0, 0
@@ -132,27 +157,32 @@ class Trace(Sequence["Step"]):
             if self._options is None:
                 self._options = {}
             self._options[self._n] = opts
-        bits = (
-            (_FROM_CLIENT if from_client else 0)
-            | (_REVERSE_VLAN if reverse_vlan else 0)
-            | (_CAPLEN_SHORT if seg.caplen_short else 0)
-        )
-        self._buf += _RECORD.pack(
+        ok = seg.checksum_ok
+        at = self._n * _SIZE
+        buf = self._buf
+        if len(buf) < at + _SIZE:
+            buf += _BLANK  # room for a few more records: the buffer's tail is unused
+        _WRITE.pack_into(
+            buf,
+            at,
             seg.frame,
             seg.ts_ns,
             seg.seq,
             seg.ack,
-            seg.flags,
-            seg.window,
             seg.payload_len,
             seg.ip_len,
-            bits,
-            _STATE_INDEX[client_state],
-            _STATE_INDEX[server_state],
-            _CHECKSUM[seg.checksum_ok],
-            kind,
             tsv,
             tse,
+            seg.flags
+            | seg.window << _TAIL_WINDOW
+            | bits << _TAIL_BITS
+            # ESTABLISHED, by far the most common state, without a lookup
+            | (_ESTABLISHED_INDEX if client_state is _ESTABLISHED else _STATE_INDEX[client_state])
+            << _TAIL_CLIENT_STATE
+            | (_ESTABLISHED_INDEX if server_state is _ESTABLISHED else _STATE_INDEX[server_state])
+            << _TAIL_SERVER_STATE
+            | (0xFF if ok is None else 1 if ok else 0) << _TAIL_CHECKSUM  # -1 as a signed byte
+            | kind << _TAIL_KIND,
         )
         self._n += 1
         self._cache = self._lazy = None
@@ -183,11 +213,11 @@ class Trace(Sequence["Step"]):
     # loop over bytes, and fails on one over a bytearray.
     def flags(self) -> bytes:
         """Each step's TCP flags, one byte per step."""
-        return bytes(self._buf[_FLAGS_AT :: _RECORD.size])
+        return bytes(self._buf[_FLAGS_AT : self._n * _SIZE : _SIZE])
 
     def directions(self) -> bytes:
         """Per step a byte: 1 if the segment came from the client, else 0."""
-        return bytes(self._buf[_BITS_AT :: _RECORD.size].translate(_FROM_CLIENT_ONLY))
+        return bytes(self._buf[_BITS_AT : self._n * _SIZE : _SIZE].translate(_FROM_CLIENT_ONLY))
 
     def dump(self) -> tuple[object, ...]:
         """The trace as plain values (``marshal``-able); ``Trace.load`` makes it back."""
@@ -195,7 +225,15 @@ class Trace(Sequence["Step"]):
             i: (o.mss, o.wscale, o.sack_permitted, o.sack_blocks, o.ts_val, o.ts_ecr)
             for i, o in (self._options or {}).items()
         }
-        return (self._client, self._server, self._vlan, self._rev, bytes(self._buf), self._n, side)
+        return (
+            self._client,
+            self._server,
+            self._vlan,
+            self._rev,
+            bytes(memoryview(self._buf)[: self._n * _SIZE]),
+            self._n,
+            side,
+        )
 
     @classmethod
     def load(cls, data: Any) -> Trace:
@@ -239,8 +277,8 @@ class Trace(Sequence["Step"]):
 
     def _step(self, i: int) -> Step:
         """Step ``i`` (0 <= i < len) rebuilt from its record."""
-        (frame, ts, seq, ack, flags, window, plen, ip_len, bits, cs, ss, ck, kind, tsv, tse) = (
-            _RECORD.unpack_from(self._buf, i * _RECORD.size)
+        (frame, ts, seq, ack, plen, ip_len, tsv, tse, flags, window, bits, cs, ss, ck, kind) = (
+            _RECORD.unpack_from(self._buf, i * _SIZE)
         )
         if kind == _NO_OPTIONS:
             opts = None

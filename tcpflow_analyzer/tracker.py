@@ -40,7 +40,7 @@ from __future__ import annotations
 from array import array
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Final
 
 from .compact import Frozen, Trace
@@ -211,7 +211,7 @@ class AnomalyRecord:
         return by_fields(self)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Endpoint:
     """One side of a connection, as the capture lets us infer it (cf. Zeek's TCP_Endpoint)."""
 
@@ -236,8 +236,56 @@ class Endpoint:
     payload_bytes: int = 0
     bad_checksums: int = 0  # segments whose IPv4 or TCP checksum did not verify
 
+    # Two made per connection: written out (see segment.py), as generated.
+    def __init__(
+        self,
+        role: str,
+        state: State,
+        addr: bytes,
+        port: int,
+        isn: int | None = None,
+        syn_is_synack: bool = False,
+        syn_acked: bool = False,
+        fin_seq: int | None = None,
+        fin_acked: bool = False,
+        fins: int = 0,
+        rsts: int = 0,
+        got_peer_syn: bool = False,
+        got_peer_fin: bool = False,
+        snd_nxt: int | None = None,
+        window: int | None = None,
+        wscale: int | None = None,
+        tw_deadline_ns: int | None = None,
+        pkts: int = 0,
+        payload_bytes: int = 0,
+        bad_checksums: int = 0,
+    ) -> None:
+        self.role = role
+        self.state = state
+        self.addr = addr
+        self.port = port
+        self.isn = isn
+        self.syn_is_synack = syn_is_synack
+        self.syn_acked = syn_acked
+        self.fin_seq = fin_seq
+        self.fin_acked = fin_acked
+        self.fins = fins
+        self.rsts = rsts
+        self.got_peer_syn = got_peer_syn
+        self.got_peer_fin = got_peer_fin
+        self.snd_nxt = snd_nxt
+        self.window = window
+        self.wscale = wscale
+        self.tw_deadline_ns = tw_deadline_ns
+        self.pkts = pkts
+        self.payload_bytes = payload_bytes
+        self.bad_checksums = bad_checksums
 
-@dataclass(slots=True)
+    def __reduce__(self) -> tuple[type[Any], tuple[object, ...]]:
+        return by_fields(self)
+
+
+@dataclass(slots=True, init=False)
 class Connection:
     """One incarnation of a 4-tuple (plus VLAN tags)."""
 
@@ -278,9 +326,79 @@ class Connection:
     transitions: list[TransitionRecord] = field(default_factory=list)
     anomalies: list[AnomalyRecord] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        c, s = self.client, self.server
-        self.trace = Trace((c.addr, c.port), (s.addr, s.port), self.vlan)
+    # One made per connection: written out (see segment.py). It takes what the
+    # generated one would, but for the two lists: None (the default) is a new list.
+    def __init__(
+        self,
+        conn_id: int,
+        key: tuple[object, ...],
+        vlan: tuple[int, ...],
+        client: Endpoint,
+        server: Endpoint,
+        incarnation: int,
+        prev_conn_id: int | None,
+        roles: str,
+        first_frame: int,
+        start_ns: int,
+        first_sender: tuple[bytes, int],
+        zeek_records: list[tuple[tuple[bytes, int], ZeekConn]],
+        reverse_vlan: tuple[int, ...] | None = None,
+        prev: Connection | None = None,
+        retired_ns: int | None = None,
+        dropped: bool = False,
+        retired: bool = False,
+        last_frame: int = 0,
+        end_ns: int = 0,
+        packets: int = 0,
+        saw_syn: bool = False,
+        saw_synack: bool = False,
+        handshake_acked: bool = False,
+        first_fin: str | None = None,
+        first_fin_frame: int | None = None,
+        first_rst: str | None = None,
+        first_rst_frame: int | None = None,
+        fin_before_rst: bool = False,
+        simultaneous_close: bool = False,
+        half_close_bytes: int = 0,
+        transitions: list[TransitionRecord] | None = None,
+        anomalies: list[AnomalyRecord] | None = None,
+    ) -> None:
+        self.conn_id = conn_id
+        self.key = key
+        self.vlan = vlan
+        self.client = client
+        self.server = server
+        self.incarnation = incarnation
+        self.prev_conn_id = prev_conn_id
+        self.roles = roles
+        self.first_frame = first_frame
+        self.start_ns = start_ns
+        self.first_sender = first_sender
+        self.zeek_records = zeek_records
+        self.reverse_vlan = reverse_vlan
+        self.prev = prev
+        self.retired_ns = retired_ns
+        self.dropped = dropped
+        self.retired = retired
+        self.last_frame = last_frame
+        self.end_ns = end_ns
+        self.packets = packets
+        self.saw_syn = saw_syn
+        self.saw_synack = saw_synack
+        self.handshake_acked = handshake_acked
+        self.first_fin = first_fin
+        self.first_fin_frame = first_fin_frame
+        self.first_rst = first_rst
+        self.first_rst_frame = first_rst_frame
+        self.fin_before_rst = fin_before_rst
+        self.simultaneous_close = simultaneous_close
+        self.half_close_bytes = half_close_bytes
+        self.trace = Trace((client.addr, client.port), (server.addr, server.port), vlan)
+        self.transitions = [] if transitions is None else transitions
+        self.anomalies = [] if anomalies is None else anomalies
+
+    def __reduce__(self) -> tuple[Any, tuple[object, ...]]:
+        return _connection_by_fields, by_fields(self)[1]
 
     @property
     def zeek(self) -> ZeekConn:
@@ -298,6 +416,16 @@ class Connection:
         """True when a new SYN may reopen the 4-tuple (RFC 9293 3.10.7.1, RFC 1122 4.2.2.13)."""
         idle = (State.CLOSED, State.TIME_WAIT)
         return self.client.state in idle or self.server.state in idle
+
+
+def _connection_by_fields(*values: Any) -> Connection:
+    """``Connection.__reduce__``'s maker: the connection with these fields (its trace too)."""
+    names = [f.name for f in fields(Connection)]
+    kwargs = dict(zip(names, values, strict=True))
+    trace = kwargs.pop("trace")
+    conn = Connection(**kwargs)
+    conn.trace = trace
+    return conn
 
 
 def _scaled_window(ep: Endpoint, both_scale: bool) -> int | None:
@@ -348,6 +476,8 @@ class Tracker:
         self._freeze_ns = self.config.freeze_after_ns
         self._freeze_check_at = 0  # no freezing pass before this time (see _sweep)
         self._idle_ns = self.config.idle_ns
+        self._time_wait_ns = self.config.time_wait_ns
+        self._max_connections = self.config.max_connections
         self._sweep_at = _NEVER  # no retirement is due before this time (see _sweep)
         self._heads = (_NO_HEAD, _NO_HEAD, _NO_HEAD)  # keys of the heads noted last
         # Sharded runs (shard.py): the first frame of every connection made, in
@@ -366,28 +496,27 @@ class Tracker:
         """
         if ts > self._last_ts_ns:
             self._last_ts_ns = ts
-        if (
-            ts >= self._sweep_at
-            or len(self._open) + len(self._closed) >= self.config.max_connections
-        ):
+        if ts >= self._sweep_at or len(self._open) + len(self._closed) >= self._max_connections:
             self._sweep(ts)
 
     def add(self, seg: Segment) -> None:
         """Replay one segment."""
         self.tick(seg.ts_ns)
-        a = (seg.src, seg.sport)
-        b = (seg.dst, seg.dport)
-        pair = a + b if a <= b else b + a
-        key = (seg.vlan, *pair)
+        # The key: the tags, then both (address, port) pairs, the lesser first.
+        src, dst, sport, dport = seg.src, seg.dst, seg.sport, seg.dport
+        if src < dst or (sport <= dport and src == dst):
+            key: tuple[object, ...] = (seg.vlan, src, sport, dst, dport)
+        else:
+            key = (seg.vlan, dst, dport, src, sport)
         conn = self._table.get(key)
         if isinstance(conn, Frozen):
             conn = self._thaw(conn)
-        if conn is None and (conn := self._other_vlan_half(pair, seg)) is not None:
+        if conn is None and (conn := self._other_vlan_half(key[1:], seg)) is not None:
             self._table[key] = conn
             conn.reverse_vlan = seg.vlan
         if conn is None:
             conn = self._new_connection(key, seg, None)
-            self._by_pair.setdefault(pair, []).append(conn)
+            self._by_pair.setdefault(key[1:], []).append(conn)
         elif self._starts_new_incarnation(conn, seg):
             prev = conn
             conn = self._new_connection(key, seg, prev)
@@ -498,7 +627,7 @@ class Tracker:
             if now_ns - conn.end_ns <= idle:
                 break
             self._retire(conn, now_ns)
-        while len(self._open) + len(self._closed) >= self.config.max_connections:
+        while len(self._open) + len(self._closed) >= self._max_connections:
             if self._closed:
                 self._retire(next(iter(self._closed.values())), now_ns)
                 continue
@@ -572,7 +701,7 @@ class Tracker:
         """Keep the retired connection's number for its key (the next incarnation's)."""
         self._retired[conn.key] = (conn.conn_id, conn.incarnation)
         self._retired.move_to_end(conn.key)
-        while len(self._retired) > self.config.max_connections:
+        while len(self._retired) > self._max_connections:
             self._retired.popitem(last=False)
 
     # -- freezing closed connections (streaming; see freeze.py) ---------------
@@ -913,12 +1042,14 @@ class Tracker:
             s.snd_nxt = end
 
     def _zeek(self, conn: Connection, seg: Segment) -> None:
-        sender = (seg.src, seg.sport)
-        first, zc = conn.zeek_records[-1]
-        if zc.start_ns is not None and zeek_starts_new_conn(zc, seg, sender == first):
-            first, zc = sender, ZeekConn()
-            conn.zeek_records.append((first, zc))
-        zc.add(seg, sender == first)
+        records = conn.zeek_records
+        first, zc = records[-1]
+        from_first = seg.sport == first[1] and seg.src == first[0]
+        if zc.start_ns is not None and zeek_starts_new_conn(zc, seg, from_first):
+            zc = ZeekConn()
+            records.append(((seg.src, seg.sport), zc))
+            from_first = True
+        zc.add(seg, from_first)
 
     def _send_syn(self, conn: Connection, s: Endpoint, seg: Segment, ack: bool) -> None:
         if s.isn is None:
@@ -1093,7 +1224,7 @@ class Tracker:
         if new_state is State.TIME_WAIT and (
             event is Event.RCV_FIN or old_state is not State.TIME_WAIT
         ):
-            ep.tw_deadline_ns = ts_ns + self.config.time_wait_ns
+            ep.tw_deadline_ns = ts_ns + self._time_wait_ns
 
     def _record(
         self,

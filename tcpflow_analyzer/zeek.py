@@ -111,8 +111,9 @@ so ``zeek_starts_new_conn``, ``removed_by`` and ``_run_timers`` return at once
 when no timer (and no inactivity timeout) is due. ``ZeekConn._fast`` handles
 the overwhelmingly common segment (in order, ACK set, no SYN/FIN/RST, nonzero
 window, both endpoints ESTABLISHED or PARTIAL, no gap) with inlined
-bookkeeping. The module switch ``FAST_PATH = False`` turns both off; the tests
-replay every capture both ways and require identical state after every packet.
+bookkeeping. The module switch ``FAST_PATH.on = False`` turns both off; the
+tests replay every capture both ways and require identical state after every
+packet.
 
 Not emulated
 ------------
@@ -152,10 +153,24 @@ _TOO_LARGE_SEQ_DELTA: Final = 1048576  # TCPSessionAdapter.cc
 _SEC: Final = 1_000_000_000
 _NEVER: Final = 1 << 64  # a due time no timestamp reaches (ts_ns fits a signed 64-bit integer)
 
+
+class _Switch:
+    """A switch: an attribute of a Final object, which compiled code reads at once.
+
+    (A plain module variable that may change is looked up in the module's dict
+    on every read in the compiled build, twice a segment here.)
+    """
+
+    __slots__ = ("on",)
+
+    def __init__(self, on: bool) -> None:
+        self.on = on
+
+
 # Module switch for the shortcuts (the in-order segment fast path of ZeekConn.add and
 # the "no timer due" early returns). Off, every packet takes the full path; the
 # tests replay captures both ways and require identical results.
-FAST_PATH = True
+FAST_PATH: Final = _Switch(True)
 
 # TCP ports that Zeek's base protocol scripts add to ``likely_server_ports``
 # (ftp, ssh, smtp, dns, http, krb, dce_rpc, smb, imap, ldap, ssl, modbus,
@@ -192,7 +207,10 @@ _ESTABLISHED: Final = EndpointState.ESTABLISHED
 _CLOSED: Final = EndpointState.CLOSED
 _RESET: Final = EndpointState.RESET
 _HANDSHAKE: Final = frozenset({_INACTIVE, _SYN_SENT, _SYN_ACK_SENT})
-_SYN, _FIN, _RST, _ACK = Bit.SYN, Bit.FIN, Bit.RST, Bit.ACK
+_SYN: Final = Bit.SYN  # (each Final: a tuple assignment made them dict lookups compiled)
+_FIN: Final = Bit.FIN
+_RST: Final = Bit.RST
+_ACK: Final = Bit.ACK
 _SYN_FIN_RST: Final = _SYN | _FIN | _RST
 
 # History "seen" masks (TCP_Endpoint.h); the responder's are shifted left 16.
@@ -542,7 +560,11 @@ class ZeekConn:
             return False
         if self._removed_at is not None:
             return True
-        if FAST_PATH and now_ns < self._next_due and now_ns < self._last_ns + self._inactivity_ns:
+        if (
+            FAST_PATH.on
+            and now_ns < self._next_due
+            and now_ns < self._last_ns + self._inactivity_ns
+        ):
             return False  # nothing due: _run_timers would not change a thing
         saved = (list(self._timers), self._is_active, self._next_due)
         removed = self._run_timers(now_ns)
@@ -575,7 +597,7 @@ class ZeekConn:
         t = seg.ts_ns
         if self._start_ns is None:
             self._create(seg)
-        elif not FAST_PATH or t >= self._next_due or t >= self._last_ns + self._inactivity_ns:
+        elif not FAST_PATH.on or t >= self._next_due or t >= self._last_ns + self._inactivity_ns:
             self._run_timers(t)
         elif self._fast(seg, from_first):
             return
@@ -1203,7 +1225,7 @@ class ZeekConn:
         """Fire the timers due at ``now`` as Zeek would before the packet; True if removed."""
         if self._removed_at is not None:
             return True
-        if FAST_PATH and now < self._next_due and now < self._last_ns + self._inactivity_ns:
+        if FAST_PATH.on and now < self._next_due and now < self._last_ns + self._inactivity_ns:
             return False  # nothing due (the common case): skip the sort and rebuild
         due = sorted(x for x in self._timers if x[0] <= now)
         self._timers = [x for x in self._timers if x[0] > now]
@@ -1258,7 +1280,7 @@ def zeek_starts_new_conn(zc: ZeekConn, seg: Segment, from_first: bool) -> bool:
     """
     t = seg.ts_ns
     if (
-        FAST_PATH
+        FAST_PATH.on
         and not seg.flags & _SYN  # is_reuse needs a SYN
         and zc._removed_at is None
         and t < zc._next_due

@@ -1,6 +1,6 @@
 """The shortcuts of ``tcpflow_analyzer.zeek`` against its full path.
 
-``zeek.FAST_PATH`` switches the shortcuts: the in-order segment fast path of
+``zeek.FAST_PATH.on`` switches the shortcuts: the in-order segment fast path of
 ``ZeekConn.add`` (``ZeekConn._fast``) and the "no timer due" early returns of
 ``zeek_starts_new_conn``, ``removed_by`` and ``_run_timers``. Off, every
 packet takes the full path. The shortcuts must change nothing but time:
@@ -118,9 +118,9 @@ def _lockstep(packets: list[tuple[Segment, bool]], monkeypatch: pytest.MonkeyPat
     diffs: list[str] = []
     for seg, from_a in packets:
         if fast is not None and full is not None:
-            monkeypatch.setattr(zeek, "FAST_PATH", True)
+            monkeypatch.setattr(zeek.FAST_PATH, "on", True)
             new_fast = zeek_starts_new_conn(fast, seg, from_a == first_is_a)
-            monkeypatch.setattr(zeek, "FAST_PATH", False)
+            monkeypatch.setattr(zeek.FAST_PATH, "on", False)
             new_full = zeek_starts_new_conn(full, seg, from_a == first_is_a)
             if new_fast != new_full:
                 diffs.append(f"frame {seg.frame}: new connection {new_fast} != {new_full}")
@@ -130,9 +130,9 @@ def _lockstep(packets: list[tuple[Segment, bool]], monkeypatch: pytest.MonkeyPat
         if fast is None or full is None:
             fast, full = ZeekConn(), ZeekConn()
             first_is_a = from_a
-        monkeypatch.setattr(zeek, "FAST_PATH", True)
+        monkeypatch.setattr(zeek.FAST_PATH, "on", True)
         fast.add(seg, from_a == first_is_a)
-        monkeypatch.setattr(zeek, "FAST_PATH", False)
+        monkeypatch.setattr(zeek.FAST_PATH, "on", False)
         full.add(seg, from_a == first_is_a)
         a, b = _state(fast), _state(full)
         if a != b:
@@ -140,12 +140,23 @@ def _lockstep(packets: list[tuple[Segment, bool]], monkeypatch: pytest.MonkeyPat
             keys = [k for k in a if a[k] != b[k]]
             diffs.append(f"frame {seg.frame}: {keys}: {[a[k] for k in keys]} != {b}")
             return diffs
-    monkeypatch.setattr(zeek, "FAST_PATH", True)
+    monkeypatch.setattr(zeek.FAST_PATH, "on", True)
     return diffs
 
 
 def test_the_switch_is_on_by_default() -> None:
-    assert zeek.FAST_PATH is True
+    assert zeek.FAST_PATH.on is True
+
+
+def test_the_switch_turns_the_fast_path_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Off, ``_fast`` is never asked (so the lockstep replays compare two paths)."""
+    spy = _Spy(monkeypatch)
+    monkeypatch.setattr(zeek.FAST_PATH, "on", False)
+    conns = replay(CAPTURES / "client_close.pcap", Config()).connections
+    assert conns and spy.taken == {}
+    monkeypatch.setattr(zeek.FAST_PATH, "on", True)
+    replay(CAPTURES / "client_close.pcap", Config())
+    assert any(spy.taken.values())
 
 
 def _relative_reference(cur: int, last: int, start: int, wraps: int) -> tuple[int, bool]:
@@ -215,7 +226,7 @@ def test_zeek_table_is_the_same_without_the_shortcuts(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def rows(fast: bool) -> list[dict[str, Any]] | str:
-        monkeypatch.setattr(zeek, "FAST_PATH", fast)
+        monkeypatch.setattr(zeek.FAST_PATH, "on", fast)
         try:
             return zeek_rows(replay(path, Config()).connections)
         except CaptureError as e:
