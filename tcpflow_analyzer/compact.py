@@ -158,6 +158,11 @@ class Trace(Sequence["Step"]):
                 self._options = {}
             self._options[self._n] = opts
         ok = seg.checksum_ok
+        if seg.flags > 0xFF or seg.window > 0xFFFF:
+            # They share a packed field with others: out of range, they would spill into them.
+            raise ValueError(
+                f"flags {seg.flags} or window {seg.window} out of the TCP header's range"
+            )
         at = self._n * _SIZE
         buf = self._buf
         if len(buf) < at + _SIZE:

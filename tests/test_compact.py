@@ -10,6 +10,7 @@ the largest field values.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import marshal
 from collections.abc import Iterator
@@ -122,3 +123,14 @@ def test_made_up_steps_read_back() -> None:
     assert len(appended) > 300
     _check(trace, appended)
     assert Trace(_CLIENT, _SERVER, ()).dump()[4] == b""
+
+
+@pytest.mark.parametrize(("flags", "window"), [(0x100, 0), (0, 0x10000)])
+def test_flags_or_window_beyond_the_header_are_refused(flags: int, window: int) -> None:
+    """They share the record's packed field with other values: refused, not spilled."""
+    seg, from_client, cs, ss = next(iter(_made_up()))
+    seg = dataclasses.replace(seg, flags=flags, window=window)
+    trace = Trace(_CLIENT, _SERVER, ())
+    with pytest.raises(ValueError, match="out of the TCP header's range"):
+        trace.add(seg, from_client, cs, ss)
+    assert len(trace) == 0
