@@ -87,6 +87,7 @@ class LineFormat:
 
     def __init__(self, columns: Mapping[str, str], fallback: Callable[[Any, str], str]) -> None:
         self.names: list[str] = list(columns)
+        self._index: dict[str, int] = {name: i for i, name in enumerate(self.names)}
         self.dtypes: list[str] = list(columns.values())
         self.kinds: list[int] = [_KINDS.get(d, -1) for d in self.dtypes]
         self.header: str = header_line(self.names)
@@ -104,7 +105,7 @@ class LineFormat:
 
     def field(self, name: str, value: object) -> str:
         """The text of ``value`` in column ``name``."""
-        return self._field(value, self.names.index(name))
+        return self._field(value, self._index[name])
 
     def _field(self, value: object, i: int) -> str:
         kind = self.kinds[i]
@@ -132,7 +133,7 @@ class LineFormat:
         field gives the line of the row with that value.
         """
         fields = self.fields(row)
-        at = [self.names.index(h) for h in holes]
+        at = [self._index[h] for h in holes]
         pieces: list[str] = []
         start = 0
         for k, i in enumerate(at):

@@ -276,9 +276,9 @@ class RowFreezer:
         (row,) = rows_a.pop("connections")
         texts = self._texts(rows_a) if self._texts is not None else {}
         line = self._line
-        pieces: list[str] | None = None
-        if line is not None:
-            pieces = line.split(row, _AT_END) if deadline is not None else [line.line(row)]
+        # Without a deadline nothing in the row moves: a line with no holes.
+        holes = _AT_END if deadline is not None else ()
+        pieces = line.split(row, holes) if line is not None else None
         expired: tuple[str, str, str] | None = None
         if deadline is not None:
             # What retiring at or after the deadline changes (see the module docstring):
@@ -305,6 +305,7 @@ class RowFreezer:
         row, pieces, texts, expired, tw_parts, found = record
         self.spill.release(frozen.ref)
         deadline = frozen.deadline
+        at_end: dict[str, Any] = {}  # the line's holes and their values: _AT_END's, or none
         if deadline is not None:
             if now_ns >= deadline:
                 row["client_state_at_end"], row["server_state_at_end"], more = expired
@@ -312,14 +313,12 @@ class RowFreezer:
                     had = texts.get("transitions")
                     texts["transitions"] = had + EOL + more if had else more
             time_wait_s = seconds_from_parts(tw_parts, min(now_ns, deadline))
-            line = self._line
-            if line is not None:
-                at_end = (row["client_state_at_end"], row["server_state_at_end"], time_wait_s)
-                texts["connections"] = line.fill(
-                    pieces, [line.field(name, at_end[k]) for k, name in enumerate(_AT_END)]
-                )
-        elif pieces is not None:
-            texts["connections"] = pieces[0]
+            values = (row["client_state_at_end"], row["server_state_at_end"], time_wait_s)
+            at_end = dict(zip(_AT_END, values, strict=True))
+        line = self._line
+        if line is not None:
+            fields = [line.field(name, value) for name, value in at_end.items()]
+            texts["connections"] = line.fill(pieces, fields)
         self._emit(row, texts, _findings(found) if found else [])
 
     def segments(self, frozen: Frozen) -> list[Segment]:

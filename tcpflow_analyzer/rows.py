@@ -50,8 +50,6 @@ __all__ = [
     "zeek_rows",
 ]
 
-_NS: Final = 1_000_000_000
-
 _DONE: Final = frozenset({State.CLOSED, State.TIME_WAIT})
 
 # The members' texts (_value_) by member: compiled, a dict lookup costs less than

@@ -243,14 +243,13 @@ class _Sink:
 def _no_cycle_collection() -> Iterator[None]:
     """Keep Python's cycle collector off while a capture is replayed.
 
-    The replay makes no reference cycles per connection (tests/test_stream.py
-    checks, on every capture, that a streamed analysis leaves no connection,
-    segment, trace or record of any kind for the collector, and no more than a
-    few objects of the run itself): what it frees is freed by reference
-    counting. The collector would only walk the objects still alive, each
-    young object once or twice and the connections held again every time they
-    grew by a quarter: about 1 s of 15 s of CPU on the 1.5M-packet capture of
-    bench/RESULTS.md. It is turned back on afterwards (if it was on).
+    The replay makes no reference cycles (tests/test_stream.py checks, on every
+    capture, with and without freezing, that the collector finds nothing after
+    a streamed analysis): what it frees is freed by reference counting. The
+    collector would only walk objects still alive: each young one once or twice
+    (about 1 s of 15 s of CPU on the 1.5M-packet capture of bench/RESULTS.md),
+    and every connection held in each full collection. It is turned back on
+    afterwards (if it was on).
     """
     was = gc.isenabled()
     gc.disable()
