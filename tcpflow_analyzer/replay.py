@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, BinaryIO
 from .config import Config
 from .reader import CaptureReader, ReadStats
 from .segment import Segment
-from .tracker import Connection, Tracker
+from .shard import PUBLISH_EVERY
+from .tracker import Connection, Tracker, play
 
 if TYPE_CHECKING:
     from .freeze import RowFreezer
@@ -107,21 +108,16 @@ def replay(
         name = " + ".join(os.fspath(p) for p in source)
     elif shard is not None:
         tracker.firsts, tracker.public_id = shard.firsts, shard.public
-        step = shard.step
         with CaptureReader(source) as reader:  # type: ignore[arg-type]
             # Another shard's segment only moves the clock: the reader passes its
             # time to ``tracker.tick`` in its place among this shard's segments.
-            for seg in reader.sharded(shard.k, shard.n, tracker.tick):
-                segments += 1
-                step(seg.frame)
-                tracker.add(seg)
+            own = reader.sharded(shard.k, shard.n, tracker.tick)
+            segments = play(tracker, own, shard, PUBLISH_EVERY)
             shard.finish()  # all its connections are made: others need not wait for it
             stats, name = reader.stats, reader.name
     else:
         with CaptureReader(source) as reader:  # type: ignore[arg-type]
-            for seg in reader:
-                segments += 1
-                tracker.add(seg)
+            segments = play(tracker, reader)
             stats, name = reader.stats, reader.name
     conns = tracker.finish()
     return Replay(

@@ -40,10 +40,10 @@ from bisect import bisect_left
 
 from .segment import Segment
 
-__all__ = ["DONE", "MIX", "Ledger", "ShardIds", "shard_of"]
+__all__ = ["DONE", "MIX", "PUBLISH_EVERY", "Ledger", "ShardIds", "shard_of"]
 
 DONE = 1 << 62  # a worker's progress once it has read everything (or died)
-_PUBLISH_EVERY = 2048  # segments between two publications of progress
+PUBLISH_EVERY = 2048  # segments between two publications of progress
 _WAIT_S = 0.0005  # poll interval while waiting for another worker
 
 
@@ -112,20 +112,14 @@ class ShardIds:
         self.k = k
         self.n = ledger.n
         self.firsts: array[int] = array("q")  # first frame of local connection i + 1
-        self.position = 0  # the frame of the segment being replayed
+        # The frame of the segment being replayed (set by tracker.play, which also
+        # calls publish every PUBLISH_EVERY segments).
+        self.position = 0
         self._read_all = False  # every own connection is made (see finish)
-        self.count = 0  # segments replayed, for the publication rhythm
         self._fd = os.open(ledger.paths[k], os.O_WRONLY | os.O_APPEND)
         self._others: dict[int, tuple[int, array[int]]] = {
             j: (os.open(ledger.paths[j], os.O_RDONLY), array("q")) for j in range(self.n) if j != k
         }
-
-    def step(self, frame: int) -> None:
-        """Called before each own segment is replayed."""
-        self.position = frame
-        self.count += 1
-        if self.count % _PUBLISH_EVERY == 0:
-            self.publish()
 
     def publish(self) -> None:
         progress = DONE if self._read_all else self.position

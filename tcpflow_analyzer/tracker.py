@@ -41,7 +41,7 @@ from array import array
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from .compact import Frozen, Trace
 from .config import Config
@@ -60,6 +60,7 @@ __all__ = [
     "Step",
     "Tracker",
     "TransitionRecord",
+    "play",
     "track",
 ]
 
@@ -1265,6 +1266,41 @@ def _guess_roles(
     if sp != dp and (s_srv or sp >= 32768 or dp >= 32768):
         return (dst, src, "port") if sp < dp else (src, dst, "port")
     return src, dst, "first_packet"
+
+
+class Progress(Protocol):
+    """What ``play`` tells of its progress: a sharded run's ``shard.ShardIds``."""
+
+    position: int
+
+    def publish(self) -> None: ...
+
+
+def play(
+    tracker: Tracker,
+    segments: Iterable[Segment],
+    progress: Progress | None = None,
+    every: int = 1,
+) -> int:
+    """Replay ``segments`` into ``tracker``; return how many there were.
+
+    The loop of ``replay.replay``, here to be compiled with the tracker. With
+    ``progress``, its ``position`` is the frame of each segment before the
+    segment is replayed, and ``publish()`` is called before every ``every``-th.
+    """
+    count = 0
+    if progress is None:
+        for seg in segments:
+            count += 1
+            tracker.add(seg)
+        return count
+    for seg in segments:
+        count += 1
+        progress.position = seg.frame
+        if count % every == 0:
+            progress.publish()
+        tracker.add(seg)
+    return count
 
 
 def track(segments: Iterable[Segment], config: Config | None = None) -> Tracker:

@@ -15,6 +15,7 @@ from tcpflow_analyzer.reader import CaptureError, CaptureReader
 from tcpflow_analyzer.segment import Segment
 from tcpflow_analyzer.shard import DONE, Ledger, ShardIds, shard_of
 from tcpflow_analyzer.stream import OutputError, Streamed, WorkerError, analyze_to_csv
+from tcpflow_analyzer.tracker import Tracker, play
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -158,9 +159,9 @@ def test_public_ids_count_the_other_shards_connections(tmp_path: Path) -> None:
     a, b = ShardIds(ledger, 0), ShardIds(ledger, 1)
     a.firsts.extend([1, 4, 9])
     b.firsts.extend([2, 3, 10])
-    b.step(11)
+    b.position = 11  # the frame being replayed (tracker.play sets it)
     b.publish()
-    a.step(12)
+    a.position = 12
     assert [a.public(i) for i in (1, 2, 3)] == [1, 4, 5]
     a.publish()
     assert [b.public(i) for i in (1, 2, 3)] == [2, 3, 6]
@@ -171,6 +172,29 @@ def test_public_ids_count_the_other_shards_connections(tmp_path: Path) -> None:
     assert ledger.progress(0) == DONE
     a.close()
     b.close()
+
+
+class _Progress:
+    """Records the position at each publication."""
+
+    def __init__(self) -> None:
+        self.position = 0
+        self.published: list[int] = []
+
+    def publish(self) -> None:
+        self.published.append(self.position)
+
+
+def test_play_sets_the_position_and_publishes_every_nth_segment() -> None:
+    path = ROOT / "captures" / "crawler" / "crawler.pcap"
+    with CaptureReader(path) as reader:
+        segments = list(reader)
+    progress = _Progress()
+    tracker = Tracker(Config())
+    assert play(tracker, segments, progress, 7) == len(segments)
+    assert progress.published == [seg.frame for seg in segments[6::7]]
+    assert progress.position == segments[-1].frame
+    assert sum(conn.packets for conn in tracker.finish()) == len(segments)  # all replayed
 
 
 def test_a_worker_that_cannot_write_fails_the_run_with_the_file_named(
@@ -188,14 +212,14 @@ def test_a_worker_that_cannot_write_fails_the_run_with_the_file_named(
 def test_a_worker_that_dies_fails_the_run_and_stops_the_others(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = ShardIds.step
+    original = ShardIds.publish
 
-    def die_in_shard_1(self: ShardIds, frame: int) -> None:
+    def die_in_shard_1(self: ShardIds) -> None:
         if self.k == 1:
             os._exit(7)
-        original(self, frame)
+        original(self)
 
-    monkeypatch.setattr(ShardIds, "step", die_in_shard_1)
+    monkeypatch.setattr(ShardIds, "publish", die_in_shard_1)
     path = ROOT / "captures" / "crawler" / "crawler.pcap"
     with pytest.raises(WorkerError, match=r"worker 1 stopped \(exit code 7"):
         analyze_to_csv(path, Config(), tmp_path / "out", jobs=2)
