@@ -32,7 +32,9 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, cast
 
-__all__ = ["EOL", "LineFormat", "float_text", "needs_quotes", "quoted"]
+from .findings import seconds
+
+__all__ = ["EOL", "LineFormat", "float_text", "needs_quotes", "quoted", "seconds_text"]
 
 # The line end to_csv writes (and the streamed tables join their lines with).
 EOL: Final = os.linesep
@@ -74,6 +76,9 @@ def quoted(text: str) -> str:
 # doubles are less than 1e-6 apart (the spacing there is at most 2**-21).
 _MICRO_LOW: Final = 1e-4
 _MICRO_HIGH: Final = 4294967296.0
+_MICROS_LOW: Final = 100  # the range in microseconds
+_MICROS_HIGH: Final = 4294967296 * 1_000_000
+_ZEROS: Final = ("", "0", "00", "000", "0000", "00000")
 
 
 def float_text(value: float) -> str:
@@ -93,13 +98,38 @@ def float_text(value: float) -> str:
     number of microseconds) are ``repr``'s.
     """
     if _MICRO_LOW <= value < _MICRO_HIGH:
-        micros = round(value * 1e6)
+        micros = int(value * 1e6 + 0.5)
         if micros / 1e6 == value:
-            digits = str(micros)
-            if len(digits) < 7:
-                digits = "0" * (7 - len(digits)) + digits
-            return digits[:-6] + "." + (digits[-6:].rstrip("0") or "0")
+            return _micros_text(micros)
     return repr(value)
+
+
+def seconds_text(ns: int) -> str:
+    """``float_text(findings.seconds(ns))``: from the integer alone for whole microseconds.
+
+    ``seconds(ns)`` is the double nearest to ``ns / 10**9``; for a multiple of
+    1000 that is ``m / 1e6`` with ``m = ns // 1000``, whose text ``float_text``
+    makes from ``m`` (see there) when it is in the range.
+    """
+    if ns % 1000 == 0:
+        micros = ns // 1000
+        if _MICROS_LOW <= micros < _MICROS_HIGH:
+            return _micros_text(micros)
+    return float_text(seconds(ns))
+
+
+def _micros_text(micros: int) -> str:
+    """``micros / 1e6`` as a decimal: at least one digit after the point, no trailing zeros."""
+    whole = micros // 1_000_000
+    frac = micros - whole * 1_000_000
+    if frac == 0:
+        return f"{whole}.0"
+    width = 6
+    while frac % 10 == 0:
+        frac //= 10
+        width -= 1
+    digits = str(frac)
+    return f"{whole}.{_ZEROS[width - len(digits)]}{digits}"
 
 
 def header_line(names: list[str]) -> str:

@@ -7,7 +7,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tcpflow_analyzer.csvtext import float_text
+from tcpflow_analyzer.csvtext import float_text, seconds_text
 from tcpflow_analyzer.findings import seconds
 
 
@@ -16,6 +16,7 @@ from tcpflow_analyzer.findings import seconds
 def test_whole_microseconds_read_as_repr_writes_them(micros: int) -> None:
     value = seconds(micros * 1000)  # a pcap time (or duration) of microsecond resolution
     assert float_text(value) == repr(value)
+    assert seconds_text(micros * 1000) == repr(value)
 
 
 @settings(max_examples=3000)
@@ -23,6 +24,7 @@ def test_whole_microseconds_read_as_repr_writes_them(micros: int) -> None:
 def test_nanosecond_times_read_as_repr_writes_them(ns: int) -> None:
     value = seconds(ns)
     assert float_text(value) == repr(value)
+    assert seconds_text(ns) == repr(value)
 
 
 @settings(max_examples=3000)
@@ -44,3 +46,9 @@ def test_the_edges_of_the_range() -> None:
     values += [k / 1e6 for k in range(95, 106)]
     for value in values:
         assert float_text(value) == repr(value), value
+
+
+def test_seconds_text_at_the_edges_of_the_range() -> None:
+    for micros in [0, 1, 99, 100, 101, 10**6, 2**32 * 10**6 - 1, 2**32 * 10**6, 2**33 * 10**6]:
+        for ns in (micros * 1000 - 1, micros * 1000, micros * 1000 + 1):
+            assert seconds_text(ns) == repr(seconds(ns)), ns
