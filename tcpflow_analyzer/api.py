@@ -7,7 +7,9 @@ segments (counting what it skips), the tracker replays them for both
 endpoints, the detectors turn each connection's trace (with its previous
 incarnation) into findings, and the report layer turns connections and
 findings into DataFrames with fixed columns. ``Analysis`` holds the results;
-``to_csv`` is the only file output.
+``to_csv`` is the only file output. pandas is imported when the first frame is
+made (``report.py``), not with this module: the streamed analysis uses the
+rows alone.
 """
 
 from __future__ import annotations
@@ -16,9 +18,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from .config import Config
 from .findings import Finding
@@ -39,6 +39,9 @@ from .report import (
     zeek_frame,
 )
 from .tracker import Connection
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "TABLES",
@@ -250,6 +253,8 @@ def load_tables(directory: str | os.PathLike[str]) -> dict[str, pd.DataFrame]:
     Each of ``TABLES`` present in ``directory`` is read (a batch's ``capture``
     column included); missing ones are left out.
     """
+    import pandas as pd
+
     out: dict[str, pd.DataFrame] = {}
     for name, columns in TABLES.items():
         path = Path(directory) / f"{name}.csv"

@@ -22,14 +22,15 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from .api import TABLES, analyze_rows
 from .config import Config
 from .reader import CaptureError
 from .report import typed_frame
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["CAPTURE_COLUMNS", "BatchResult", "analyze_many", "analyze_series", "find_captures"]
 
@@ -233,6 +234,8 @@ def analyze_series(
 
 
 def _stack(outcomes: Sequence[_Outcome]) -> BatchResult:
+    import pandas as pd
+
     captures = pd.DataFrame([o.row for o in outcomes], columns=list(CAPTURE_COLUMNS)).astype(
         CAPTURE_COLUMNS
     )

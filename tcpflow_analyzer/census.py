@@ -18,18 +18,22 @@ first, 4-tuple reuse (incarnations after the first) and the share reused
 within 2*MSL of the previous incarnation's last segment, ephemeral ports used
 against Linux's usual range, and the peak TIME_WAIT count. ``ports`` says who
 closes first per server port.
+
+pandas and numpy are imported when a census is made, not with the module (the
+package imports it, and ``analyze`` on the command line has no use for them).
 """
 
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import BinaryIO
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, BinaryIO
 
 from .states import State
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 __all__ = ["CENSUS_STATES", "Census", "census", "plot", "plot_png"]
 
@@ -90,6 +94,8 @@ def _endpoint_events(conns: pd.DataFrame, trans: pd.DataFrame) -> pd.DataFrame:
 
     ``start`` marks the +1 for an endpoint's first state when its connection starts.
     """
+    import pandas as pd
+
     conns = conns.assign(_key=_key(conns))
     trans = (
         trans.assign(_key=_key(trans))
@@ -140,6 +146,8 @@ def _endpoint_events(conns: pd.DataFrame, trans: pd.DataFrame) -> pd.DataFrame:
 
 
 def _sample_times(start: float, end: float, interval: float) -> np.ndarray:
+    import numpy as np
+
     n = int(np.floor((end - start) / interval))
     grid = start + interval * np.arange(1, n + 1, dtype=float)
     grid = grid[grid < end]
@@ -147,6 +155,9 @@ def _sample_times(start: float, end: float, interval: float) -> np.ndarray:
 
 
 def _states_table(events: pd.DataFrame, start: float, end: float, interval: float) -> pd.DataFrame:
+    import numpy as np
+    import pandas as pd
+
     times = _sample_times(start, end, interval)
     rows = []
     for host, ev in events.groupby("host", sort=True):
@@ -184,6 +195,9 @@ def _closer_host(row: pd.Series) -> str | None:
 
 
 def _hosts_table(conns: pd.DataFrame, states: pd.DataFrame, msl: float) -> pd.DataFrame:
+    import numpy as np
+    import pandas as pd
+
     conns = conns.assign(_key=_key(conns))
     # Gap from the previous incarnation's last segment to this one's first.
     prev_end = conns.set_index("_key")["end_ts"]
@@ -241,6 +255,8 @@ def _hosts_table(conns: pd.DataFrame, states: pd.DataFrame, msl: float) -> pd.Da
 
 
 def _ports_table(conns: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
     if conns.empty:
         return pd.DataFrame({c: [] for c in PORT_COLUMNS}).astype(PORT_COLUMNS)
     g = conns.assign(host=conns["server_ip"].astype(str)).groupby(["host", "server_port"])
@@ -277,6 +293,8 @@ def census(
 
     ``end_ts`` is the capture's end (default: the last segment of any connection).
     """
+    import pandas as pd
+
     if not interval > 0:
         raise ValueError(f"interval must be > 0, not {interval!r}")
     conns = connections

@@ -11,6 +11,12 @@ This module declares the tables' columns and dtypes, builds DataFrames
 straight from the rows with those dtypes (so an empty analysis still yields
 frames with the right columns), writes them as CSV and makes the text
 summary. Only this module writes files.
+
+pandas (and numpy) are imported where a frame is made or read, not with the
+module: a streamed analysis (``stream.py``) turns rows into lines of CSV
+(``line_format``) and into the summary (``SummaryBuilder.add_rows``) with
+neither, and the command line's ``analyze --out`` never loads pandas
+(tests/test_no_pandas.py).
 """
 
 from __future__ import annotations
@@ -20,11 +26,12 @@ import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cache
+from operator import itemgetter
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 from .csvtext import LineFormat, header_line, needs_quotes, quoted
 from .findings import Code, Finding
@@ -186,6 +193,9 @@ _TEARDOWN = frozenset(
 
 def _column(values: list[Any], dtype: str) -> Any:
     """One typed column built straight from Python values (no object-then-astype pass)."""
+    import numpy as np
+    import pandas as pd
+
     if dtype == "float64":
         return np.array(values, dtype=np.float64)  # (None becomes NaN)
     if dtype == "string" and "" in values:
@@ -197,11 +207,15 @@ def _column(values: list[Any], dtype: str) -> Any:
 @cache
 def _pandas_dtype(name: str) -> Any:
     # A dtype given by name is looked up in pandas' registry on every pd.array call.
+    import pandas as pd
+
     return pd.api.types.pandas_dtype(name)
 
 
 def typed_frame(rows: Sequence[Mapping[str, Any]], columns: Mapping[str, str]) -> pd.DataFrame:
     """A DataFrame with exactly ``columns`` (name -> dtype) from row dicts; empty if no rows."""
+    import pandas as pd
+
     data = {name: _column([row[name] for row in rows], dtype) for name, dtype in columns.items()}
     return pd.DataFrame(data, columns=list(columns))
 
@@ -240,6 +254,8 @@ def _distinct_texts(keys: Any, missing: Any, texts: Callable[[Any], list[str]]) 
     Ids, frame numbers and times repeat from row to row (a connection's
     transitions), so each is formatted once.
     """
+    import numpy as np
+
     distinct, where = np.unique(keys, return_inverse=True)
     out = np.array(texts(distinct), dtype=object)[where]
     out[missing] = ""
@@ -249,6 +265,8 @@ def _distinct_texts(keys: Any, missing: Any, texts: Callable[[Any], list[str]]) 
 
 def _float_texts(distinct_bits: Any) -> list[str]:
     # repr is what numpy's astype(str), pandas' float formatting in to_csv, gives.
+    import numpy as np
+
     return list(map(repr, distinct_bits.view(np.float64).tolist()))
 
 
@@ -263,6 +281,9 @@ def _csv_column(series: pd.Series) -> list[str] | None:
     nullable integer, boolean or text as ``str`` of the Python value, missing
     values (NaN, <NA>) as "" (pandas' ``get_values_for_csv``).
     """
+    import numpy as np
+    import pandas as pd
+
     dtype = series.dtype
     if isinstance(dtype, np.dtype) and dtype == np.float64:
         values = series.to_numpy()
@@ -298,6 +319,8 @@ def frame_csv(frame: pd.DataFrame, header: bool) -> str:
     dtype, a single column or labels other than strings is left to ``to_csv``.
     tests/test_frame_csv.py checks the equality on every table of every capture.
     """
+    import pandas as pd
+
     labels = list(frame.columns)
     if (
         len(labels) < 2  # (a row of one empty field is written quoted)
@@ -320,6 +343,8 @@ def frame_csv(frame: pd.DataFrame, header: bool) -> str:
 
 def csv_field(value: Any, dtype: str) -> str:
     """The text ``frame_csv`` writes for ``value`` in a column of ``dtype`` (any value)."""
+    import pandas as pd
+
     column = _csv_column(pd.Series(_column([value], dtype)))
     assert column is not None  # every dtype of the result tables is handled
     return column[0]
@@ -352,11 +377,6 @@ def write_frame(path: Path, frame: pd.DataFrame, *, append: bool = False) -> Non
 # -- text ------------------------------------------------------------------
 
 
-def _counts(series: pd.Series) -> str:
-    counts = series.fillna("-").value_counts()
-    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "-"
-
-
 def _endpoint(ip: str, port: int) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
@@ -384,6 +404,18 @@ def _worth_a_look(row: Mapping[str, Any]) -> list[str]:
     if row["anomalies"]:
         why.append(f"anomalies: {row['anomalies']}")
     return why
+
+
+def _flagged_line(row: Mapping[str, Any], why: list[str]) -> str:
+    """The summary's line for a connection worth a look (``why``: what ``_worth_a_look`` says)."""
+    return (
+        f"  #{row['conn_id']} {_endpoint(row['client_ip'], row['client_port'])} -> "
+        f"{_endpoint(row['server_ip'], row['server_port'])}"
+        f"  frames {row['first_frame']}-{row['last_frame']}"
+        f"  closer={row['active_closer']}"
+        f"  end={row['client_state_at_end']}/{row['server_state_at_end']}"
+        f"  [{row['history']}]: {'; '.join(why)}"
+    )
 
 
 _SUMMARY_COUNTED = (
@@ -451,12 +483,13 @@ def _may_be_worth_a_look(frame: pd.DataFrame) -> Any:
     )
 
 
-_FLAGGED_COLUMNS = {c: CONNECTION_COLUMNS[c] for c in _FLAGGED_READS}
-
 # The columns of a connection row ``SummaryBuilder.add_rows`` reads: a row may hold
 # these alone (a frozen connection's, in ``freeze.py``).
 SUMMARY_READS = tuple(dict.fromkeys(("conn_id", "incarnation", *_SUMMARY_COUNTED, *_FLAGGED_READS)))
 _TEARDOWN_TEXTS = frozenset(state.value for state in _TEARDOWN)
+# The text columns among _FLAGGED_READS: where a typed frame holds an empty text as missing.
+_FLAGGED_TEXTS = frozenset(c for c in _FLAGGED_READS if CONNECTION_COLUMNS[c] == "string")
+_counted_values = itemgetter(*_SUMMARY_COUNTED)
 
 
 def _may_flag(row: Mapping[str, Any]) -> bool:
@@ -477,22 +510,65 @@ def _may_flag(row: Mapping[str, Any]) -> bool:
     )
 
 
+def _as_typed(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The values of ``_FLAGGED_READS`` in ``row`` as the typed frame's records hold them.
+
+    ``typed_frame([row], CONNECTION_COLUMNS).to_dict("records")`` without pandas: an
+    empty text is missing (None); a connection row's other values (int, bool, str,
+    None) come back as they are. tests/test_summary.py checks the equality, value and
+    type, on every connection of every capture.
+    """
+    typed = {c: row[c] for c in _FLAGGED_READS}
+    for c in _FLAGGED_TEXTS:
+        if typed[c] == "":
+            typed[c] = None
+    return typed
+
+
+def _typed_texts(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Values of text columns as a typed frame holds them: an empty text is missing (None)."""
+    return tuple(None if v == "" else v for v in values)
+
+
+def _na_as_none(values: list[Any]) -> list[Any]:
+    """A typed frame's text column (``tolist``) with its missing values (``<NA>``) None."""
+    return [v if isinstance(v, str) else None for v in values]
+
+
+def _count(counts: dict[Any, list[Any]], key: Any, count: int, first: int, *more: Any) -> None:
+    """Add ``count`` connections, the lowest conn_id ``first``, to ``counts[key]``.
+
+    An entry is [connections, lowest conn_id, *more] (``more`` kept from the first).
+    """
+    seen = counts.get(key)
+    if seen is None:
+        counts[key] = [count, first, *more]
+    else:
+        seen[0] += count
+        if first < seen[1]:
+            seen[1] = first
+
+
 class SummaryBuilder:
     """What ``text_summary`` prints, gathered batch by batch.
 
     A streamed analysis (``stream.py``) hands each batch of connection rows and
-    findings to ``add`` and forgets them: the builder keeps only the columns
-    the summary counts (a few interned strings per connection), the first
-    ``limit`` connections worth a look (by ``conn_id``), and per finding code a
-    count and the ``examples`` worst findings. ``text`` then gives exactly what
-    ``text_summary`` gives for all the rows at once.
+    findings to ``add_rows`` and forgets them: the builder keeps, per distinct
+    combination of the columns the summary counts, how many connections had it
+    and the lowest ``conn_id`` among them (value counts list ties in the order
+    of first appearance in ``conn_id`` order), the first ``limit`` connections
+    worth a look (by ``conn_id``), and per finding code a count and the
+    ``examples`` worst findings. ``text`` then gives exactly what
+    ``text_summary`` gives for all the rows at once, with no pandas.
     """
 
     def __init__(self, limit: int = 20, examples: int = 3) -> None:
         self.limit = limit
         self.examples = examples
-        self._ids: list[int] = []
-        self._counted: dict[str, list[Any]] = {c: [] for c in _SUMMARY_COUNTED}
+        self._n = 0
+        # Raw values of _SUMMARY_COUNTED -> [connections, lowest conn_id, the values
+        # as shown: a missing one None].
+        self._ends: dict[tuple[Any, ...], list[Any]] = {}
         self._reused = 0
         self._flagged: list[tuple[int, str]] = []  # heap of (-conn_id, line)
         self._n_flagged = 0
@@ -501,7 +577,7 @@ class SummaryBuilder:
 
     @property
     def connections(self) -> int:
-        return len(self._ids)
+        return self._n
 
     @property
     def findings(self) -> int:
@@ -510,56 +586,58 @@ class SummaryBuilder:
     def add(self, connections: pd.DataFrame, findings: Iterable[Finding] = ()) -> None:
         """Take one batch of typed connection rows and findings."""
         if len(connections):
-            self._ids.extend(connections["conn_id"].tolist())
-            for col in _SUMMARY_COUNTED:
-                self._counted[col].extend(connections[col].tolist())
+            counted = [_na_as_none(connections[col].tolist()) for col in _SUMMARY_COUNTED]
+            self._tally(connections["conn_id"].tolist(), zip(*counted, strict=True), tuple)
             self._reused += int((connections["incarnation"] > 1).sum())
             # Rows made dicts only where _worth_a_look may say something (to_dict of
             # every row cost as much as writing the CSV), of the columns it and the
             # line below read.
             read = [c for c in _FLAGGED_READS if c in connections.columns]
-            self._flag_rows(connections[read][_may_be_worth_a_look(connections)])
+            self._flag_rows(connections[read][_may_be_worth_a_look(connections)].to_dict("records"))
         self._add_findings(findings)
 
     def add_rows(self, rows: Sequence[Mapping[str, Any]], findings: Iterable[Finding] = ()) -> None:
         """``add(typed_frame(rows, CONNECTION_COLUMNS), findings)``, without the frame.
 
-        The counted columns are texts (an empty one is missing, as in the frame);
-        the few rows ``_worth_a_look`` may flag are made a frame of the columns
-        it reads, so that it sees the values it sees in ``add``.
+        The few rows ``_worth_a_look`` may flag (``_may_flag``) are given to it as
+        the typed frame would (``_as_typed``).
         """
-        ids, counted = self._ids, self._counted
-        candidates = []
-        for row in rows:
-            ids.append(row["conn_id"])
-            for col in _SUMMARY_COUNTED:
-                value = row[col]
-                counted[col].append(None if value == "" else value)
+        self._tally([row["conn_id"] for row in rows], map(_counted_values, rows), _typed_texts)
+        candidates = [row for row in rows if _may_flag(row)]
+        # (A reused 4-tuple, incarnation > 1, is among the candidates.)
+        for row in candidates:
             incarnation = row["incarnation"]
             if incarnation is not None and incarnation > 1:
                 self._reused += 1
-            if _may_flag(row):
-                candidates.append(row)
-        if candidates:
-            self._flag_rows(typed_frame(candidates, _FLAGGED_COLUMNS))
+        self._flag_rows(map(_as_typed, candidates))
         self._add_findings(findings)
 
-    def _flag_rows(self, candidates: pd.DataFrame) -> None:
-        rows = cast("list[dict[str, Any]]", candidates.to_dict("records"))
+    def _tally(
+        self,
+        ids: list[int],
+        counted: Iterable[tuple[Any, ...]],
+        shown: Callable[[tuple[Any, ...]], tuple[Any, ...]],
+    ) -> None:
+        """Count each connection's counted values; ``shown`` makes them as the summary shows
+        them (the first time a combination is seen). ``_count`` for each, inlined."""
+        ends = self._ends
+        for conn_id, values in zip(ids, counted, strict=True):
+            seen = ends.get(values)
+            if seen is None:
+                ends[values] = [1, conn_id, shown(values)]
+            else:
+                seen[0] += 1
+                if conn_id < seen[1]:
+                    seen[1] = conn_id
+        self._n += len(ids)
+
+    def _flag_rows(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Take the rows (typed values) ``_worth_a_look`` flags."""
         for row in rows:
             why = _worth_a_look(row)
-            if not why:
-                continue
-            self._n_flagged += 1
-            line = (
-                f"  #{row['conn_id']} {_endpoint(row['client_ip'], row['client_port'])} -> "
-                f"{_endpoint(row['server_ip'], row['server_port'])}"
-                f"  frames {row['first_frame']}-{row['last_frame']}"
-                f"  closer={row['active_closer']}"
-                f"  end={row['client_state_at_end']}/{row['server_state_at_end']}"
-                f"  [{row['history']}]: {'; '.join(why)}"
-            )
-            self._flag((-int(row["conn_id"]), line))
+            if why:
+                self._n_flagged += 1
+                self._flag((-int(row["conn_id"]), _flagged_line(row, why)))
 
     def _add_findings(self, findings: Iterable[Finding]) -> None:
         for f in findings:
@@ -568,9 +646,9 @@ class SummaryBuilder:
 
     def merge(self, other: SummaryBuilder) -> None:
         """Take what ``other`` gathered (another part of the same capture's connections)."""
-        self._ids.extend(other._ids)
-        for col, values in other._counted.items():
-            self._counted[col].extend(values)
+        for values, (count, first, shown) in other._ends.items():
+            _count(self._ends, values, count, first, shown)
+        self._n += other._n
         self._reused += other._reused
         self._n_flagged += other._n_flagged
         for item in other._flagged:
@@ -593,6 +671,21 @@ class SummaryBuilder:
         if len(worst) > 2 * self.examples + 8:
             worst.sort(key=_finding_order)
             del worst[self.examples :]
+
+    def _counts(self, column: str) -> str:
+        """The values of counted ``column`` with their counts, most frequent first.
+
+        What pandas' ``fillna("-").value_counts()`` of the column in ``conn_id``
+        order lists: a missing value is "-", ties in the order the values first
+        appear (tests/test_summary.py compares the two on every capture).
+        """
+        at = _SUMMARY_COUNTED.index(column)
+        by_value: dict[Any, list[Any]] = {}
+        for count, first, shown in self._ends.values():
+            value = shown[at]
+            _count(by_value, "-" if value is None else value, count, first)
+        order = sorted(by_value.items(), key=lambda kv: (-kv[1][0], kv[1][1]))
+        return ", ".join(f"{value} {count}" for value, (count, _) in order) or "-"
 
     def _findings_text(self) -> list[str]:
         """Findings grouped by code (most frequent first), each with its worst examples."""
@@ -640,23 +733,16 @@ class SummaryBuilder:
                 f"duplicate frames: {duplicates} (byte-identical to a frame just before: "
                 "captured twice; analyzed, not taken for retransmissions)"
             )
-        n = len(self._ids)
+        n = self._n
         reused = self._reused
         lines.append(f"connections: {n}" + (f" ({reused} on reused 4-tuples)" if reused else ""))
         if n == 0:
             return "\n".join(lines) + "\n"
-        # Counted in conn_id order, as a frame sorted by conn_id would be (ties in
-        # value_counts keep the order of first appearance).
-        order = np.argsort(np.asarray(self._ids, dtype=np.int64), kind="stable")
-        counted = {
-            col: pd.Series(np.asarray(values, dtype=object)[order], dtype=CONNECTION_COLUMNS[col])
-            for col, values in self._counted.items()
-        }
-        lines.append(f"  how they ended:  {_counts(counted['close_type'])}")
-        lines.append(f"  who closed first: {_counts(counted['active_closer'])}")
-        lines.append(f"  client end state: {_counts(counted['client_state_at_end'])}")
-        lines.append(f"  server end state: {_counts(counted['server_state_at_end'])}")
-        lines.append(f"  zeek conn_state:  {_counts(counted['conn_state'])}")
+        lines.append(f"  how they ended:  {self._counts('close_type')}")
+        lines.append(f"  who closed first: {self._counts('active_closer')}")
+        lines.append(f"  client end state: {self._counts('client_state_at_end')}")
+        lines.append(f"  server end state: {self._counts('server_state_at_end')}")
+        lines.append(f"  zeek conn_state:  {self._counts('conn_state')}")
         if self._n_flagged:
             lines.append(f"connections worth a look: {self._n_flagged}")
             lines.extend(line for _, line in sorted(self._flagged, reverse=True))
