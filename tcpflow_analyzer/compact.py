@@ -70,13 +70,19 @@ _TAIL_KIND: Final = 56
 _FLAGS_AT: Final = struct.calcsize("<qqIIIIII")
 _BITS_AT: Final = struct.calcsize("<qqIIIIIIBH")
 
+# A record's sequence and acknowledgment numbers and payload length, read together.
+_SEQ_ACK_LEN: Final = struct.Struct("<III")
+_SEQ_AT: Final = struct.calcsize("<qq")
+
 _SIZE: Final = _RECORD.size
 # What the buffer grows by when full: room for 8 records, so that most appends only
 # write into it (a trace's unused tail is at most this).
 _BLANK: Final = bytes(8 * _SIZE)
 
-_STATES: tuple[State, ...] = tuple(State)
-_STATE_INDEX: dict[State, int] = {s: i for i, s in enumerate(_STATES)}
+# Final, as every module constant read per step: compiled, a Final one is a C
+# variable, any other a lookup in the module's dict each time it is read.
+_STATES: Final = tuple(State)
+_STATE_INDEX: Final = {s: i for i, s in enumerate(_STATES)}
 _ESTABLISHED: Final = State.ESTABLISHED
 _ESTABLISHED_INDEX: Final = _STATE_INDEX[State.ESTABLISHED]
 
@@ -86,7 +92,7 @@ _REVERSE_VLAN: Final = 2
 _CAPLEN_SHORT: Final = 4
 
 # A bits byte -> its _FROM_CLIENT bit alone (bytes.translate).
-_FROM_CLIENT_ONLY = bytes(b & _FROM_CLIENT for b in range(256))
+_FROM_CLIENT_ONLY: Final = bytes(b & _FROM_CLIENT for b in range(256))
 
 # options kinds
 _NO_OPTIONS: Final = 0
@@ -223,6 +229,24 @@ class Trace(Sequence["Step"]):
     def directions(self) -> bytes:
         """Per step a byte: 1 if the segment came from the client, else 0."""
         return bytes(self._buf[_BITS_AT : self._n * _SIZE : _SIZE].translate(_FROM_CLIENT_ONLY))
+
+    def flags_directions(self) -> tuple[bytes, bytes]:
+        """``(flags(), directions())`` in one call."""
+        end = self._n * _SIZE
+        buf = self._buf
+        return bytes(buf[_FLAGS_AT:end:_SIZE]), bytes(
+            buf[_BITS_AT:end:_SIZE].translate(_FROM_CLIENT_ONLY)
+        )
+
+    def seq_ack_len(self, i: int) -> tuple[int, int, int]:
+        """Step ``i``'s sequence number, acknowledgment number and payload length.
+
+        Read from its record (0 <= i < len): no step is built.
+        """
+        if not 0 <= i < self._n:
+            raise IndexError(f"step {i} of a trace of {self._n}")
+        seq, ack, payload_len = _SEQ_ACK_LEN.unpack_from(self._buf, i * _SIZE + _SEQ_AT)
+        return seq, ack, payload_len
 
     def dump(self) -> tuple[object, ...]:
         """The trace as plain values (``marshal``-able); ``Trace.load`` makes it back."""

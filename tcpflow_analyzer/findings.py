@@ -268,14 +268,30 @@ def _plural(n: int, word: str) -> str:
 _Period = tuple[int, int, int | None, int | None, Event | None]
 
 _FIN_SYN_RST: Final = Bit.FIN | Bit.SYN | Bit.RST
-# As plain ints for loops over the segments (an int & a Bit is Python-level enum code).
-_RST, _ACK, _ACK_RST = int(Bit.RST), int(Bit.ACK), int(Bit.ACK | Bit.RST)
+# Final, as every module constant read in a loop: compiled, a Final one is a C
+# variable, any other a lookup in the module's dict each time it is read.
+_RST: Final = Bit.RST
+_ACK: Final = Bit.ACK
+_ACK_RST: Final = Bit.ACK | Bit.RST
 
 # The states whose periods the detectors and the teardown columns measure (as
 # module constants too: an enum member read off its class costs a lookup each time).
-_CLOSE_WAIT, _FIN_WAIT_2, _TIME_WAIT = State.CLOSE_WAIT, State.FIN_WAIT_2, State.TIME_WAIT
+_CLOSE_WAIT: Final = State.CLOSE_WAIT
+_FIN_WAIT_2: Final = State.FIN_WAIT_2
+_TIME_WAIT: Final = State.TIME_WAIT
 _HELD: Final = frozenset({_CLOSE_WAIT, _FIN_WAIT_2, _TIME_WAIT})
 _DONE: Final = (State.CLOSED, State.TIME_WAIT)
+# What a trace's longest and held are before they are measured (never changed).
+_NONE_HELD: Final[dict[State, int]] = {}
+
+
+def _held_index(state: State) -> int:
+    """The place of ``state`` in (CLOSE_WAIT, FIN_WAIT_2, TIME_WAIT), or -1."""
+    if state is _CLOSE_WAIT:
+        return 0
+    if state is _FIN_WAIT_2:
+        return 1
+    return 2 if state is _TIME_WAIT else -1
 
 
 class _Trace:
@@ -299,9 +315,13 @@ class _Trace:
         # Per segment: its TCP flags, and 1 if it came from the client (else 0).
         self.flags: Sequence[int]
         self.directions: Sequence[int]
+        # The packed trace, whose records give a segment's numbers (seq_ack_len)
+        # without building its step.
+        self.packed: Trace | None = None
         if isinstance(trace, Trace):
+            self.packed = trace
             self.steps = trace.lazy()
-            self.flags, self.directions = trace.flags(), trace.directions()
+            self.flags, self.directions = trace.flags_directions()
         else:
             steps = self.steps = list(trace)
             self.flags = [step.seg.flags for step in steps]
@@ -325,10 +345,21 @@ class _Trace:
         # Per role, FIN copies beyond the first of each group (set with fin_groups).
         self.fins_resent = {"client": 0, "server": 0}
         self._periods: tuple[int, dict[tuple[str, State], list[_Period]]] | None = None
-        # Set with the periods: per state, the longest period, and the longer of the
-        # two endpoints' totals (ns).
-        self.longest: dict[State, int] = {}
-        self.held: dict[State, int] = {}
+        # Set by measure (and periods): per state, the longest period, and the longer
+        # of the two endpoints' totals (ns), as of the capture end _measured_at.
+        self._measured_at: int | None = None
+        self.longest: dict[State, int] = _NONE_HELD
+        self.held: dict[State, int] = _NONE_HELD
+
+    def seq_ack_len(self, i: int) -> tuple[int, int, int]:
+        """Segment ``i``'s sequence number, acknowledgment number and payload length.
+
+        From its record when the trace is packed: no step is built for them.
+        """
+        if self.packed is not None:
+            return self.packed.seq_ack_len(i)
+        seg = self.steps[i].seg
+        return seg.seq, seg.ack, seg.payload_len
 
     @property
     def roles(self) -> list[str]:
@@ -339,11 +370,11 @@ class _Trace:
 
     def data_after(self, role: str, start: int) -> bool:
         """Does a segment from ``role`` after index ``start`` carry payload (RSTs aside)?"""
-        steps, flags, directions = self.steps, self.flags, self.directions
+        flags, directions = self.flags, self.directions
         client = 1 if role == "client" else 0
-        for j in range(max(start + 1, 0), len(steps)):
-            # Direction and flags first: only the segments left are built.
-            if directions[j] == client and not flags[j] & _RST and steps[j].seg.payload_len:
+        for j in range(max(start + 1, 0), len(flags)):
+            # Direction and flags first: only the segments left are read.
+            if directions[j] == client and not flags[j] & _RST and self.seq_ack_len(j)[2]:
                 return True
         return False
 
@@ -402,6 +433,8 @@ class _Trace:
         period, a change into one (re)starts it. Pairs never held are absent.
         """
         if self._periods is not None and self._periods[0] == capture_end_ns:
+            if self._measured_at != capture_end_ns:
+                self._fold(self._periods[1], capture_end_ns)
             return self._periods[1]
         out: dict[tuple[str, State], list[_Period]] = {}
         opened: dict[tuple[str, State], TransitionRecord] = {}  # the change that began it
@@ -421,7 +454,12 @@ class _Trace:
             ts = t.ts_ns
             period = (ts, capture_end_ns if capture_end_ns > ts else ts, t.frame, None, None)
             out.setdefault(key, []).append(period)
-        # Per state: the longest period and the longer endpoint's total (_held_ns).
+        self._fold(out, capture_end_ns)
+        self._periods = capture_end_ns, out
+        return out
+
+    def _fold(self, out: dict[tuple[str, State], list[_Period]], capture_end_ns: int) -> None:
+        """``longest`` and ``held`` from the periods ``out`` (as of ``capture_end_ns``)."""
         longest: dict[State, int] = {}
         held: dict[State, int] = {}
         for (role, state), periods in out.items():
@@ -435,20 +473,83 @@ class _Trace:
             if role in ("client", "server") and (state not in held or total > held[state]):
                 held[state] = total
         self.longest, self.held = longest, held
-        self._periods = capture_end_ns, out
-        return out
+        self._measured_at = capture_end_ns
+
+    def measure(self, capture_end_ns: int) -> None:
+        """Set ``longest`` and ``held`` as ``periods(capture_end_ns)`` does, for less.
+
+        The loop of ``periods``, with no period kept: each is folded into its
+        (role, state)'s total and longest as it ends. A (role, state) is a slot
+        ``r + s``: r 0 for the client, 3 for the server, s the state's place in
+        (CLOSE_WAIT, FIN_WAIT_2, TIME_WAIT). An endpoint named otherwise (the
+        tracker names none so) is left to ``periods``.
+        """
+        if self._measured_at is not None and self._measured_at == capture_end_ns:
+            return
+        since = [0] * 6  # when the slot's open period began
+        opened = [False] * 6
+        count = [0] * 6  # periods ended
+        total = [0] * 6
+        top = [0] * 6  # the longest period
+        for t in self.conn.transitions:
+            old, new = t.from_state, t.to_state
+            if old is new:
+                continue
+            o, n = _held_index(old), _held_index(new)
+            if o < 0 and n < 0:
+                continue
+            endpoint = t.endpoint
+            if endpoint == "client":
+                r = 0
+            elif endpoint == "server":
+                r = 3
+            else:
+                self.periods(capture_end_ns)
+                return
+            if o >= 0 and opened[r + o]:
+                k = r + o
+                opened[k] = False
+                span = t.ts_ns - since[k]
+                total[k] += span
+                if not count[k] or span > top[k]:
+                    top[k] = span
+                count[k] += 1
+            if n >= 0:
+                since[r + n] = t.ts_ns
+                opened[r + n] = True
+        for k in range(6):
+            if opened[k]:
+                span = capture_end_ns - since[k] if capture_end_ns > since[k] else 0
+                total[k] += span
+                if not count[k] or span > top[k]:
+                    top[k] = span
+                count[k] += 1
+        longest: dict[State, int] = {}
+        held: dict[State, int] = {}
+        for s, state in enumerate((_CLOSE_WAIT, _FIN_WAIT_2, _TIME_WAIT)):
+            for k in (s, s + 3):
+                if count[k]:
+                    if state not in longest or top[k] > longest[state]:
+                        longest[state] = top[k]
+                    if state not in held or total[k] > held[state]:
+                        held[state] = total[k]
+        self.longest, self.held = longest, held
+        self._measured_at = capture_end_ns
 
 
 # -- FINs: retransmitted, moved, lost final ACK, re-ACK from TIME_WAIT ------------
 
 
-@dataclass(slots=True)
 class _FinGroup:
     """Copies of one endpoint's FIN at one sequence number (indices into the trace)."""
 
-    role: str
-    fin_seq: int
-    copies: list[int]
+    # (A plain class: a dataclass's __init__ is Python code, even compiled.)
+    __slots__ = ("copies", "fin_seq", "role")
+
+    def __init__(self, role: str, fin_seq: int, copies: list[int]) -> None:
+        self.role = role
+        self.fin_seq = fin_seq
+        self.copies = copies
 
 
 def _fin_groups(tr: _Trace) -> tuple[dict[str, list[_FinGroup]], list[tuple[str, int, int, int]]]:
@@ -464,14 +565,15 @@ def _fin_groups(tr: _Trace) -> tuple[dict[str, list[_FinGroup]], list[tuple[str,
     moved: list[tuple[str, int, int, int]] = []
     resent = tr.fins_resent
     for i in tr.fins:
-        seg = tr.steps[i].seg
         role = "client" if tr.directions[i] else "server"
-        fin_seq = seq_add(seg.seq, seg.payload_len)
+        seq, _, payload_len = tr.seq_ack_len(i)
+        fin_seq = seq_add(seq, payload_len)
         mine = groups[role]
         if not mine:
             mine.append(_FinGroup(role, fin_seq, [i]))
         elif fin_seq == mine[-1].fin_seq:
-            if not _capture_duplicate(tr.steps[mine[-1].copies[-1]].seg, seg):
+            # (the steps are built only here, where a copy is compared)
+            if not _capture_duplicate(tr.steps[mine[-1].copies[-1]].seg, tr.steps[i].seg):
                 mine[-1].copies.append(i)
                 resent[role] += 1
         else:
@@ -490,29 +592,30 @@ def _is_last_fin(tr: _Trace, group: _FinGroup, groups: dict[str, list[_FinGroup]
 
 def _acks_between(tr: _Trace, role: str, fin_seq: int, lo: int, hi: int) -> list[int]:
     """Indices in (lo, hi) of segments from ``role`` acknowledging the FIN at ``fin_seq``."""
-    steps, roles = tr.steps, tr.roles
+    flags, directions = tr.flags, tr.directions
+    client = 1 if role == "client" else 0
     need = seq_add(fin_seq, 1)
     # _covers: ACK set, RST not, and the ACK at or past the FIN.
     return [
         j
         for j in range(lo + 1, hi)
-        if roles[j] == role
-        and (steps[j].seg.flags & (Bit.ACK | Bit.RST)) == Bit.ACK
-        and seq_geq(steps[j].seg.ack, need)
+        if directions[j] == client
+        and (flags[j] & _ACK_RST) == _ACK
+        and seq_geq(tr.seq_ack_len(j)[1], need)
     ]
 
 
 def _first_ack_between(tr: _Trace, role: str, fin_seq: int, lo: int, hi: int) -> int | None:
     """The first of ``_acks_between(tr, role, fin_seq, lo, hi)``, or None: no list built."""
-    steps, flags, directions = tr.steps, tr.flags, tr.directions
+    flags, directions = tr.flags, tr.directions
     client = 1 if role == "client" else 0
     need = seq_add(fin_seq, 1)
     for j in range(lo + 1, hi):
-        # Direction and flags first: only the segments left are built.
+        # Direction and flags first: only the segments left are read.
         if (
             directions[j] == client
             and (flags[j] & _ACK_RST) == _ACK
-            and seq_geq(steps[j].seg.ack, need)
+            and seq_geq(tr.seq_ack_len(j)[1], need)
         ):
             return j
     return None
@@ -1566,7 +1669,7 @@ def _held_ns(tr: _Trace, capture_end_ns: int) -> dict[State, int]:
 
     The longer of the two endpoints' totals, from the trace's periods.
     """
-    tr.periods(capture_end_ns)
+    tr.measure(capture_end_ns)
     return tr.held
 
 
@@ -1587,7 +1690,7 @@ def _left_by(event: Event | None, peer: str) -> str:
 
 def _linger_findings(tr: _Trace, config: Config, capture_end_ns: int) -> list[Finding]:
     """``_lingering``, skipped when no period is over its threshold (its only finding)."""
-    tr.periods(capture_end_ns)
+    tr.measure(capture_end_ns)
     longest = tr.longest
     for state, limit in (
         (_CLOSE_WAIT, config.close_wait_linger_s),
