@@ -281,17 +281,6 @@ _FIN_WAIT_2: Final = State.FIN_WAIT_2
 _TIME_WAIT: Final = State.TIME_WAIT
 _HELD: Final = frozenset({_CLOSE_WAIT, _FIN_WAIT_2, _TIME_WAIT})
 _DONE: Final = (State.CLOSED, State.TIME_WAIT)
-# What a trace's longest and held are before they are measured (never changed).
-_NONE_HELD: Final[dict[State, int]] = {}
-
-
-def _held_index(state: State) -> int:
-    """The place of ``state`` in (CLOSE_WAIT, FIN_WAIT_2, TIME_WAIT), or -1."""
-    if state is _CLOSE_WAIT:
-        return 0
-    if state is _FIN_WAIT_2:
-        return 1
-    return 2 if state is _TIME_WAIT else -1
 
 
 class _Trace:
@@ -306,24 +295,21 @@ class _Trace:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        # conn.trace is only read. A packed Trace gives its steps lazily (most
-        # connections have only their FINs and what follows them read) and the flags
-        # and directions of all of them from its records; any other sequence is read
-        # once into a list.
+        # conn.trace is only read. A packed Trace gives the flags and directions of
+        # all its steps, and their numbers (seq_ack_len, numbers), from its records,
+        # and its steps lazily when first asked for (most connections have none
+        # built: see steps); any other sequence is read once into a list.
         trace = conn.trace
-        self.steps: Sequence[Step]
+        self._steps: Sequence[Step] | None = None
         # Per segment: its TCP flags, and 1 if it came from the client (else 0).
         self.flags: Sequence[int]
         self.directions: Sequence[int]
-        # The packed trace, whose records give a segment's numbers (seq_ack_len)
-        # without building its step.
         self.packed: Trace | None = None
         if isinstance(trace, Trace):
             self.packed = trace
-            self.steps = trace.lazy()
             self.flags, self.directions = trace.flags_directions()
         else:
-            steps = self.steps = list(trace)
+            steps = self._steps = list(trace)
             self.flags = [step.seg.flags for step in steps]
             self.directions = [1 if step.from_client else 0 for step in steps]
         self.fins: list[int] = []  # FIN, no RST or SYN
@@ -345,11 +331,15 @@ class _Trace:
         # Per role, FIN copies beyond the first of each group (set with fin_groups).
         self.fins_resent = {"client": 0, "server": 0}
         self._periods: tuple[int, dict[tuple[str, State], list[_Period]]] | None = None
-        # Set by measure (and periods): per state, the longest period, and the longer
-        # of the two endpoints' totals (ns), as of the capture end _measured_at.
-        self._measured_at: int | None = None
-        self.longest: dict[State, int] = _NONE_HELD
-        self.held: dict[State, int] = _NONE_HELD
+        self._numbers: tuple[Sequence[int], Sequence[int], Sequence[int]] | None = None
+
+    @property
+    def steps(self) -> Sequence[Step]:
+        """The steps: a packed trace's ``lazy()``, made when first read."""
+        if self._steps is None:
+            assert self.packed is not None  # (any other trace's list is made at once)
+            self._steps = self.packed.lazy()
+        return self._steps
 
     def seq_ack_len(self, i: int) -> tuple[int, int, int]:
         """Segment ``i``'s sequence number, acknowledgment number and payload length.
@@ -360,6 +350,26 @@ class _Trace:
             return self.packed.seq_ack_len(i)
         seg = self.steps[i].seg
         return seg.seq, seg.ack, seg.payload_len
+
+    def numbers(self) -> tuple[Sequence[int], Sequence[int], Sequence[int]]:
+        """Every segment's sequence number, acknowledgment number and payload length.
+
+        Three columns, for the scans that read most segments (the RST causes):
+        from the packed records at once, no step built.
+        """
+        if self._numbers is None:
+            if self.packed is not None:
+                self._numbers = self.packed.numbers()
+            else:
+                segs = [step.seg for step in self.steps]
+                seqs, acks = [s.seq for s in segs], [s.ack for s in segs]
+                self._numbers = seqs, acks, [s.payload_len for s in segs]
+        return self._numbers
+
+    def seg_len(self, j: int, payload_len: int) -> int:
+        """Segment ``j``'s sequence space (``Segment.seg_len``), its payload length given."""
+        fl = self.flags[j]
+        return payload_len + ((fl >> 1) & 1) + (fl & 1)
 
     @property
     def roles(self) -> list[str]:
@@ -433,8 +443,6 @@ class _Trace:
         period, a change into one (re)starts it. Pairs never held are absent.
         """
         if self._periods is not None and self._periods[0] == capture_end_ns:
-            if self._measured_at != capture_end_ns:
-                self._fold(self._periods[1], capture_end_ns)
             return self._periods[1]
         out: dict[tuple[str, State], list[_Period]] = {}
         opened: dict[tuple[str, State], TransitionRecord] = {}  # the change that began it
@@ -454,87 +462,8 @@ class _Trace:
             ts = t.ts_ns
             period = (ts, capture_end_ns if capture_end_ns > ts else ts, t.frame, None, None)
             out.setdefault(key, []).append(period)
-        self._fold(out, capture_end_ns)
         self._periods = capture_end_ns, out
         return out
-
-    def _fold(self, out: dict[tuple[str, State], list[_Period]], capture_end_ns: int) -> None:
-        """``longest`` and ``held`` from the periods ``out`` (as of ``capture_end_ns``)."""
-        longest: dict[State, int] = {}
-        held: dict[State, int] = {}
-        for (role, state), periods in out.items():
-            if len(periods) == 1:
-                total = span = periods[0][1] - periods[0][0]
-            else:
-                spans = [period[1] - period[0] for period in periods]
-                total, span = sum(spans), max(spans)
-            if state not in longest or span > longest[state]:
-                longest[state] = span
-            if role in ("client", "server") and (state not in held or total > held[state]):
-                held[state] = total
-        self.longest, self.held = longest, held
-        self._measured_at = capture_end_ns
-
-    def measure(self, capture_end_ns: int) -> None:
-        """Set ``longest`` and ``held`` as ``periods(capture_end_ns)`` does, for less.
-
-        The loop of ``periods``, with no period kept: each is folded into its
-        (role, state)'s total and longest as it ends. A (role, state) is a slot
-        ``r + s``: r 0 for the client, 3 for the server, s the state's place in
-        (CLOSE_WAIT, FIN_WAIT_2, TIME_WAIT). An endpoint named otherwise (the
-        tracker names none so) is left to ``periods``.
-        """
-        if self._measured_at is not None and self._measured_at == capture_end_ns:
-            return
-        since = [0] * 6  # when the slot's open period began
-        opened = [False] * 6
-        count = [0] * 6  # periods ended
-        total = [0] * 6
-        top = [0] * 6  # the longest period
-        for t in self.conn.transitions:
-            old, new = t.from_state, t.to_state
-            if old is new:
-                continue
-            o, n = _held_index(old), _held_index(new)
-            if o < 0 and n < 0:
-                continue
-            endpoint = t.endpoint
-            if endpoint == "client":
-                r = 0
-            elif endpoint == "server":
-                r = 3
-            else:
-                self.periods(capture_end_ns)
-                return
-            if o >= 0 and opened[r + o]:
-                k = r + o
-                opened[k] = False
-                span = t.ts_ns - since[k]
-                total[k] += span
-                if not count[k] or span > top[k]:
-                    top[k] = span
-                count[k] += 1
-            if n >= 0:
-                since[r + n] = t.ts_ns
-                opened[r + n] = True
-        for k in range(6):
-            if opened[k]:
-                span = capture_end_ns - since[k] if capture_end_ns > since[k] else 0
-                total[k] += span
-                if not count[k] or span > top[k]:
-                    top[k] = span
-                count[k] += 1
-        longest: dict[State, int] = {}
-        held: dict[State, int] = {}
-        for s, state in enumerate((_CLOSE_WAIT, _FIN_WAIT_2, _TIME_WAIT)):
-            for k in (s, s + 3):
-                if count[k]:
-                    if state not in longest or top[k] > longest[state]:
-                        longest[state] = top[k]
-                    if state not in held or total[k] > held[state]:
-                        held[state] = total[k]
-        self.longest, self.held = longest, held
-        self._measured_at = capture_end_ns
 
 
 # -- FINs: retransmitted, moved, lost final ACK, re-ACK from TIME_WAIT ------------
@@ -683,7 +612,7 @@ def _fin_retransmit(tr: _Trace, group: _FinGroup, capture_end_ns: int) -> Findin
     role, peer = group.role, _other(group.role)
     first, second = group.copies[0], group.copies[1]
     seg1 = tr.steps[second].seg
-    n_steps = len(tr.steps)
+    n_steps = len(tr.flags)
     acked_before = _acks_between(tr, peer, group.fin_seq, first, second)
     acked_later = _acks_between(tr, peer, group.fin_seq, second, n_steps)
     evidence = [tr.steps[i].seg.frame for i in group.copies]
@@ -753,7 +682,7 @@ def _lost_final_ack(tr: _Trace, group: _FinGroup) -> Finding:
     else:
         later = [
             j
-            for j in range(second + 1, len(tr.steps))
+            for j in range(second + 1, len(tr.flags))
             if _role(tr.steps[j]) == peer
             and (_covers(tr.steps[j].seg, group.fin_seq) or _fl(tr.steps[j].seg, Bit.RST))
         ]
@@ -804,7 +733,7 @@ def _reacks(tr: _Trace, group: _FinGroup, peer: str) -> list[Finding]:
     copies = group.copies
     for k in range(1, len(copies)):
         ci = copies[k]
-        hi = copies[k + 1] if k + 1 < len(copies) else len(tr.steps)
+        hi = copies[k + 1] if k + 1 < len(copies) else len(tr.flags)
         answer = _acks_between(tr, peer, group.fin_seq, ci, hi)
         if not answer or tr.state_after(answer[0], peer) is not State.TIME_WAIT:
             continue
@@ -898,27 +827,27 @@ def _rst_findings(tr: _Trace, prev: Connection | None, config: Config) -> list[F
 def _max_ack(tr: _Trace, role: str, start: int, upto: int) -> int | None:
     """Highest acknowledgment number ``role`` sent in [start, upto) (RSTs aside)."""
     top = None
-    roles = tr.roles
-    for j in range(len(roles))[start:upto]:  # the indices of tr.steps[start:upto]
-        if roles[j] != role:
+    flags, directions = tr.flags, tr.directions
+    acks = tr.numbers()[1]
+    client = 1 if role == "client" else 0
+    for j in range(len(flags))[start:upto]:  # the indices of tr.steps[start:upto]
+        if directions[j] != client:
             continue
-        seg = tr.steps[j].seg
-        if _fl(seg, Bit.ACK) and not _fl(seg, Bit.RST) and (top is None or seq_gt(seg.ack, top)):
-            top = seg.ack
+        if (flags[j] & _ACK_RST) == _ACK and (top is None or seq_gt(acks[j], top)):
+            top = acks[j]
     return top
 
 
 def _snd_max(tr: _Trace, role: str, upto: int) -> int | None:
     """Highest sequence number + 1 that ``role`` sent before index ``upto`` (RSTs aside)."""
     top = None
-    roles, steps = tr.roles, tr.steps
+    flags, directions = tr.flags, tr.directions
+    seqs, _, lens = tr.numbers()
+    client = 1 if role == "client" else 0
     for j in range(upto):
-        if roles[j] != role:
+        if directions[j] != client or flags[j] & _RST:
             continue
-        seg = steps[j].seg
-        if seg.flags & Bit.RST:
-            continue
-        end = seq_add(seg.seq, seg.seg_len)
+        end = seq_add(seqs[j], tr.seg_len(j, lens[j]))
         if top is None or seq_gt(end, top):
             top = end
     return top
@@ -935,15 +864,18 @@ def _new_data_scan(tr: _Trace, role: str, start: int, upto: int) -> tuple[int, l
     """``_new_data_after`` by a scan of the segments in (start, upto)."""
     top = _snd_max(tr, role, start + 1)
     total, idx = 0, []
+    flags, directions = tr.flags, tr.directions
+    seqs, _, lens = tr.numbers()
+    client = 1 if role == "client" else 0
     for j in range(start + 1, upto):
-        if tr.roles[j] != role:
+        if directions[j] != client:
             continue
-        seg = tr.steps[j].seg
-        if _fl(seg, Bit.RST) or not seg.payload_len:
+        payload_len = lens[j]
+        if flags[j] & _RST or not payload_len:
             continue
-        end = seq_add(seg.seq, seg.payload_len)
+        end = seq_add(seqs[j], payload_len)
         if top is None or seq_gt(end, top):
-            total += seg.payload_len if top is None else min(seg.payload_len, seq_diff(end, top))
+            total += payload_len if top is None else min(payload_len, seq_diff(end, top))
             idx.append(j)
             top = end
     return total, idx
@@ -1034,7 +966,7 @@ def _rst_cause(
         and trig is not None
         and _fl(trig, Bit.SYN)
         and not _fl(trig, Bit.ACK)
-        and not any(_role(s) == x and _fl(s.seg, Bit.SYN) for s in tr.steps[:i])
+        and not any(not tr.directions[j] and tr.flags[j] & Bit.SYN for j in range(i))  # server's
     ):
         return (
             Code.RST_REFUSED,
@@ -1137,9 +1069,12 @@ def _rst_cause(
             )
 
     # Reset instead of FIN with data the application never read (RFC 1122 4.2.2.13).
+    flags, directions = tr.flags, tr.directions
+    seqs, acks, lens = tr.numbers()
+    mine = 1 if x == "client" else 0  # x's direction
     last_own = -1  # the last segment from x before the RST with payload, or -1
     for j in range(i - 1, -1, -1):
-        if _role(tr.steps[j]) == x and tr.steps[j].seg.payload_len:
+        if directions[j] == mine and lens[j]:
             last_own = j
             break
     unanswered, uidx = _new_data_after(tr, y, last_own, i)
@@ -1153,16 +1088,12 @@ def _rst_cause(
     sent_any = last_own >= 0
     synchronized = bx in (State.ESTABLISHED, State.CLOSE_WAIT, State.SYN_RECEIVED)
     if synchronized and unanswered and (unacked > 0 or x == "server" or not sent_any):
+        data_end = seq_add(seqs[uidx[-1]], lens[uidx[-1]])
         ack_i = next(
             (
                 j
                 for j in range(uidx[-1] + 1, i)
-                if _role(tr.steps[j]) == x
-                and _fl(tr.steps[j].seg, Bit.ACK)
-                and seq_geq(
-                    tr.steps[j].seg.ack,
-                    seq_add(tr.steps[uidx[-1]].seg.seq, tr.steps[uidx[-1]].seg.payload_len),
-                )
+                if directions[j] == mine and flags[j] & _ACK and seq_geq(acks[j], data_end)
             ),
             None,
         )
@@ -1190,7 +1121,7 @@ def _rst_cause(
         detail += f", {_dur(seg.ts_ns - trig.ts_ns)} after the {y}'s last segment"
         detail += f" (frame {trig.frame})"
     retx = _retransmissions(tr, x, i)
-    if bx is State.UNKNOWN and trig is None and not any(_role(s) == x for s in tr.steps[:i]):
+    if bx is State.UNKNOWN and trig is None and not any(directions[j] == mine for j in range(i)):
         detail += (
             ": no earlier segment of this connection was captured, so the cause cannot be told"
         )
@@ -1216,9 +1147,10 @@ def _rst_cause(
 
 
 def _first_fin(tr: _Trace, role: str, upto: int) -> int:
+    flags, directions = tr.flags, tr.directions
+    client = 1 if role == "client" else 0
     for j in range(upto):
-        step = tr.steps[j]
-        if _role(step) == role and _fl(step.seg, Bit.FIN) and not _fl(step.seg, Bit.RST):
+        if directions[j] == client and flags[j] & Bit.FIN and not flags[j] & _RST:
             return j
     return -1
 
@@ -1230,12 +1162,14 @@ def _segment_name(seg: Segment, tr: _Trace, idx: int | None, role: str) -> str:
     if _fl(seg, Bit.FIN):
         if idx is not None:
             fin_seq = seq_add(seg.seq, seg.payload_len)
+            flags, directions = tr.flags, tr.directions
+            seqs, _, lens = tr.numbers()
+            client = 1 if role == "client" else 0
             for j in range(idx):
-                other = tr.steps[j].seg
                 if (
-                    _role(tr.steps[j]) == role
-                    and _fl(other, Bit.FIN)
-                    and seq_add(other.seq, other.payload_len) == fin_seq
+                    directions[j] == client
+                    and flags[j] & Bit.FIN
+                    and seq_add(seqs[j], lens[j]) == fin_seq
                 ):
                     return "retransmitted FIN"
         return "FIN"
@@ -1249,20 +1183,27 @@ def _retransmissions(tr: _Trace, role: str, upto: int) -> int:
     top: int | None = None
     acked: int | None = None
     count = 0
+    flags, directions = tr.flags, tr.directions
+    seqs, acks, lens = tr.numbers()
+    client = 1 if role == "client" else 0
     for j in range(upto):
-        step = tr.steps[j]
-        seg = step.seg
-        if _fl(seg, Bit.RST):
+        fl = flags[j]
+        if fl & _RST:
             continue
-        if _role(step) != role:
-            if _fl(seg, Bit.ACK) and (acked is None or seq_gt(seg.ack, acked)):
-                acked, count = seg.ack, 0
+        if directions[j] != client:
+            if fl & _ACK and (acked is None or seq_gt(acks[j], acked)):
+                acked, count = acks[j], 0
             continue
-        if seg.seg_len and not _fl(seg, Bit.SYN):
-            end = seq_add(seg.seq, seg.seg_len)
-            if top is not None and seq_leq(end, top) and (acked is None or seq_gt(end, acked)):
-                count += 1
-        end = seq_add(seg.seq, seg.seg_len)
+        seg_len = tr.seg_len(j, lens[j])
+        end = seq_add(seqs[j], seg_len)
+        if (
+            seg_len
+            and not fl & Bit.SYN
+            and top is not None
+            and seq_leq(end, top)
+            and (acked is None or seq_gt(end, acked))
+        ):
+            count += 1
         if top is None or seq_gt(end, top):
             top = end
     return count
@@ -1664,13 +1605,59 @@ def state_seconds(conn: Connection, state: State, capture_end_ns: int) -> float 
     return seconds_from_parts(state_parts(conn, state), capture_end_ns)
 
 
+def _state_periods(
+    conn: Connection, role: str, state: State, capture_end_ns: int
+) -> tuple[int, int, int]:
+    """(periods, their total ns, the longest ns) of ``_intervals(conn, role, state, ...)``.
+
+    The loop of ``_intervals`` with no period kept: each is folded in as it ends
+    (nothing is allocated: a compiled call costs a pass over the transitions).
+    """
+    count = total = top = 0
+    start = 0
+    opened = False
+    for t in conn.transitions:
+        if t.endpoint != role or t.from_state is t.to_state:
+            continue
+        if t.from_state is state and opened:
+            span = t.ts_ns - start
+            total += span
+            top = span if not count or span > top else top
+            count += 1
+            opened = False
+        if t.to_state is state:
+            start, opened = t.ts_ns, True
+    if opened:
+        span = capture_end_ns - start if capture_end_ns > start else 0
+        total += span
+        top = span if not count or span > top else top
+        count += 1
+    return count, total, top
+
+
+def _state_held(conn: Connection, state: State, capture_end_ns: int) -> tuple[bool, int, int]:
+    """(held, longest ns, total ns): did an endpoint hold ``state``; its longest period
+    (of either endpoint); the longer endpoint's total (``state_seconds`` in ns)."""
+    c_count, c_total, c_top = _state_periods(conn, "client", state, capture_end_ns)
+    s_count, s_total, s_top = _state_periods(conn, "server", state, capture_end_ns)
+    if not s_count:
+        return bool(c_count), c_top, c_total
+    if not c_count:
+        return True, s_top, s_total
+    return True, max(c_top, s_top), max(c_total, s_total)
+
+
 def _held_ns(tr: _Trace, capture_end_ns: int) -> dict[State, int]:
     """For each state of ``_HELD`` an endpoint was in: ``state_seconds`` in nanoseconds.
 
-    The longer of the two endpoints' totals, from the trace's periods.
+    The longer of the two endpoints' totals (``_state_held``).
     """
-    tr.measure(capture_end_ns)
-    return tr.held
+    out = {}
+    for state in (_CLOSE_WAIT, _FIN_WAIT_2, _TIME_WAIT):
+        held, _, total = _state_held(tr.conn, state, capture_end_ns)
+        if held:
+            out[state] = total
+    return out
 
 
 def _left_by(event: Event | None, peer: str) -> str:
@@ -1690,14 +1677,13 @@ def _left_by(event: Event | None, peer: str) -> str:
 
 def _linger_findings(tr: _Trace, config: Config, capture_end_ns: int) -> list[Finding]:
     """``_lingering``, skipped when no period is over its threshold (its only finding)."""
-    tr.measure(capture_end_ns)
-    longest = tr.longest
-    for state, limit in (
-        (_CLOSE_WAIT, config.close_wait_linger_s),
-        (_FIN_WAIT_2, config.fin_wait_2_linger_s),
-    ):
-        if state in longest and not longest[state] <= limit * _NS:  # _lingering's test
-            return _lingering(tr, config, capture_end_ns)
+    # (_lingering's test, on the longest period of each state)
+    held, longest, _ = _state_held(tr.conn, _CLOSE_WAIT, capture_end_ns)
+    if held and not longest <= config.close_wait_linger_s * _NS:
+        return _lingering(tr, config, capture_end_ns)
+    held, longest, _ = _state_held(tr.conn, _FIN_WAIT_2, capture_end_ns)
+    if held and not longest <= config.fin_wait_2_linger_s * _NS:
+        return _lingering(tr, config, capture_end_ns)
     return []
 
 
@@ -1783,7 +1769,7 @@ def _close_findings(tr: _Trace, config: Config, capture_end_ns: int) -> list[Fin
         acks = [
             j
             for role, g in groups.items()
-            for j in _acks_between(tr, _other(role), g[0].fin_seq, g[0].copies[0], len(tr.steps))[
+            for j in _acks_between(tr, _other(role), g[0].fin_seq, g[0].copies[0], len(tr.flags))[
                 :1
             ]
         ]
@@ -1814,10 +1800,10 @@ def _close_findings(tr: _Trace, config: Config, capture_end_ns: int) -> list[Fin
 def _half_close(tr: _Trace, closer: str, fin_i: int) -> list[Finding]:
     """Data the other side sent after ``closer``'s FIN and ``closer`` acknowledged."""
     other = _other(closer)
-    nbytes, idx = _new_data_after(tr, other, fin_i, len(tr.steps))
+    nbytes, idx = _new_data_after(tr, other, fin_i, len(tr.flags))
     if not nbytes:
         return []
-    top_ack = _max_ack(tr, closer, fin_i, len(tr.steps))
+    top_ack = _max_ack(tr, closer, fin_i, len(tr.flags))
     data = [tr.steps[j].seg for j in idx]
     acked = sum(
         s.payload_len
@@ -1850,7 +1836,7 @@ def _half_close(tr: _Trace, closer: str, fin_i: int) -> list[Finding]:
 def _open_at_end(tr: _Trace, capture_end_ns: int) -> list[Finding]:
     conn = tr.conn
     c, s = conn.client.state, conn.server.state
-    if c in _DONE or s in _DONE or not tr.steps:
+    if c in _DONE or s in _DONE or not tr.flags:
         return []
     if c is State.SYN_SENT and s in (State.LISTEN, State.CLOSED, State.UNKNOWN):
         return []  # a SYN nobody answered: syn_unanswered says it
@@ -2116,12 +2102,12 @@ def _teardown_columns(
         peer_first = peer[0].copies[0]
         for g in mine:
             if peer_first < g.copies[0]:
-                hi = g.copies[1] if len(g.copies) > 1 else len(tr.steps)
+                hi = g.copies[1] if len(g.copies) > 1 else len(tr.flags)
                 first_ack = _first_ack_between(tr, peer_role, g.fin_seq, g.copies[0], hi)
                 final_seen = first_ack is not None
     rst_from = ""
     if tr.rsts:
-        rst_roles = {tr.roles[i] for i in tr.rsts}
+        rst_roles = {"client" if tr.directions[i] else "server" for i in tr.rsts}
         rst_from = "both" if len(rst_roles) == 2 else rst_roles.pop()
     causes: list[str] = []
     lost = False
@@ -2138,7 +2124,16 @@ def _teardown_columns(
     if prev is not None:
         gap_ns, _, cut_short = _reuse_facts(conn, prev)
         gap, within = seconds(gap_ns), cut_short
-    held = _held_ns(tr, capture_end_ns)
+    close_wait = fin_wait_2 = time_wait = None
+    held, _, total = _state_held(conn, _CLOSE_WAIT, capture_end_ns)
+    if held:
+        close_wait = seconds(total)
+    held, _, total = _state_held(conn, _FIN_WAIT_2, capture_end_ns)
+    if held:
+        fin_wait_2 = seconds(total)
+    held, _, total = _state_held(conn, _TIME_WAIT, capture_end_ns)
+    if held:
+        time_wait = seconds(total)
     return {
         "client_fin_retransmits": retx["client"],
         "server_fin_retransmits": retx["server"],
@@ -2151,7 +2146,7 @@ def _teardown_columns(
         "reuse_gap_s": gap,
         "reuse_within_time_wait": within,
         "stale_segments": stale,
-        "close_wait_s": seconds(held[_CLOSE_WAIT]) if _CLOSE_WAIT in held else None,
-        "fin_wait_2_s": seconds(held[_FIN_WAIT_2]) if _FIN_WAIT_2 in held else None,
-        "time_wait_s": seconds(held[_TIME_WAIT]) if _TIME_WAIT in held else None,
+        "close_wait_s": close_wait,
+        "fin_wait_2_s": fin_wait_2,
+        "time_wait_s": time_wait,
     }
