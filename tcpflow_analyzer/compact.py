@@ -31,7 +31,8 @@ appended. The detectors, which read a few steps of most connections (its FINs
 and what follows them), read :meth:`Trace.lazy` instead: each step built when
 first read (a trace read again before its release is given the whole list),
 and the flags and directions of all of them straight from the records
-(``flags``, ``directions``).
+(``flags``, ``directions``), as their sequence and acknowledgment numbers and
+payload lengths (one step's: ``seq_ack_len``; all of them: ``numbers``).
 
 :class:`Frozen` is what stands in the tracker's tables for a closed connection
 whose rows and trace went to the freezer's spill file (``freeze.py``).

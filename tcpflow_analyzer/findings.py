@@ -288,7 +288,10 @@ class _Trace:
 
     One pass over the segments notes the FIN, RST and SYN segments, so that a
     detector visits only the segments it is about; what needs more (senders'
-    roles, FIN groups, periods per state) is built on first use and kept.
+    roles, FIN groups, the numbers of every segment, the listed periods per
+    state) is built on first use and kept. A packed trace's numbers and flags
+    come from its records, so that most connections have no step built; the
+    time each state was held is folded from the transitions (``_state_held``).
     ``detect_with_teardown`` shares one ``_Trace`` between the detectors and
     the teardown columns.
     """
