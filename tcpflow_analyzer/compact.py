@@ -31,7 +31,8 @@ appended. The detectors, which read a few steps of most connections (its FINs
 and what follows them), read :meth:`Trace.lazy` instead: each step built when
 first read (a trace read again before its release is given the whole list),
 and the flags and directions of all of them straight from the records
-(``flags``, ``directions``).
+(``flags``, ``directions``), as their sequence and acknowledgment numbers and
+payload lengths (one step's: ``seq_ack_len``; all of them: ``numbers``).
 
 :class:`Frozen` is what stands in the tracker's tables for a closed connection
 whose rows and trace went to the freezer's spill file (``freeze.py``).
@@ -40,6 +41,8 @@ whose rows and trace went to the freezer's spill file (``freeze.py``).
 from __future__ import annotations
 
 import struct
+import sys
+from array import array
 from collections.abc import Iterator, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any, Final, overload
@@ -70,13 +73,25 @@ _TAIL_KIND: Final = 56
 _FLAGS_AT: Final = struct.calcsize("<qqIIIIII")
 _BITS_AT: Final = struct.calcsize("<qqIIIIIIBH")
 
+# A record's sequence and acknowledgment numbers and payload length, read together.
+_SEQ_ACK_LEN: Final = struct.Struct("<III")
+_SEQ_AT: Final = struct.calcsize("<qq")
+
 _SIZE: Final = _RECORD.size
+# The records as 32-bit words (numbers): the array type code of that size, whether its
+# byte order is not the records' (little-endian), a record's words, its seq's word.
+_U32: Final = next(code for code in ("I", "L") if array(code).itemsize == 4)
+_SWAP: Final = sys.byteorder != "little"
+_WORDS: Final = _SIZE // 4
+_SEQ_WORD: Final = _SEQ_AT // 4
 # What the buffer grows by when full: room for 8 records, so that most appends only
 # write into it (a trace's unused tail is at most this).
 _BLANK: Final = bytes(8 * _SIZE)
 
-_STATES: tuple[State, ...] = tuple(State)
-_STATE_INDEX: dict[State, int] = {s: i for i, s in enumerate(_STATES)}
+# Final, as every module constant read per step: compiled, a Final one is a C
+# variable, any other a lookup in the module's dict each time it is read.
+_STATES: Final = tuple(State)
+_STATE_INDEX: Final = {s: i for i, s in enumerate(_STATES)}
 _ESTABLISHED: Final = State.ESTABLISHED
 _ESTABLISHED_INDEX: Final = _STATE_INDEX[State.ESTABLISHED]
 
@@ -86,7 +101,7 @@ _REVERSE_VLAN: Final = 2
 _CAPLEN_SHORT: Final = 4
 
 # A bits byte -> its _FROM_CLIENT bit alone (bytes.translate).
-_FROM_CLIENT_ONLY = bytes(b & _FROM_CLIENT for b in range(256))
+_FROM_CLIENT_ONLY: Final = bytes(b & _FROM_CLIENT for b in range(256))
 
 # options kinds
 _NO_OPTIONS: Final = 0
@@ -223,6 +238,40 @@ class Trace(Sequence["Step"]):
     def directions(self) -> bytes:
         """Per step a byte: 1 if the segment came from the client, else 0."""
         return bytes(self._buf[_BITS_AT : self._n * _SIZE : _SIZE].translate(_FROM_CLIENT_ONLY))
+
+    def flags_directions(self) -> tuple[bytes, bytes]:
+        """``(flags(), directions())`` in one call."""
+        end = self._n * _SIZE
+        buf = self._buf
+        return bytes(buf[_FLAGS_AT:end:_SIZE]), bytes(
+            buf[_BITS_AT:end:_SIZE].translate(_FROM_CLIENT_ONLY)
+        )
+
+    def seq_ack_len(self, i: int) -> tuple[int, int, int]:
+        """Step ``i``'s sequence number, acknowledgment number and payload length.
+
+        Read from its record (0 <= i < len): no step is built.
+        """
+        if not 0 <= i < self._n:
+            raise IndexError(f"step {i} of a trace of {self._n}")
+        seq, ack, payload_len = _SEQ_ACK_LEN.unpack_from(self._buf, i * _SIZE + _SEQ_AT)
+        return seq, ack, payload_len
+
+    def numbers(self) -> tuple[Sequence[int], Sequence[int], Sequence[int]]:
+        """Every step's sequence number, acknowledgment number and payload length.
+
+        Three columns read from the records at once (no step built); step ``i``'s
+        are the ``i``-th of each, as ``seq_ack_len(i)`` gives them.
+        """
+        words = array(_U32)
+        words.frombytes(self._buf[: self._n * _SIZE])  # (a copy: the buffer stays free to grow)
+        if _SWAP:
+            words.byteswap()
+        return (
+            words[_SEQ_WORD::_WORDS],
+            words[_SEQ_WORD + 1 :: _WORDS],
+            words[_SEQ_WORD + 2 :: _WORDS],
+        )
 
     def dump(self) -> tuple[object, ...]:
         """The trace as plain values (``marshal``-able); ``Trace.load`` makes it back."""

@@ -268,12 +268,17 @@ def _plural(n: int, word: str) -> str:
 _Period = tuple[int, int, int | None, int | None, Event | None]
 
 _FIN_SYN_RST: Final = Bit.FIN | Bit.SYN | Bit.RST
-# As plain ints for loops over the segments (an int & a Bit is Python-level enum code).
-_RST, _ACK, _ACK_RST = int(Bit.RST), int(Bit.ACK), int(Bit.ACK | Bit.RST)
+# Final, as every module constant read in a loop: compiled, a Final one is a C
+# variable, any other a lookup in the module's dict each time it is read.
+_RST: Final = Bit.RST
+_ACK: Final = Bit.ACK
+_ACK_RST: Final = Bit.ACK | Bit.RST
 
 # The states whose periods the detectors and the teardown columns measure (as
 # module constants too: an enum member read off its class costs a lookup each time).
-_CLOSE_WAIT, _FIN_WAIT_2, _TIME_WAIT = State.CLOSE_WAIT, State.FIN_WAIT_2, State.TIME_WAIT
+_CLOSE_WAIT: Final = State.CLOSE_WAIT
+_FIN_WAIT_2: Final = State.FIN_WAIT_2
+_TIME_WAIT: Final = State.TIME_WAIT
 _HELD: Final = frozenset({_CLOSE_WAIT, _FIN_WAIT_2, _TIME_WAIT})
 _DONE: Final = (State.CLOSED, State.TIME_WAIT)
 
@@ -283,27 +288,31 @@ class _Trace:
 
     One pass over the segments notes the FIN, RST and SYN segments, so that a
     detector visits only the segments it is about; what needs more (senders'
-    roles, FIN groups, periods per state) is built on first use and kept.
+    roles, FIN groups, the numbers of every segment, the listed periods per
+    state) is built on first use and kept. A packed trace's numbers and flags
+    come from its records, so that most connections have no step built; the
+    time each state was held is folded from the transitions (``_state_held``).
     ``detect_with_teardown`` shares one ``_Trace`` between the detectors and
     the teardown columns.
     """
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        # conn.trace is only read. A packed Trace gives its steps lazily (most
-        # connections have only their FINs and what follows them read) and the flags
-        # and directions of all of them from its records; any other sequence is read
-        # once into a list.
+        # conn.trace is only read. A packed Trace gives the flags and directions of
+        # all its steps, and their numbers (seq_ack_len, numbers), from its records,
+        # and its steps lazily when first asked for (most connections have none
+        # built: see steps); any other sequence is read once into a list.
         trace = conn.trace
-        self.steps: Sequence[Step]
+        self._steps: Sequence[Step] | None = None
         # Per segment: its TCP flags, and 1 if it came from the client (else 0).
         self.flags: Sequence[int]
         self.directions: Sequence[int]
+        self.packed: Trace | None = None
         if isinstance(trace, Trace):
-            self.steps = trace.lazy()
-            self.flags, self.directions = trace.flags(), trace.directions()
+            self.packed = trace
+            self.flags, self.directions = trace.flags_directions()
         else:
-            steps = self.steps = list(trace)
+            steps = self._steps = list(trace)
             self.flags = [step.seg.flags for step in steps]
             self.directions = [1 if step.from_client else 0 for step in steps]
         self.fins: list[int] = []  # FIN, no RST or SYN
@@ -325,10 +334,45 @@ class _Trace:
         # Per role, FIN copies beyond the first of each group (set with fin_groups).
         self.fins_resent = {"client": 0, "server": 0}
         self._periods: tuple[int, dict[tuple[str, State], list[_Period]]] | None = None
-        # Set with the periods: per state, the longest period, and the longer of the
-        # two endpoints' totals (ns).
-        self.longest: dict[State, int] = {}
-        self.held: dict[State, int] = {}
+        self._numbers: tuple[Sequence[int], Sequence[int], Sequence[int]] | None = None
+
+    @property
+    def steps(self) -> Sequence[Step]:
+        """The steps: a packed trace's ``lazy()``, made when first read."""
+        if self._steps is None:
+            assert self.packed is not None  # (any other trace's list is made at once)
+            self._steps = self.packed.lazy()
+        return self._steps
+
+    def seq_ack_len(self, i: int) -> tuple[int, int, int]:
+        """Segment ``i``'s sequence number, acknowledgment number and payload length.
+
+        From its record when the trace is packed: no step is built for them.
+        """
+        if self.packed is not None:
+            return self.packed.seq_ack_len(i)
+        seg = self.steps[i].seg
+        return seg.seq, seg.ack, seg.payload_len
+
+    def numbers(self) -> tuple[Sequence[int], Sequence[int], Sequence[int]]:
+        """Every segment's sequence number, acknowledgment number and payload length.
+
+        Three columns, for the scans that read most segments (the RST causes):
+        from the packed records at once, no step built.
+        """
+        if self._numbers is None:
+            if self.packed is not None:
+                self._numbers = self.packed.numbers()
+            else:
+                segs = [step.seg for step in self.steps]
+                seqs, acks = [s.seq for s in segs], [s.ack for s in segs]
+                self._numbers = seqs, acks, [s.payload_len for s in segs]
+        return self._numbers
+
+    def seg_len(self, j: int, payload_len: int) -> int:
+        """Segment ``j``'s sequence space (``Segment.seg_len``), its payload length given."""
+        fl = self.flags[j]
+        return payload_len + ((fl >> 1) & 1) + (fl & 1)
 
     @property
     def roles(self) -> list[str]:
@@ -339,11 +383,11 @@ class _Trace:
 
     def data_after(self, role: str, start: int) -> bool:
         """Does a segment from ``role`` after index ``start`` carry payload (RSTs aside)?"""
-        steps, flags, directions = self.steps, self.flags, self.directions
+        flags, directions = self.flags, self.directions
         client = 1 if role == "client" else 0
-        for j in range(max(start + 1, 0), len(steps)):
-            # Direction and flags first: only the segments left are built.
-            if directions[j] == client and not flags[j] & _RST and steps[j].seg.payload_len:
+        for j in range(max(start + 1, 0), len(flags)):
+            # Direction and flags first: only the segments left are read.
+            if directions[j] == client and not flags[j] & _RST and self.seq_ack_len(j)[2]:
                 return True
         return False
 
@@ -421,20 +465,6 @@ class _Trace:
             ts = t.ts_ns
             period = (ts, capture_end_ns if capture_end_ns > ts else ts, t.frame, None, None)
             out.setdefault(key, []).append(period)
-        # Per state: the longest period and the longer endpoint's total (_held_ns).
-        longest: dict[State, int] = {}
-        held: dict[State, int] = {}
-        for (role, state), periods in out.items():
-            if len(periods) == 1:
-                total = span = periods[0][1] - periods[0][0]
-            else:
-                spans = [period[1] - period[0] for period in periods]
-                total, span = sum(spans), max(spans)
-            if state not in longest or span > longest[state]:
-                longest[state] = span
-            if role in ("client", "server") and (state not in held or total > held[state]):
-                held[state] = total
-        self.longest, self.held = longest, held
         self._periods = capture_end_ns, out
         return out
 
@@ -442,13 +472,16 @@ class _Trace:
 # -- FINs: retransmitted, moved, lost final ACK, re-ACK from TIME_WAIT ------------
 
 
-@dataclass(slots=True)
 class _FinGroup:
     """Copies of one endpoint's FIN at one sequence number (indices into the trace)."""
 
-    role: str
-    fin_seq: int
-    copies: list[int]
+    # (A plain class: a dataclass's __init__ is Python code, even compiled.)
+    __slots__ = ("copies", "fin_seq", "role")
+
+    def __init__(self, role: str, fin_seq: int, copies: list[int]) -> None:
+        self.role = role
+        self.fin_seq = fin_seq
+        self.copies = copies
 
 
 def _fin_groups(tr: _Trace) -> tuple[dict[str, list[_FinGroup]], list[tuple[str, int, int, int]]]:
@@ -464,14 +497,15 @@ def _fin_groups(tr: _Trace) -> tuple[dict[str, list[_FinGroup]], list[tuple[str,
     moved: list[tuple[str, int, int, int]] = []
     resent = tr.fins_resent
     for i in tr.fins:
-        seg = tr.steps[i].seg
         role = "client" if tr.directions[i] else "server"
-        fin_seq = seq_add(seg.seq, seg.payload_len)
+        seq, _, payload_len = tr.seq_ack_len(i)
+        fin_seq = seq_add(seq, payload_len)
         mine = groups[role]
         if not mine:
             mine.append(_FinGroup(role, fin_seq, [i]))
         elif fin_seq == mine[-1].fin_seq:
-            if not _capture_duplicate(tr.steps[mine[-1].copies[-1]].seg, seg):
+            # (the steps are built only here, where a copy is compared)
+            if not _capture_duplicate(tr.steps[mine[-1].copies[-1]].seg, tr.steps[i].seg):
                 mine[-1].copies.append(i)
                 resent[role] += 1
         else:
@@ -490,29 +524,30 @@ def _is_last_fin(tr: _Trace, group: _FinGroup, groups: dict[str, list[_FinGroup]
 
 def _acks_between(tr: _Trace, role: str, fin_seq: int, lo: int, hi: int) -> list[int]:
     """Indices in (lo, hi) of segments from ``role`` acknowledging the FIN at ``fin_seq``."""
-    steps, roles = tr.steps, tr.roles
+    flags, directions = tr.flags, tr.directions
+    client = 1 if role == "client" else 0
     need = seq_add(fin_seq, 1)
     # _covers: ACK set, RST not, and the ACK at or past the FIN.
     return [
         j
         for j in range(lo + 1, hi)
-        if roles[j] == role
-        and (steps[j].seg.flags & (Bit.ACK | Bit.RST)) == Bit.ACK
-        and seq_geq(steps[j].seg.ack, need)
+        if directions[j] == client
+        and (flags[j] & _ACK_RST) == _ACK
+        and seq_geq(tr.seq_ack_len(j)[1], need)
     ]
 
 
 def _first_ack_between(tr: _Trace, role: str, fin_seq: int, lo: int, hi: int) -> int | None:
     """The first of ``_acks_between(tr, role, fin_seq, lo, hi)``, or None: no list built."""
-    steps, flags, directions = tr.steps, tr.flags, tr.directions
+    flags, directions = tr.flags, tr.directions
     client = 1 if role == "client" else 0
     need = seq_add(fin_seq, 1)
     for j in range(lo + 1, hi):
-        # Direction and flags first: only the segments left are built.
+        # Direction and flags first: only the segments left are read.
         if (
             directions[j] == client
             and (flags[j] & _ACK_RST) == _ACK
-            and seq_geq(steps[j].seg.ack, need)
+            and seq_geq(tr.seq_ack_len(j)[1], need)
         ):
             return j
     return None
@@ -580,7 +615,7 @@ def _fin_retransmit(tr: _Trace, group: _FinGroup, capture_end_ns: int) -> Findin
     role, peer = group.role, _other(group.role)
     first, second = group.copies[0], group.copies[1]
     seg1 = tr.steps[second].seg
-    n_steps = len(tr.steps)
+    n_steps = len(tr.flags)
     acked_before = _acks_between(tr, peer, group.fin_seq, first, second)
     acked_later = _acks_between(tr, peer, group.fin_seq, second, n_steps)
     evidence = [tr.steps[i].seg.frame for i in group.copies]
@@ -650,7 +685,7 @@ def _lost_final_ack(tr: _Trace, group: _FinGroup) -> Finding:
     else:
         later = [
             j
-            for j in range(second + 1, len(tr.steps))
+            for j in range(second + 1, len(tr.flags))
             if _role(tr.steps[j]) == peer
             and (_covers(tr.steps[j].seg, group.fin_seq) or _fl(tr.steps[j].seg, Bit.RST))
         ]
@@ -701,7 +736,7 @@ def _reacks(tr: _Trace, group: _FinGroup, peer: str) -> list[Finding]:
     copies = group.copies
     for k in range(1, len(copies)):
         ci = copies[k]
-        hi = copies[k + 1] if k + 1 < len(copies) else len(tr.steps)
+        hi = copies[k + 1] if k + 1 < len(copies) else len(tr.flags)
         answer = _acks_between(tr, peer, group.fin_seq, ci, hi)
         if not answer or tr.state_after(answer[0], peer) is not State.TIME_WAIT:
             continue
@@ -795,27 +830,27 @@ def _rst_findings(tr: _Trace, prev: Connection | None, config: Config) -> list[F
 def _max_ack(tr: _Trace, role: str, start: int, upto: int) -> int | None:
     """Highest acknowledgment number ``role`` sent in [start, upto) (RSTs aside)."""
     top = None
-    roles = tr.roles
-    for j in range(len(roles))[start:upto]:  # the indices of tr.steps[start:upto]
-        if roles[j] != role:
+    flags, directions = tr.flags, tr.directions
+    acks = tr.numbers()[1]
+    client = 1 if role == "client" else 0
+    for j in range(len(flags))[start:upto]:  # the indices of tr.steps[start:upto]
+        if directions[j] != client:
             continue
-        seg = tr.steps[j].seg
-        if _fl(seg, Bit.ACK) and not _fl(seg, Bit.RST) and (top is None or seq_gt(seg.ack, top)):
-            top = seg.ack
+        if (flags[j] & _ACK_RST) == _ACK and (top is None or seq_gt(acks[j], top)):
+            top = acks[j]
     return top
 
 
 def _snd_max(tr: _Trace, role: str, upto: int) -> int | None:
     """Highest sequence number + 1 that ``role`` sent before index ``upto`` (RSTs aside)."""
     top = None
-    roles, steps = tr.roles, tr.steps
+    flags, directions = tr.flags, tr.directions
+    seqs, _, lens = tr.numbers()
+    client = 1 if role == "client" else 0
     for j in range(upto):
-        if roles[j] != role:
+        if directions[j] != client or flags[j] & _RST:
             continue
-        seg = steps[j].seg
-        if seg.flags & Bit.RST:
-            continue
-        end = seq_add(seg.seq, seg.seg_len)
+        end = seq_add(seqs[j], tr.seg_len(j, lens[j]))
         if top is None or seq_gt(end, top):
             top = end
     return top
@@ -832,15 +867,18 @@ def _new_data_scan(tr: _Trace, role: str, start: int, upto: int) -> tuple[int, l
     """``_new_data_after`` by a scan of the segments in (start, upto)."""
     top = _snd_max(tr, role, start + 1)
     total, idx = 0, []
+    flags, directions = tr.flags, tr.directions
+    seqs, _, lens = tr.numbers()
+    client = 1 if role == "client" else 0
     for j in range(start + 1, upto):
-        if tr.roles[j] != role:
+        if directions[j] != client:
             continue
-        seg = tr.steps[j].seg
-        if _fl(seg, Bit.RST) or not seg.payload_len:
+        payload_len = lens[j]
+        if flags[j] & _RST or not payload_len:
             continue
-        end = seq_add(seg.seq, seg.payload_len)
+        end = seq_add(seqs[j], payload_len)
         if top is None or seq_gt(end, top):
-            total += seg.payload_len if top is None else min(seg.payload_len, seq_diff(end, top))
+            total += payload_len if top is None else min(payload_len, seq_diff(end, top))
             idx.append(j)
             top = end
     return total, idx
@@ -931,7 +969,7 @@ def _rst_cause(
         and trig is not None
         and _fl(trig, Bit.SYN)
         and not _fl(trig, Bit.ACK)
-        and not any(_role(s) == x and _fl(s.seg, Bit.SYN) for s in tr.steps[:i])
+        and not any(not tr.directions[j] and tr.flags[j] & Bit.SYN for j in range(i))  # server's
     ):
         return (
             Code.RST_REFUSED,
@@ -1034,9 +1072,12 @@ def _rst_cause(
             )
 
     # Reset instead of FIN with data the application never read (RFC 1122 4.2.2.13).
+    flags, directions = tr.flags, tr.directions
+    seqs, acks, lens = tr.numbers()
+    mine = 1 if x == "client" else 0  # x's direction
     last_own = -1  # the last segment from x before the RST with payload, or -1
     for j in range(i - 1, -1, -1):
-        if _role(tr.steps[j]) == x and tr.steps[j].seg.payload_len:
+        if directions[j] == mine and lens[j]:
             last_own = j
             break
     unanswered, uidx = _new_data_after(tr, y, last_own, i)
@@ -1050,16 +1091,12 @@ def _rst_cause(
     sent_any = last_own >= 0
     synchronized = bx in (State.ESTABLISHED, State.CLOSE_WAIT, State.SYN_RECEIVED)
     if synchronized and unanswered and (unacked > 0 or x == "server" or not sent_any):
+        data_end = seq_add(seqs[uidx[-1]], lens[uidx[-1]])
         ack_i = next(
             (
                 j
                 for j in range(uidx[-1] + 1, i)
-                if _role(tr.steps[j]) == x
-                and _fl(tr.steps[j].seg, Bit.ACK)
-                and seq_geq(
-                    tr.steps[j].seg.ack,
-                    seq_add(tr.steps[uidx[-1]].seg.seq, tr.steps[uidx[-1]].seg.payload_len),
-                )
+                if directions[j] == mine and flags[j] & _ACK and seq_geq(acks[j], data_end)
             ),
             None,
         )
@@ -1087,7 +1124,7 @@ def _rst_cause(
         detail += f", {_dur(seg.ts_ns - trig.ts_ns)} after the {y}'s last segment"
         detail += f" (frame {trig.frame})"
     retx = _retransmissions(tr, x, i)
-    if bx is State.UNKNOWN and trig is None and not any(_role(s) == x for s in tr.steps[:i]):
+    if bx is State.UNKNOWN and trig is None and not any(directions[j] == mine for j in range(i)):
         detail += (
             ": no earlier segment of this connection was captured, so the cause cannot be told"
         )
@@ -1113,9 +1150,10 @@ def _rst_cause(
 
 
 def _first_fin(tr: _Trace, role: str, upto: int) -> int:
+    flags, directions = tr.flags, tr.directions
+    client = 1 if role == "client" else 0
     for j in range(upto):
-        step = tr.steps[j]
-        if _role(step) == role and _fl(step.seg, Bit.FIN) and not _fl(step.seg, Bit.RST):
+        if directions[j] == client and flags[j] & Bit.FIN and not flags[j] & _RST:
             return j
     return -1
 
@@ -1127,12 +1165,14 @@ def _segment_name(seg: Segment, tr: _Trace, idx: int | None, role: str) -> str:
     if _fl(seg, Bit.FIN):
         if idx is not None:
             fin_seq = seq_add(seg.seq, seg.payload_len)
+            flags, directions = tr.flags, tr.directions
+            seqs, _, lens = tr.numbers()
+            client = 1 if role == "client" else 0
             for j in range(idx):
-                other = tr.steps[j].seg
                 if (
-                    _role(tr.steps[j]) == role
-                    and _fl(other, Bit.FIN)
-                    and seq_add(other.seq, other.payload_len) == fin_seq
+                    directions[j] == client
+                    and flags[j] & Bit.FIN
+                    and seq_add(seqs[j], lens[j]) == fin_seq
                 ):
                     return "retransmitted FIN"
         return "FIN"
@@ -1146,20 +1186,27 @@ def _retransmissions(tr: _Trace, role: str, upto: int) -> int:
     top: int | None = None
     acked: int | None = None
     count = 0
+    flags, directions = tr.flags, tr.directions
+    seqs, acks, lens = tr.numbers()
+    client = 1 if role == "client" else 0
     for j in range(upto):
-        step = tr.steps[j]
-        seg = step.seg
-        if _fl(seg, Bit.RST):
+        fl = flags[j]
+        if fl & _RST:
             continue
-        if _role(step) != role:
-            if _fl(seg, Bit.ACK) and (acked is None or seq_gt(seg.ack, acked)):
-                acked, count = seg.ack, 0
+        if directions[j] != client:
+            if fl & _ACK and (acked is None or seq_gt(acks[j], acked)):
+                acked, count = acks[j], 0
             continue
-        if seg.seg_len and not _fl(seg, Bit.SYN):
-            end = seq_add(seg.seq, seg.seg_len)
-            if top is not None and seq_leq(end, top) and (acked is None or seq_gt(end, acked)):
-                count += 1
-        end = seq_add(seg.seq, seg.seg_len)
+        seg_len = tr.seg_len(j, lens[j])
+        end = seq_add(seqs[j], seg_len)
+        if (
+            seg_len
+            and not fl & Bit.SYN
+            and top is not None
+            and seq_leq(end, top)
+            and (acked is None or seq_gt(end, acked))
+        ):
+            count += 1
         if top is None or seq_gt(end, top):
             top = end
     return count
@@ -1561,13 +1608,59 @@ def state_seconds(conn: Connection, state: State, capture_end_ns: int) -> float 
     return seconds_from_parts(state_parts(conn, state), capture_end_ns)
 
 
+def _state_periods(
+    conn: Connection, role: str, state: State, capture_end_ns: int
+) -> tuple[int, int, int]:
+    """(periods, their total ns, the longest ns) of ``_intervals(conn, role, state, ...)``.
+
+    The loop of ``_intervals`` with no period kept: each is folded in as it ends
+    (nothing is allocated: a compiled call costs a pass over the transitions).
+    """
+    count = total = top = 0
+    start = 0
+    opened = False
+    for t in conn.transitions:
+        if t.endpoint != role or t.from_state is t.to_state:
+            continue
+        if t.from_state is state and opened:
+            span = t.ts_ns - start
+            total += span
+            top = span if not count or span > top else top
+            count += 1
+            opened = False
+        if t.to_state is state:
+            start, opened = t.ts_ns, True
+    if opened:
+        span = capture_end_ns - start if capture_end_ns > start else 0
+        total += span
+        top = span if not count or span > top else top
+        count += 1
+    return count, total, top
+
+
+def _state_held(conn: Connection, state: State, capture_end_ns: int) -> tuple[bool, int, int]:
+    """(held, longest ns, total ns): did an endpoint hold ``state``; its longest period
+    (of either endpoint); the longer endpoint's total (``state_seconds`` in ns)."""
+    c_count, c_total, c_top = _state_periods(conn, "client", state, capture_end_ns)
+    s_count, s_total, s_top = _state_periods(conn, "server", state, capture_end_ns)
+    if not s_count:
+        return bool(c_count), c_top, c_total
+    if not c_count:
+        return True, s_top, s_total
+    return True, max(c_top, s_top), max(c_total, s_total)
+
+
 def _held_ns(tr: _Trace, capture_end_ns: int) -> dict[State, int]:
     """For each state of ``_HELD`` an endpoint was in: ``state_seconds`` in nanoseconds.
 
-    The longer of the two endpoints' totals, from the trace's periods.
+    The longer of the two endpoints' totals (``_state_held``).
     """
-    tr.periods(capture_end_ns)
-    return tr.held
+    out = {}
+    for state in (_CLOSE_WAIT, _FIN_WAIT_2, _TIME_WAIT):
+        held, _, total = _state_held(tr.conn, state, capture_end_ns)
+        if held:
+            out[state] = total
+    return out
 
 
 def _left_by(event: Event | None, peer: str) -> str:
@@ -1587,14 +1680,13 @@ def _left_by(event: Event | None, peer: str) -> str:
 
 def _linger_findings(tr: _Trace, config: Config, capture_end_ns: int) -> list[Finding]:
     """``_lingering``, skipped when no period is over its threshold (its only finding)."""
-    tr.periods(capture_end_ns)
-    longest = tr.longest
-    for state, limit in (
-        (_CLOSE_WAIT, config.close_wait_linger_s),
-        (_FIN_WAIT_2, config.fin_wait_2_linger_s),
-    ):
-        if state in longest and not longest[state] <= limit * _NS:  # _lingering's test
-            return _lingering(tr, config, capture_end_ns)
+    # (_lingering's test, on the longest period of each state)
+    held, longest, _ = _state_held(tr.conn, _CLOSE_WAIT, capture_end_ns)
+    if held and not longest <= config.close_wait_linger_s * _NS:
+        return _lingering(tr, config, capture_end_ns)
+    held, longest, _ = _state_held(tr.conn, _FIN_WAIT_2, capture_end_ns)
+    if held and not longest <= config.fin_wait_2_linger_s * _NS:
+        return _lingering(tr, config, capture_end_ns)
     return []
 
 
@@ -1680,7 +1772,7 @@ def _close_findings(tr: _Trace, config: Config, capture_end_ns: int) -> list[Fin
         acks = [
             j
             for role, g in groups.items()
-            for j in _acks_between(tr, _other(role), g[0].fin_seq, g[0].copies[0], len(tr.steps))[
+            for j in _acks_between(tr, _other(role), g[0].fin_seq, g[0].copies[0], len(tr.flags))[
                 :1
             ]
         ]
@@ -1711,10 +1803,10 @@ def _close_findings(tr: _Trace, config: Config, capture_end_ns: int) -> list[Fin
 def _half_close(tr: _Trace, closer: str, fin_i: int) -> list[Finding]:
     """Data the other side sent after ``closer``'s FIN and ``closer`` acknowledged."""
     other = _other(closer)
-    nbytes, idx = _new_data_after(tr, other, fin_i, len(tr.steps))
+    nbytes, idx = _new_data_after(tr, other, fin_i, len(tr.flags))
     if not nbytes:
         return []
-    top_ack = _max_ack(tr, closer, fin_i, len(tr.steps))
+    top_ack = _max_ack(tr, closer, fin_i, len(tr.flags))
     data = [tr.steps[j].seg for j in idx]
     acked = sum(
         s.payload_len
@@ -1747,7 +1839,7 @@ def _half_close(tr: _Trace, closer: str, fin_i: int) -> list[Finding]:
 def _open_at_end(tr: _Trace, capture_end_ns: int) -> list[Finding]:
     conn = tr.conn
     c, s = conn.client.state, conn.server.state
-    if c in _DONE or s in _DONE or not tr.steps:
+    if c in _DONE or s in _DONE or not tr.flags:
         return []
     if c is State.SYN_SENT and s in (State.LISTEN, State.CLOSED, State.UNKNOWN):
         return []  # a SYN nobody answered: syn_unanswered says it
@@ -2013,12 +2105,12 @@ def _teardown_columns(
         peer_first = peer[0].copies[0]
         for g in mine:
             if peer_first < g.copies[0]:
-                hi = g.copies[1] if len(g.copies) > 1 else len(tr.steps)
+                hi = g.copies[1] if len(g.copies) > 1 else len(tr.flags)
                 first_ack = _first_ack_between(tr, peer_role, g.fin_seq, g.copies[0], hi)
                 final_seen = first_ack is not None
     rst_from = ""
     if tr.rsts:
-        rst_roles = {tr.roles[i] for i in tr.rsts}
+        rst_roles = {"client" if tr.directions[i] else "server" for i in tr.rsts}
         rst_from = "both" if len(rst_roles) == 2 else rst_roles.pop()
     causes: list[str] = []
     lost = False
@@ -2035,7 +2127,16 @@ def _teardown_columns(
     if prev is not None:
         gap_ns, _, cut_short = _reuse_facts(conn, prev)
         gap, within = seconds(gap_ns), cut_short
-    held = _held_ns(tr, capture_end_ns)
+    close_wait = fin_wait_2 = time_wait = None
+    held, _, total = _state_held(conn, _CLOSE_WAIT, capture_end_ns)
+    if held:
+        close_wait = seconds(total)
+    held, _, total = _state_held(conn, _FIN_WAIT_2, capture_end_ns)
+    if held:
+        fin_wait_2 = seconds(total)
+    held, _, total = _state_held(conn, _TIME_WAIT, capture_end_ns)
+    if held:
+        time_wait = seconds(total)
     return {
         "client_fin_retransmits": retx["client"],
         "server_fin_retransmits": retx["server"],
@@ -2048,7 +2149,7 @@ def _teardown_columns(
         "reuse_gap_s": gap,
         "reuse_within_time_wait": within,
         "stale_segments": stale,
-        "close_wait_s": seconds(held[_CLOSE_WAIT]) if _CLOSE_WAIT in held else None,
-        "fin_wait_2_s": seconds(held[_FIN_WAIT_2]) if _FIN_WAIT_2 in held else None,
-        "time_wait_s": seconds(held[_TIME_WAIT]) if _TIME_WAIT in held else None,
+        "close_wait_s": close_wait,
+        "fin_wait_2_s": fin_wait_2,
+        "time_wait_s": time_wait,
     }
