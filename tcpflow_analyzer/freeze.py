@@ -80,6 +80,13 @@ _AT_END: Final = ("client_state_at_end", "server_state_at_end", "time_wait_s")
 _TIMED_CODES: Final = frozenset({Code.FIN_RETRANSMIT, Code.SYN_UNANSWERED})
 
 
+# The most buffers os.pwritev takes at once (IOV_MAX on Linux and the BSDs).
+_IOV_MOST: Final = 1024
+
+# The least a read reads ahead, when it does (see Spill).
+_AHEAD_LEAST: Final = 16 << 10
+
+
 class SpillError(Exception):
     """A spill file could not be written (the message names the directory)."""
 
@@ -95,24 +102,44 @@ class Spill:
     disk used follows the connections frozen at one time, not the capture's
     length. An offset carries its file's number in its high bits.
 
-    Records are gathered in memory and written ``buffer_bytes`` at a time
-    (``os.pwrite``); one is read back with a single ``os.pread``, or from the
-    buffer if it has not been written yet. No file position is kept, so a
-    read between two writes costs no seek.
+    Records are gathered in memory, as they were put (no copy made), and
+    written ``buffer_bytes`` at a time (``os.pwritev``). A record is read back
+    from memory if it has not been written yet, else with ``os.pread``, which reads ahead: the
+    records that follow, read in about their order too, are then taken from
+    what it read (the *window*), one read for many. How far it reads ahead
+    adapts: twice as far (up to ``ahead_bytes``) when the next read starts where
+    the window ends, or after a window at least half of whose bytes read ahead
+    were taken back before the next read; half as far after one that was not,
+    so records read in no order cost a read each and little more than their
+    own bytes. No file position is kept, so a read between two writes costs no
+    seek.
     """
 
     _SHIFT = 40  # a file holds less than 2**40 bytes
 
-    def __init__(self, file_bytes: int = 64 << 20, buffer_bytes: int = 1 << 20) -> None:
+    def __init__(
+        self, file_bytes: int = 64 << 20, buffer_bytes: int = 1 << 20, ahead_bytes: int = 1 << 20
+    ) -> None:
         self._file_bytes = file_bytes
         self._buffer_bytes = buffer_bytes
+        self._ahead_most = ahead_bytes
+        self._ahead = min(_AHEAD_LEAST, ahead_bytes)  # bytes the next read reads ahead
+        self._window = b""  # bytes read from file _window_number at _window_at
+        self._window_number = -1
+        self._window_at = 0
+        self._window_taken = 0  # bytes of the window's records taken back
+        self._window_first = 0  # bytes of the record it was read for
         self._files: dict[int, Any] = {}  # number -> open file
         self._fds: dict[int, int] = {}  # number -> its descriptor
         self._live: dict[int, int] = {}  # number -> records not yet released
         self._current = -1
         self._end = 0  # bytes put in the current file (written or still buffered)
         self._written = 0  # bytes of the current file written to it
-        self._buffer = bytearray()  # the current file's bytes from _written to _end
+        # The current file's records from _written to _end, not written yet: their
+        # parts in order, and each record's parts by its place in the file.
+        self._parts: list[bytes] = []
+        self._pending: dict[int, tuple[bytes, bytes]] = {}
+        self._filled = 0  # their bytes
         self.size = 0  # bytes put, all files
         self.peak = 0  # bytes held on disk at most (files not yet closed)
         self._held = 0
@@ -129,55 +156,89 @@ class Spill:
         self._sizes[self._current] = 0
         self._end = self._written = 0
 
-    def put(self, data: bytes) -> tuple[int, int]:
+    def put(self, data: bytes, more: bytes = b"") -> tuple[int, int]:
+        """Put the record ``data + more`` (two parts: no copy made to join them)."""
         try:
-            return self._put(data)
+            return self._put(data, more)
         except OSError as exc:
             where = tempfile.gettempdir()
             raise SpillError(f"cannot write a temporary file in {where}: {exc}") from exc
 
-    def _put(self, data: bytes) -> tuple[int, int]:
-        if self._end and self._end + len(data) > self._file_bytes:
+    def _put(self, data: bytes, more: bytes) -> tuple[int, int]:
+        n = len(data) + len(more)
+        if self._end and self._end + n > self._file_bytes:
             self._write()
             done = self._current
             self._new_file()
             self._drop_if_empty(done)
-        ref = ((self._current << self._SHIFT) | self._end, len(data))
-        self._buffer += data
-        self._end += len(data)
+        ref = ((self._current << self._SHIFT) | self._end, n)
+        self._pending[self._end] = (data, more)
+        self._parts.append(data)
+        if more:
+            self._parts.append(more)
+        self._filled += n
+        self._end += n
         self._live[self._current] += 1
-        self._sizes[self._current] += len(data)
-        self.size += len(data)
-        self._held += len(data)
+        self._sizes[self._current] += n
+        self.size += n
+        self._held += n
         self.peak = max(self.peak, self._held)
-        if len(self._buffer) >= self._buffer_bytes:
+        if self._filled >= self._buffer_bytes:
             self._write()
         return ref
 
     def _write(self) -> None:
-        """Write the buffer to the current file."""
-        fd, view = self._fds[self._current], memoryview(self._buffer)
-        at = self._written
-        while view:
-            n = os.pwrite(fd, view, at)
-            view, at = view[n:], at + n
-        view.release()
-        self._buffer.clear()
+        """Write the records not written yet to the current file (no copy made of them)."""
+        fd, parts, at = self._fds[self._current], self._parts, self._written
+        for first in range(0, len(parts), _IOV_MOST):
+            some = parts[first : first + _IOV_MOST]
+            size = sum([len(part) for part in some])
+            n = os.pwritev(fd, some, at)
+            if n < size:  # the rest one piece at a time
+                rest = b"".join(some)[n:]
+                while rest:
+                    done = os.pwrite(fd, rest, at + n)
+                    rest, n = rest[done:], n + done
+            at += size
+        parts.clear()
+        self._pending.clear()
+        self._filled = 0
         self._written = self._end
 
     def get(self, ref: tuple[int, int]) -> bytes:
         offset, length = ref
         number, at = offset >> self._SHIFT, offset & ((1 << self._SHIFT) - 1)
         if number == self._current and at >= self._written:
-            start = at - self._written
-            return bytes(self._buffer[start : start + length])
-        data: bytes = os.pread(self._fds[number], length, at)
+            data, more = self._pending[at]
+            return data + more
+        start = at - self._window_at
+        if number == self._window_number and 0 <= start <= len(self._window) - length:
+            self._window_taken += length
+            return self._window[start : start + length]
+        return self._read(number, at, length)
+
+    def _read(self, number: int, at: int, length: int) -> bytes:
+        """A record not in the window, and a new window from it."""
+        window = self._window
+        went_on = number == self._window_number and at == self._window_at + len(window)
+        first = self._window_first  # the bytes read for the record, then those ahead
+        ahead, taken = len(window) - first, self._window_taken - first
+        if went_on or (ahead and taken * 2 >= ahead):
+            self._ahead = min(max(self._ahead * 2, _AHEAD_LEAST), self._ahead_most)
+        elif ahead:
+            self._ahead //= 2
+        # What the file holds (the current one: what was written of it).
+        held = self._written if number == self._current else self._sizes[number]
+        want = max(length, min(length + self._ahead, held - at))
+        data: bytes = os.pread(self._fds[number], want, at)
         while len(data) < length:
-            more: bytes = os.pread(self._fds[number], length - len(data), at + len(data))
+            more: bytes = os.pread(self._fds[number], want - len(data), at + len(data))
             if not more:
                 raise SpillError(f"a temporary file ended early ({at + len(data)} bytes)")
             data += more
-        return data
+        self._window, self._window_number, self._window_at = data, number, at
+        self._window_taken = self._window_first = length
+        return data[:length] if len(data) > length else data
 
     def release(self, ref: tuple[int, int]) -> None:
         """The record at ``ref`` will not be read again."""
@@ -187,6 +248,8 @@ class Spill:
 
     def _drop_if_empty(self, number: int) -> None:
         if number != self._current and self._live.get(number) == 0:
+            if number == self._window_number:
+                self._window, self._window_number = b"", -1
             self._files.pop(number).close()
             del self._fds[number]
             del self._live[number]
@@ -202,7 +265,10 @@ class Spill:
             f.close()
         self._files.clear()
         self._fds.clear()
-        self._buffer.clear()
+        self._parts.clear()
+        self._pending.clear()
+        self._filled = 0
+        self._window, self._window_number = b"", -1
 
 
 def _finding_values(found: list[Finding]) -> tuple[tuple[Any, ...], ...]:
