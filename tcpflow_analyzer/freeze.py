@@ -12,26 +12,28 @@ closed one, so the memory they take is what decides whether memory is flat.
 In a streamed analysis (``stream.py``) the tracker *freezes* a closed
 connection once it has been quiet for ``Config.freeze_after_s``:
 
-1. Its rows are made at once (``api.connection_rows``, the code the normal
-   retirement runs). They can depend on the time ``R`` at which the
-   connection is retired in one way only: an endpoint still in TIME_WAIT
-   leaves it at its deadline ``d`` if ``R >= d``, and otherwise its
-   ``time_wait_s`` runs to ``R``. So the rows are made as of now, with what
-   changes at ``d`` kept beside them: the tracker applies the expiry, and the
-   end states and the expiry's ``transitions`` rows (``report.record_rows``)
-   are taken from it; ``time_wait_s`` is recomputed for ``min(R, d)`` from the
-   state's parts (``findings.state_parts``). Nothing else in a closed
-   connection's rows moves with ``R``, except findings whose text measures
-   time up to the capture's end (a FIN or SYN never answered): such a
-   connection is not frozen, nor one with two TIME_WAIT deadlines pending
-   (a simultaneous close), a previous incarnation still attached, or two
-   VLANs.
+1. Its rows are made at once (the caller's ``made``: in ``stream.py``,
+   ``rows.RowTexts.retired``, the code the normal retirement runs). They can
+   depend on the time ``R`` at which the connection is retired in one way only:
+   an endpoint still in TIME_WAIT leaves it at its deadline ``d`` if ``R >=
+   d``, and otherwise its ``time_wait_s`` runs to ``R``. So the rows are made
+   as of now, with what changes at ``d`` kept beside them: the tracker applies
+   the expiry, and the end states and the text of the expiry's ``transitions``
+   rows (the caller's ``more``) are taken from it; ``time_wait_s`` is
+   recomputed for ``min(R, d)`` from the state's parts
+   (``findings.state_parts``). Nothing else in a closed connection's rows moves
+   with ``R``, except findings whose text measures time up to the capture's end
+   (a FIN or SYN never answered): such a connection is not frozen, nor one with
+   two TIME_WAIT deadlines pending (a simultaneous close), a previous
+   incarnation still attached, or two VLANs.
 2. The rows of the other tables are made into their text at once (the
-   caller's ``texts``: the CSV lines, joined), since only the connection's
-   row can change. That row, the texts and the packed trace
-   (``compact.Trace``) go to a spill file as two ``marshal`` records, the
-   trace last, as retiring does not read it; memory keeps a :class:`Frozen`
-   record of about 200 bytes in the connection's place.
+   CSV lines, joined), since only the connection's row can change; the
+   connection's line is cut around the fields that can. The values of that
+   row the summary reads (``report.SUMMARY_READS``, as a tuple), the pieces
+   of its line, the texts and the packed trace (``compact.Trace``) go to a
+   spill file as two ``marshal`` records, the trace last, as retiring does
+   not read it; memory keeps a :class:`Frozen` record of about 200 bytes in
+   the connection's place.
 3. Retired at ``R``, the record emits its rows as they are at ``R`` (``R``
    before the freezing time, possible when timestamps go backwards, thaws it
    first). A segment on its 4-tuple *thaws* it:
@@ -56,25 +58,30 @@ from typing import TYPE_CHECKING, Any, Final
 from .compact import Frozen, Trace
 from .csvtext import EOL, LineFormat
 from .findings import Code, Finding, seconds_from_parts, state_parts
-from .report import SUMMARY_READS, record_rows
+from .report import SUMMARY_READS
 from .segment import Segment
 from .states import State
 
 if TYPE_CHECKING:
-    from .tracker import Connection
+    from .tracker import Connection, TransitionRecord
 
 __all__ = ["RowFreezer", "Spill", "SpillError"]
 
-Rows = dict[str, list[dict[str, Any]]]
-RowsFn = Callable[["Connection"], tuple[Rows, list[Finding]]]
-# The text of rows by table (a table without rows may be left out).
-TextsFn = Callable[[Rows], dict[str, str]]
+# A connection's row (every column of ``connections``), the text of its rows of
+# the other tables by table (lines joined by EOL; a table without rows left out;
+# none when there is no output but the summary), its findings.
+MadeFn = Callable[["Connection"], tuple[dict[str, Any], dict[str, str], list[Finding]]]
+# The text of the transition rows of some of a connection's records ("" for none).
+MoreFn = Callable[["Connection", list["TransitionRecord"]], str]
 # The connection's row (at least report.SUMMARY_READS), the texts of its rows, its findings.
 EmitFn = Callable[[dict[str, Any], dict[str, str], list[Finding]], None]
 
 # The connection row's columns that move with the retirement time (see the module
 # docstring), in column order.
 _AT_END: Final = ("client_state_at_end", "server_state_at_end", "time_wait_s")
+
+# A row with the keys the summary reads (copied, then its values set).
+_SUMMARY_ROW: Final[dict[str, Any]] = dict.fromkeys(SUMMARY_READS)
 
 # Findings whose text measures time up to the capture's end.
 _TIMED_CODES: Final = frozenset({Code.FIN_RETRANSMIT, Code.SYN_UNANSWERED})
@@ -275,7 +282,7 @@ def _finding_values(found: list[Finding]) -> tuple[tuple[Any, ...], ...]:
     return tuple(
         (
             f.conn_id,
-            f.code.value,
+            f.code._value_,
             f.endpoint,
             f.frame,
             f.ts_ns,
@@ -299,21 +306,21 @@ def _closed(*args: Any) -> Any:
 class RowFreezer:
     """Makes the rows of connections the tracker freezes, and emits them when retired.
 
-    ``rows(conn)`` makes a connection's rows and findings; ``texts(rows)`` the
-    text its rows take in the output (lines joined by ``csvtext.EOL``; a table
-    without rows may be left out), and ``line`` the connection row's line;
-    both None when there is no output but the summary. The texts are made at
-    freezing and kept as text: only the connection's row changes by retirement,
-    and its line is kept cut around the fields that change (``_AT_END``).
+    ``made(conn)`` makes a connection's row, the text of its other rows and
+    its findings (``MadeFn``); ``more(conn, records)`` the text of some of its
+    transition records' rows, and ``line`` the connection row's line; both None
+    when there is no output but the summary. The texts are made at freezing and
+    kept as text: only the connection's row changes by retirement, and its line
+    is kept cut around the fields that change (``_AT_END``).
     ``emit(row, texts, findings)`` takes a retired connection's results; the
     row holds the columns of ``report.SUMMARY_READS``.
     """
 
     def __init__(
-        self, rows: RowsFn, texts: TextsFn | None, line: LineFormat | None, emit: EmitFn
+        self, made: MadeFn, more: MoreFn | None, line: LineFormat | None, emit: EmitFn
     ) -> None:
-        self._rows = rows
-        self._texts = texts
+        self._made = made
+        self._more = more
         self._line = line
         self._emit = emit
         self.spill = Spill()
@@ -333,14 +340,12 @@ class RowFreezer:
         ``expire(d)`` applies the expiries due at ``d`` to ``conn``.
         """
         conn.retired_ns = now_ns
-        rows_a, found_a = self._rows(conn)
+        row, texts, found_a = self._made(conn)
         if any(f.code in _TIMED_CODES for f in found_a):
             conn.retired_ns = None
             return None
         trace: Any = conn.trace.dump()
         tw_parts = state_parts(conn, State.TIME_WAIT)
-        (row,) = rows_a.pop("connections")
-        texts = self._texts(rows_a) if self._texts is not None else {}
         line = self._line
         # Without a deadline nothing in the row moves: a line with no holes.
         holes = _AT_END if deadline is not None else ()
@@ -351,40 +356,49 @@ class RowFreezer:
             # the expiry's transitions and the end states; time_wait_s from tw_parts.
             before = len(conn.transitions)
             expire(deadline)
-            more = {"transitions": record_rows(conn, conn.transitions[before:])}
+            more = self._more
             expired = (
-                conn.client.state.value,
-                conn.server.state.value,
-                self._texts(more).get("transitions", "") if self._texts is not None else "",
+                conn.client.state._value_,
+                conn.server.state._value_,
+                more(conn, conn.transitions[before:]) if more is not None else "",
             )
-        summary_row = {c: row[c] for c in SUMMARY_READS}
-        record = (summary_row, pieces, texts, expired, tw_parts, _finding_values(found_a))
+        # The row's values read by the summary (their names are SUMMARY_READS).
+        summary = tuple([row[c] for c in SUMMARY_READS])
+        record = (summary, pieces, texts, expired, tw_parts, _finding_values(found_a))
         # The trace last: retiring reads the record alone (marshal.loads ignores what
         # follows), thawing reads both.
-        ref = self.spill.put(marshal.dumps(record) + marshal.dumps(trace))
+        ref = self.spill.put(marshal.dumps(record), marshal.dumps(trace))
         self.frozen += 1
         return Frozen(conn, now_ns, deadline, ref)
 
     def retire(self, frozen: Frozen, now_ns: int) -> None:
         """Emit the rows of ``frozen`` retired at ``now_ns`` (>= its freezing time)."""
         record = marshal.loads(self.spill.get(frozen.ref))
-        row, pieces, texts, expired, tw_parts, found = record
+        summary: tuple[Any, ...] = record[0]
+        pieces: list[str] | None = record[1]
+        texts: dict[str, str] = record[2]
         self.spill.release(frozen.ref)
+        # The row the summary reads: a copy of a dict with its keys (no growing).
+        row = _SUMMARY_ROW.copy()
+        for i in range(len(SUMMARY_READS)):
+            row[SUMMARY_READS[i]] = summary[i]
         deadline = frozen.deadline
-        at_end: dict[str, Any] = {}  # the line's holes and their values: _AT_END's, or none
+        fields: list[str] = []  # the line's holes' fields: _AT_END's, or none
         if deadline is not None:
+            client, server, more = record[3]
             if now_ns >= deadline:
-                row["client_state_at_end"], row["server_state_at_end"], more = expired
+                row["client_state_at_end"], row["server_state_at_end"] = client, server
                 if more:
                     had = texts.get("transitions")
                     texts["transitions"] = had + EOL + more if had else more
-            time_wait_s = seconds_from_parts(tw_parts, min(now_ns, deadline))
-            values = (row["client_state_at_end"], row["server_state_at_end"], time_wait_s)
-            at_end = dict(zip(_AT_END, values, strict=True))
-        line = self._line
-        if line is not None:
-            fields = [line.field(name, value) for name, value in at_end.items()]
-            texts["connections"] = line.fill(pieces, fields)
+            time_wait_s = seconds_from_parts(record[4], min(now_ns, deadline))
+            line = self._line
+            if line is not None:
+                values = (row["client_state_at_end"], row["server_state_at_end"], time_wait_s)
+                fields = [line.field(_AT_END[i], values[i]) for i in range(len(_AT_END))]
+        if self._line is not None and pieces is not None:
+            texts["connections"] = self._line.fill(pieces, fields)
+        found = record[5]
         self._emit(row, texts, _findings(found) if found else [])
 
     def segments(self, frozen: Frozen) -> list[Segment]:
@@ -400,5 +414,5 @@ class RowFreezer:
         """Close the spill files; the callbacks are dropped (they are the owner's
         methods: kept, they would make a reference cycle of the two)."""
         self.spill.close()
-        self._rows = self._emit = _closed
-        self._texts = None
+        self._made = self._emit = _closed
+        self._more = None
