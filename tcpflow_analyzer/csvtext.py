@@ -32,9 +32,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, cast
 
-from .findings import seconds
-
-__all__ = ["EOL", "LineFormat", "float_text", "needs_quotes", "quoted", "seconds_text"]
+__all__ = ["EOL", "LineFormat", "float_text", "int_text", "needs_quotes", "quoted"]
 
 # The line end to_csv writes (and the streamed tables join their lines with).
 EOL: Final = os.linesep
@@ -72,64 +70,63 @@ def quoted(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
-# float_text's range: repr writes values below 1e-4 with an exponent; below 2**32 two
-# doubles are less than 1e-6 apart (the spacing there is at most 2**-21).
-_MICRO_LOW: Final = 1e-4
-_MICRO_HIGH: Final = 4294967296.0
-_MICROS_LOW: Final = 100  # the range in microseconds
-_MICROS_HIGH: Final = 4294967296 * 1_000_000
-_ZEROS: Final = ("", "0", "00", "000", "0000", "00000")
+# The texts of small integers (counts, ports, flags: most integer fields), made once.
+_SMALL_INTS: Final = [str(i) for i in range(1024)]
+
+
+def int_text(value: int) -> str:
+    """The field of an integer (``Int64`` column): ``str(value)``."""
+    return _SMALL_INTS[value] if 0 <= value < 1024 else str(value)
+
+
+# Three digits, with leading zeros; and with trailing zeros dropped too.
+_DIGITS: Final = [f"{i:03}" for i in range(1000)]
+_DIGITS_LEFT: Final = [f"{i:03}".rstrip("0") for i in range(1000)]
 
 
 def float_text(value: float) -> str:
-    """``repr(value)``, made from an integer when ``value`` is a whole number of microseconds.
+    """The field of a float (``float64`` column): its ``repr``; NaN (missing) as "".
 
-    A time or duration from a pcap's microsecond timestamps is the double ``v``
-    nearest to a decimal ``d`` with six decimals (``m / 1e6``: both exact, one
-    rounding). ``repr`` writes the shortest decimal that reads back as ``v``
-    (the nearest to ``v`` among the shortest). ``d`` reads back as ``v``. Any
-    other decimal of at most six decimals is at least 1e-6 from ``d``, so more
-    than 1e-6 - ulp/2 from ``v``; between 1e-4 and 2**32 the spacing of doubles
-    (ulp) is below 1e-6, so that is more than ulp/2: it reads back as another
-    double. So ``repr(v)`` is ``d`` without trailing zeros (one digit kept after
-    the point), written here from the integer ``m`` without the shortest-digits
-    search (``dtoa``), which took about 7% of a streamed analysis's instructions.
-    Other values (nanosecond times, outside the range, not a float of a whole
-    number of microseconds) are ``repr``'s.
+    ``repr`` is slow (it looks for the fewest digits that read back as the
+    float), and most floats of the tables are times in microseconds (seconds
+    with at most six decimals: timestamps, durations). Such a float's text is
+    made from its whole microseconds ``u`` when ``value`` is the double nearest
+    ``D = u / 10**6`` (``u / 1e6`` is that double: a division of exact doubles,
+    rounded once). Then ``D``'s digits read back as ``value``, and ``repr``,
+    which writes the fewest digits that do, writes ``D`` (``s`` significant
+    digits, ``k <= 6`` after the point, trailing zeros dropped) unless another
+    number ``T`` of at most ``s`` digits reads back as ``value`` too. ``T``
+    would be within one unit in the last place of ``value`` (``ulp``) of ``D``:
+    ``|T - D| <= ulp <= 2**-21`` (``value < 2**32``). If ``T >= 1`` has as many
+    digits before the point as ``D`` or more, it has at most ``k`` after it, so
+    ``T`` and ``D`` are multiples of ``10**-k >= 10**-6 > ulp``: ``T == D``.
+    With fewer, ``T < 10**(m - 1) <= D`` (``m`` digits before the point), so
+    ``D`` is a power of ten plus less than ``ulp``: a whole number (``k = 0``,
+    whose ``repr`` is ``N.0``). And below 1 ``s <= 6``: up to 15 digits survive
+    the trip through a double, so no other such number reads back as
+    ``value``. ``repr`` sets the digits out as here: in exponent notation below
+    ``1e-4`` (``5e-06``, ``1.5e-05``), with a point up to ``1e16``. Anything
+    else takes ``repr``.
     """
-    if _MICRO_LOW <= value < _MICRO_HIGH:
-        micros = int(value * 1e6 + 0.5)
-        if micros / 1e6 == value:
-            return _micros_text(micros)
-    return repr(value)
-
-
-def seconds_text(ns: int) -> str:
-    """``float_text(findings.seconds(ns))``: from the integer alone for whole microseconds.
-
-    ``seconds(ns)`` is the double nearest to ``ns / 10**9``; for a multiple of
-    1000 that is ``m / 1e6`` with ``m = ns // 1000``, whose text ``float_text``
-    makes from ``m`` (see there) when it is in the range.
-    """
-    if ns % 1000 == 0:
-        micros = ns // 1000
-        if _MICROS_LOW <= micros < _MICROS_HIGH:
-            return _micros_text(micros)
-    return float_text(seconds(ns))
-
-
-def _micros_text(micros: int) -> str:
-    """``micros / 1e6`` as a decimal: at least one digit after the point, no trailing zeros."""
-    whole = micros // 1_000_000
-    frac = micros - whole * 1_000_000
-    if frac == 0:
-        return f"{whole}.0"
-    width = 6
-    while frac % 10 == 0:
-        frac //= 10
-        width -= 1
-    digits = str(frac)
-    return f"{whole}.{_ZEROS[width - len(digits)]}{digits}"
+    if 0.0 < value < 4e9:  # u < 2**53: an exact double
+        micros = int(value * 1e6 + 0.5)  # u, if value is the double nearest u / 10**6
+        if float(micros) / 1e6 == value:
+            if micros < 10:
+                return f"{micros}e-06"
+            if micros < 100:
+                tens, ones = micros // 10, micros % 10
+                return f"{tens}.{ones}e-05" if ones else f"{tens}e-05"
+            whole = micros // 1_000_000
+            frac = micros % 1_000_000
+            if frac == 0:
+                return f"{whole}.0"
+            # The six digits after the point, trailing zeros dropped, three at a time.
+            low = frac % 1000
+            high = frac // 1000
+            if low:
+                return f"{whole}.{_DIGITS[high]}{_DIGITS_LEFT[low]}"
+            return f"{whole}.{_DIGITS_LEFT[high]}"
+    return "" if value != value else repr(value)
 
 
 def header_line(names: list[str]) -> str:
@@ -163,6 +160,9 @@ class LineFormat:
     def fields(self, row: Mapping[str, Any]) -> list[str]:
         """The field texts of ``row`` (a dict with every column), in column order."""
         names = self.names
+        if type(row) is dict:  # (a dict's items are read for less)
+            items = cast(dict[str, Any], row)
+            return [self._field(items[names[i]], i) for i in range(len(names))]
         return [self._field(row[names[i]], i) for i in range(len(names))]
 
     def field(self, name: str, value: object) -> str:
@@ -176,13 +176,13 @@ class LineFormat:
         if value is None:
             return ""
         if kind == _TEXT and t is str:
-            return self._text(cast(str, value))
+            return self.text(cast(str, value))
         if kind == _INT and t is int:
-            return str(value)
+            return int_text(cast(int, value))
         if kind == _FLOAT and t is float:
-            return "" if value != value else float_text(cast(float, value))
+            return float_text(cast(float, value))
         if kind == _FLOAT and t is int:
-            return float_text(float(cast(int, value)))
+            return repr(float(cast(int, value)))
         if kind == _BOOL and t is bool:
             return "True" if value else "False"
         return self._fallback(value, self.dtypes[i])
@@ -195,17 +195,16 @@ class LineFormat:
         field gives the line of the row with that value.
         """
         fields = self.fields(row)
-        at = [self._index[h] for h in holes]
         pieces: list[str] = []
         start = 0
-        for k, i in enumerate(at):
+        for i in [self._index[h] for h in holes]:
             # The commas beside a hole go with the pieces: none before the first
             # field, none after the last.
-            lead = [""] if k else []
-            pieces.append(",".join([*lead, *fields[start:i], ""]))
+            before = ",".join(fields[start:i]) + "," if i > start else ""
+            pieces.append("," + before if pieces else before)
             start = i + 1
-        rest = fields[start:]
-        pieces.append(",".join(["", *rest]) if at else ",".join(rest))
+        rest = ",".join(fields[start:])
+        pieces.append("," + rest if pieces and start < len(fields) else rest)
         return pieces
 
     @staticmethod
@@ -217,7 +216,8 @@ class LineFormat:
             out.append(pieces[k + 1])
         return "".join(out)
 
-    def _text(self, value: str) -> str:
+    def text(self, value: str) -> str:
+        """The field of a text (``string`` column)."""
         texts = self._texts
         field = texts.get(value)
         if field is None:

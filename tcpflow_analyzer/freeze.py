@@ -12,26 +12,28 @@ closed one, so the memory they take is what decides whether memory is flat.
 In a streamed analysis (``stream.py``) the tracker *freezes* a closed
 connection once it has been quiet for ``Config.freeze_after_s``:
 
-1. Its rows are made at once (``api.connection_rows``, the code the normal
-   retirement runs). They can depend on the time ``R`` at which the
-   connection is retired in one way only: an endpoint still in TIME_WAIT
-   leaves it at its deadline ``d`` if ``R >= d``, and otherwise its
-   ``time_wait_s`` runs to ``R``. So the rows are made as of now, with what
-   changes at ``d`` kept beside them: the tracker applies the expiry, and the
-   end states and the expiry's ``transitions`` rows (``report.record_rows``)
-   are taken from it; ``time_wait_s`` is recomputed for ``min(R, d)`` from the
-   state's parts (``findings.state_parts``). Nothing else in a closed
-   connection's rows moves with ``R``, except findings whose text measures
-   time up to the capture's end (a FIN or SYN never answered): such a
-   connection is not frozen, nor one with two TIME_WAIT deadlines pending
-   (a simultaneous close), a previous incarnation still attached, or two
-   VLANs.
+1. Its rows are made at once (the caller's ``made``: in ``stream.py``,
+   ``rows.RowTexts.retired``, the code the normal retirement runs). They can
+   depend on the time ``R`` at which the connection is retired in one way only:
+   an endpoint still in TIME_WAIT leaves it at its deadline ``d`` if ``R >=
+   d``, and otherwise its ``time_wait_s`` runs to ``R``. So the rows are made
+   as of now, with what changes at ``d`` kept beside them: the tracker applies
+   the expiry, and the end states and the text of the expiry's ``transitions``
+   rows (the caller's ``more``) are taken from it; ``time_wait_s`` is
+   recomputed for ``min(R, d)`` from the state's parts
+   (``findings.state_parts``). Nothing else in a closed connection's rows moves
+   with ``R``, except findings whose text measures time up to the capture's end
+   (a FIN or SYN never answered): such a connection is not frozen, nor one with
+   two TIME_WAIT deadlines pending (a simultaneous close), a previous
+   incarnation still attached, or two VLANs.
 2. The rows of the other tables are made into their text at once (the
-   caller's ``texts``: the CSV lines, joined), since only the connection's
-   row can change. That row, the texts and the packed trace
-   (``compact.Trace``) go to a spill file as two ``marshal`` records, the
-   trace last, as retiring does not read it; memory keeps a :class:`Frozen`
-   record of about 200 bytes in the connection's place.
+   CSV lines, joined), since only the connection's row can change; the
+   connection's line is cut around the fields that can. The values of that
+   row the summary reads (``report.SUMMARY_READS``, as a tuple), the pieces
+   of its line, the texts and the packed trace (``compact.Trace``) go to a
+   spill file as two ``marshal`` records, the trace last, as retiring does
+   not read it; memory keeps a :class:`Frozen` record of about 200 bytes in
+   the connection's place.
 3. Retired at ``R``, the record emits its rows as they are at ``R`` (``R``
    before the freezing time, possible when timestamps go backwards, thaws it
    first). A segment on its 4-tuple *thaws* it:
@@ -56,19 +58,21 @@ from typing import TYPE_CHECKING, Any, Final
 from .compact import Frozen, Trace
 from .csvtext import EOL, LineFormat
 from .findings import Code, Finding, seconds_from_parts, state_parts
-from .report import SUMMARY_READS, record_rows
+from .report import SUMMARY_READS
 from .segment import Segment
 from .states import State
 
 if TYPE_CHECKING:
-    from .tracker import Connection
+    from .tracker import Connection, TransitionRecord
 
 __all__ = ["RowFreezer", "Spill", "SpillError"]
 
-Rows = dict[str, list[dict[str, Any]]]
-RowsFn = Callable[["Connection"], tuple[Rows, list[Finding]]]
-# The text of rows by table (a table without rows may be left out).
-TextsFn = Callable[[Rows], dict[str, str]]
+# A connection's row (every column of ``connections``), the text of its rows of
+# the other tables by table (lines joined by EOL; a table without rows left out;
+# none when there is no output but the summary), its findings.
+MadeFn = Callable[["Connection"], tuple[dict[str, Any], dict[str, str], list[Finding]]]
+# The text of the transition rows of some of a connection's records ("" for none).
+MoreFn = Callable[["Connection", list["TransitionRecord"]], str]
 # The connection's row (at least report.SUMMARY_READS), the texts of its rows, its findings.
 EmitFn = Callable[[dict[str, Any], dict[str, str], list[Finding]], None]
 
@@ -76,8 +80,18 @@ EmitFn = Callable[[dict[str, Any], dict[str, str], list[Finding]], None]
 # docstring), in column order.
 _AT_END: Final = ("client_state_at_end", "server_state_at_end", "time_wait_s")
 
+# A row with the keys the summary reads (copied, then its values set).
+_SUMMARY_ROW: Final[dict[str, Any]] = dict.fromkeys(SUMMARY_READS)
+
 # Findings whose text measures time up to the capture's end.
 _TIMED_CODES: Final = frozenset({Code.FIN_RETRANSMIT, Code.SYN_UNANSWERED})
+
+
+# The most buffers os.pwritev takes at once (IOV_MAX on Linux and the BSDs).
+_IOV_MOST: Final = 1024
+
+# The least a read reads ahead, when it does (see Spill).
+_AHEAD_LEAST: Final = 16 << 10
 
 
 class SpillError(Exception):
@@ -95,24 +109,44 @@ class Spill:
     disk used follows the connections frozen at one time, not the capture's
     length. An offset carries its file's number in its high bits.
 
-    Records are gathered in memory and written ``buffer_bytes`` at a time
-    (``os.pwrite``); one is read back with a single ``os.pread``, or from the
-    buffer if it has not been written yet. No file position is kept, so a
-    read between two writes costs no seek.
+    Records are gathered in memory, as they were put (no copy made), and
+    written ``buffer_bytes`` at a time (``os.pwritev``). A record is read back
+    from memory if it has not been written yet, else with ``os.pread``, which reads ahead: the
+    records that follow, read in about their order too, are then taken from
+    what it read (the *window*), one read for many. How far it reads ahead
+    adapts: twice as far (up to ``ahead_bytes``) when the next read starts where
+    the window ends, or after a window at least half of whose bytes read ahead
+    were taken back before the next read; half as far after one that was not,
+    so records read in no order cost a read each and little more than their
+    own bytes. No file position is kept, so a read between two writes costs no
+    seek.
     """
 
     _SHIFT = 40  # a file holds less than 2**40 bytes
 
-    def __init__(self, file_bytes: int = 64 << 20, buffer_bytes: int = 1 << 20) -> None:
+    def __init__(
+        self, file_bytes: int = 64 << 20, buffer_bytes: int = 1 << 20, ahead_bytes: int = 1 << 20
+    ) -> None:
         self._file_bytes = file_bytes
         self._buffer_bytes = buffer_bytes
+        self._ahead_most = ahead_bytes
+        self._ahead = min(_AHEAD_LEAST, ahead_bytes)  # bytes the next read reads ahead
+        self._window = b""  # bytes read from file _window_number at _window_at
+        self._window_number = -1
+        self._window_at = 0
+        self._window_taken = 0  # bytes of the window's records taken back
+        self._window_first = 0  # bytes of the record it was read for
         self._files: dict[int, Any] = {}  # number -> open file
         self._fds: dict[int, int] = {}  # number -> its descriptor
         self._live: dict[int, int] = {}  # number -> records not yet released
         self._current = -1
         self._end = 0  # bytes put in the current file (written or still buffered)
         self._written = 0  # bytes of the current file written to it
-        self._buffer = bytearray()  # the current file's bytes from _written to _end
+        # The current file's records from _written to _end, not written yet: their
+        # parts in order, and each record's parts by its place in the file.
+        self._parts: list[bytes] = []
+        self._pending: dict[int, tuple[bytes, bytes]] = {}
+        self._filled = 0  # their bytes
         self.size = 0  # bytes put, all files
         self.peak = 0  # bytes held on disk at most (files not yet closed)
         self._held = 0
@@ -129,55 +163,89 @@ class Spill:
         self._sizes[self._current] = 0
         self._end = self._written = 0
 
-    def put(self, data: bytes) -> tuple[int, int]:
+    def put(self, data: bytes, more: bytes = b"") -> tuple[int, int]:
+        """Put the record ``data + more`` (two parts: no copy made to join them)."""
         try:
-            return self._put(data)
+            return self._put(data, more)
         except OSError as exc:
             where = tempfile.gettempdir()
             raise SpillError(f"cannot write a temporary file in {where}: {exc}") from exc
 
-    def _put(self, data: bytes) -> tuple[int, int]:
-        if self._end and self._end + len(data) > self._file_bytes:
+    def _put(self, data: bytes, more: bytes) -> tuple[int, int]:
+        n = len(data) + len(more)
+        if self._end and self._end + n > self._file_bytes:
             self._write()
             done = self._current
             self._new_file()
             self._drop_if_empty(done)
-        ref = ((self._current << self._SHIFT) | self._end, len(data))
-        self._buffer += data
-        self._end += len(data)
+        ref = ((self._current << self._SHIFT) | self._end, n)
+        self._pending[self._end] = (data, more)
+        self._parts.append(data)
+        if more:
+            self._parts.append(more)
+        self._filled += n
+        self._end += n
         self._live[self._current] += 1
-        self._sizes[self._current] += len(data)
-        self.size += len(data)
-        self._held += len(data)
+        self._sizes[self._current] += n
+        self.size += n
+        self._held += n
         self.peak = max(self.peak, self._held)
-        if len(self._buffer) >= self._buffer_bytes:
+        if self._filled >= self._buffer_bytes:
             self._write()
         return ref
 
     def _write(self) -> None:
-        """Write the buffer to the current file."""
-        fd, view = self._fds[self._current], memoryview(self._buffer)
-        at = self._written
-        while view:
-            n = os.pwrite(fd, view, at)
-            view, at = view[n:], at + n
-        view.release()
-        self._buffer.clear()
+        """Write the records not written yet to the current file (no copy made of them)."""
+        fd, parts, at = self._fds[self._current], self._parts, self._written
+        for first in range(0, len(parts), _IOV_MOST):
+            some = parts[first : first + _IOV_MOST]
+            size = sum([len(part) for part in some])
+            n = os.pwritev(fd, some, at)
+            if n < size:  # the rest one piece at a time
+                rest = b"".join(some)[n:]
+                while rest:
+                    done = os.pwrite(fd, rest, at + n)
+                    rest, n = rest[done:], n + done
+            at += size
+        parts.clear()
+        self._pending.clear()
+        self._filled = 0
         self._written = self._end
 
     def get(self, ref: tuple[int, int]) -> bytes:
         offset, length = ref
         number, at = offset >> self._SHIFT, offset & ((1 << self._SHIFT) - 1)
         if number == self._current and at >= self._written:
-            start = at - self._written
-            return bytes(self._buffer[start : start + length])
-        data: bytes = os.pread(self._fds[number], length, at)
+            data, more = self._pending[at]
+            return data + more
+        start = at - self._window_at
+        if number == self._window_number and 0 <= start <= len(self._window) - length:
+            self._window_taken += length
+            return self._window[start : start + length]
+        return self._read(number, at, length)
+
+    def _read(self, number: int, at: int, length: int) -> bytes:
+        """A record not in the window, and a new window from it."""
+        window = self._window
+        went_on = number == self._window_number and at == self._window_at + len(window)
+        first = self._window_first  # the bytes read for the record, then those ahead
+        ahead, taken = len(window) - first, self._window_taken - first
+        if went_on or (ahead and taken * 2 >= ahead):
+            self._ahead = min(max(self._ahead * 2, _AHEAD_LEAST), self._ahead_most)
+        elif ahead:
+            self._ahead //= 2
+        # What the file holds (the current one: what was written of it).
+        held = self._written if number == self._current else self._sizes[number]
+        want = max(length, min(length + self._ahead, held - at))
+        data: bytes = os.pread(self._fds[number], want, at)
         while len(data) < length:
-            more: bytes = os.pread(self._fds[number], length - len(data), at + len(data))
+            more: bytes = os.pread(self._fds[number], want - len(data), at + len(data))
             if not more:
                 raise SpillError(f"a temporary file ended early ({at + len(data)} bytes)")
             data += more
-        return data
+        self._window, self._window_number, self._window_at = data, number, at
+        self._window_taken = self._window_first = length
+        return data[:length] if len(data) > length else data
 
     def release(self, ref: tuple[int, int]) -> None:
         """The record at ``ref`` will not be read again."""
@@ -187,6 +255,8 @@ class Spill:
 
     def _drop_if_empty(self, number: int) -> None:
         if number != self._current and self._live.get(number) == 0:
+            if number == self._window_number:
+                self._window, self._window_number = b"", -1
             self._files.pop(number).close()
             del self._fds[number]
             del self._live[number]
@@ -202,14 +272,17 @@ class Spill:
             f.close()
         self._files.clear()
         self._fds.clear()
-        self._buffer.clear()
+        self._parts.clear()
+        self._pending.clear()
+        self._filled = 0
+        self._window, self._window_number = b"", -1
 
 
 def _finding_values(found: list[Finding]) -> tuple[tuple[Any, ...], ...]:
     return tuple(
         (
             f.conn_id,
-            f.code.value,
+            f.code._value_,
             f.endpoint,
             f.frame,
             f.ts_ns,
@@ -233,21 +306,21 @@ def _closed(*args: Any) -> Any:
 class RowFreezer:
     """Makes the rows of connections the tracker freezes, and emits them when retired.
 
-    ``rows(conn)`` makes a connection's rows and findings; ``texts(rows)`` the
-    text its rows take in the output (lines joined by ``csvtext.EOL``; a table
-    without rows may be left out), and ``line`` the connection row's line;
-    both None when there is no output but the summary. The texts are made at
-    freezing and kept as text: only the connection's row changes by retirement,
-    and its line is kept cut around the fields that change (``_AT_END``).
+    ``made(conn)`` makes a connection's row, the text of its other rows and
+    its findings (``MadeFn``); ``more(conn, records)`` the text of some of its
+    transition records' rows, and ``line`` the connection row's line; both None
+    when there is no output but the summary. The texts are made at freezing and
+    kept as text: only the connection's row changes by retirement, and its line
+    is kept cut around the fields that change (``_AT_END``).
     ``emit(row, texts, findings)`` takes a retired connection's results; the
     row holds the columns of ``report.SUMMARY_READS``.
     """
 
     def __init__(
-        self, rows: RowsFn, texts: TextsFn | None, line: LineFormat | None, emit: EmitFn
+        self, made: MadeFn, more: MoreFn | None, line: LineFormat | None, emit: EmitFn
     ) -> None:
-        self._rows = rows
-        self._texts = texts
+        self._made = made
+        self._more = more
         self._line = line
         self._emit = emit
         self.spill = Spill()
@@ -267,14 +340,12 @@ class RowFreezer:
         ``expire(d)`` applies the expiries due at ``d`` to ``conn``.
         """
         conn.retired_ns = now_ns
-        rows_a, found_a = self._rows(conn)
+        row, texts, found_a = self._made(conn)
         if any(f.code in _TIMED_CODES for f in found_a):
             conn.retired_ns = None
             return None
         trace: Any = conn.trace.dump()
         tw_parts = state_parts(conn, State.TIME_WAIT)
-        (row,) = rows_a.pop("connections")
-        texts = self._texts(rows_a) if self._texts is not None else {}
         line = self._line
         # Without a deadline nothing in the row moves: a line with no holes.
         holes = _AT_END if deadline is not None else ()
@@ -285,40 +356,49 @@ class RowFreezer:
             # the expiry's transitions and the end states; time_wait_s from tw_parts.
             before = len(conn.transitions)
             expire(deadline)
-            more = {"transitions": record_rows(conn, conn.transitions[before:])}
+            more = self._more
             expired = (
-                conn.client.state.value,
-                conn.server.state.value,
-                self._texts(more).get("transitions", "") if self._texts is not None else "",
+                conn.client.state._value_,
+                conn.server.state._value_,
+                more(conn, conn.transitions[before:]) if more is not None else "",
             )
-        summary_row = {c: row[c] for c in SUMMARY_READS}
-        record = (summary_row, pieces, texts, expired, tw_parts, _finding_values(found_a))
+        # The row's values read by the summary (their names are SUMMARY_READS).
+        summary = tuple([row[c] for c in SUMMARY_READS])
+        record = (summary, pieces, texts, expired, tw_parts, _finding_values(found_a))
         # The trace last: retiring reads the record alone (marshal.loads ignores what
         # follows), thawing reads both.
-        ref = self.spill.put(marshal.dumps(record) + marshal.dumps(trace))
+        ref = self.spill.put(marshal.dumps(record), marshal.dumps(trace))
         self.frozen += 1
         return Frozen(conn, now_ns, deadline, ref)
 
     def retire(self, frozen: Frozen, now_ns: int) -> None:
         """Emit the rows of ``frozen`` retired at ``now_ns`` (>= its freezing time)."""
         record = marshal.loads(self.spill.get(frozen.ref))
-        row, pieces, texts, expired, tw_parts, found = record
+        summary: tuple[Any, ...] = record[0]
+        pieces: list[str] | None = record[1]
+        texts: dict[str, str] = record[2]
         self.spill.release(frozen.ref)
+        # The row the summary reads: a copy of a dict with its keys (no growing).
+        row = _SUMMARY_ROW.copy()
+        for i in range(len(SUMMARY_READS)):
+            row[SUMMARY_READS[i]] = summary[i]
         deadline = frozen.deadline
-        at_end: dict[str, Any] = {}  # the line's holes and their values: _AT_END's, or none
+        fields: list[str] = []  # the line's holes' fields: _AT_END's, or none
         if deadline is not None:
+            client, server, more = record[3]
             if now_ns >= deadline:
-                row["client_state_at_end"], row["server_state_at_end"], more = expired
+                row["client_state_at_end"], row["server_state_at_end"] = client, server
                 if more:
                     had = texts.get("transitions")
                     texts["transitions"] = had + EOL + more if had else more
-            time_wait_s = seconds_from_parts(tw_parts, min(now_ns, deadline))
-            values = (row["client_state_at_end"], row["server_state_at_end"], time_wait_s)
-            at_end = dict(zip(_AT_END, values, strict=True))
-        line = self._line
-        if line is not None:
-            fields = [line.field(name, value) for name, value in at_end.items()]
-            texts["connections"] = line.fill(pieces, fields)
+            time_wait_s = seconds_from_parts(record[4], min(now_ns, deadline))
+            line = self._line
+            if line is not None:
+                values = (row["client_state_at_end"], row["server_state_at_end"], time_wait_s)
+                fields = [line.field(_AT_END[i], values[i]) for i in range(len(_AT_END))]
+        if self._line is not None and pieces is not None:
+            texts["connections"] = self._line.fill(pieces, fields)
+        found = record[5]
         self._emit(row, texts, _findings(found) if found else [])
 
     def segments(self, frozen: Frozen) -> list[Segment]:
@@ -334,5 +414,5 @@ class RowFreezer:
         """Close the spill files; the callbacks are dropped (they are the owner's
         methods: kept, they would make a reference cycle of the two)."""
         self.spill.close()
-        self._rows = self._emit = _closed
-        self._texts = None
+        self._made = self._emit = _closed
+        self._more = None

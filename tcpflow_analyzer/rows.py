@@ -10,6 +10,8 @@ retransmissions, RST causes, reuse, time spent in CLOSE_WAIT/FIN_WAIT_2/TIME_WAI
 come from the detectors (``findings.teardown_facts``). ``add_retired`` appends
 every table's rows for one finished connection (what ``api.analyze_rows`` keeps),
 the same as the per-table functions but reading the connection once.
+``RowTexts`` gives the same as text for a streamed analysis: the connection's
+row (a dict) and the CSV lines of its other rows, made with no row dicts.
 
 This is the per-connection part of the report layer, split from ``report.py``
 (which builds DataFrames with pandas and writes files, and re-exports all of
@@ -27,6 +29,7 @@ from dataclasses import fields
 from typing import Any, Final
 
 from .config import Config
+from .csvtext import EOL, LineFormat, float_text, int_text
 from .findings import (
     Finding,
     TeardownFacts,
@@ -41,6 +44,7 @@ from .tracker import Connection, TransitionRecord
 from .zeek import ZeekConn
 
 __all__ = [
+    "RowTexts",
     "add_retired",
     "anomaly_rows",
     "finding_rows",
@@ -251,10 +255,7 @@ def _zeek_row(
     """One row of the Zeek view, given the record's conn_state and history."""
     start_ns = zc.start_ns
     assert start_ns is not None  # records that never started make no row
-    peer = (conn.server.addr, conn.server.port)
-    if first == peer:
-        peer = (conn.client.addr, conn.client.port)
-    orig, resp = (first, peer) if zc.orig_is_first else (peer, first)
+    orig, resp = _zeek_ends(conn, first, zc)
     return {
         "conn_id": conn.conn_id,
         "ts": seconds(start_ns),
@@ -275,6 +276,16 @@ def _zeek_row(
     }
 
 
+def _zeek_ends(
+    conn: Connection, first: tuple[bytes, int], zc: ZeekConn
+) -> tuple[tuple[bytes, int], tuple[bytes, int]]:
+    """A Zeek record's originator and responder (address, port)."""
+    peer = (conn.server.addr, conn.server.port)
+    if first == peer:
+        peer = (conn.client.addr, conn.client.port)
+    return (first, peer) if zc.orig_is_first else (peer, first)
+
+
 def add_retired(
     tables: Mapping[str, list[dict[str, Any]]],
     conn: Connection,
@@ -292,23 +303,175 @@ def add_retired(
     the findings and the teardown columns, and the first Zeek record's conn_state
     and history are worked out once for the connection's row and its Zeek row.
     """
-    found, teardown = detect_with_teardown(conn, prev, config, capture_end_ns)
-    zeek = conn.zeek
-    state, history = zeek.conn_state(), zeek.history()
-    tables["connections"].append(_connection_row(conn, teardown, state, history))
+    row, found, records = _retired(conn, prev, config, capture_end_ns)
+    tables["connections"].append(row)
     tables["transitions"].extend(_transition_rows(conn))
     if conn.anomalies:
         tables["anomalies"].extend(anomaly_rows((conn,)))
     zeek_conn = tables["zeek_conn"]
-    for first, zc in conn.zeek_records:
-        if zc.start_ns is not None:
-            if zc is zeek:
-                zeek_conn.append(_zeek_row(conn, first, zc, state, history))
-            else:
-                zeek_conn.append(_zeek_row(conn, first, zc, zc.conn_state(), zc.history()))
+    for first, zc, state, history in records:
+        zeek_conn.append(_zeek_row(conn, first, zc, state, history))
     if found:
         tables["findings"].extend(finding_rows(found))
     return found
+
+
+# A Zeek record of a connection with a row: where it started, the record, its
+# conn_state and history.
+_ZeekRecord = tuple[tuple[bytes, int], ZeekConn, str, str]
+
+
+def _retired(
+    conn: Connection, prev: Connection | None, config: Config, capture_end_ns: int
+) -> tuple[dict[str, Any], list[Finding], list[_ZeekRecord]]:
+    """``add_retired``'s connection row and findings, and the Zeek records with a row."""
+    found, teardown = detect_with_teardown(conn, prev, config, capture_end_ns)
+    zeek = conn.zeek
+    state, history = zeek.conn_state(), zeek.history()
+    row = _connection_row(conn, teardown, state, history)
+    records: list[_ZeekRecord] = []
+    for first, zc in conn.zeek_records:
+        if zc.start_ns is not None:
+            if zc is zeek:
+                records.append((first, zc, state, history))
+            else:
+                records.append((first, zc, zc.conn_state(), zc.history()))
+    return row, found, records
+
+
+class RowTexts:
+    """The CSV text of a retired connection's rows, most of it made with no row dict.
+
+    For a streamed analysis (``stream.py``), which writes lines, not frames.
+    ``retired`` gives what ``add_retired`` appends, but as the connection's row
+    (a dict: the summary reads it, and the freezer cuts its line), the text of
+    its rows of the other tables (``texts``: lines joined by ``csvtext.EOL``,
+    tables without rows left out) and its findings. The ``transitions`` and
+    ``zeek_conn`` lines (all but a few) are made straight from the connection:
+    each field is the text ``LineFormat`` makes of the value the row dict holds
+    (values of the types the rows hold: no fallback). A transition's last four
+    fields (from_state, to_state, event, rule) take few distinct values: their
+    text is kept per value, found by the rule (the last text made for each
+    rule, its states and event compared) or else by all four. Findings and
+    anomalies (few) go through their row dicts and ``LineFormat.line``.
+    tests/test_row_texts.py checks the texts against ``LineFormat.line`` of the
+    row dicts on every capture.
+    """
+
+    def __init__(self, formats: Mapping[str, LineFormat]) -> None:
+        self._formats = formats
+        self._format = formats["transitions"]  # its text(): any string column's field
+        # (from_state, to_state, event, rule) -> their fields; the rules are a
+        # fixed table, so few (a limit all the same, as the other caches have).
+        self._suffixes: dict[tuple[State, State, Event, str], str] = {}
+        # rule -> the last of those with the rule, and its fields.
+        self._by_rule: dict[str, tuple[State, State, Event, str]] = {}
+
+    def retired(
+        self, conn: Connection, prev: Connection | None, config: Config, capture_end_ns: int
+    ) -> tuple[dict[str, Any], dict[str, str], list[Finding]]:
+        """The connection's row, the texts of its other rows by table, its findings."""
+        row, found, records = _retired(conn, prev, config, capture_end_ns)
+        texts: dict[str, str] = {}
+        if conn.transitions:
+            texts["transitions"] = self.transitions(conn)
+        if conn.anomalies:
+            texts["anomalies"] = self._lines("anomalies", anomaly_rows((conn,)))
+        if records:
+            lines = [self._zeek_line(conn, f, zc, s, h) for f, zc, s, h in records]
+            texts["zeek_conn"] = EOL.join(lines)
+        if found:
+            texts["findings"] = self._lines("findings", finding_rows(found))
+        return row, texts, found
+
+    def _lines(self, table: str, rows: list[dict[str, Any]]) -> str:
+        line = self._formats[table].line
+        return EOL.join([line(row) for row in rows])
+
+    def transitions(
+        self, conn: Connection, records: Iterable[TransitionRecord] | None = None
+    ) -> str:
+        """The lines of ``record_rows(conn, records)`` (of all its transitions: None)."""
+        conn_id = int_text(conn.conn_id)
+        fmt, by_rule = self._format, self._by_rule
+        lines: list[str] = []
+        # A transition of each endpoint on one segment: the time's text made once.
+        last_ns = -1
+        ts = ""
+        for t in conn.transitions if records is None else records:
+            hit = by_rule.get(t.rule)
+            if (
+                hit is not None
+                and hit[0] is t.from_state
+                and hit[1] is t.to_state
+                and hit[2] is t.event
+            ):
+                suffix = hit[3]
+            else:
+                suffix = self._suffix(t)
+            if t.ts_ns != last_ns:
+                last_ns = t.ts_ns
+                ts = float_text(seconds(last_ns))
+            frame = t.frame
+            at = "" if frame is None else int_text(frame)
+            lines.append(f"{conn_id},{fmt.text(t.endpoint)},{at},{ts},{suffix}")
+        return EOL.join(lines)
+
+    def _suffix(self, t: TransitionRecord) -> str:
+        """The fields of ``t``'s from_state, to_state, event and rule."""
+        key = (t.from_state, t.to_state, t.event, t.rule)
+        suffixes = self._suffixes
+        suffix = suffixes.get(key)
+        if suffix is None:
+            values = (_STATE_TEXT[t.from_state], _STATE_TEXT[t.to_state], _EVENT_TEXT[t.event])
+            suffix = ",".join([self._format.text(v) for v in (*values, t.rule)])
+            if len(suffixes) >= _SUFFIXES_KEPT:
+                suffixes.clear()
+                self._by_rule.clear()
+            suffixes[key] = suffix
+        self._by_rule[t.rule] = (t.from_state, t.to_state, t.event, suffix)
+        return suffix
+
+    def _zeek_line(
+        self,
+        conn: Connection,
+        first: tuple[bytes, int],
+        zc: ZeekConn,
+        zeek_state: str,
+        zeek_history: str,
+    ) -> str:
+        """The line of ``_zeek_row(conn, first, zc, zeek_state, zeek_history)``."""
+        start_ns = zc.start_ns
+        assert start_ns is not None  # records that never started make no row
+        (orig_h, orig_p), (resp_h, resp_p) = _zeek_ends(conn, first, zc)
+        fmt = self._format
+        return ",".join(
+            [
+                int_text(conn.conn_id),
+                float_text(seconds(start_ns)),
+                fmt.text(addr_text(orig_h)),
+                int_text(orig_p),
+                fmt.text(addr_text(resp_h)),
+                int_text(resp_p),
+                float_text(seconds(zc.duration_ns)),
+                _maybe_int(zc.orig_bytes),
+                _maybe_int(zc.resp_bytes),
+                fmt.text(zeek_state),
+                int_text(zc.missed_bytes),
+                fmt.text(zeek_history),
+                int_text(zc.orig_pkts),
+                int_text(zc.orig_ip_bytes),
+                int_text(zc.resp_pkts),
+                int_text(zc.resp_ip_bytes),
+            ]
+        )
+
+
+_SUFFIXES_KEPT: Final = 1 << 12
+
+
+def _maybe_int(value: int | None) -> str:
+    return "" if value is None else int_text(value)
 
 
 def finding_rows(findings: Iterable[Finding]) -> list[dict[str, Any]]:

@@ -2,18 +2,18 @@
 
 Theory of operation
 -------------------
-``api.analyze`` keeps every row until the end to return DataFrames: its
-memory grows with the capture. The command line does not need the frames:
+``api.analyze`` keeps every row until the end to return DataFrames: its memory
+grows with the capture. The command line does not need the frames:
 ``analyze_to_csv`` replays the capture with the tracker's ``on_retire`` hook,
-turns each retired connection into its rows (``api.connection_rows``, the same
-function ``analyze`` uses) and each row into its line of CSV
-(``csvtext.LineFormat``: the text ``Analysis.to_csv`` writes for it, with no
-frame made); every ``batch`` connections the lines are appended to
-``NAME.csv`` and the connection rows handed to a ``report.SummaryBuilder``
-for the text summary. Closed connections are frozen while they wait out their
-TIME_WAIT and late-segment windows (``freeze.py``): their rows are made early
-and they leave memory for a spill file. Memory then follows the connections
-open at one time, not the capture's length.
+turns each retired connection into the lines of CSV of its rows (the text
+``Analysis.to_csv`` writes for them, with no frame made: ``rows.RowTexts``,
+which does for a connection what ``analyze`` does, but to text); every
+``batch`` connections the lines are appended to ``NAME.csv`` and the connection
+rows handed to a ``report.SummaryBuilder`` for the text summary. Closed
+connections are frozen while they wait out their TIME_WAIT and late-segment
+windows (``freeze.py``): their rows are made early and they leave memory for a
+spill file. Memory then follows the connections open at one time, not the
+capture's length.
 
 Rows are written in the order connections retire, as Zeek writes conn.log:
 a connection is retired when it has been closed for ``2 * msl`` plus the
@@ -48,6 +48,7 @@ from .freeze import RowFreezer, SpillError
 from .reader import CaptureError, CaptureReader, ReadStats
 from .replay import Replay, Source, replay
 from .report import SummaryBuilder, line_format
+from .rows import RowTexts
 from .shard import Ledger, ShardIds
 from .tracker import Connection
 
@@ -148,12 +149,14 @@ def _append_whole(path: Path, data: bytes) -> None:
 class _Sink:
     """Turns retired connections into lines of the tables and into the summary.
 
-    Each row becomes its CSV line at once (``csvtext.LineFormat``: the text
-    ``report.frame_csv`` writes for the typed frame); a connection's lines of
-    one table are kept joined, as one text. Every ``batch`` connections the
-    texts are appended to the files and the connection rows handed to the
-    summary (``SummaryBuilder.add_rows``). A frozen connection's texts other
-    than its connection row's are made when it freezes (``freeze.RowFreezer``).
+    Each row becomes its CSV line at once (the text ``report.frame_csv``
+    writes for the typed frame): the connection's row with
+    ``csvtext.LineFormat``, its other rows straight from the connection
+    (``rows.RowTexts``); a connection's lines of one table are kept joined, as
+    one text. Every ``batch`` connections the texts are appended to the files
+    and the connection rows handed to the summary (``SummaryBuilder.add_rows``).
+    A frozen connection's texts other than its connection row's are made when
+    it freezes (``freeze.RowFreezer``).
     """
 
     def __init__(
@@ -168,32 +171,32 @@ class _Sink:
         self._findings: list[Finding] = []
         self._held = 0
         if tables is None:
-            self.freezer = RowFreezer(self.rows, None, None, self.emit)
+            self._texts = None
+            self._line = None
+            self.freezer = RowFreezer(self.made, None, None, self.emit)
         else:
-            self.freezer = RowFreezer(
-                self.rows, self.texts, tables.formats["connections"], self.emit
-            )
+            self._texts = RowTexts(tables.formats)
+            self._line = tables.formats["connections"]
+            self.freezer = RowFreezer(self.made, self._texts.transitions, self._line, self.emit)
 
-    def rows(self, conn: Connection) -> tuple[dict[str, list[dict[str, Any]]], list[Finding]]:
-        return connection_rows(conn, self.config)
-
-    def texts(self, rows: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
-        """The text of ``rows`` by table (lines joined), tables without rows left out."""
-        tables = self.tables
-        if tables is None:
-            return {}
-        formats = tables.formats
-        out: dict[str, str] = {}
-        for name, more in rows.items():
-            if more:
-                line = formats[name].line
-                out[name] = EOL.join([line(row) for row in more])
-        return out
+    def made(self, conn: Connection) -> tuple[dict[str, Any], dict[str, str], list[Finding]]:
+        """A retired connection's row, the texts of its other rows (none without
+        output: only the summary is made), its findings (``freeze.MadeFn``)."""
+        texts = self._texts
+        if texts is None:
+            rows, found = connection_rows(conn, self.config)
+            return rows["connections"][0], {}, found
+        # As api.connection_rows: the rows as of its retirement, the trace's steps freed.
+        end_ns = conn.retired_ns if conn.retired_ns is not None else conn.end_ns
+        made = texts.retired(conn, conn.prev, self.config, end_ns)
+        conn.trace.release()
+        return made
 
     def retire(self, conn: Connection) -> None:
-        rows, found = self.rows(conn)
-        (row,) = rows["connections"]
-        self.emit(row, self.texts(rows), found)
+        row, texts, found = self.made(conn)
+        if self._line is not None:
+            texts["connections"] = self._line.line(row)
+        self.emit(row, texts, found)
 
     def emit(self, row: dict[str, Any], texts: dict[str, str], found: list[Finding]) -> None:
         """Take one retired connection's row, the texts of its rows, its findings."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -30,17 +31,120 @@ def test_records_are_written_a_buffer_at_a_time(monkeypatch: pytest.MonkeyPatch)
     from tcpflow_analyzer import freeze
 
     writes: list[int] = []
-    pwrite = os.pwrite
+    pwritev = os.pwritev
 
-    def counted(fd: int, data: bytes, offset: int) -> int:
-        writes.append(len(data))
-        return pwrite(fd, data, offset)
+    def counted(fd: int, buffers: list[bytes], offset: int) -> int:
+        writes.append(sum(map(len, buffers)))
+        return pwritev(fd, buffers, offset)
 
-    monkeypatch.setattr(freeze.os, "pwrite", counted)
+    monkeypatch.setattr(freeze.os, "pwritev", counted)
     spill = Spill(file_bytes=1000, buffer_bytes=100)
     refs = [spill.put(bytes([i]) * 30) for i in range(10)]
     assert writes == [120, 120]  # four records of 30 bytes reach 100, twice
     assert [spill.get(ref) for ref in refs] == [bytes([i]) * 30 for i in range(10)]
+    spill.close()
+
+
+def test_a_short_write_is_finished(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What os.pwritev leaves unwritten (it may stop short) is written after it."""
+    from tcpflow_analyzer import freeze
+
+    pwritev = os.pwritev
+
+    def short(fd: int, buffers: list[bytes], offset: int) -> int:
+        return pwritev(fd, [b"".join(buffers)[:7]], offset)
+
+    monkeypatch.setattr(freeze.os, "pwritev", short)
+    spill = Spill(file_bytes=10_000, buffer_bytes=100)
+    records = [(os.urandom(25), os.urandom(i)) for i in range(12)]
+    refs = [spill.put(a, b) for a, b in records]
+    spill.put(b"x" * 100)  # all written
+    assert [spill.get(ref) for ref in refs] == [a + b for a, b in records]
+    spill.close()
+
+
+def test_many_small_records_are_written_in_several_calls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """os.pwritev takes at most 1024 buffers: more are written a call per 1024."""
+    from tcpflow_analyzer import freeze
+
+    calls: list[int] = []
+    pwritev = os.pwritev
+
+    def counted(fd: int, buffers: list[bytes], offset: int) -> int:
+        calls.append(len(buffers))
+        return pwritev(fd, buffers, offset)
+
+    monkeypatch.setattr(freeze.os, "pwritev", counted)
+    spill = Spill(file_bytes=1 << 20, buffer_bytes=2500 * 3)
+    records = [os.urandom(3) for _ in range(2500)]
+    refs = [spill.put(r) for r in records]
+    assert calls == [1024, 1024, 452]
+    assert [spill.get(ref) for ref in refs] == records
+    spill.close()
+
+
+def test_a_record_put_in_two_parts_reads_back_whole() -> None:
+    spill = Spill(file_bytes=1000, buffer_bytes=64)
+    parts = [
+        (os.urandom(n), os.urandom(m)) for n, m in ((10, 0), (0, 7), (40, 50), (3, 90), (1, 1))
+    ]
+    refs = [spill.put(a, b) for a, b in parts]
+    assert [spill.get(ref) for ref in refs] == [a + b for a, b in parts]
+    assert spill.size == sum(len(a) + len(b) for a, b in parts)
+    spill.close()
+
+
+def _counting_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes os.pread is asked for from now on (in freeze)."""
+    from tcpflow_analyzer import freeze
+
+    sizes: list[int] = []
+    pread = os.pread
+
+    def counted(fd: int, n: int, offset: int) -> bytes:
+        sizes.append(n)
+        return pread(fd, n, offset)
+
+    monkeypatch.setattr(freeze.os, "pread", counted)
+    return sizes
+
+
+def test_records_read_in_order_take_few_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read back in about the order they were put (neighbours swapped), 3000 records
+    of 100 to 300 bytes across several files take a read for many."""
+    spill = Spill(file_bytes=200_000, buffer_bytes=4096, ahead_bytes=64 << 10)
+    records = [os.urandom(100 + i % 201) for i in range(3000)]
+    refs = [spill.put(r) for r in records]
+    assert spill.files > 2
+    order = list(range(len(refs)))
+    for i in range(0, len(order) - 1, 3):
+        order[i], order[i + 1] = order[i + 1], order[i]
+    sizes = _counting_reads(monkeypatch)
+    for i in order:
+        assert spill.get(refs[i]) == records[i]
+        spill.release(refs[i])
+    assert len(sizes) < len(records) / 20
+    assert sum(sizes) < 3 * sum(map(len, records))
+    spill.close()
+
+
+def test_records_read_in_no_order_read_little_more_than_themselves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Reading ahead shrinks when what it read is not taken: records in random order
+    cost about one read each, and not many more bytes than their own."""
+    spill = Spill(file_bytes=1 << 20, buffer_bytes=4096, ahead_bytes=64 << 10)
+    records = [os.urandom(200) for _ in range(3000)]
+    refs = [spill.put(r) for r in records]
+    order = list(range(len(refs)))
+    random.Random(5).shuffle(order)
+    sizes = _counting_reads(monkeypatch)
+    for i in order:
+        assert spill.get(refs[i]) == records[i]
+    assert len(sizes) <= len(records)
+    assert sum(sizes) < 1.5 * sum(map(len, records))
     spill.close()
 
 
@@ -85,10 +189,10 @@ def test_a_full_disk_is_a_spill_error(monkeypatch: pytest.MonkeyPatch) -> None:
 
     spill = Spill(file_bytes=100, buffer_bytes=1)
 
-    def full(fd: int, data: bytes, offset: int) -> int:
+    def full(fd: int, buffers: list[bytes], offset: int) -> int:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(freeze.os, "pwrite", full)
+    monkeypatch.setattr(freeze.os, "pwritev", full)
     with pytest.raises(SpillError, match=r"cannot write a temporary file in .*No space left"):
         spill.put(b"x" * 10)
     spill.close()
@@ -101,7 +205,7 @@ def test_cli_reports_a_full_temporary_directory(
     from tcpflow_analyzer import freeze
     from tcpflow_analyzer.cli import main
 
-    def full(self: Spill, data: bytes) -> tuple[int, int]:
+    def full(self: Spill, data: bytes, more: bytes) -> tuple[int, int]:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(freeze.Spill, "_put", full)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -12,7 +13,7 @@ import pytest
 import tcpflow_analyzer
 from tcpflow_analyzer.api import connection_rows
 from tcpflow_analyzer.config import Config
-from tcpflow_analyzer.findings import detect
+from tcpflow_analyzer.findings import Finding, detect
 from tcpflow_analyzer.replay import replay
 from tcpflow_analyzer.report import connections_frame, summarize
 from tcpflow_analyzer.segment import Segment
@@ -194,9 +195,12 @@ def _replay_checking_heads(segments: list[Segment], config: Config) -> tuple[int
     segments = list(segments)
     for i in range(0, len(segments) - 1, 5):
         segments[i], segments[i + 1] = segments[i + 1], segments[i]
-    freezer = RowFreezer(
-        lambda conn: connection_rows(conn, config), None, None, lambda row, texts, found: None
-    )
+
+    def made(conn: Connection) -> tuple[dict[str, Any], dict[str, str], list[Finding]]:
+        rows, found = connection_rows(conn, config)
+        return rows["connections"][0], {}, found
+
+    freezer = RowFreezer(made, None, None, lambda row, texts, found: None)
     tracker = _CheckedHeads(config, on_retire=lambda conn: None, freezer=freezer)
     try:
         for seg in segments:
