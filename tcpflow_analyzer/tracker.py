@@ -549,11 +549,14 @@ class Tracker:
             and not self._starts_new_incarnation(last, seg)
         ):
             self.repeats += 1
+            end = last.end_ns
             self._process(last, seg)
-            if last.done() != self._last_done:
+            if last.done() != self._last_done or last.end_ns < end:
                 self._hold(last)
             # Else it is last in its table already. If it is a head, its due time only
-            # moved later: _sweep_at, a lower bound, stays right.
+            # moved later: _sweep_at, a lower bound, stays right. (A segment earlier
+            # than the one before, as from another NIC queue, moves it earlier:
+            # _hold then notes the heads again.)
             return
         # The key: the tags, then both (address, port) pairs, the lesser first.
         if src < dst or (sport <= dport and src == dst):
