@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from itertools import pairwise
 from typing import Any, Final
@@ -65,6 +65,7 @@ __all__ = [
     "detect",
     "detect_all",
     "detect_with_teardown",
+    "detect_with_teardown_values",
     "seconds_from_parts",
     "state_parts",
     "state_seconds",
@@ -1982,6 +1983,15 @@ def detect_with_teardown(
     connections table's teardown columns): ``TeardownFacts(**columns)`` is
     ``teardown_facts(conn, prev, findings, capture_end_ns)``.
     """
+    found, values = detect_with_teardown_values(conn, prev, config, capture_end_ns)
+    return found, dict(zip(_TEARDOWN_NAMES, values, strict=True))
+
+
+def detect_with_teardown_values(
+    conn: Connection, prev: Connection | None, config: Config, capture_end_ns: int
+) -> tuple[list[Finding], TeardownValues]:
+    """``detect_with_teardown`` with the teardown columns as a tuple, in order (no dict):
+    ``TeardownFacts(*values)`` is ``teardown_facts(conn, prev, findings, capture_end_ns)``."""
     tr = _Trace(conn)
     found = _detect(tr, prev, config, capture_end_ns)
     return found, _teardown_columns(tr, prev, found, capture_end_ns)
@@ -2082,7 +2092,28 @@ def teardown_facts(
     capture_end_ns: int,
 ) -> TeardownFacts:
     """The connection's teardown columns, from its trace and its findings."""
-    return TeardownFacts(**_teardown_columns(_Trace(conn), prev, findings, capture_end_ns))
+    return TeardownFacts(*_teardown_columns(_Trace(conn), prev, findings, capture_end_ns))
+
+
+# TeardownFacts' fields, in order, and the types of their values (a tuple of these
+# is held unboxed, compiled).
+_TEARDOWN_NAMES: Final = tuple(f.name for f in fields(TeardownFacts))
+TeardownValues = tuple[
+    int,
+    int,
+    bool,
+    bool | None,
+    int,
+    str,
+    str,
+    bool,
+    float | None,
+    bool | None,
+    int,
+    float | None,
+    float | None,
+    float | None,
+]
 
 
 def _teardown_columns(
@@ -2090,8 +2121,8 @@ def _teardown_columns(
     prev: Connection | None,
     findings: Sequence[Finding],
     capture_end_ns: int,
-) -> dict[str, Any]:
-    """``teardown_facts`` as a dict of its fields, in order (cheaper than the dataclass)."""
+) -> TeardownValues:
+    """``teardown_facts``' fields, in order (cheaper than the dataclass or a dict)."""
     conn = tr.conn
     groups, _ = _fin_groups(tr)
     retx = tr.fins_resent  # sum(len(g.copies) - 1 for g in groups[role])
@@ -2137,19 +2168,19 @@ def _teardown_columns(
     held, _, total = _state_held(conn, _TIME_WAIT, capture_end_ns)
     if held:
         time_wait = seconds(total)
-    return {
-        "client_fin_retransmits": retx["client"],
-        "server_fin_retransmits": retx["server"],
-        "final_ack_lost": lost,
-        "final_ack_seen": final_seen,
-        "rst_count": len(tr.rsts),
-        "rst_from": rst_from,
-        "rst_causes": ";".join(causes),
-        "tuple_reused": conn.prev_conn_id is not None,
-        "reuse_gap_s": gap,
-        "reuse_within_time_wait": within,
-        "stale_segments": stale,
-        "close_wait_s": close_wait,
-        "fin_wait_2_s": fin_wait_2,
-        "time_wait_s": time_wait,
-    }
+    return (
+        retx["client"],
+        retx["server"],
+        lost,
+        final_seen,
+        len(tr.rsts),
+        rst_from,
+        ";".join(causes),
+        conn.prev_conn_id is not None,
+        gap,
+        within,
+        stale,
+        close_wait,
+        fin_wait_2,
+        time_wait,
+    )

@@ -29,12 +29,14 @@ from dataclasses import fields
 from typing import Any, Final
 
 from .config import Config
-from .csvtext import EOL, LineFormat, float_text, int_text
+from .csvtext import EOL, LineFormat, float_text, int_text, micros_text
 from .findings import (
     Finding,
     TeardownFacts,
+    TeardownValues,
     detect,
     detect_with_teardown,
+    detect_with_teardown_values,
     seconds,
     teardown_facts,
 )
@@ -156,12 +158,7 @@ def _connection_row(
     close_type, closer = _close(conn)
     zeek = conn.zeek
     zeek_orig_is_client = zeek.orig_is_first == (conn.first_sender == (c.addr, c.port))
-    anomalies = ""
-    if conn.anomalies:
-        codes = Counter(a.code.value for a in conn.anomalies)
-        anomalies = ";".join(
-            f"{code}" if n == 1 else f"{code}*{n}" for code, n in sorted(codes.items())
-        )
+    anomalies = _anomaly_codes(conn)
     start_ns, end_ns = conn.start_ns, conn.end_ns
     # Hot (one row per connection): plain attribute reads, an enum's text looked up.
     return {
@@ -206,6 +203,14 @@ def _connection_row(
         "anomalies": anomalies,
         **teardown,
     }
+
+
+def _anomaly_codes(conn: Connection) -> str:
+    """The ``anomalies`` column: the codes in order, each with its count past one."""
+    if not conn.anomalies:
+        return ""
+    codes = Counter(a.code.value for a in conn.anomalies)
+    return ";".join(f"{code}" if n == 1 else f"{code}*{n}" for code, n in sorted(codes.items()))
 
 
 def transition_rows(conns: Iterable[Connection]) -> list[dict[str, Any]]:
@@ -329,6 +334,12 @@ def _retired(
     zeek = conn.zeek
     state, history = zeek.conn_state(), zeek.history()
     row = _connection_row(conn, teardown, state, history)
+    return row, found, _zeek_records(conn, state, history)
+
+
+def _zeek_records(conn: Connection, state: str, history: str) -> list[_ZeekRecord]:
+    """The connection's Zeek records with a row; ``state`` and ``history`` are the first's."""
+    zeek = conn.zeek
     records: list[_ZeekRecord] = []
     for first, zc in conn.zeek_records:
         if zc.start_ns is not None:
@@ -336,7 +347,7 @@ def _retired(
                 records.append((first, zc, state, history))
             else:
                 records.append((first, zc, zc.conn_state(), zc.history()))
-    return row, found, records
+    return records
 
 
 class RowTexts:
@@ -372,6 +383,24 @@ class RowTexts:
     ) -> tuple[dict[str, Any], dict[str, str], list[Finding]]:
         """The connection's row, the texts of its other rows by table, its findings."""
         row, found, records = _retired(conn, prev, config, capture_end_ns)
+        return row, self._texts(conn, found, records), found
+
+    def made(
+        self, conn: Connection, prev: Connection | None, config: Config, capture_end_ns: int
+    ) -> tuple[tuple[Any, ...], list[str], dict[str, str], list[Finding]]:
+        """``retired`` with no row dict: the values of the row's columns the summary
+        reads (``report.SUMMARY_READS``), in column order; the fields of its line
+        (``connections``); the texts of its other rows by table; its findings."""
+        found, teardown = detect_with_teardown_values(conn, prev, config, capture_end_ns)
+        zeek = conn.zeek
+        state, history = zeek.conn_state(), zeek.history()
+        summary, fields = self._connection(conn, teardown, state, history)
+        texts = self._texts(conn, found, _zeek_records(conn, state, history))
+        return summary, fields, texts, found
+
+    def _texts(
+        self, conn: Connection, found: list[Finding], records: list[_ZeekRecord]
+    ) -> dict[str, str]:
         texts: dict[str, str] = {}
         if conn.transitions:
             texts["transitions"] = self.transitions(conn)
@@ -382,7 +411,121 @@ class RowTexts:
             texts["zeek_conn"] = EOL.join(lines)
         if found:
             texts["findings"] = self._lines("findings", finding_rows(found))
-        return row, texts, found
+        return texts
+
+    def _connection(
+        self, conn: Connection, teardown: TeardownValues, zeek_state: str, zeek_history: str
+    ) -> tuple[tuple[Any, ...], list[str]]:
+        """The values of ``_connection_row(...)`` the summary reads (see ``made``), and
+        the fields of its line, made straight from the connection."""
+        c, s = conn.client, conn.server
+        close_type, closer = _close(conn)
+        zeek_orig_is_client = conn.zeek.orig_is_first == (conn.first_sender == (c.addr, c.port))
+        anomalies = _anomaly_codes(conn)
+        client_ip, server_ip = addr_text(c.addr), addr_text(s.addr)
+        client_state, server_state = _STATE_TEXT[c.state], _STATE_TEXT[s.state]
+        vlan = _vlan_text(conn)
+        start_ns, end_ns = conn.start_ns, conn.end_ns
+        (
+            client_fin_retransmits,
+            server_fin_retransmits,
+            final_ack_lost,
+            final_ack_seen,
+            rst_count,
+            rst_from,
+            rst_causes,
+            tuple_reused,
+            reuse_gap_s,
+            reuse_within_time_wait,
+            stale_segments,
+            close_wait_s,
+            fin_wait_2_s,
+            time_wait_s,
+        ) = teardown
+        text = self._format.text
+        # Each field as LineFormat makes it of the row's value. The addresses' texts,
+        # the VLAN IDs (digits, "." and "|") and the fixed words (enum values, roles,
+        # close types) hold nothing to quote: they are their own field.
+        fields = [
+            int_text(conn.conn_id),
+            client_ip,
+            int_text(c.port),
+            server_ip,
+            int_text(s.port),
+            "" if vlan is None else vlan,
+            "4" if len(c.addr) == 4 else "6",
+            int_text(conn.incarnation),
+            _maybe_int(conn.prev_conn_id),
+            text(conn.roles),
+            int_text(conn.first_frame),
+            int_text(conn.last_frame),
+            _ns_text(start_ns),
+            _ns_text(end_ns),
+            _ns_text(end_ns - start_ns),
+            int_text(conn.packets),
+            int_text(c.pkts),
+            int_text(s.pkts),
+            int_text(c.payload_bytes),
+            int_text(s.payload_bytes),
+            _handshake(conn),
+            closer,
+            close_type,
+            _bool_text(conn.half_close_bytes > 0),
+            int_text(conn.half_close_bytes),
+            _bool_text(conn.simultaneous_close),
+            int_text(c.fins),
+            int_text(s.fins),
+            int_text(c.rsts),
+            int_text(s.rsts),
+            int_text(c.bad_checksums),
+            int_text(s.bad_checksums),
+            client_state,
+            server_state,
+            text(zeek_state),
+            text(zeek_history),
+            "client" if zeek_orig_is_client else "server",
+            int_text(len(conn.zeek_records)),
+            text(anomalies),
+            int_text(client_fin_retransmits),
+            int_text(server_fin_retransmits),
+            _bool_text(final_ack_lost),
+            "" if final_ack_seen is None else _bool_text(final_ack_seen),
+            int_text(rst_count),
+            text(rst_from),
+            text(rst_causes),
+            _bool_text(tuple_reused),
+            _maybe_float(reuse_gap_s),
+            "" if reuse_within_time_wait is None else _bool_text(reuse_within_time_wait),
+            int_text(stale_segments),
+            _maybe_float(close_wait_s),
+            _maybe_float(fin_wait_2_s),
+            _maybe_float(time_wait_s),
+        ]
+        summary = (
+            conn.conn_id,
+            client_ip,
+            c.port,
+            server_ip,
+            s.port,
+            conn.incarnation,
+            conn.first_frame,
+            conn.last_frame,
+            c.pkts,
+            s.pkts,
+            closer,
+            close_type,
+            conn.half_close_bytes > 0,
+            conn.half_close_bytes,
+            conn.simultaneous_close,
+            c.bad_checksums,
+            s.bad_checksums,
+            client_state,
+            server_state,
+            zeek_state,
+            zeek_history,
+            anomalies,
+        )
+        return summary, fields
 
     def _lines(self, table: str, rows: list[dict[str, Any]]) -> str:
         line = self._formats[table].line
@@ -472,6 +615,25 @@ _SUFFIXES_KEPT: Final = 1 << 12
 
 def _maybe_int(value: int | None) -> str:
     return "" if value is None else int_text(value)
+
+
+def _maybe_float(value: float | None) -> str:
+    return "" if value is None else float_text(value)
+
+
+def _bool_text(value: bool) -> str:
+    return "True" if value else "False"
+
+
+# _ns_text: the nanoseconds below which a time's double is under 4e9 (micros_text's range).
+_MICROS_NS_LAST: Final = 4_000_000_000_000_000_000
+
+
+def _ns_text(ns: int) -> str:
+    """``float_text(seconds(ns))``; from the whole microseconds, when ``ns`` is some."""
+    if 0 < ns < _MICROS_NS_LAST and ns % 1000 == 0:
+        return micros_text(ns // 1000)
+    return float_text(seconds(ns))
 
 
 def finding_rows(findings: Iterable[Finding]) -> list[dict[str, Any]]:

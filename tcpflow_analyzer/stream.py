@@ -44,7 +44,7 @@ from .api import TABLES, connection_rows, dropped_warning, skipped_by_reason
 from .config import Config
 from .csvtext import EOL
 from .findings import Finding
-from .freeze import RowFreezer, SpillError
+from .freeze import SUMMARY_COLUMNS, RowFreezer, SpillError
 from .reader import CaptureError, CaptureReader, ReadStats
 from .replay import Replay, Source, replay
 from .report import SummaryBuilder, line_format
@@ -150,13 +150,13 @@ class _Sink:
     """Turns retired connections into lines of the tables and into the summary.
 
     Each row becomes its CSV line at once (the text ``report.frame_csv``
-    writes for the typed frame): the connection's row with
-    ``csvtext.LineFormat``, its other rows straight from the connection
-    (``rows.RowTexts``); a connection's lines of one table are kept joined, as
-    one text. Every ``batch`` connections the texts are appended to the files
-    and the connection rows handed to the summary (``SummaryBuilder.add_rows``).
-    A frozen connection's texts other than its connection row's are made when
-    it freezes (``freeze.RowFreezer``).
+    writes for the typed frame), straight from the connection
+    (``rows.RowTexts.made``); a connection's lines of one table are kept
+    joined, as one text. Every ``batch`` connections the texts are appended to
+    the files and the connection rows (the columns the summary reads) handed to
+    the summary (``SummaryBuilder.add_rows``). Connections are retired through
+    the freezer (``freeze.RowFreezer``): a frozen connection's texts other than
+    its connection row's are made when it freezes.
     """
 
     def __init__(
@@ -172,31 +172,28 @@ class _Sink:
         self._held = 0
         if tables is None:
             self._texts = None
-            self._line = None
             self.freezer = RowFreezer(self.made, None, None, self.emit)
         else:
             self._texts = RowTexts(tables.formats)
-            self._line = tables.formats["connections"]
-            self.freezer = RowFreezer(self.made, self._texts.transitions, self._line, self.emit)
+            line = tables.formats["connections"]
+            self.freezer = RowFreezer(self.made, self._texts.transitions, line, self.emit)
 
-    def made(self, conn: Connection) -> tuple[dict[str, Any], dict[str, str], list[Finding]]:
-        """A retired connection's row, the texts of its other rows (none without
-        output: only the summary is made), its findings (``freeze.MadeFn``)."""
+    def made(
+        self, conn: Connection
+    ) -> tuple[tuple[Any, ...], list[str], dict[str, str], list[Finding]]:
+        """The values of a retired connection's row the summary reads, the fields of its
+        line and the texts of its other rows (none without output: only the summary is
+        made), its findings (``freeze.MadeFn``)."""
         texts = self._texts
         if texts is None:
             rows, found = connection_rows(conn, self.config)
-            return rows["connections"][0], {}, found
+            row = rows["connections"][0]
+            return tuple([row[c] for c in SUMMARY_COLUMNS]), [], {}, found
         # As api.connection_rows: the rows as of its retirement, the trace's steps freed.
         end_ns = conn.retired_ns if conn.retired_ns is not None else conn.end_ns
-        made = texts.retired(conn, conn.prev, self.config, end_ns)
+        made = texts.made(conn, conn.prev, self.config, end_ns)
         conn.trace.release()
         return made
-
-    def retire(self, conn: Connection) -> None:
-        row, texts, found = self.made(conn)
-        if self._line is not None:
-            texts["connections"] = self._line.line(row)
-        self.emit(row, texts, found)
 
     def emit(self, row: dict[str, Any], texts: dict[str, str], found: list[Finding]) -> None:
         """Take one retired connection's row, the texts of its rows, its findings."""
@@ -232,7 +229,11 @@ class _Sink:
         try:
             with _no_cycle_collection():
                 played = replay(
-                    source, self.config, on_retire=self.retire, freezer=self.freezer, shard=shard
+                    source,
+                    self.config,
+                    on_retire=self.freezer.retire_live,
+                    freezer=self.freezer,
+                    shard=shard,
                 )
         except SpillError as exc:
             raise OutputError(str(exc)) from exc
