@@ -537,10 +537,14 @@ class RowTexts:
         """The lines of ``record_rows(conn, records)`` (of all its transitions: None)."""
         conn_id = int_text(conn.conn_id)
         fmt, by_rule = self._format, self._by_rule
-        lines: list[str] = []
-        # A transition of each endpoint on one segment: the time's text made once.
-        last_ns = -1
-        ts = ""
+        # The pieces of all the lines, joined once. Each line is its endpoint's first
+        # fields (conn_id, endpoint: made once per endpoint), frame, time, suffix.
+        parts: list[str] = []
+        client = server = ""
+        # A transition of each endpoint on one segment: the frame's and time's texts
+        # made once.
+        last_ns = last_frame = -1
+        ts = at = ""
         for t in conn.transitions if records is None else records:
             hit = by_rule.get(t.rule)
             if (
@@ -554,11 +558,32 @@ class RowTexts:
                 suffix = self._suffix(t)
             if t.ts_ns != last_ns:
                 last_ns = t.ts_ns
-                ts = float_text(seconds(last_ns))
+                ts = _ns_text(last_ns)
             frame = t.frame
-            at = "" if frame is None else int_text(frame)
-            lines.append(f"{conn_id},{fmt.text(t.endpoint)},{at},{ts},{suffix}")
-        return EOL.join(lines)
+            if frame is None:
+                at, last_frame = "", -1
+            elif frame != last_frame:
+                at, last_frame = int_text(frame), frame
+            endpoint = t.endpoint
+            if endpoint == "client":
+                if not client:
+                    client = f"{conn_id},{fmt.text(endpoint)},"
+                head = client
+            elif endpoint == "server":
+                if not server:
+                    server = f"{conn_id},{fmt.text(endpoint)},"
+                head = server
+            else:
+                head = f"{conn_id},{fmt.text(endpoint)},"
+            if parts:
+                parts.append(EOL)
+            parts.append(head)
+            parts.append(at)
+            parts.append(",")
+            parts.append(ts)
+            parts.append(",")
+            parts.append(suffix)
+        return "".join(parts)
 
     def _suffix(self, t: TransitionRecord) -> str:
         """The fields of ``t``'s from_state, to_state, event and rule."""
