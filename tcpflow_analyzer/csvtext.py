@@ -137,14 +137,31 @@ def micros_text(micros: int) -> str:
         return f"{tens}.{ones}e-05" if ones else f"{tens}e-05"
     whole = micros // 1_000_000
     frac = micros % 1_000_000
+    last = _LAST_WHOLE  # times come in order: most share the last one's whole seconds
+    if whole != last.seconds:
+        last.seconds = whole
+        last.text = f"{whole}."
+    head = last.text
     if frac == 0:
-        return f"{whole}.0"
+        return head + "0"
     # The six digits after the point, trailing zeros dropped, three at a time.
     low = frac % 1000
     high = frac // 1000
     if low:
-        return f"{whole}.{_DIGITS[high]}{_DIGITS_LEFT[low]}"
-    return f"{whole}.{_DIGITS_LEFT[high]}"
+        return f"{head}{_DIGITS[high]}{_DIGITS_LEFT[low]}"
+    return head + _DIGITS_LEFT[high]
+
+
+class _Whole:
+    """The whole seconds of the last time ``micros_text`` wrote, and their text with
+    the point."""
+
+    def __init__(self) -> None:
+        self.seconds = -1
+        self.text = ""
+
+
+_LAST_WHOLE: Final = _Whole()
 
 
 def header_line(names: list[str]) -> str:

@@ -336,7 +336,9 @@ class _Trace:
         # Per role, FIN copies beyond the first of each group (set with fin_groups).
         self.fins_resent = {"client": 0, "server": 0}
         self._periods: tuple[int, dict[tuple[str, State], list[_Period]]] | None = None
-        self._held: tuple[int, list[tuple[bool, int, int]]] | None = None
+        # held(): the end it was made for (-1: not made yet) and the three states'.
+        self._held_end = -1
+        self._held: _AllHeld = ((False, 0, 0), (False, 0, 0), (False, 0, 0))
         self._numbers: tuple[Sequence[int], Sequence[int], Sequence[int]] | None = None
 
     @property
@@ -444,10 +446,12 @@ class _Trace:
     def held(self, state: State, capture_end_ns: int) -> tuple[bool, int, int]:
         """``_state_held(conn, state, capture_end_ns)`` for a state of ``_HELD``: the
         three states' made in one pass, when first asked for."""
-        held = self._held
-        if held is None or held[0] != capture_end_ns:
-            held = self._held = capture_end_ns, _all_held(self.conn, capture_end_ns)
-        return held[1][_held_place(state)]
+        if self._held_end != capture_end_ns or capture_end_ns < 0:
+            self._held = _all_held(self.conn, capture_end_ns)
+            self._held_end = capture_end_ns
+        if state is _CLOSE_WAIT:
+            return self._held[0]
+        return self._held[1] if state is _FIN_WAIT_2 else self._held[2]
 
     def periods(self, capture_end_ns: int) -> dict[tuple[str, State], list[_Period]]:
         """``_intervals(conn, role, state, capture_end_ns)`` for each state of ``_HELD``.
@@ -1701,7 +1705,11 @@ def _held_place(state: State) -> int:
     return 2 if state is _TIME_WAIT else -1
 
 
-def _all_held(conn: Connection, capture_end_ns: int) -> list[tuple[bool, int, int]]:
+# _state_held of CLOSE_WAIT, FIN_WAIT_2 and TIME_WAIT (compiled: held unboxed).
+_AllHeld = tuple[tuple[bool, int, int], tuple[bool, int, int], tuple[bool, int, int]]
+
+
+def _all_held(conn: Connection, capture_end_ns: int) -> _AllHeld:
     """``_state_held`` of CLOSE_WAIT, FIN_WAIT_2 and TIME_WAIT, in one pass over the
     transitions."""
     periods = [_Periods() for _ in range(6)]  # the client's three, the server's three
@@ -1723,10 +1731,11 @@ def _all_held(conn: Connection, capture_end_ns: int) -> list[tuple[bool, int, in
             periods[base + left].leave(t.ts_ns)
         if entered >= 0:
             periods[base + entered].enter(t.ts_ns)
-    return [
-        _both_held(periods[k].ended(capture_end_ns), periods[3 + k].ended(capture_end_ns))
-        for k in range(3)
-    ]
+    return (
+        _both_held(periods[0].ended(capture_end_ns), periods[3].ended(capture_end_ns)),
+        _both_held(periods[1].ended(capture_end_ns), periods[4].ended(capture_end_ns)),
+        _both_held(periods[2].ended(capture_end_ns), periods[5].ended(capture_end_ns)),
+    )
 
 
 def _held_ns(tr: _Trace, capture_end_ns: int) -> dict[State, int]:
