@@ -54,7 +54,7 @@ import io
 import marshal
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from .compact import Frozen, Trace
@@ -67,7 +67,7 @@ from .states import State
 if TYPE_CHECKING:
     from .tracker import Connection, TransitionRecord
 
-__all__ = ["SUMMARY_COLUMNS", "RowFreezer", "Spill", "SpillError"]
+__all__ = ["SUMMARY_COLUMNS", "Batch", "RowFreezer", "Spill", "SpillError"]
 
 # The values of a connection's row the summary reads (SUMMARY_COLUMNS), the fields of
 # the row's line (none when there is no output but the summary), the text of its rows of
@@ -353,6 +353,47 @@ def _summary_row(summary: Sequence[Any]) -> dict[str, Any]:
     for i in range(len(SUMMARY_COLUMNS)):
         row[SUMMARY_COLUMNS[i]] = summary[i]
     return row
+
+
+def _nothing() -> None:
+    pass
+
+
+class Batch:
+    """Retired connections' results, gathered until ``size`` connections are held.
+
+    ``add`` takes a connection's results (an ``EmitFn``): its row (``rows``),
+    its texts (each appended to its table's list in ``lines``) and its
+    findings (``findings``); once ``size`` are held it calls ``full()``, which
+    is to take them and ``clear`` them. ``close`` drops ``full`` (the owner's
+    method: kept, it would make a reference cycle of the two).
+    """
+
+    def __init__(self, names: Iterable[str], size: int, full: Callable[[], None]) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.lines: dict[str, list[str]] = {name: [] for name in names}
+        self.findings: list[Finding] = []
+        self._size = size
+        self._full = full
+
+    def add(self, row: dict[str, Any], texts: dict[str, str], found: list[Finding]) -> None:
+        self.rows.append(row)
+        lines = self.lines
+        for name, text in texts.items():
+            lines[name].append(text)
+        if found:
+            self.findings.extend(found)
+        if len(self.rows) >= self._size:
+            self._full()
+
+    def clear(self) -> None:
+        self.rows.clear()
+        for lines in self.lines.values():
+            lines.clear()
+        self.findings.clear()
+
+    def close(self) -> None:
+        self._full = _nothing
 
 
 class RowFreezer:

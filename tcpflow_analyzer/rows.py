@@ -369,8 +369,9 @@ class RowTexts:
     row dicts on every capture.
     """
 
-    def __init__(self, formats: Mapping[str, LineFormat]) -> None:
+    def __init__(self, formats: Mapping[str, LineFormat], config: Config | None = None) -> None:
         self._formats = formats
+        self._config = config  # made_retired's
         self._format = formats["transitions"]  # its text(): any string column's field
         # (from_state, to_state, event, rule) -> their fields; the rules are a
         # fixed table, so few (a limit all the same, as the other caches have).
@@ -397,6 +398,20 @@ class RowTexts:
         summary, fields = self._connection(conn, teardown, state, history)
         texts = self._texts(conn, found, _zeek_records(conn, state, history))
         return summary, fields, texts, found
+
+    def made_retired(
+        self, conn: Connection
+    ) -> tuple[tuple[Any, ...], list[str], dict[str, str], list[Finding]]:
+        """``made`` with the previous incarnation held and the config given, as of the
+        connection's retirement (``retired_ns``; else its last segment), as
+        ``api.connection_rows`` makes its rows; the trace's steps are freed after.
+        (``freeze.MadeFn``.)"""
+        config = self._config
+        assert config is not None, "RowTexts made without a config"
+        end_ns = conn.retired_ns if conn.retired_ns is not None else conn.end_ns
+        made = self.made(conn, conn.prev, config, end_ns)
+        conn.trace.release()
+        return made
 
     def _texts(
         self, conn: Connection, found: list[Finding], records: list[_ZeekRecord]
