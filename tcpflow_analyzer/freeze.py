@@ -30,12 +30,11 @@ connection once it has been quiet for ``Config.freeze_after_s``:
    CSV lines, joined), since only the connection's row can change; the
    connection's line (made as its fields, with no row dict) is cut around the
    fields that can. The values of that row the summary reads
-   (``SUMMARY_COLUMNS``; its words, such as close types and states, as their
-   numbers in the freezer's list of words), the pieces of its line, the texts
-   (a tuple in a fixed order of tables) and the packed trace
-   (``compact.Trace``) go to a spill file as two ``marshal`` records, the
-   trace last, as retiring does not read it; memory keeps a :class:`Frozen`
-   record of about 200 bytes in the connection's place.
+   (``SUMMARY_COLUMNS``, a tuple), the pieces
+   of its line, the texts and the packed trace (``compact.Trace``) go to a
+   spill file as two ``marshal`` records, the trace last, as retiring does
+   not read it; memory keeps a :class:`Frozen` record of about 200 bytes in
+   the connection's place.
 3. Retired at ``R``, the record emits its rows as they are at ``R`` (``R``
    before the freezing time, possible when timestamps go backwards, thaws it
    first). A segment on its 4-tuple *thaws* it:
@@ -54,7 +53,7 @@ import io
 import marshal
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Final
 
 from .compact import Frozen, Trace
@@ -89,24 +88,6 @@ SUMMARY_COLUMNS: Final = tuple(c for c in CONNECTION_COLUMNS if c in SUMMARY_REA
 
 # A row with the keys the summary reads (copied, then its values set).
 _SUMMARY_ROW: Final[dict[str, Any]] = dict.fromkeys(SUMMARY_COLUMNS)
-
-# The columns among SUMMARY_COLUMNS whose values are words of a small vocabulary (close
-# types, closers, states): a spill record holds each as its number in the freezer's
-# list of words, since marshal writes a word (an interned text) with a reference and
-# interns it again on every load. At most _WORDS_KEPT words are numbered.
-_WORD_COLUMNS: Final = (
-    "active_closer",
-    "close_type",
-    "client_state_at_end",
-    "server_state_at_end",
-    "conn_state",
-)
-_WORDS_AT: Final = [SUMMARY_COLUMNS.index(c) for c in _WORD_COLUMNS]
-_WORDS_KEPT: Final = 1 << 12
-
-# The tables whose texts a spill record holds, in order, as a tuple ("" for a table
-# without rows): no key written and read back.
-_TEXT_TABLES: Final = ("transitions", "anomalies", "zeek_conn", "findings")
 
 # Findings whose text measures time up to the capture's end.
 _TIMED_CODES: Final = frozenset({Code.FIN_RETRANSMIT, Code.SYN_UNANSWERED})
@@ -328,25 +309,7 @@ def _closed(*args: Any) -> Any:
     raise RuntimeError("the freezer is closed")
 
 
-def _text_values(texts: dict[str, str]) -> tuple[str, ...] | dict[str, str]:
-    """The texts by table as a tuple in ``_TEXT_TABLES``' order; the dict itself if it
-    holds another table."""
-    values = tuple([texts.get(name, "") for name in _TEXT_TABLES])
-    held = 0
-    for text in values:
-        if text:
-            held += 1
-    return values if held == len(texts) else texts
-
-
-def _texts_of(held: tuple[str, ...] | dict[str, str]) -> dict[str, str]:
-    """The texts by table ``_text_values`` gave ``held`` for."""
-    if isinstance(held, dict):
-        return held
-    return {_TEXT_TABLES[i]: held[i] for i in range(len(_TEXT_TABLES)) if held[i]}
-
-
-def _summary_row(summary: Sequence[Any]) -> dict[str, Any]:
+def _summary_row(summary: tuple[Any, ...]) -> dict[str, Any]:
     """The row the summary reads, of its values (``SUMMARY_COLUMNS``): a copy of a dict
     with its keys (no growing)."""
     row = _SUMMARY_ROW.copy()
@@ -421,8 +384,6 @@ class RowFreezer:
         self._holes = [line.index(c) for c in _AT_END] if line is not None else []
         self._emit = emit
         self.spill = Spill()
-        self._words: list[str] = []  # the words numbered (see _WORD_COLUMNS)
-        self._numbers: dict[str, int] = {}
         self.frozen = 0  # connections frozen
         self.thawed = 0  # frozen connections a later segment brought back
 
@@ -439,7 +400,7 @@ class RowFreezer:
         ``expire(d)`` applies the expiries due at ``d`` to ``conn``.
         """
         conn.retired_ns = now_ns
-        summary, fields, texts_a, found_a = self._made(conn)
+        summary, fields, texts, found_a = self._made(conn)
         if any(f.code in _TIMED_CODES for f in found_a):
             conn.retired_ns = None
             return None
@@ -448,7 +409,7 @@ class RowFreezer:
         # Without a deadline nothing in the row moves: a line with no holes.
         holes = self._holes if deadline is not None else []
         pieces = LineFormat.cut(fields, holes) if self._line is not None else None
-        expired: tuple[int | str, int | str, str] | None = None
+        expired: tuple[str, str, str] | None = None
         if deadline is not None:
             # What retiring at or after the deadline changes (see the module docstring):
             # the expiry's transitions and the end states; time_wait_s from tw_parts.
@@ -456,15 +417,11 @@ class RowFreezer:
             expire(deadline)
             more = self._more
             expired = (
-                self._number(conn.client.state._value_),
-                self._number(conn.server.state._value_),
+                conn.client.state._value_,
+                conn.server.state._value_,
                 more(conn, conn.transitions[before:]) if more is not None else "",
             )
-        values = list(summary)
-        for i in _WORDS_AT:
-            values[i] = self._number(values[i])
-        texts: tuple[str, ...] | dict[str, str] = _text_values(texts_a)
-        record = (values, pieces, texts, expired, tw_parts, _finding_values(found_a))
+        record = (summary, pieces, texts, expired, tw_parts, _finding_values(found_a))
         # The trace last: retiring reads the record alone (marshal.loads ignores what
         # follows), thawing reads both.
         ref = self.spill.put(marshal.dumps(record), marshal.dumps(trace))
@@ -474,20 +431,17 @@ class RowFreezer:
     def retire(self, frozen: Frozen, now_ns: int) -> None:
         """Emit the rows of ``frozen`` retired at ``now_ns`` (>= its freezing time)."""
         record = marshal.loads(self.spill.get(frozen.ref))
-        summary: list[Any] = record[0]
+        summary: tuple[Any, ...] = record[0]
         pieces: list[str] | None = record[1]
-        texts = _texts_of(record[2])
+        texts: dict[str, str] = record[2]
         self.spill.release(frozen.ref)
-        for i in _WORDS_AT:
-            summary[i] = self._word(summary[i])
         row = _summary_row(summary)
         deadline = frozen.deadline
         fields: list[str] = []  # the line's holes' fields: _AT_END's, or none
         if deadline is not None:
             client, server, more = record[3]
             if now_ns >= deadline:
-                row["client_state_at_end"] = self._word(client)
-                row["server_state_at_end"] = self._word(server)
+                row["client_state_at_end"], row["server_state_at_end"] = client, server
                 if more:
                     had = texts.get("transitions")
                     texts["transitions"] = had + EOL + more if had else more
@@ -500,21 +454,6 @@ class RowFreezer:
             texts["connections"] = self._line.fill(pieces, fields)
         found = record[5]
         self._emit(row, texts, _findings(found) if found else [])
-
-    def _number(self, word: str) -> int | str:
-        """The number of ``word`` in the list of words (numbered now if new), or the word
-        itself once the list is full."""
-        number = self._numbers.get(word)
-        if number is None:
-            if len(self._words) >= _WORDS_KEPT:
-                return word
-            number = self._numbers[word] = len(self._words)
-            self._words.append(word)
-        return number
-
-    def _word(self, value: int | str) -> str:
-        """The word ``_number`` gave ``value`` for."""
-        return self._words[value] if isinstance(value, int) else value
 
     def retire_live(self, conn: Connection) -> None:
         """Emit the rows of ``conn``, retired (not frozen)."""
