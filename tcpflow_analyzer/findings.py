@@ -1599,11 +1599,9 @@ def state_parts(conn: Connection, state: State) -> list[tuple[int, int | None]]:
     """Per endpoint that held ``state``: (ns in periods that ended, start of one still open)."""
     out: list[tuple[int, int | None]] = []
     for role in ("client", "server"):
-        periods = _intervals(conn, role, state, 0)
-        if periods:
-            open_start = periods[-1][0] if periods[-1][4] is None else None
-            ended = periods[:-1] if open_start is not None else periods
-            out.append((sum(end - start for start, end, *_ in ended), open_start))
+        periods = _role_periods(conn, role, state)
+        if periods.count or periods.opened:
+            out.append((periods.total, periods.start if periods.opened else None))
     return out
 
 
@@ -1665,6 +1663,11 @@ def _state_periods(
 
     The loop of ``_intervals`` with no period kept: each is folded in as it ends.
     """
+    return _role_periods(conn, role, state).ended(capture_end_ns)
+
+
+def _role_periods(conn: Connection, role: str, state: State) -> _Periods:
+    """The periods ``role`` spent in ``state``, folded (one still open left open)."""
     periods = _Periods()
     for t in conn.transitions:
         if t.endpoint != role or t.from_state is t.to_state:
@@ -1673,7 +1676,7 @@ def _state_periods(
             periods.leave(t.ts_ns)
         elif t.to_state is state:
             periods.enter(t.ts_ns)
-    return periods.ended(capture_end_ns)
+    return periods
 
 
 def _state_held(conn: Connection, state: State, capture_end_ns: int) -> tuple[bool, int, int]:

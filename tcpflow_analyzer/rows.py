@@ -631,12 +631,12 @@ class RowTexts:
         return ",".join(
             [
                 int_text(conn.conn_id),
-                float_text(seconds(start_ns)),
+                _ns_text(start_ns),
                 fmt.text(addr_text(orig_h)),
                 int_text(orig_p),
                 fmt.text(addr_text(resp_h)),
                 int_text(resp_p),
-                float_text(seconds(zc.duration_ns)),
+                _ns_text(zc.duration_ns),
                 _maybe_int(zc.orig_bytes),
                 _maybe_int(zc.resp_bytes),
                 fmt.text(zeek_state),

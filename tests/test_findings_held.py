@@ -35,3 +35,26 @@ def test_held_in_one_pass_is_state_held(connections: list[tuple[Connection, int]
                     open_at_end += tr.held(state, end + 1) != got
     assert all(n > 20 for n in held.values()), held
     assert open_at_end > 20  # periods still open at the end (they grow with it)
+
+
+def _parts_listed(conn: Connection, state: F.State) -> list[tuple[int, int | None]]:
+    """``state_parts`` from the listed intervals (as it was made before it folded them)."""
+    out: list[tuple[int, int | None]] = []
+    for role in ("client", "server"):
+        periods = F._intervals(conn, role, state, 0)
+        if periods:
+            open_start = periods[-1][0] if periods[-1][4] is None else None
+            ended = periods[:-1] if open_start is not None else periods
+            out.append((sum(end - start for start, end, *_ in ended), open_start))
+    return out
+
+
+def test_state_parts_fold_the_intervals(connections: list[tuple[Connection, int]]) -> None:
+    kinds = {"ended": 0, "open": 0}
+    for conn, _ in connections:
+        for state in (F._CLOSE_WAIT, F._FIN_WAIT_2, F._TIME_WAIT):
+            parts = F.state_parts(conn, state)
+            assert parts == _parts_listed(conn, state)
+            kinds["ended"] += any(total for total, _ in parts)
+            kinds["open"] += any(start is not None for _, start in parts)
+    assert all(n > 20 for n in kinds.values()), kinds
