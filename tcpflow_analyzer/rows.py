@@ -10,8 +10,9 @@ retransmissions, RST causes, reuse, time spent in CLOSE_WAIT/FIN_WAIT_2/TIME_WAI
 come from the detectors (``findings.teardown_facts``). ``add_retired`` appends
 every table's rows for one finished connection (what ``api.analyze_rows`` keeps),
 the same as the per-table functions but reading the connection once.
-``RowTexts`` gives the same as text for a streamed analysis: the connection's
-row (a dict) and the CSV lines of its other rows, made with no row dicts.
+``RowTexts`` gives the same as text for a streamed analysis: the CSV lines of
+a connection's rows, made with no row dicts, and the values of its row the
+summary reads.
 
 This is the per-connection part of the report layer, split from ``report.py``
 (which builds DataFrames with pandas and writes files, and re-exports all of
@@ -355,18 +356,21 @@ class RowTexts:
 
     For a streamed analysis (``stream.py``), which writes lines, not frames.
     ``retired`` gives what ``add_retired`` appends, but as the connection's row
-    (a dict: the summary reads it, and the freezer cuts its line), the text of
-    its rows of the other tables (``texts``: lines joined by ``csvtext.EOL``,
-    tables without rows left out) and its findings. The ``transitions`` and
-    ``zeek_conn`` lines (all but a few) are made straight from the connection:
+    (a dict), the text of its rows of the other tables (``texts``: lines
+    joined by ``csvtext.EOL``, tables without rows left out) and its findings.
+    ``made`` (what the streamed analysis uses) gives the same with no row dict
+    at all: the values of the row the summary reads and the fields of the
+    row's line (which the freezer cuts around the fields that can change). The
+    ``connections``, ``transitions`` and ``zeek_conn`` lines (all but a few) are
+    made straight from the connection:
     each field is the text ``LineFormat`` makes of the value the row dict holds
     (values of the types the rows hold: no fallback). A transition's last four
     fields (from_state, to_state, event, rule) take few distinct values: their
     text is kept per value, found by the rule (the last text made for each
     rule, its states and event compared) or else by all four. Findings and
     anomalies (few) go through their row dicts and ``LineFormat.line``.
-    tests/test_row_texts.py checks the texts against ``LineFormat.line`` of the
-    row dicts on every capture.
+    tests/test_row_texts.py and tests/test_row_made.py check the texts against
+    ``LineFormat.line`` of the row dicts on every capture.
     """
 
     def __init__(self, formats: Mapping[str, LineFormat], config: Config | None = None) -> None:
