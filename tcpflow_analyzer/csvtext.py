@@ -32,7 +32,15 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, cast
 
-__all__ = ["EOL", "LineFormat", "float_text", "int_text", "needs_quotes", "quoted"]
+__all__ = [
+    "EOL",
+    "LineFormat",
+    "float_text",
+    "int_text",
+    "micros_text",
+    "needs_quotes",
+    "quoted",
+]
 
 # The line end to_csv writes (and the streamed tables join their lines with).
 EOL: Final = os.linesep
@@ -111,22 +119,49 @@ def float_text(value: float) -> str:
     if 0.0 < value < 4e9:  # u < 2**53: an exact double
         micros = int(value * 1e6 + 0.5)  # u, if value is the double nearest u / 10**6
         if float(micros) / 1e6 == value:
-            if micros < 10:
-                return f"{micros}e-06"
-            if micros < 100:
-                tens, ones = micros // 10, micros % 10
-                return f"{tens}.{ones}e-05" if ones else f"{tens}e-05"
-            whole = micros // 1_000_000
-            frac = micros % 1_000_000
-            if frac == 0:
-                return f"{whole}.0"
-            # The six digits after the point, trailing zeros dropped, three at a time.
-            low = frac % 1000
-            high = frac // 1000
-            if low:
-                return f"{whole}.{_DIGITS[high]}{_DIGITS_LEFT[low]}"
-            return f"{whole}.{_DIGITS_LEFT[high]}"
+            return micros_text(micros)
     return "" if value != value else repr(value)
+
+
+def micros_text(micros: int) -> str:
+    """``float_text`` of the double nearest ``micros / 10**6`` (``0 < micros < 4e15``).
+
+    That double's ``repr`` is the text of ``micros / 10**6`` itself, with no
+    more digits than it takes (see ``float_text``), so it is made from the
+    integer alone, with no float.
+    """
+    if micros < 10:
+        return f"{micros}e-06"
+    if micros < 100:
+        tens, ones = micros // 10, micros % 10
+        return f"{tens}.{ones}e-05" if ones else f"{tens}e-05"
+    whole = micros // 1_000_000
+    frac = micros % 1_000_000
+    last = _LAST_WHOLE  # times come in order: most share the last one's whole seconds
+    if whole != last.seconds:
+        last.seconds = whole
+        last.text = f"{whole}."
+    head = last.text
+    if frac == 0:
+        return head + "0"
+    # The six digits after the point, trailing zeros dropped, three at a time.
+    low = frac % 1000
+    high = frac // 1000
+    if low:
+        return f"{head}{_DIGITS[high]}{_DIGITS_LEFT[low]}"
+    return head + _DIGITS_LEFT[high]
+
+
+class _Whole:
+    """The whole seconds of the last time ``micros_text`` wrote, and their text with
+    the point."""
+
+    def __init__(self) -> None:
+        self.seconds = -1
+        self.text = ""
+
+
+_LAST_WHOLE: Final = _Whole()
 
 
 def header_line(names: list[str]) -> str:
@@ -194,10 +229,19 @@ class LineFormat:
         [field(h, row[h]) for h in holes]) == line(row)``; another value's
         field gives the line of the row with that value.
         """
-        fields = self.fields(row)
+        return self.cut(self.fields(row), [self._index[h] for h in holes])
+
+    def index(self, name: str) -> int:
+        """The place of column ``name`` in a line (0 for the first)."""
+        return self._index[name]
+
+    @staticmethod
+    def cut(fields: list[str], holes: Sequence[int]) -> list[str]:
+        """The line of ``fields`` cut around the fields at ``holes`` (places in order), as
+        ``split`` cuts it."""
         pieces: list[str] = []
         start = 0
-        for i in [self._index[h] for h in holes]:
+        for i in holes:
             # The commas beside a hole go with the pieces: none before the first
             # field, none after the last.
             before = ",".join(fields[start:i]) + "," if i > start else ""

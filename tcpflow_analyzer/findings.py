@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from itertools import pairwise
 from typing import Any, Final
@@ -65,6 +65,7 @@ __all__ = [
     "detect",
     "detect_all",
     "detect_with_teardown",
+    "detect_with_teardown_values",
     "seconds_from_parts",
     "state_parts",
     "state_seconds",
@@ -291,7 +292,8 @@ class _Trace:
     roles, FIN groups, the numbers of every segment, the listed periods per
     state) is built on first use and kept. A packed trace's numbers and flags
     come from its records, so that most connections have no step built; the
-    time each state was held is folded from the transitions (``_state_held``).
+    time each state was held is folded from the transitions, for the three
+    states of ``_HELD`` in one pass (``held``, which is ``_state_held``).
     ``detect_with_teardown`` shares one ``_Trace`` between the detectors and
     the teardown columns.
     """
@@ -334,6 +336,9 @@ class _Trace:
         # Per role, FIN copies beyond the first of each group (set with fin_groups).
         self.fins_resent = {"client": 0, "server": 0}
         self._periods: tuple[int, dict[tuple[str, State], list[_Period]]] | None = None
+        # held(): the end it was made for (-1: not made yet) and the three states'.
+        self._held_end = -1
+        self._held: _AllHeld = ((False, 0, 0), (False, 0, 0), (False, 0, 0))
         self._numbers: tuple[Sequence[int], Sequence[int], Sequence[int]] | None = None
 
     @property
@@ -437,6 +442,16 @@ class _Trace:
             if t.endpoint == role and t.to_state is state and t.from_state is not state:
                 found = (t.frame, t.ts_ns)
         return found
+
+    def held(self, state: State, capture_end_ns: int) -> tuple[bool, int, int]:
+        """``_state_held(conn, state, capture_end_ns)`` for a state of ``_HELD``: the
+        three states' made in one pass, when first asked for."""
+        if self._held_end != capture_end_ns or capture_end_ns < 0:
+            self._held = _all_held(self.conn, capture_end_ns)
+            self._held_end = capture_end_ns
+        if state is _CLOSE_WAIT:
+            return self._held[0]
+        return self._held[1] if state is _FIN_WAIT_2 else self._held[2]
 
     def periods(self, capture_end_ns: int) -> dict[tuple[str, State], list[_Period]]:
         """``_intervals(conn, role, state, capture_end_ns)`` for each state of ``_HELD``.
@@ -1584,11 +1599,9 @@ def state_parts(conn: Connection, state: State) -> list[tuple[int, int | None]]:
     """Per endpoint that held ``state``: (ns in periods that ended, start of one still open)."""
     out: list[tuple[int, int | None]] = []
     for role in ("client", "server"):
-        periods = _intervals(conn, role, state, 0)
-        if periods:
-            open_start = periods[-1][0] if periods[-1][4] is None else None
-            ended = periods[:-1] if open_start is not None else periods
-            out.append((sum(end - start for start, end, *_ in ended), open_start))
+        periods = _role_periods(conn, role, state)
+        if periods.count or periods.opened:
+            out.append((periods.total, periods.start if periods.opened else None))
     return out
 
 
@@ -1608,46 +1621,124 @@ def state_seconds(conn: Connection, state: State, capture_end_ns: int) -> float 
     return seconds_from_parts(state_parts(conn, state), capture_end_ns)
 
 
+class _Periods:
+    """One endpoint's periods in one state, each folded in as it ends: how many, their
+    total and the longest (ns). A plain class (see _FinGroup)."""
+
+    __slots__ = ("count", "opened", "start", "top", "total")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = 0
+        self.top = 0
+        self.start = 0
+        self.opened = False
+
+    def enter(self, ts_ns: int) -> None:
+        self.start = ts_ns
+        self.opened = True
+
+    def leave(self, ts_ns: int) -> None:
+        if self.opened:
+            span = ts_ns - self.start
+            self.total += span
+            if not self.count or span > self.top:
+                self.top = span
+            self.count += 1
+            self.opened = False
+
+    def ended(self, capture_end_ns: int) -> tuple[int, int, int]:
+        """(periods, total, longest), a period still open ending at ``capture_end_ns``."""
+        if not self.opened:
+            return self.count, self.total, self.top
+        span = capture_end_ns - self.start if capture_end_ns > self.start else 0
+        top = span if not self.count or span > self.top else self.top
+        return self.count + 1, self.total + span, top
+
+
 def _state_periods(
     conn: Connection, role: str, state: State, capture_end_ns: int
 ) -> tuple[int, int, int]:
     """(periods, their total ns, the longest ns) of ``_intervals(conn, role, state, ...)``.
 
-    The loop of ``_intervals`` with no period kept: each is folded in as it ends
-    (nothing is allocated: a compiled call costs a pass over the transitions).
+    The loop of ``_intervals`` with no period kept: each is folded in as it ends.
     """
-    count = total = top = 0
-    start = 0
-    opened = False
+    return _role_periods(conn, role, state).ended(capture_end_ns)
+
+
+def _role_periods(conn: Connection, role: str, state: State) -> _Periods:
+    """The periods ``role`` spent in ``state``, folded (one still open left open)."""
+    periods = _Periods()
     for t in conn.transitions:
         if t.endpoint != role or t.from_state is t.to_state:
             continue
-        if t.from_state is state and opened:
-            span = t.ts_ns - start
-            total += span
-            top = span if not count or span > top else top
-            count += 1
-            opened = False
-        if t.to_state is state:
-            start, opened = t.ts_ns, True
-    if opened:
-        span = capture_end_ns - start if capture_end_ns > start else 0
-        total += span
-        top = span if not count or span > top else top
-        count += 1
-    return count, total, top
+        if t.from_state is state:
+            periods.leave(t.ts_ns)
+        elif t.to_state is state:
+            periods.enter(t.ts_ns)
+    return periods
 
 
 def _state_held(conn: Connection, state: State, capture_end_ns: int) -> tuple[bool, int, int]:
     """(held, longest ns, total ns): did an endpoint hold ``state``; its longest period
     (of either endpoint); the longer endpoint's total (``state_seconds`` in ns)."""
-    c_count, c_total, c_top = _state_periods(conn, "client", state, capture_end_ns)
-    s_count, s_total, s_top = _state_periods(conn, "server", state, capture_end_ns)
+    return _both_held(
+        _state_periods(conn, "client", state, capture_end_ns),
+        _state_periods(conn, "server", state, capture_end_ns),
+    )
+
+
+def _both_held(client: tuple[int, int, int], server: tuple[int, int, int]) -> tuple[bool, int, int]:
+    """``_state_held`` of the client's and the server's ``_state_periods``."""
+    c_count, c_total, c_top = client
+    s_count, s_total, s_top = server
     if not s_count:
         return bool(c_count), c_top, c_total
     if not c_count:
         return True, s_top, s_total
     return True, max(c_top, s_top), max(c_total, s_total)
+
+
+def _held_place(state: State) -> int:
+    """The place of ``state`` in (CLOSE_WAIT, FIN_WAIT_2, TIME_WAIT); -1 for another."""
+    if state is _CLOSE_WAIT:
+        return 0
+    if state is _FIN_WAIT_2:
+        return 1
+    return 2 if state is _TIME_WAIT else -1
+
+
+# _state_held of CLOSE_WAIT, FIN_WAIT_2 and TIME_WAIT (compiled: held unboxed).
+_AllHeld = tuple[tuple[bool, int, int], tuple[bool, int, int], tuple[bool, int, int]]
+
+
+def _all_held(conn: Connection, capture_end_ns: int) -> _AllHeld:
+    """``_state_held`` of CLOSE_WAIT, FIN_WAIT_2 and TIME_WAIT, in one pass over the
+    transitions."""
+    periods = [_Periods() for _ in range(6)]  # the client's three, the server's three
+    for t in conn.transitions:
+        old, new = t.from_state, t.to_state
+        if old is new:
+            continue
+        left, entered = _held_place(old), _held_place(new)
+        if left < 0 and entered < 0:
+            continue
+        endpoint = t.endpoint
+        if endpoint == "client":
+            base = 0
+        elif endpoint == "server":
+            base = 3
+        else:
+            continue
+        if left >= 0:
+            periods[base + left].leave(t.ts_ns)
+        if entered >= 0:
+            periods[base + entered].enter(t.ts_ns)
+    return (
+        _both_held(periods[0].ended(capture_end_ns), periods[3].ended(capture_end_ns)),
+        _both_held(periods[1].ended(capture_end_ns), periods[4].ended(capture_end_ns)),
+        _both_held(periods[2].ended(capture_end_ns), periods[5].ended(capture_end_ns)),
+    )
 
 
 def _held_ns(tr: _Trace, capture_end_ns: int) -> dict[State, int]:
@@ -1657,7 +1748,7 @@ def _held_ns(tr: _Trace, capture_end_ns: int) -> dict[State, int]:
     """
     out = {}
     for state in (_CLOSE_WAIT, _FIN_WAIT_2, _TIME_WAIT):
-        held, _, total = _state_held(tr.conn, state, capture_end_ns)
+        held, _, total = tr.held(state, capture_end_ns)
         if held:
             out[state] = total
     return out
@@ -1681,10 +1772,10 @@ def _left_by(event: Event | None, peer: str) -> str:
 def _linger_findings(tr: _Trace, config: Config, capture_end_ns: int) -> list[Finding]:
     """``_lingering``, skipped when no period is over its threshold (its only finding)."""
     # (_lingering's test, on the longest period of each state)
-    held, longest, _ = _state_held(tr.conn, _CLOSE_WAIT, capture_end_ns)
+    held, longest, _ = tr.held(_CLOSE_WAIT, capture_end_ns)
     if held and not longest <= config.close_wait_linger_s * _NS:
         return _lingering(tr, config, capture_end_ns)
-    held, longest, _ = _state_held(tr.conn, _FIN_WAIT_2, capture_end_ns)
+    held, longest, _ = tr.held(_FIN_WAIT_2, capture_end_ns)
     if held and not longest <= config.fin_wait_2_linger_s * _NS:
         return _lingering(tr, config, capture_end_ns)
     return []
@@ -1982,6 +2073,15 @@ def detect_with_teardown(
     connections table's teardown columns): ``TeardownFacts(**columns)`` is
     ``teardown_facts(conn, prev, findings, capture_end_ns)``.
     """
+    found, values = detect_with_teardown_values(conn, prev, config, capture_end_ns)
+    return found, dict(zip(_TEARDOWN_NAMES, values, strict=True))
+
+
+def detect_with_teardown_values(
+    conn: Connection, prev: Connection | None, config: Config, capture_end_ns: int
+) -> tuple[list[Finding], TeardownValues]:
+    """``detect_with_teardown`` with the teardown columns as a tuple, in order (no dict):
+    ``TeardownFacts(*values)`` is ``teardown_facts(conn, prev, findings, capture_end_ns)``."""
     tr = _Trace(conn)
     found = _detect(tr, prev, config, capture_end_ns)
     return found, _teardown_columns(tr, prev, found, capture_end_ns)
@@ -2082,7 +2182,28 @@ def teardown_facts(
     capture_end_ns: int,
 ) -> TeardownFacts:
     """The connection's teardown columns, from its trace and its findings."""
-    return TeardownFacts(**_teardown_columns(_Trace(conn), prev, findings, capture_end_ns))
+    return TeardownFacts(*_teardown_columns(_Trace(conn), prev, findings, capture_end_ns))
+
+
+# TeardownFacts' fields, in order, and the types of their values (a tuple of these
+# is held unboxed, compiled).
+_TEARDOWN_NAMES: Final = tuple(f.name for f in fields(TeardownFacts))
+TeardownValues = tuple[
+    int,
+    int,
+    bool,
+    bool | None,
+    int,
+    str,
+    str,
+    bool,
+    float | None,
+    bool | None,
+    int,
+    float | None,
+    float | None,
+    float | None,
+]
 
 
 def _teardown_columns(
@@ -2090,8 +2211,8 @@ def _teardown_columns(
     prev: Connection | None,
     findings: Sequence[Finding],
     capture_end_ns: int,
-) -> dict[str, Any]:
-    """``teardown_facts`` as a dict of its fields, in order (cheaper than the dataclass)."""
+) -> TeardownValues:
+    """``teardown_facts``' fields, in order (cheaper than the dataclass or a dict)."""
     conn = tr.conn
     groups, _ = _fin_groups(tr)
     retx = tr.fins_resent  # sum(len(g.copies) - 1 for g in groups[role])
@@ -2128,28 +2249,28 @@ def _teardown_columns(
         gap_ns, _, cut_short = _reuse_facts(conn, prev)
         gap, within = seconds(gap_ns), cut_short
     close_wait = fin_wait_2 = time_wait = None
-    held, _, total = _state_held(conn, _CLOSE_WAIT, capture_end_ns)
+    held, _, total = tr.held(_CLOSE_WAIT, capture_end_ns)
     if held:
         close_wait = seconds(total)
-    held, _, total = _state_held(conn, _FIN_WAIT_2, capture_end_ns)
+    held, _, total = tr.held(_FIN_WAIT_2, capture_end_ns)
     if held:
         fin_wait_2 = seconds(total)
-    held, _, total = _state_held(conn, _TIME_WAIT, capture_end_ns)
+    held, _, total = tr.held(_TIME_WAIT, capture_end_ns)
     if held:
         time_wait = seconds(total)
-    return {
-        "client_fin_retransmits": retx["client"],
-        "server_fin_retransmits": retx["server"],
-        "final_ack_lost": lost,
-        "final_ack_seen": final_seen,
-        "rst_count": len(tr.rsts),
-        "rst_from": rst_from,
-        "rst_causes": ";".join(causes),
-        "tuple_reused": conn.prev_conn_id is not None,
-        "reuse_gap_s": gap,
-        "reuse_within_time_wait": within,
-        "stale_segments": stale,
-        "close_wait_s": close_wait,
-        "fin_wait_2_s": fin_wait_2,
-        "time_wait_s": time_wait,
-    }
+    return (
+        retx["client"],
+        retx["server"],
+        lost,
+        final_seen,
+        len(tr.rsts),
+        rst_from,
+        ";".join(causes),
+        conn.prev_conn_id is not None,
+        gap,
+        within,
+        stale,
+        close_wait,
+        fin_wait_2,
+        time_wait,
+    )

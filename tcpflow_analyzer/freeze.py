@@ -13,7 +13,7 @@ In a streamed analysis (``stream.py``) the tracker *freezes* a closed
 connection once it has been quiet for ``Config.freeze_after_s``:
 
 1. Its rows are made at once (the caller's ``made``: in ``stream.py``,
-   ``rows.RowTexts.retired``, the code the normal retirement runs). They can
+   ``rows.RowTexts.made``, the code the normal retirement runs). They can
    depend on the time ``R`` at which the connection is retired in one way only:
    an endpoint still in TIME_WAIT leaves it at its deadline ``d`` if ``R >=
    d``, and otherwise its ``time_wait_s`` runs to ``R``. So the rows are made
@@ -28,8 +28,9 @@ connection once it has been quiet for ``Config.freeze_after_s``:
    incarnation still attached, or two VLANs.
 2. The rows of the other tables are made into their text at once (the
    CSV lines, joined), since only the connection's row can change; the
-   connection's line is cut around the fields that can. The values of that
-   row the summary reads (``report.SUMMARY_READS``, as a tuple), the pieces
+   connection's line (made as its fields, with no row dict) is cut around the
+   fields that can. The values of that row the summary reads
+   (``SUMMARY_COLUMNS``, a tuple), the pieces
    of its line, the texts and the packed trace (``compact.Trace``) go to a
    spill file as two ``marshal`` records, the trace last, as retiring does
    not read it; memory keeps a :class:`Frozen` record of about 200 bytes in
@@ -52,36 +53,41 @@ import io
 import marshal
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Final
 
 from .compact import Frozen, Trace
 from .csvtext import EOL, LineFormat
 from .findings import Code, Finding, seconds_from_parts, state_parts
-from .report import SUMMARY_READS
+from .report import CONNECTION_COLUMNS, SUMMARY_READS
 from .segment import Segment
 from .states import State
 
 if TYPE_CHECKING:
     from .tracker import Connection, TransitionRecord
 
-__all__ = ["RowFreezer", "Spill", "SpillError"]
+__all__ = ["SUMMARY_COLUMNS", "Batch", "RowFreezer", "Spill", "SpillError"]
 
-# A connection's row (every column of ``connections``), the text of its rows of
-# the other tables by table (lines joined by EOL; a table without rows left out;
-# none when there is no output but the summary), its findings.
-MadeFn = Callable[["Connection"], tuple[dict[str, Any], dict[str, str], list[Finding]]]
+# The values of a connection's row the summary reads (SUMMARY_COLUMNS), the fields of
+# the row's line (none when there is no output but the summary), the text of its rows of
+# the other tables by table (lines joined by EOL; a table without rows left out; none
+# without output), its findings.
+MadeFn = Callable[["Connection"], tuple[tuple[Any, ...], list[str], dict[str, str], list[Finding]]]
 # The text of the transition rows of some of a connection's records ("" for none).
 MoreFn = Callable[["Connection", list["TransitionRecord"]], str]
-# The connection's row (at least report.SUMMARY_READS), the texts of its rows, its findings.
+# The connection's row (the columns of SUMMARY_COLUMNS), the texts of its rows, its findings.
 EmitFn = Callable[[dict[str, Any], dict[str, str], list[Finding]], None]
 
 # The connection row's columns that move with the retirement time (see the module
 # docstring), in column order.
 _AT_END: Final = ("client_state_at_end", "server_state_at_end", "time_wait_s")
 
+# The columns of a connection's row the summary reads (report.SUMMARY_READS), in column
+# order: the order of rows.RowTexts.made's values.
+SUMMARY_COLUMNS: Final = tuple(c for c in CONNECTION_COLUMNS if c in SUMMARY_READS)
+
 # A row with the keys the summary reads (copied, then its values set).
-_SUMMARY_ROW: Final[dict[str, Any]] = dict.fromkeys(SUMMARY_READS)
+_SUMMARY_ROW: Final[dict[str, Any]] = dict.fromkeys(SUMMARY_COLUMNS)
 
 # Findings whose text measures time up to the capture's end.
 _TIMED_CODES: Final = frozenset({Code.FIN_RETRANSMIT, Code.SYN_UNANSWERED})
@@ -303,17 +309,69 @@ def _closed(*args: Any) -> Any:
     raise RuntimeError("the freezer is closed")
 
 
+def _summary_row(summary: tuple[Any, ...]) -> dict[str, Any]:
+    """The row the summary reads, of its values (``SUMMARY_COLUMNS``): a copy of a dict
+    with its keys (no growing)."""
+    row = _SUMMARY_ROW.copy()
+    for i in range(len(SUMMARY_COLUMNS)):
+        row[SUMMARY_COLUMNS[i]] = summary[i]
+    return row
+
+
+def _nothing() -> None:
+    pass
+
+
+class Batch:
+    """Retired connections' results, gathered until ``size`` connections are held.
+
+    ``add`` takes a connection's results (an ``EmitFn``): its row (``rows``),
+    its texts (each appended to its table's list in ``lines``) and its
+    findings (``findings``); once ``size`` are held it calls ``full()``, which
+    is to take them and ``clear`` them. ``close`` drops ``full`` (the owner's
+    method: kept, it would make a reference cycle of the two).
+    """
+
+    def __init__(self, names: Iterable[str], size: int, full: Callable[[], None]) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.lines: dict[str, list[str]] = {name: [] for name in names}
+        self.findings: list[Finding] = []
+        self._size = size
+        self._full = full
+
+    def add(self, row: dict[str, Any], texts: dict[str, str], found: list[Finding]) -> None:
+        self.rows.append(row)
+        lines = self.lines
+        for name, text in texts.items():
+            lines[name].append(text)
+        if found:
+            self.findings.extend(found)
+        if len(self.rows) >= self._size:
+            self._full()
+
+    def clear(self) -> None:
+        self.rows.clear()
+        for lines in self.lines.values():
+            lines.clear()
+        self.findings.clear()
+
+    def close(self) -> None:
+        self._full = _nothing
+
+
 class RowFreezer:
     """Makes the rows of connections the tracker freezes, and emits them when retired.
 
-    ``made(conn)`` makes a connection's row, the text of its other rows and
-    its findings (``MadeFn``); ``more(conn, records)`` the text of some of its
-    transition records' rows, and ``line`` the connection row's line; both None
-    when there is no output but the summary. The texts are made at freezing and
-    kept as text: only the connection's row changes by retirement, and its line
-    is kept cut around the fields that change (``_AT_END``).
-    ``emit(row, texts, findings)`` takes a retired connection's results; the
-    row holds the columns of ``report.SUMMARY_READS``.
+    ``made(conn)`` makes the values of a connection's row the summary reads,
+    the fields of its line, the text of its other rows and its findings
+    (``MadeFn``); ``more(conn, records)`` the text of some of its transition
+    records' rows, and ``line`` the format of the connection row's line; both
+    None when there is no output but the summary. The texts are made at
+    freezing and kept as text: only the connection's row changes by
+    retirement, and its line is kept cut around the fields that change
+    (``_AT_END``). ``emit(row, texts, findings)`` takes a retired connection's
+    results; the row holds the columns of ``SUMMARY_COLUMNS``. ``retire_live``
+    retires a connection that was not frozen.
     """
 
     def __init__(
@@ -322,6 +380,8 @@ class RowFreezer:
         self._made = made
         self._more = more
         self._line = line
+        # The places of _AT_END's fields in the line.
+        self._holes = [line.index(c) for c in _AT_END] if line is not None else []
         self._emit = emit
         self.spill = Spill()
         self.frozen = 0  # connections frozen
@@ -340,16 +400,15 @@ class RowFreezer:
         ``expire(d)`` applies the expiries due at ``d`` to ``conn``.
         """
         conn.retired_ns = now_ns
-        row, texts, found_a = self._made(conn)
+        summary, fields, texts, found_a = self._made(conn)
         if any(f.code in _TIMED_CODES for f in found_a):
             conn.retired_ns = None
             return None
         trace: Any = conn.trace.dump()
         tw_parts = state_parts(conn, State.TIME_WAIT)
-        line = self._line
         # Without a deadline nothing in the row moves: a line with no holes.
-        holes = _AT_END if deadline is not None else ()
-        pieces = line.split(row, holes) if line is not None else None
+        holes = self._holes if deadline is not None else []
+        pieces = LineFormat.cut(fields, holes) if self._line is not None else None
         expired: tuple[str, str, str] | None = None
         if deadline is not None:
             # What retiring at or after the deadline changes (see the module docstring):
@@ -362,8 +421,6 @@ class RowFreezer:
                 conn.server.state._value_,
                 more(conn, conn.transitions[before:]) if more is not None else "",
             )
-        # The row's values read by the summary (their names are SUMMARY_READS).
-        summary = tuple([row[c] for c in SUMMARY_READS])
         record = (summary, pieces, texts, expired, tw_parts, _finding_values(found_a))
         # The trace last: retiring reads the record alone (marshal.loads ignores what
         # follows), thawing reads both.
@@ -378,10 +435,7 @@ class RowFreezer:
         pieces: list[str] | None = record[1]
         texts: dict[str, str] = record[2]
         self.spill.release(frozen.ref)
-        # The row the summary reads: a copy of a dict with its keys (no growing).
-        row = _SUMMARY_ROW.copy()
-        for i in range(len(SUMMARY_READS)):
-            row[SUMMARY_READS[i]] = summary[i]
+        row = _summary_row(summary)
         deadline = frozen.deadline
         fields: list[str] = []  # the line's holes' fields: _AT_END's, or none
         if deadline is not None:
@@ -400,6 +454,13 @@ class RowFreezer:
             texts["connections"] = self._line.fill(pieces, fields)
         found = record[5]
         self._emit(row, texts, _findings(found) if found else [])
+
+    def retire_live(self, conn: Connection) -> None:
+        """Emit the rows of ``conn``, retired (not frozen)."""
+        summary, fields, texts, found = self._made(conn)
+        if self._line is not None:
+            texts["connections"] = ",".join(fields)
+        self._emit(_summary_row(summary), texts, found)
 
     def segments(self, frozen: Frozen) -> list[Segment]:
         """The segments of ``frozen``'s trace, for the tracker to replay when thawing."""

@@ -10,8 +10,9 @@ retransmissions, RST causes, reuse, time spent in CLOSE_WAIT/FIN_WAIT_2/TIME_WAI
 come from the detectors (``findings.teardown_facts``). ``add_retired`` appends
 every table's rows for one finished connection (what ``api.analyze_rows`` keeps),
 the same as the per-table functions but reading the connection once.
-``RowTexts`` gives the same as text for a streamed analysis: the connection's
-row (a dict) and the CSV lines of its other rows, made with no row dicts.
+``RowTexts`` gives the same as text for a streamed analysis: the CSV lines of
+a connection's rows, made with no row dicts, and the values of its row the
+summary reads.
 
 This is the per-connection part of the report layer, split from ``report.py``
 (which builds DataFrames with pandas and writes files, and re-exports all of
@@ -29,12 +30,14 @@ from dataclasses import fields
 from typing import Any, Final
 
 from .config import Config
-from .csvtext import EOL, LineFormat, float_text, int_text
+from .csvtext import EOL, LineFormat, float_text, int_text, micros_text
 from .findings import (
     Finding,
     TeardownFacts,
+    TeardownValues,
     detect,
     detect_with_teardown,
+    detect_with_teardown_values,
     seconds,
     teardown_facts,
 )
@@ -156,12 +159,7 @@ def _connection_row(
     close_type, closer = _close(conn)
     zeek = conn.zeek
     zeek_orig_is_client = zeek.orig_is_first == (conn.first_sender == (c.addr, c.port))
-    anomalies = ""
-    if conn.anomalies:
-        codes = Counter(a.code.value for a in conn.anomalies)
-        anomalies = ";".join(
-            f"{code}" if n == 1 else f"{code}*{n}" for code, n in sorted(codes.items())
-        )
+    anomalies = _anomaly_codes(conn)
     start_ns, end_ns = conn.start_ns, conn.end_ns
     # Hot (one row per connection): plain attribute reads, an enum's text looked up.
     return {
@@ -206,6 +204,14 @@ def _connection_row(
         "anomalies": anomalies,
         **teardown,
     }
+
+
+def _anomaly_codes(conn: Connection) -> str:
+    """The ``anomalies`` column: the codes in order, each with its count past one."""
+    if not conn.anomalies:
+        return ""
+    codes = Counter(a.code.value for a in conn.anomalies)
+    return ";".join(f"{code}" if n == 1 else f"{code}*{n}" for code, n in sorted(codes.items()))
 
 
 def transition_rows(conns: Iterable[Connection]) -> list[dict[str, Any]]:
@@ -329,6 +335,12 @@ def _retired(
     zeek = conn.zeek
     state, history = zeek.conn_state(), zeek.history()
     row = _connection_row(conn, teardown, state, history)
+    return row, found, _zeek_records(conn, state, history)
+
+
+def _zeek_records(conn: Connection, state: str, history: str) -> list[_ZeekRecord]:
+    """The connection's Zeek records with a row; ``state`` and ``history`` are the first's."""
+    zeek = conn.zeek
     records: list[_ZeekRecord] = []
     for first, zc in conn.zeek_records:
         if zc.start_ns is not None:
@@ -336,7 +348,7 @@ def _retired(
                 records.append((first, zc, state, history))
             else:
                 records.append((first, zc, zc.conn_state(), zc.history()))
-    return row, found, records
+    return records
 
 
 class RowTexts:
@@ -344,22 +356,26 @@ class RowTexts:
 
     For a streamed analysis (``stream.py``), which writes lines, not frames.
     ``retired`` gives what ``add_retired`` appends, but as the connection's row
-    (a dict: the summary reads it, and the freezer cuts its line), the text of
-    its rows of the other tables (``texts``: lines joined by ``csvtext.EOL``,
-    tables without rows left out) and its findings. The ``transitions`` and
-    ``zeek_conn`` lines (all but a few) are made straight from the connection:
+    (a dict), the text of its rows of the other tables (``texts``: lines
+    joined by ``csvtext.EOL``, tables without rows left out) and its findings.
+    ``made`` (what the streamed analysis uses) gives the same with no row dict
+    at all: the values of the row the summary reads and the fields of the
+    row's line (which the freezer cuts around the fields that can change). The
+    ``connections``, ``transitions`` and ``zeek_conn`` lines (all but a few) are
+    made straight from the connection:
     each field is the text ``LineFormat`` makes of the value the row dict holds
     (values of the types the rows hold: no fallback). A transition's last four
     fields (from_state, to_state, event, rule) take few distinct values: their
     text is kept per value, found by the rule (the last text made for each
     rule, its states and event compared) or else by all four. Findings and
     anomalies (few) go through their row dicts and ``LineFormat.line``.
-    tests/test_row_texts.py checks the texts against ``LineFormat.line`` of the
-    row dicts on every capture.
+    tests/test_row_texts.py and tests/test_row_made.py check the texts against
+    ``LineFormat.line`` of the row dicts on every capture.
     """
 
-    def __init__(self, formats: Mapping[str, LineFormat]) -> None:
+    def __init__(self, formats: Mapping[str, LineFormat], config: Config | None = None) -> None:
         self._formats = formats
+        self._config = config  # made_retired's
         self._format = formats["transitions"]  # its text(): any string column's field
         # (from_state, to_state, event, rule) -> their fields; the rules are a
         # fixed table, so few (a limit all the same, as the other caches have).
@@ -372,6 +388,38 @@ class RowTexts:
     ) -> tuple[dict[str, Any], dict[str, str], list[Finding]]:
         """The connection's row, the texts of its other rows by table, its findings."""
         row, found, records = _retired(conn, prev, config, capture_end_ns)
+        return row, self._texts(conn, found, records), found
+
+    def made(
+        self, conn: Connection, prev: Connection | None, config: Config, capture_end_ns: int
+    ) -> tuple[tuple[Any, ...], list[str], dict[str, str], list[Finding]]:
+        """``retired`` with no row dict: the values of the row's columns the summary
+        reads (``report.SUMMARY_READS``), in column order; the fields of its line
+        (``connections``); the texts of its other rows by table; its findings."""
+        found, teardown = detect_with_teardown_values(conn, prev, config, capture_end_ns)
+        zeek = conn.zeek
+        state, history = zeek.conn_state(), zeek.history()
+        summary, fields = self._connection(conn, teardown, state, history)
+        texts = self._texts(conn, found, _zeek_records(conn, state, history))
+        return summary, fields, texts, found
+
+    def made_retired(
+        self, conn: Connection
+    ) -> tuple[tuple[Any, ...], list[str], dict[str, str], list[Finding]]:
+        """``made`` with the previous incarnation held and the config given, as of the
+        connection's retirement (``retired_ns``; else its last segment), as
+        ``api.connection_rows`` makes its rows; the trace's steps are freed after.
+        (``freeze.MadeFn``.)"""
+        config = self._config
+        assert config is not None, "RowTexts made without a config"
+        end_ns = conn.retired_ns if conn.retired_ns is not None else conn.end_ns
+        made = self.made(conn, conn.prev, config, end_ns)
+        conn.trace.release()
+        return made
+
+    def _texts(
+        self, conn: Connection, found: list[Finding], records: list[_ZeekRecord]
+    ) -> dict[str, str]:
         texts: dict[str, str] = {}
         if conn.transitions:
             texts["transitions"] = self.transitions(conn)
@@ -382,7 +430,121 @@ class RowTexts:
             texts["zeek_conn"] = EOL.join(lines)
         if found:
             texts["findings"] = self._lines("findings", finding_rows(found))
-        return row, texts, found
+        return texts
+
+    def _connection(
+        self, conn: Connection, teardown: TeardownValues, zeek_state: str, zeek_history: str
+    ) -> tuple[tuple[Any, ...], list[str]]:
+        """The values of ``_connection_row(...)`` the summary reads (see ``made``), and
+        the fields of its line, made straight from the connection."""
+        c, s = conn.client, conn.server
+        close_type, closer = _close(conn)
+        zeek_orig_is_client = conn.zeek.orig_is_first == (conn.first_sender == (c.addr, c.port))
+        anomalies = _anomaly_codes(conn)
+        client_ip, server_ip = addr_text(c.addr), addr_text(s.addr)
+        client_state, server_state = _STATE_TEXT[c.state], _STATE_TEXT[s.state]
+        vlan = _vlan_text(conn)
+        start_ns, end_ns = conn.start_ns, conn.end_ns
+        (
+            client_fin_retransmits,
+            server_fin_retransmits,
+            final_ack_lost,
+            final_ack_seen,
+            rst_count,
+            rst_from,
+            rst_causes,
+            tuple_reused,
+            reuse_gap_s,
+            reuse_within_time_wait,
+            stale_segments,
+            close_wait_s,
+            fin_wait_2_s,
+            time_wait_s,
+        ) = teardown
+        fmt = self._format
+        # Each field as LineFormat makes it of the row's value. The addresses' texts,
+        # the VLAN IDs (digits, "." and "|") and the fixed words (enum values, roles,
+        # close types) hold nothing to quote: they are their own field.
+        fields = [
+            int_text(conn.conn_id),
+            client_ip,
+            int_text(c.port),
+            server_ip,
+            int_text(s.port),
+            "" if vlan is None else vlan,
+            "4" if len(c.addr) == 4 else "6",
+            int_text(conn.incarnation),
+            _maybe_int(conn.prev_conn_id),
+            fmt.text(conn.roles),
+            int_text(conn.first_frame),
+            int_text(conn.last_frame),
+            _ns_text(start_ns),
+            _ns_text(end_ns),
+            _ns_text(end_ns - start_ns),
+            int_text(conn.packets),
+            int_text(c.pkts),
+            int_text(s.pkts),
+            int_text(c.payload_bytes),
+            int_text(s.payload_bytes),
+            _handshake(conn),
+            closer,
+            close_type,
+            _bool_text(conn.half_close_bytes > 0),
+            int_text(conn.half_close_bytes),
+            _bool_text(conn.simultaneous_close),
+            int_text(c.fins),
+            int_text(s.fins),
+            int_text(c.rsts),
+            int_text(s.rsts),
+            int_text(c.bad_checksums),
+            int_text(s.bad_checksums),
+            client_state,
+            server_state,
+            fmt.text(zeek_state),
+            fmt.text(zeek_history),
+            "client" if zeek_orig_is_client else "server",
+            int_text(len(conn.zeek_records)),
+            fmt.text(anomalies),
+            int_text(client_fin_retransmits),
+            int_text(server_fin_retransmits),
+            _bool_text(final_ack_lost),
+            "" if final_ack_seen is None else _bool_text(final_ack_seen),
+            int_text(rst_count),
+            fmt.text(rst_from),
+            fmt.text(rst_causes),
+            _bool_text(tuple_reused),
+            _maybe_float(reuse_gap_s),
+            "" if reuse_within_time_wait is None else _bool_text(reuse_within_time_wait),
+            int_text(stale_segments),
+            _maybe_float(close_wait_s),
+            _maybe_float(fin_wait_2_s),
+            _maybe_float(time_wait_s),
+        ]
+        summary = (
+            conn.conn_id,
+            client_ip,
+            c.port,
+            server_ip,
+            s.port,
+            conn.incarnation,
+            conn.first_frame,
+            conn.last_frame,
+            c.pkts,
+            s.pkts,
+            closer,
+            close_type,
+            conn.half_close_bytes > 0,
+            conn.half_close_bytes,
+            conn.simultaneous_close,
+            c.bad_checksums,
+            s.bad_checksums,
+            client_state,
+            server_state,
+            zeek_state,
+            zeek_history,
+            anomalies,
+        )
+        return summary, fields
 
     def _lines(self, table: str, rows: list[dict[str, Any]]) -> str:
         line = self._formats[table].line
@@ -394,10 +556,14 @@ class RowTexts:
         """The lines of ``record_rows(conn, records)`` (of all its transitions: None)."""
         conn_id = int_text(conn.conn_id)
         fmt, by_rule = self._format, self._by_rule
-        lines: list[str] = []
-        # A transition of each endpoint on one segment: the time's text made once.
-        last_ns = -1
-        ts = ""
+        # The pieces of all the lines, joined once. Each line is its endpoint's first
+        # fields (conn_id, endpoint: made once per endpoint), frame, time, suffix.
+        parts: list[str] = []
+        client = server = ""
+        # A transition of each endpoint on one segment: the frame's and time's texts
+        # made once.
+        last_ns = last_frame = -1
+        ts = at = ""
         for t in conn.transitions if records is None else records:
             hit = by_rule.get(t.rule)
             if (
@@ -411,11 +577,32 @@ class RowTexts:
                 suffix = self._suffix(t)
             if t.ts_ns != last_ns:
                 last_ns = t.ts_ns
-                ts = float_text(seconds(last_ns))
+                ts = _ns_text(last_ns)
             frame = t.frame
-            at = "" if frame is None else int_text(frame)
-            lines.append(f"{conn_id},{fmt.text(t.endpoint)},{at},{ts},{suffix}")
-        return EOL.join(lines)
+            if frame is None:
+                at, last_frame = "", -1
+            elif frame != last_frame:
+                at, last_frame = int_text(frame), frame
+            endpoint = t.endpoint
+            if endpoint == "client":
+                if not client:
+                    client = f"{conn_id},{fmt.text(endpoint)},"
+                head = client
+            elif endpoint == "server":
+                if not server:
+                    server = f"{conn_id},{fmt.text(endpoint)},"
+                head = server
+            else:
+                head = f"{conn_id},{fmt.text(endpoint)},"
+            if parts:
+                parts.append(EOL)
+            parts.append(head)
+            parts.append(at)
+            parts.append(",")
+            parts.append(ts)
+            parts.append(",")
+            parts.append(suffix)
+        return "".join(parts)
 
     def _suffix(self, t: TransitionRecord) -> str:
         """The fields of ``t``'s from_state, to_state, event and rule."""
@@ -448,12 +635,12 @@ class RowTexts:
         return ",".join(
             [
                 int_text(conn.conn_id),
-                float_text(seconds(start_ns)),
+                _ns_text(start_ns),
                 fmt.text(addr_text(orig_h)),
                 int_text(orig_p),
                 fmt.text(addr_text(resp_h)),
                 int_text(resp_p),
-                float_text(seconds(zc.duration_ns)),
+                _ns_text(zc.duration_ns),
                 _maybe_int(zc.orig_bytes),
                 _maybe_int(zc.resp_bytes),
                 fmt.text(zeek_state),
@@ -472,6 +659,25 @@ _SUFFIXES_KEPT: Final = 1 << 12
 
 def _maybe_int(value: int | None) -> str:
     return "" if value is None else int_text(value)
+
+
+def _maybe_float(value: float | None) -> str:
+    return "" if value is None else float_text(value)
+
+
+def _bool_text(value: bool) -> str:
+    return "True" if value else "False"
+
+
+# _ns_text: the nanoseconds below which a time's double is under 4e9 (micros_text's range).
+_MICROS_NS_LAST: Final = 4_000_000_000_000_000_000
+
+
+def _ns_text(ns: int) -> str:
+    """``float_text(seconds(ns))``; from the whole microseconds, when ``ns`` is some."""
+    if 0 < ns < _MICROS_NS_LAST and ns % 1000 == 0:
+        return micros_text(ns // 1000)
+    return float_text(seconds(ns))
 
 
 def finding_rows(findings: Iterable[Finding]) -> list[dict[str, Any]]:

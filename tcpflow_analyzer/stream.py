@@ -44,7 +44,7 @@ from .api import TABLES, connection_rows, dropped_warning, skipped_by_reason
 from .config import Config
 from .csvtext import EOL
 from .findings import Finding
-from .freeze import RowFreezer, SpillError
+from .freeze import SUMMARY_COLUMNS, Batch, RowFreezer, SpillError
 from .reader import CaptureError, CaptureReader, ReadStats
 from .replay import Replay, Source, replay
 from .report import SummaryBuilder, line_format
@@ -150,13 +150,14 @@ class _Sink:
     """Turns retired connections into lines of the tables and into the summary.
 
     Each row becomes its CSV line at once (the text ``report.frame_csv``
-    writes for the typed frame): the connection's row with
-    ``csvtext.LineFormat``, its other rows straight from the connection
-    (``rows.RowTexts``); a connection's lines of one table are kept joined, as
-    one text. Every ``batch`` connections the texts are appended to the files
-    and the connection rows handed to the summary (``SummaryBuilder.add_rows``).
-    A frozen connection's texts other than its connection row's are made when
-    it freezes (``freeze.RowFreezer``).
+    writes for the typed frame), straight from the connection
+    (``rows.RowTexts.made``); a connection's lines of one table are kept
+    joined, as one text. Every ``batch`` connections (``freeze.Batch`` gathers
+    them) the texts are appended to the files and the connection rows (the
+    columns the summary reads) handed to the summary
+    (``SummaryBuilder.add_rows``). Connections are retired through
+    the freezer (``freeze.RowFreezer``): a frozen connection's texts other than
+    its connection row's are made when it freezes.
     """
 
     def __init__(
@@ -166,61 +167,34 @@ class _Sink:
         self.tables = tables
         self.batch = batch
         self.summary = SummaryBuilder(limit, examples)
-        self._lines: dict[str, list[str]] = {name: [] for name in TABLES}
-        self._connections: list[dict[str, Any]] = []
-        self._findings: list[Finding] = []
-        self._held = 0
+        self._gathered = Batch(TABLES, batch, self.flush)
+        emit = self._gathered.add
         if tables is None:
-            self._texts = None
-            self._line = None
-            self.freezer = RowFreezer(self.made, None, None, self.emit)
+            self.freezer = RowFreezer(self.made, None, None, emit)
         else:
-            self._texts = RowTexts(tables.formats)
-            self._line = tables.formats["connections"]
-            self.freezer = RowFreezer(self.made, self._texts.transitions, self._line, self.emit)
+            # The rows made straight as text (compiled, with no call back to this class).
+            texts = RowTexts(tables.formats, config)
+            line = tables.formats["connections"]
+            self.freezer = RowFreezer(texts.made_retired, texts.transitions, line, emit)
 
-    def made(self, conn: Connection) -> tuple[dict[str, Any], dict[str, str], list[Finding]]:
-        """A retired connection's row, the texts of its other rows (none without
-        output: only the summary is made), its findings (``freeze.MadeFn``)."""
-        texts = self._texts
-        if texts is None:
-            rows, found = connection_rows(conn, self.config)
-            return rows["connections"][0], {}, found
-        # As api.connection_rows: the rows as of its retirement, the trace's steps freed.
-        end_ns = conn.retired_ns if conn.retired_ns is not None else conn.end_ns
-        made = texts.retired(conn, conn.prev, self.config, end_ns)
-        conn.trace.release()
-        return made
-
-    def retire(self, conn: Connection) -> None:
-        row, texts, found = self.made(conn)
-        if self._line is not None:
-            texts["connections"] = self._line.line(row)
-        self.emit(row, texts, found)
-
-    def emit(self, row: dict[str, Any], texts: dict[str, str], found: list[Finding]) -> None:
-        """Take one retired connection's row, the texts of its rows, its findings."""
-        self._connections.append(row)
-        lines = self._lines
-        for name, text in texts.items():
-            lines[name].append(text)
-        if found:
-            self._findings.extend(found)
-        self._held += 1
-        if self._held >= self.batch:
-            self.flush()
+    def made(
+        self, conn: Connection
+    ) -> tuple[tuple[Any, ...], list[str], dict[str, str], list[Finding]]:
+        """Without output (the summary alone): the values of a retired connection's row
+        the summary reads, no fields nor texts, its findings (``freeze.MadeFn``)."""
+        rows, found = connection_rows(conn, self.config)
+        row = rows["connections"][0]
+        return tuple([row[c] for c in SUMMARY_COLUMNS]), [], {}, found
 
     def flush(self) -> None:
-        self.summary.add_rows(self._connections, self._findings)
+        gathered = self._gathered
+        self.summary.add_rows(gathered.rows, gathered.findings)
         tables = self.tables
         if tables is not None:
-            for name, lines in self._lines.items():
+            for name, lines in gathered.lines.items():
                 if lines or not tables.started(name):
                     tables.write(name, lines)
-                lines.clear()
-        self._connections.clear()
-        self._findings.clear()
-        self._held = 0
+        gathered.clear()
 
     def spill_counts(self) -> tuple[int, int, int, int]:
         """Connections frozen and thawed, bytes spilled, and the most held at one time."""
@@ -232,12 +206,17 @@ class _Sink:
         try:
             with _no_cycle_collection():
                 played = replay(
-                    source, self.config, on_retire=self.retire, freezer=self.freezer, shard=shard
+                    source,
+                    self.config,
+                    on_retire=self.freezer.retire_live,
+                    freezer=self.freezer,
+                    shard=shard,
                 )
         except SpillError as exc:
             raise OutputError(str(exc)) from exc
         finally:
             self.freezer.close()
+            self._gathered.close()
         self.flush()
         return played
 

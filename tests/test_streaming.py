@@ -190,15 +190,15 @@ class _CheckedHeads(Tracker):
 
 def _replay_checking_heads(segments: list[Segment], config: Config) -> tuple[int, int]:
     """Replay with a freezer and time running backwards; (connections frozen, thawed)."""
-    from tcpflow_analyzer.freeze import RowFreezer
+    from tcpflow_analyzer.freeze import SUMMARY_COLUMNS, RowFreezer
 
     segments = list(segments)
     for i in range(0, len(segments) - 1, 5):
         segments[i], segments[i + 1] = segments[i + 1], segments[i]
 
-    def made(conn: Connection) -> tuple[dict[str, Any], dict[str, str], list[Finding]]:
+    def made(conn: Connection) -> tuple[tuple[Any, ...], list[str], dict[str, str], list[Finding]]:
         rows, found = connection_rows(conn, config)
-        return rows["connections"][0], {}, found
+        return tuple(rows["connections"][0][c] for c in SUMMARY_COLUMNS), [], {}, found
 
     freezer = RowFreezer(made, None, None, lambda row, texts, found: None)
     tracker = _CheckedHeads(config, on_retire=lambda conn: None, freezer=freezer)
