@@ -545,7 +545,7 @@ class Tracker:
                     and dst == self._last_a
                 )
             )
-            and seg.vlan == self._last_vlan
+            and (seg.vlan is self._last_vlan or seg.vlan == self._last_vlan)
             and not self._starts_new_incarnation(last, seg)
         ):
             self.repeats += 1
@@ -653,21 +653,25 @@ class Tracker:
         """
         at = self._sweep_at
         closed_head = open_head = freeze_head = _NO_HEAD
-        if self._closed:
-            closed_head, head = next(iter(self._closed.items()))
-            due = head.end_ns + self._closed_hold_ns + 1
+        # Each table's first key: a loop left at once (compiled, next(iter(...)) is a
+        # call through the builtins module).
+        for closed_head in self._closed:
+            due = self._closed[closed_head].end_ns + self._closed_hold_ns + 1
             if due < at:
                 at = due
-        if self._open:
-            open_head, conn = next(iter(self._open.items()))
-            due = conn.end_ns + self._idle_ns + 1
+            break
+        for open_head in self._open:
+            due = self._open[open_head].end_ns + self._idle_ns + 1
             if due < at:
                 at = due
-        if self._to_freeze:
-            freeze_head, conn = next(iter(self._to_freeze.items()))
-            due = max(conn.end_ns + self._freeze_ns + 1, self._freeze_check_at)
+            break
+        for freeze_head in self._to_freeze:
+            due = max(
+                self._to_freeze[freeze_head].end_ns + self._freeze_ns + 1, self._freeze_check_at
+            )
             if due < at:
                 at = due
+            break
         self._sweep_at = at
         self._heads = (closed_head, open_head, freeze_head)
 
@@ -682,20 +686,20 @@ class Tracker:
         self._last = None  # what it retires or freezes may be the last segment's
         tw, idle = self._closed_hold_ns, self._idle_ns
         while self._closed:
-            conn = next(iter(self._closed.values()))
+            conn = _first(self._closed)
             if now_ns - conn.end_ns <= tw:
                 break
             self._retire(conn, now_ns)
         while self._open:
-            conn = next(iter(self._open.values()))
+            conn = _first(self._open)
             if now_ns - conn.end_ns <= idle:
                 break
             self._retire(conn, now_ns)
         while len(self._open) + len(self._closed) >= self._max_connections:
             if self._closed:
-                self._retire(next(iter(self._closed.values())), now_ns)
+                self._retire(_first(self._closed), now_ns)
                 continue
-            conn = next(iter(self._open.values()))
+            conn = _first(self._open)
             if not conn.handshake_acked and not (
                 conn.client.payload_bytes or conn.server.payload_bytes
             ):
@@ -706,7 +710,7 @@ class Tracker:
             # Freezing changes no result, so it is done in passes a fraction of
             # freeze_after_s apart rather than the moment each connection is due.
             while self._to_freeze:
-                conn = next(iter(self._to_freeze.values()))
+                conn = _first(self._to_freeze)
                 if now_ns - conn.end_ns <= self._freeze_ns:
                     break
                 del self._to_freeze[conn.conn_id]
@@ -716,10 +720,18 @@ class Tracker:
         self._note_heads()
 
     def _forget(self, conn: Connection | Frozen) -> None:
-        self._open.pop(conn.conn_id, None)
-        self._closed.pop(conn.conn_id, None)
-        self._to_freeze.pop(conn.conn_id, None)
-        for key in {conn.key, (conn.reverse_vlan, *conn.key[1:])}:
+        cid: Any = conn.conn_id  # (boxed once for the three tables)
+        if cid in self._open:
+            del self._open[cid]
+        if cid in self._closed:
+            del self._closed[cid]
+        if cid in self._to_freeze:
+            del self._to_freeze[cid]
+        key = conn.key
+        if self._table.get(key) is conn:
+            del self._table[key]
+        if conn.reverse_vlan is not None:  # filed under the other direction's tags too
+            key = (conn.reverse_vlan, *key[1:])
             if self._table.get(key) is conn:
                 del self._table[key]
         self._unpair(conn)
@@ -1239,13 +1251,14 @@ class Tracker:
     # -- state changes -----------------------------------------------------
 
     def _expire(self, conn: Connection, now_ns: int) -> None:
-        for ep in conn.endpoints():
-            if (
-                ep.state is State.TIME_WAIT
-                and ep.tw_deadline_ns is not None
-                and now_ns >= ep.tw_deadline_ns
-            ):
-                self._apply(conn, ep, Event.TIMEOUT_2MSL, None, ep.tw_deadline_ns)
+        # The client, then the server (conn.endpoints(), without making the pair).
+        self._expire_endpoint(conn, conn.client, now_ns)
+        self._expire_endpoint(conn, conn.server, now_ns)
+
+    def _expire_endpoint(self, conn: Connection, ep: Endpoint, now_ns: int) -> None:
+        deadline = ep.tw_deadline_ns
+        if ep.state is _TIME_WAIT and deadline is not None and now_ns >= deadline:
+            self._apply(conn, ep, Event.TIMEOUT_2MSL, None, deadline)
 
     def _apply(
         self,
@@ -1315,6 +1328,16 @@ class Tracker:
 
 def _by_id(conn: Connection | Frozen) -> int:
     return conn.conn_id
+
+
+def _first(table: OrderedDict[int, Any]) -> Any:
+    """The value of the first entry of a table that is not empty.
+
+    (Compiled, ``next(iter(table.values()))`` is a call through the builtins module.)
+    """
+    for key in table:
+        return table[key]
+    raise KeyError("empty table")
 
 
 def _guess_roles(
