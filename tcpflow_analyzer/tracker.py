@@ -616,6 +616,7 @@ class Tracker:
         the heads noted again (``_note_heads``); otherwise that would change nothing.
         """
         cid = conn.conn_id
+        key: Any = cid  # (boxed once for the tables)
         home: OrderedDict[int, Any]
         other: OrderedDict[int, Any]
         done = self._last_done = conn.done()
@@ -624,18 +625,22 @@ class Tracker:
         else:
             home, other = self._open, self._closed
         moved = cid in self._heads or not home
-        if cid in home:
-            home.move_to_end(cid)
+        if key in home:
+            home.move_to_end(key)
         else:
-            other.pop(cid, None)
-            home[cid] = conn
+            if key in other:
+                del other[key]
+            home[key] = conn  # (a new key goes last)
         if self._freezer is not None:
+            to_freeze = self._to_freeze
             if home is self._closed:
-                moved = moved or not self._to_freeze
-                self._to_freeze[cid] = conn
-                self._to_freeze.move_to_end(cid)
-            else:
-                self._to_freeze.pop(cid, None)
+                moved = moved or not to_freeze
+                if key in to_freeze:
+                    to_freeze.move_to_end(key)
+                else:
+                    to_freeze[key] = conn
+            elif key in to_freeze:
+                del to_freeze[key]
         if moved:
             self._note_heads()
 
@@ -1004,7 +1009,7 @@ class Tracker:
             # only the bookkeeping applies (SND_ACK in ESTABLISHED is a self-loop that
             # is not recorded); tests/test_states.py and the captures check the rest.
             s.window = seg.window
-            conn.trace.add(seg, from_client, c.state, conn.server.state)
+            conn.trace.add(seg, from_client, _ESTABLISHED, _ESTABLISHED)  # (s's and d's)
             end = seq_add(seg.seq, seg.payload_len)
             if s.snd_nxt is None or seq_gt(end, s.snd_nxt):
                 s.snd_nxt = end
