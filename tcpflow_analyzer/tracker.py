@@ -41,7 +41,7 @@ from array import array
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 from .compact import Frozen, Trace
 from .config import Config
@@ -110,6 +110,8 @@ _SERVICE_PORTS: Final = frozenset(
     }
 )
 
+
+_T = TypeVar("_T")
 
 _NEVER: Final = 1 << 126  # later than any capture time
 _NO_HEAD: Final = 0  # no conn_id (they count from 1): the head of an empty table
@@ -576,9 +578,12 @@ class Tracker:
             prev = conn
             conn = self._new_connection(key, seg, prev)
             self._retire(prev, seg.ts_ns)
+            self._note_heads()
         self._process(conn, seg)
         self._hold(conn)
-        if SAME_CONNECTION.on and self._table.get(key) is conn:
+        # The key finds conn now: it was found by it (a frozen one thawed under its own
+        # key, the only one a frozen connection has), or filed under it just above.
+        if SAME_CONNECTION.on:
             self._last = conn
             self._last_vlan = seg.vlan
             self._last_a, self._last_pa, self._last_b, self._last_pb = src, sport, dst, dport
@@ -602,6 +607,7 @@ class Tracker:
                 # added (a capture read in parts); timers run to the latest time.
                 self._expire(conn, self._last_ts_ns)
                 conn.retired_ns = self._last_ts_ns
+        self._note_heads()
         if self.expired:
             self.connections = [c for c in self.connections if not c.dropped]
         return self.connections
@@ -649,7 +655,8 @@ class Tracker:
 
         A sweep retires from the head of each table, least recently active first,
         and stops at the first that is not due: nothing is due before the earlier
-        of the two heads' due times. Every change of a head passes here. The head
+        of the two heads' due times. Every change of a head passes here (a sweep's
+        once, when it is done; nothing reads the heads while it runs). The head
         of ``_to_freeze`` is due for the next freezing pass after it is quiet.
         The heads' keys are kept in ``_heads`` for ``_hold``: while they stay the
         heads, their due times stay those noted (a head's ``end_ns`` changes only
@@ -725,6 +732,7 @@ class Tracker:
         self._note_heads()
 
     def _forget(self, conn: Connection | Frozen) -> None:
+        """Take ``conn`` out of the tables; the caller then notes the heads (``_note_heads``)."""
         cid: Any = conn.conn_id  # (boxed once for the three tables)
         if cid in self._open:
             del self._open[cid]
@@ -740,7 +748,7 @@ class Tracker:
             if self._table.get(key) is conn:
                 del self._table[key]
         self._unpair(conn)
-        self._note_heads()
+        # (The heads may have changed: the caller notes them, a sweep once at its end.)
 
     def _unpair(self, conn: Connection | Frozen) -> None:
         """Take ``conn`` out of the list of live connections of its address pair."""
@@ -1335,7 +1343,7 @@ def _by_id(conn: Connection | Frozen) -> int:
     return conn.conn_id
 
 
-def _first(table: OrderedDict[int, Any]) -> Any:
+def _first(table: OrderedDict[int, _T]) -> _T:
     """The value of the first entry of a table that is not empty.
 
     (Compiled, ``next(iter(table.values()))`` is a call through the builtins module.)
