@@ -12,9 +12,13 @@ that is most of the memory.
 
 :class:`Trace` stores each step as one fixed-size binary record (48 bytes) in
 a ``bytearray`` that grows a few records at a time (its tail is unused), each
-record written in place by one ``struct`` call: its small fields (flags,
-window, the bits below, both states' indices, the checksum verdict, the
-options kind) go in as one 64-bit integer. What a record does not hold is
+record written in place by one ``struct`` call as six 64-bit words: the frame,
+the time, and four that each hold a 32-bit number (sequence, acknowledgment,
+TSval, TSecr) with a 32-bit one or the small fields (flags, window, the bits
+below, both states' indices, the checksum verdict, the options kind) above it.
+For any segment a capture gives each word is under 2**62, a plain machine
+integer in the compiled build: six integers to box and convert, where a
+record written field by field took nine. What a record does not hold is
 rebuilt from the connection:
 the addresses and ports from the direction bit and the connection's two
 endpoints, the VLAN tags from a bit saying whether the segment came on the
@@ -55,38 +59,43 @@ if TYPE_CHECKING:
 
 __all__ = ["Frozen", "LazySteps", "Trace"]
 
-# frame, ts_ns, seq, ack, payload_len, ip_len, ts_val, ts_ecr, then eight bytes: flags,
-# window, bits, client state, server state, checksum (-1 unknown / 0 bad / 1 good),
-# options kind.
-_RECORD: Final = struct.Struct("<qqIIIIIIBHBBBbB")
-# The same record as written: the eight bytes as one little-endian integer (_TAIL_*
-# the shifts), which packs faster than seven fields.
-_WRITE: Final = struct.Struct("<qqIIIIIIQ")
-_TAIL_WINDOW: Final = 8
-_TAIL_BITS: Final = 24
-_TAIL_CLIENT_STATE: Final = 32
-_TAIL_SERVER_STATE: Final = 40
-_TAIL_CHECKSUM: Final = 48
-_TAIL_KIND: Final = 56
+# frame, ts_ns, seq, payload_len, ack, ip_len, ts_val, flags, window, bits, ts_ecr,
+# client state, server state, checksum (-1 unknown / 0 bad / 1 good), options kind.
+_RECORD: Final = struct.Struct("<qqIIIIIBHBIBBbB")
+# The same record as written: six 64-bit words, the last four of two halves each
+# (_HIGH the shift of the upper half, _HIGH_* those of the fields in it). Natively
+# (a 64-bit little-endian machine) they pack without the byte-by-byte conversion the
+# standard sizes take for 64-bit integers; anywhere else, in the same bytes.
+_NATIVE: Final = struct.calcsize("@n") == 8 and sys.byteorder == "little"
+_WRITE: Final = struct.Struct("@nnNNNN" if _NATIVE else "<qqQQQQ")
+_PACK_INTO: Final = _WRITE.pack_into  # (called as a function: no method lookup)
+assert _WRITE.size == _RECORD.size
+_HIGH: Final = 32
+_HIGH_WINDOW: Final = 8  # above ts_val: flags, window, bits
+_HIGH_BITS: Final = 24
+_HIGH_SERVER_STATE: Final = 8  # above ts_ecr: client state, server state, checksum, kind
+_HIGH_CHECKSUM: Final = 16
+_HIGH_KIND: Final = 24
 # Where a record's flags and direction bits are: one byte each, read for all records
 # at once by a strided slice of the buffer.
-_FLAGS_AT: Final = struct.calcsize("<qqIIIIII")
-_BITS_AT: Final = struct.calcsize("<qqIIIIIIBH")
+_FLAGS_AT: Final = struct.calcsize("<qqIIIII")
+_BITS_AT: Final = struct.calcsize("<qqIIIIIBH")
 
-# A record's sequence and acknowledgment numbers and payload length, read together.
-_SEQ_ACK_LEN: Final = struct.Struct("<III")
+# A record's sequence number, payload length and acknowledgment number, read together.
+_SEQ_LEN_ACK: Final = struct.Struct("<III")
 _SEQ_AT: Final = struct.calcsize("<qq")
 
 _SIZE: Final = _RECORD.size
+# What the buffer grows by when full: room for 8 records, so that most appends only
+# write into it (a trace's unused tail is at most this).
+_BLANK: Final = bytes(8 * _SIZE)
 # The records as 32-bit words (numbers): the array type code of that size, whether its
-# byte order is not the records' (little-endian), a record's words, its seq's word.
+# byte order is not the records' (little-endian), a record's words, its seq's word
+# (payload_len's and ack's follow it).
 _U32: Final = next(code for code in ("I", "L") if array(code).itemsize == 4)
 _SWAP: Final = sys.byteorder != "little"
 _WORDS: Final = _SIZE // 4
 _SEQ_WORD: Final = _SEQ_AT // 4
-# What the buffer grows by when full: room for 8 records, so that most appends only
-# write into it (a trace's unused tail is at most this).
-_BLANK: Final = bytes(8 * _SIZE)
 
 # Final, as every module constant read per step: compiled, a Final one is a C
 # variable, any other a lookup in the module's dict each time it is read.
@@ -173,36 +182,33 @@ class Trace(Sequence["Step"]):
                 self._options = {}
             self._options[self._n] = opts
         ok = seg.checksum_ok
-        if seg.flags > 0xFF or seg.window > 0xFFFF:
-            # They share a packed field with others: out of range, they would spill into them.
+        flags, window = seg.flags, seg.window
+        seq, ack, plen, ip_len = seg.seq, seg.ack, seg.payload_len, seg.ip_len
+        if (seq | ack | plen | ip_len | tsv | tse) >> 32 or flags >> 8 or window >> 16:
+            # They share a packed word with others: out of range, they would spill into them.
             raise ValueError(
-                f"flags {seg.flags} or window {seg.window} out of the TCP header's range"
+                f"flags {flags}, window {window}, seq {seq}, ack {ack}, lengths {plen} and "
+                f"{ip_len} or timestamps {tsv} and {tse} out of the TCP header's range"
             )
+        # ESTABLISHED, by far the most common state, without a lookup
+        cs = _ESTABLISHED_INDEX if client_state is _ESTABLISHED else _STATE_INDEX[client_state]
+        ss = _ESTABLISHED_INDEX if server_state is _ESTABLISHED else _STATE_INDEX[server_state]
+        check = 0xFF if ok is None else 1 if ok else 0  # -1 as a signed byte
         at = self._n * _SIZE
         buf = self._buf
         if len(buf) < at + _SIZE:
             buf += _BLANK  # room for a few more records: the buffer's tail is unused
-        _WRITE.pack_into(
+        _PACK_INTO(
             buf,
             at,
             seg.frame,
             seg.ts_ns,
-            seg.seq,
-            seg.ack,
-            seg.payload_len,
-            seg.ip_len,
-            tsv,
-            tse,
-            seg.flags
-            | seg.window << _TAIL_WINDOW
-            | bits << _TAIL_BITS
-            # ESTABLISHED, by far the most common state, without a lookup
-            | (_ESTABLISHED_INDEX if client_state is _ESTABLISHED else _STATE_INDEX[client_state])
-            << _TAIL_CLIENT_STATE
-            | (_ESTABLISHED_INDEX if server_state is _ESTABLISHED else _STATE_INDEX[server_state])
-            << _TAIL_SERVER_STATE
-            | (0xFF if ok is None else 1 if ok else 0) << _TAIL_CHECKSUM  # -1 as a signed byte
-            | kind << _TAIL_KIND,
+            seq | plen << _HIGH,
+            ack | ip_len << _HIGH,
+            tsv | (flags | window << _HIGH_WINDOW | bits << _HIGH_BITS) << _HIGH,
+            tse
+            | (cs | ss << _HIGH_SERVER_STATE | check << _HIGH_CHECKSUM | kind << _HIGH_KIND)
+            << _HIGH,
         )
         self._n += 1
         self._cache = self._lazy = None
@@ -254,7 +260,7 @@ class Trace(Sequence["Step"]):
         """
         if not 0 <= i < self._n:
             raise IndexError(f"step {i} of a trace of {self._n}")
-        seq, ack, payload_len = _SEQ_ACK_LEN.unpack_from(self._buf, i * _SIZE + _SEQ_AT)
+        seq, payload_len, ack = _SEQ_LEN_ACK.unpack_from(self._buf, i * _SIZE + _SEQ_AT)
         return seq, ack, payload_len
 
     def numbers(self) -> tuple[Sequence[int], Sequence[int], Sequence[int]]:
@@ -269,8 +275,8 @@ class Trace(Sequence["Step"]):
             words.byteswap()
         return (
             words[_SEQ_WORD::_WORDS],
-            words[_SEQ_WORD + 1 :: _WORDS],
             words[_SEQ_WORD + 2 :: _WORDS],
+            words[_SEQ_WORD + 1 :: _WORDS],
         )
 
     def dump(self) -> tuple[object, ...]:
@@ -331,7 +337,7 @@ class Trace(Sequence["Step"]):
 
     def _step(self, i: int) -> Step:
         """Step ``i`` (0 <= i < len) rebuilt from its record."""
-        (frame, ts, seq, ack, plen, ip_len, tsv, tse, flags, window, bits, cs, ss, ck, kind) = (
+        (frame, ts, seq, plen, ack, ip_len, tsv, flags, window, bits, tse, cs, ss, ck, kind) = (
             _RECORD.unpack_from(self._buf, i * _SIZE)
         )
         if kind == _NO_OPTIONS:

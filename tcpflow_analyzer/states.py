@@ -35,6 +35,7 @@ Three kinds of transition are not RFC events but facts of where a capture sits
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Final
 
 __all__ = [
     "TRANSITIONS",
@@ -105,8 +106,9 @@ _RST_ABORT = "RFC9293 3.10.5 (ABORT call: send RST, delete TCB)"
 _RST_RCVD = "RFC9293 3.10.7.4 second check (RST in a synchronized state: connection reset)"
 _DUP_SYN = "RFC9293 3.10.7.4 first check (duplicate of an earlier segment: re-ACK)"
 
-# state -> event -> (new state, rule). Read top to bottom as RFC 9293 3.10.
-TRANSITIONS: dict[State, dict[Event, tuple[State, str]]] = {
+# state -> event -> (new state, rule). Read top to bottom as RFC 9293 3.10. (Final:
+# compiled, read as a C variable rather than looked up in the module's dict.)
+TRANSITIONS: Final[dict[State, dict[Event, tuple[State, str]]]] = {
     _S.CLOSED: {
         _E.SND_SYN: (_S.SYN_SENT, "RFC9293 3.10.1 (OPEN call, active: send SYN)"),
         _E.SND_RST: (_S.CLOSED, "RFC9293 3.10.7.1 (CLOSED: a reset answers any segment)"),

@@ -41,7 +41,7 @@ from array import array
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 from .compact import Frozen, Trace
 from .config import Config
@@ -110,6 +110,8 @@ _SERVICE_PORTS: Final = frozenset(
     }
 )
 
+
+_T = TypeVar("_T")
 
 _NEVER: Final = 1 << 126  # later than any capture time
 _NO_HEAD: Final = 0  # no conn_id (they count from 1): the head of an empty table
@@ -545,7 +547,7 @@ class Tracker:
                     and dst == self._last_a
                 )
             )
-            and seg.vlan == self._last_vlan
+            and (seg.vlan is self._last_vlan or seg.vlan == self._last_vlan)
             and not self._starts_new_incarnation(last, seg)
         ):
             self.repeats += 1
@@ -576,9 +578,12 @@ class Tracker:
             prev = conn
             conn = self._new_connection(key, seg, prev)
             self._retire(prev, seg.ts_ns)
+            self._note_heads()
         self._process(conn, seg)
         self._hold(conn)
-        if SAME_CONNECTION.on and self._table.get(key) is conn:
+        # The key finds conn now: it was found by it (a frozen one thawed under its own
+        # key, the only one a frozen connection has), or filed under it just above.
+        if SAME_CONNECTION.on:
             self._last = conn
             self._last_vlan = seg.vlan
             self._last_a, self._last_pa, self._last_b, self._last_pb = src, sport, dst, dport
@@ -602,6 +607,7 @@ class Tracker:
                 # added (a capture read in parts); timers run to the latest time.
                 self._expire(conn, self._last_ts_ns)
                 conn.retired_ns = self._last_ts_ns
+        self._note_heads()
         if self.expired:
             self.connections = [c for c in self.connections if not c.dropped]
         return self.connections
@@ -616,6 +622,7 @@ class Tracker:
         the heads noted again (``_note_heads``); otherwise that would change nothing.
         """
         cid = conn.conn_id
+        key: Any = cid  # (boxed once for the tables)
         home: OrderedDict[int, Any]
         other: OrderedDict[int, Any]
         done = self._last_done = conn.done()
@@ -624,18 +631,22 @@ class Tracker:
         else:
             home, other = self._open, self._closed
         moved = cid in self._heads or not home
-        if cid in home:
-            home.move_to_end(cid)
+        if key in home:
+            home.move_to_end(key)
         else:
-            other.pop(cid, None)
-            home[cid] = conn
+            if key in other:
+                del other[key]
+            home[key] = conn  # (a new key goes last)
         if self._freezer is not None:
+            to_freeze = self._to_freeze
             if home is self._closed:
-                moved = moved or not self._to_freeze
-                self._to_freeze[cid] = conn
-                self._to_freeze.move_to_end(cid)
-            else:
-                self._to_freeze.pop(cid, None)
+                moved = moved or not to_freeze
+                if key in to_freeze:
+                    to_freeze.move_to_end(key)
+                else:
+                    to_freeze[key] = conn
+            elif key in to_freeze:
+                del to_freeze[key]
         if moved:
             self._note_heads()
 
@@ -644,7 +655,8 @@ class Tracker:
 
         A sweep retires from the head of each table, least recently active first,
         and stops at the first that is not due: nothing is due before the earlier
-        of the two heads' due times. Every change of a head passes here. The head
+        of the two heads' due times. Every change of a head passes here (a sweep's
+        once, when it is done; nothing reads the heads while it runs). The head
         of ``_to_freeze`` is due for the next freezing pass after it is quiet.
         The heads' keys are kept in ``_heads`` for ``_hold``: while they stay the
         heads, their due times stay those noted (a head's ``end_ns`` changes only
@@ -653,21 +665,25 @@ class Tracker:
         """
         at = self._sweep_at
         closed_head = open_head = freeze_head = _NO_HEAD
-        if self._closed:
-            closed_head, head = next(iter(self._closed.items()))
-            due = head.end_ns + self._closed_hold_ns + 1
+        # Each table's first key: a loop left at once (compiled, next(iter(...)) is a
+        # call through the builtins module).
+        for closed_head in self._closed:
+            due = self._closed[closed_head].end_ns + self._closed_hold_ns + 1
             if due < at:
                 at = due
-        if self._open:
-            open_head, conn = next(iter(self._open.items()))
-            due = conn.end_ns + self._idle_ns + 1
+            break
+        for open_head in self._open:
+            due = self._open[open_head].end_ns + self._idle_ns + 1
             if due < at:
                 at = due
-        if self._to_freeze:
-            freeze_head, conn = next(iter(self._to_freeze.items()))
-            due = max(conn.end_ns + self._freeze_ns + 1, self._freeze_check_at)
+            break
+        for freeze_head in self._to_freeze:
+            due = max(
+                self._to_freeze[freeze_head].end_ns + self._freeze_ns + 1, self._freeze_check_at
+            )
             if due < at:
                 at = due
+            break
         self._sweep_at = at
         self._heads = (closed_head, open_head, freeze_head)
 
@@ -682,20 +698,20 @@ class Tracker:
         self._last = None  # what it retires or freezes may be the last segment's
         tw, idle = self._closed_hold_ns, self._idle_ns
         while self._closed:
-            conn = next(iter(self._closed.values()))
+            conn = _first(self._closed)
             if now_ns - conn.end_ns <= tw:
                 break
             self._retire(conn, now_ns)
         while self._open:
-            conn = next(iter(self._open.values()))
+            conn = _first(self._open)
             if now_ns - conn.end_ns <= idle:
                 break
             self._retire(conn, now_ns)
         while len(self._open) + len(self._closed) >= self._max_connections:
             if self._closed:
-                self._retire(next(iter(self._closed.values())), now_ns)
+                self._retire(_first(self._closed), now_ns)
                 continue
-            conn = next(iter(self._open.values()))
+            conn = _first(self._open)
             if not conn.handshake_acked and not (
                 conn.client.payload_bytes or conn.server.payload_bytes
             ):
@@ -706,7 +722,7 @@ class Tracker:
             # Freezing changes no result, so it is done in passes a fraction of
             # freeze_after_s apart rather than the moment each connection is due.
             while self._to_freeze:
-                conn = next(iter(self._to_freeze.values()))
+                conn = _first(self._to_freeze)
                 if now_ns - conn.end_ns <= self._freeze_ns:
                     break
                 del self._to_freeze[conn.conn_id]
@@ -716,14 +732,23 @@ class Tracker:
         self._note_heads()
 
     def _forget(self, conn: Connection | Frozen) -> None:
-        self._open.pop(conn.conn_id, None)
-        self._closed.pop(conn.conn_id, None)
-        self._to_freeze.pop(conn.conn_id, None)
-        for key in {conn.key, (conn.reverse_vlan, *conn.key[1:])}:
+        """Take ``conn`` out of the tables; the caller then notes the heads (``_note_heads``)."""
+        cid: Any = conn.conn_id  # (boxed once for the three tables)
+        if cid in self._open:
+            del self._open[cid]
+        if cid in self._closed:
+            del self._closed[cid]
+        if cid in self._to_freeze:
+            del self._to_freeze[cid]
+        key = conn.key
+        if self._table.get(key) is conn:
+            del self._table[key]
+        if conn.reverse_vlan is not None:  # filed under the other direction's tags too
+            key = (conn.reverse_vlan, *key[1:])
             if self._table.get(key) is conn:
                 del self._table[key]
         self._unpair(conn)
-        self._note_heads()
+        # (The heads may have changed: the caller notes them, a sweep once at its end.)
 
     def _unpair(self, conn: Connection | Frozen) -> None:
         """Take ``conn`` out of the list of live connections of its address pair."""
@@ -992,7 +1017,7 @@ class Tracker:
             # only the bookkeeping applies (SND_ACK in ESTABLISHED is a self-loop that
             # is not recorded); tests/test_states.py and the captures check the rest.
             s.window = seg.window
-            conn.trace.add(seg, from_client, c.state, conn.server.state)
+            conn.trace.add(seg, from_client, _ESTABLISHED, _ESTABLISHED)  # (s's and d's)
             end = seq_add(seg.seq, seg.payload_len)
             if s.snd_nxt is None or seq_gt(end, s.snd_nxt):
                 s.snd_nxt = end
@@ -1239,13 +1264,14 @@ class Tracker:
     # -- state changes -----------------------------------------------------
 
     def _expire(self, conn: Connection, now_ns: int) -> None:
-        for ep in conn.endpoints():
-            if (
-                ep.state is State.TIME_WAIT
-                and ep.tw_deadline_ns is not None
-                and now_ns >= ep.tw_deadline_ns
-            ):
-                self._apply(conn, ep, Event.TIMEOUT_2MSL, None, ep.tw_deadline_ns)
+        # The client, then the server (conn.endpoints(), without making the pair).
+        self._expire_endpoint(conn, conn.client, now_ns)
+        self._expire_endpoint(conn, conn.server, now_ns)
+
+    def _expire_endpoint(self, conn: Connection, ep: Endpoint, now_ns: int) -> None:
+        deadline = ep.tw_deadline_ns
+        if ep.state is _TIME_WAIT and deadline is not None and now_ns >= deadline:
+            self._apply(conn, ep, Event.TIMEOUT_2MSL, None, deadline)
 
     def _apply(
         self,
@@ -1315,6 +1341,16 @@ class Tracker:
 
 def _by_id(conn: Connection | Frozen) -> int:
     return conn.conn_id
+
+
+def _first(table: OrderedDict[int, _T]) -> _T:
+    """The value of the first entry of a table that is not empty.
+
+    (Compiled, ``next(iter(table.values()))`` is a call through the builtins module.)
+    """
+    for key in table:
+        return table[key]
+    raise KeyError("empty table")
 
 
 def _guess_roles(

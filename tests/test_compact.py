@@ -1,7 +1,7 @@
 """``compact.Trace``: the packed records read back as the steps appended.
 
-A record is written in place (the buffer grows several records at a time) with
-its small fields packed as one integer, and read back field by field: every
+A record is written in place (the buffer grows several records at a time) as
+six 64-bit words, most fields sharing one, and read back field by field: every
 step appended to a trace of the real captures and the public corpus must come
 back equal, through ``steps``, ``flags``, ``directions`` and ``dump``/``load``;
 so must made-up steps with every state, checksum verdict, options kind and
