@@ -72,13 +72,17 @@ first chunk so that a caller peeking at the first segment pays little):
    whole in the matrix and compared there; longer ones are compared byte for
    byte. The last frames of a chunk (their bytes copied) are carried into the
    next one.
-7. **Segments.** Integer columns become ``array.array`` objects and the
-   others numpy object arrays (addresses and VLAN stacks shared per chunk):
-   iterating either yields plain Python objects, and neither is tracked by the
-   garbage collector, which would otherwise walk every element of every
-   column at each collection while the chunk is consumed. Segments are built
-   one at a time as they are asked for (so they die young if the caller drops
-   them), interleaved in frame order with the frames decoded one by one.
+7. **Segments.** Integer columns become ``array.array`` objects (not tracked
+   by the garbage collector), the small fields packed several to a column:
+   ports, flags, window, checksum verdict and ``caplen_short``; ``seq`` and
+   ``payload_len``; ``ack`` and ``ip_len``; ``ts_val`` and the count of other
+   shards' frames before. Each int taken from a column is an object made and
+   freed, where packed fields come apart by shifts and masks (native when
+   compiled). The object columns (addresses and VLAN stacks, shared per
+   chunk; options) are lists, iterated faster than numpy object arrays.
+   Segments are built one at a time as they are asked for (so they die young
+   if the caller drops them), interleaved in frame order with the frames
+   decoded one by one.
    ``Segment`` and ``TcpOptions`` are plain slotted dataclasses (not frozen:
    a frozen one's generated ``__init__`` costs more than all the rest
    together), built with positional arguments; named, not through local
@@ -144,7 +148,8 @@ _STAMPED: Final = object()  # options column: NOP NOP Timestamps, made from the 
 _SKIP_VALUE: Final = {reason: reason.value for reason in SkipReason}
 _LANES = np.uint64(0x00FF00FF00FF00FF)
 _LANE_SUM = np.uint64(0x0001000100010001)
-_TRI = np.array([False, True, None], dtype=object)  # checksum verdict codes 0, 1, 2
+_VERDICT: Final[tuple[bool | None, ...]] = (False, True, None)  # checksum verdict codes 0, 1, 2
+_LOW32: Final = 0xFFFFFFFF
 _FP_MULT = np.array(
     [(0x9E3779B97F4A7C15 * (2 * i + 1)) % 2**64 | 1 for i in range(ROW // 8)], dtype=np.uint64
 )
@@ -170,8 +175,8 @@ def _ignore(ts_ns: int) -> None:
 
 def _times(tick: Callable[[int], None], times: Iterator[Any], count: int) -> None:
     """Pass the next ``count`` times to ``tick``, in order."""
-    for _ in range(count):
-        tick(next(times))
+    for ts in islice(times, count):  # (compiled, next() would be looked up as a builtin)
+        tick(ts)
 
 
 def _syn_options(
@@ -379,6 +384,10 @@ class FastPcap:
         unsupported = self._unsupported
         tick = other if other is not None else _ignore
         view = self._view
+        ports: int  # packed columns (see _decode)
+        sq: int
+        ak: int
+        tv: int
         pos = 0  # in the window
         n = FIRST_CHUNK
         self._shift(0)
@@ -393,17 +402,31 @@ class FastPcap:
             if k:
                 columns, runs, times = self._chunk(starts[:k], head[:k], caplen[:k])
                 for count, gap, one in runs:
-                    for (
-                        fr, ts, vl, sr, ds, sp, dp, sq, ak, fl, wn, pl, il, op, cs, ck, tv, te, g
-                    ) in islice(columns, count):  # fmt: skip
-                        if g:
-                            _times(tick, times, g)  # other shards' segments before this one
+                    for fr, ts, vl, sr, ds, op, ports, sq, ak, tv, te in islice(columns, count):
+                        # Packed columns (see _decode): native shifts and masks, compiled.
+                        if tv >> 32:
+                            _times(tick, times, tv >> 32)  # other shards' segments before it
                         if op is stamped:
                             # Made here rather than in bulk: objects that die young
                             # cost the garbage collector nothing.
-                            op = TcpOptions(None, None, False, (), tv, te)
+                            op = TcpOptions(None, None, False, (), tv & _LOW32, te)
                         yield Segment(
-                            fr, ts, vl, sr, ds, sp, dp, sq, ak, fl, wn, pl, il, op, cs, ck
+                            fr,
+                            ts,
+                            vl,
+                            sr,
+                            ds,
+                            ports & 0xFFFF,
+                            (ports >> 16) & 0xFFFF,
+                            sq & _LOW32,
+                            ak & _LOW32,
+                            (ports >> 32) & 0xFF,
+                            (ports >> 40) & 0xFFFF,
+                            sq >> 32,
+                            ak >> 32,
+                            op,
+                            (ports >> 58) != 0,
+                            _VERDICT[(ports >> 56) & 3],
                         )
                     if gap:
                         _times(tick, times, gap)
@@ -782,35 +805,33 @@ class FastPcap:
         if keys.any():
             uniq, inv = np.unique(keys, return_inverse=True)
             stacks = [((k >> 12) & 0xFFF, k & 0xFFF)[: k >> 24] for k in uniq.tolist()]
-            vlans = _objects(stacks)[inv.ravel()]
-        short_mask = cap[idx] < ip_len
-        shorts: Iterable[bool] = (
-            _TRI[short_mask.view(np.int8)] if short_mask.any() else repeat(False)
-        )
+            vlans = _objects(stacks)[inv.ravel()].tolist()
+        short = (cap[idx] < ip_len).astype(np.int64)
 
         runs, counts = _runs(plain, own, data, caplen, ts, frames)
-        # Arrays and object arrays, never lists (see the module docstring, 7).
+        # Small fields packed into few columns (fewer ints to make per segment; all
+        # below 2**62, so native ints when compiled): ports, flags, window, checksum
+        # verdict (_VERDICT) and caplen_short; seq and payload_len; ack and ip_len;
+        # ts_val (where options are _STAMPED) and the other shards' frames before.
+        ports = _be16(t, 0) | _be16(t, 2) << 16 | t[:, 13].astype(np.int64) << 32
+        ports |= _be16(t, 14) << 40 | code.astype(np.int64) << 56 | short << 58
+        payload: Array = tcp_len - hl
+        before = _be32(t, 24)
+        if counts is not None:
+            before |= counts << 32
         columns = zip(
             _ints(frames[idx]),
             _ints(ts[idx]),
             vlans,
-            src,
-            dst,
-            _ints(_be16(t, 0)),
-            _ints(_be16(t, 2)),
-            _ints(_be32(t, 4)),
-            _ints(_be32(t, 8)),
-            _ints(t[:, 13]),
-            _ints(_be16(t, 14)),
-            _ints(tcp_len - hl),
-            _ints(ip_len),
-            options,
-            shorts,
-            _TRI[code],
-            _ints(_be32(t, 24)),  # ts_val and ts_ecr where options are _STAMPED
-            _ints(_be32(t, 28)),
-            repeat(0) if counts is None else _ints(counts),  # other shards' frames before
-            strict=False,  # vlans, shorts and counts may be endless repeats
+            src.tolist(),
+            dst.tolist(),
+            options.tolist(),
+            _ints(ports),
+            _ints(_be32(t, 4) | payload << 32),
+            _ints(_be32(t, 8) | ip_len << 32),
+            _ints(before),
+            _ints(_be32(t, 28)),  # ts_ecr
+            strict=False,  # vlans may be an endless repeat
         )
         return columns, runs, times
 
