@@ -123,6 +123,7 @@ from .shard import MIX, shard_of
 
 if TYPE_CHECKING:
     from .reader import _PcapLayout
+    from .tracker import Tracker
 
 __all__ = ["CHUNK_FRAMES", "ROW", "WINDOW", "FastPcap"]
 
@@ -173,10 +174,24 @@ def _ignore(ts_ns: int) -> None:
     """``segments`` without a shard: no other shards' times to pass on."""
 
 
-def _times(tick: Callable[[int], None], times: Iterator[Any], count: int) -> None:
-    """Pass the next ``count`` times to ``tick``, in order."""
-    for ts in islice(times, count):  # (compiled, next() would be looked up as a builtin)
-        tick(ts)
+def _clock(other: Callable[[int], None] | None) -> Tracker | None:
+    """The tracker whose ``tick`` method ``other`` is (as replay.py passes it), else None."""
+    from .tracker import Tracker  # (the reader needs no tracker otherwise)
+
+    owner = getattr(other, "__self__", None)
+    return owner if isinstance(owner, Tracker) and other == owner.tick else None
+
+
+def _times(
+    tick: Callable[[int], None], clock: Tracker | None, times: Iterator[Any], count: int
+) -> None:
+    """Pass the next ``count`` times to ``tick``, in order (natively if it is ``clock.tick``)."""
+    if clock is not None:
+        for ts in islice(times, count):  # (compiled, next() would be a builtin's lookup)
+            clock.tick(ts)
+    else:
+        for ts in islice(times, count):
+            tick(ts)
 
 
 def _syn_options(
@@ -383,6 +398,7 @@ class FastPcap:
         skipped = self._stats.skipped
         unsupported = self._unsupported
         tick = other if other is not None else _ignore
+        clock = _clock(other)  # a compiled build calls its tick without a Python call
         view = self._view
         ports: int  # packed columns (see _decode)
         sq: int
@@ -405,7 +421,7 @@ class FastPcap:
                     for fr, ts, vl, sr, ds, op, ports, sq, ak, tv, te in islice(columns, count):
                         # Packed columns (see _decode): native shifts and masks, compiled.
                         if tv >> 32:
-                            _times(tick, times, tv >> 32)  # other shards' segments before it
+                            _times(tick, clock, times, tv >> 32)  # other shards' segments before it
                         if op is stamped:
                             # Made here rather than in bulk: objects that die young
                             # cost the garbage collector nothing.
@@ -429,7 +445,7 @@ class FastPcap:
                             _VERDICT[(ports >> 56) & 3],
                         )
                     if gap:
-                        _times(tick, times, gap)
+                        _times(tick, clock, times, gap)
                     if one is not None:
                         a, length, fr, ts = one
                         result = decode_frame(linktype, bytes(view[a : a + length]), fr, ts)
@@ -567,8 +583,10 @@ class FastPcap:
         self._order(ts, frames)
         rows = self._gather(data, ROW)
         if (caplen < ROW).any():
-            # Bytes past the caplen zeroed, eight at a time.
-            rows.view("<u8")[:] &= _KEEP[np.minimum(caplen, ROW)]
+            # Bytes past the caplen zeroed, eight at a time (take copies whole rows of
+            # _KEEP, where an index goes through numpy's general indexing).
+            words = rows.view("<u8")
+            np.bitwise_and(words, np.take(_KEEP, np.minimum(caplen, ROW), axis=0), out=words)
         self._duplicates(data, caplen, ts, rows)
         return self._decode(rows, data, caplen, ts, frames)
 
