@@ -96,7 +96,8 @@ first chunk so that a caller peeking at the first segment pays little):
    handed out with, before it, the times of the other shards' frames since
    the previous one, passed to ``other`` one by one from a single column: no
    object is made for those frames but the integer, and the caller's loop
-   never sees them.
+   never sees them. When ``other`` is a tracker's ``tick`` (as replay.py
+   passes it), that method is called directly (natively when compiled).
 
 While iterating, ``stats`` runs ahead of the segments handed out by up to one
 chunk (the whole chunk is counted when it is decoded); once iteration ends
