@@ -714,7 +714,9 @@ class FastPcap:
         # The IP header and what follows, in columns 0.._NET of `net`.
         at = off[cand]
         o = int(at.min())
+        whole: Array | None = None  # what `net` is a column range of, from o on
         if o == int(at.max()):
+            whole = rows
             net = rows[:, o : o + _NET]
         else:
             net = np.zeros((len(rows), _NET), dtype=np.uint8)
@@ -756,7 +758,14 @@ class FastPcap:
             own = np.zeros_like(plain)
             own[idx] = True
         m = len(idx)
-        t, nt, is6, hl = tcp[idx], net[idx], v6[idx], hl[idx]
+        # The picked rows: np.take copies whole rows of a contiguous matrix, where an
+        # index on a column range goes through numpy's general (slower) indexing.
+        if whole is None:
+            nt = np.take(net, idx, axis=0)
+        else:
+            nt = np.take(whole, idx, axis=0)[:, o : o + _NET]
+        t = np.take(tcp, idx, axis=0) if any6 else nt[:, 20:60]
+        is6, hl = v6[idx], hl[idx]
         ip_len, tcp_len, tcp_cap = ip_len[idx], tcp_len[idx], tcp_cap[idx]
         ip_at = data[idx] + off[idx]  # window offset of the IP header
         tcp_at = ip_at + (np.where(is6, 40, 20) if any6 else 20)
