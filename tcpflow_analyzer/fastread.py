@@ -72,13 +72,17 @@ first chunk so that a caller peeking at the first segment pays little):
    whole in the matrix and compared there; longer ones are compared byte for
    byte. The last frames of a chunk (their bytes copied) are carried into the
    next one.
-7. **Segments.** Integer columns become ``array.array`` objects and the
-   others numpy object arrays (addresses and VLAN stacks shared per chunk):
-   iterating either yields plain Python objects, and neither is tracked by the
-   garbage collector, which would otherwise walk every element of every
-   column at each collection while the chunk is consumed. Segments are built
-   one at a time as they are asked for (so they die young if the caller drops
-   them), interleaved in frame order with the frames decoded one by one.
+7. **Segments.** Integer columns become ``array.array`` objects (not tracked
+   by the garbage collector), the small fields packed several to a column:
+   ports, flags, window, checksum verdict and ``caplen_short``; ``seq`` and
+   ``payload_len``; ``ack`` and ``ip_len``; ``ts_val`` and the count of other
+   shards' frames before. Each int taken from a column is an object made and
+   freed, where packed fields come apart by shifts and masks (native when
+   compiled). The object columns (addresses and VLAN stacks, shared per
+   chunk; options) are lists, iterated faster than numpy object arrays.
+   Segments are built one at a time as they are asked for (so they die young
+   if the caller drops them), interleaved in frame order with the frames
+   decoded one by one.
    ``Segment`` and ``TcpOptions`` are plain slotted dataclasses (not frozen:
    a frozen one's generated ``__init__`` costs more than all the rest
    together), built with positional arguments; named, not through local
@@ -92,7 +96,8 @@ first chunk so that a caller peeking at the first segment pays little):
    handed out with, before it, the times of the other shards' frames since
    the previous one, passed to ``other`` one by one from a single column: no
    object is made for those frames but the integer, and the caller's loop
-   never sees them.
+   never sees them. When ``other`` is a tracker's ``tick`` (as replay.py
+   passes it), that method is called directly (natively when compiled).
 
 While iterating, ``stats`` runs ahead of the segments handed out by up to one
 chunk (the whole chunk is counted when it is decoded); once iteration ends
@@ -119,6 +124,7 @@ from .shard import MIX, shard_of
 
 if TYPE_CHECKING:
     from .reader import _PcapLayout
+    from .tracker import Tracker
 
 __all__ = ["CHUNK_FRAMES", "ROW", "WINDOW", "FastPcap"]
 
@@ -144,7 +150,8 @@ _STAMPED: Final = object()  # options column: NOP NOP Timestamps, made from the 
 _SKIP_VALUE: Final = {reason: reason.value for reason in SkipReason}
 _LANES = np.uint64(0x00FF00FF00FF00FF)
 _LANE_SUM = np.uint64(0x0001000100010001)
-_TRI = np.array([False, True, None], dtype=object)  # checksum verdict codes 0, 1, 2
+_VERDICT: Final[tuple[bool | None, ...]] = (False, True, None)  # checksum verdict codes 0, 1, 2
+_LOW32: Final = 0xFFFFFFFF
 _FP_MULT = np.array(
     [(0x9E3779B97F4A7C15 * (2 * i + 1)) % 2**64 | 1 for i in range(ROW // 8)], dtype=np.uint64
 )
@@ -168,10 +175,24 @@ def _ignore(ts_ns: int) -> None:
     """``segments`` without a shard: no other shards' times to pass on."""
 
 
-def _times(tick: Callable[[int], None], times: Iterator[Any], count: int) -> None:
-    """Pass the next ``count`` times to ``tick``, in order."""
-    for _ in range(count):
-        tick(next(times))
+def _clock(other: Callable[[int], None] | None) -> Tracker | None:
+    """The tracker whose ``tick`` method ``other`` is (as replay.py passes it), else None."""
+    from .tracker import Tracker  # (the reader needs no tracker otherwise)
+
+    owner = getattr(other, "__self__", None)
+    return owner if isinstance(owner, Tracker) and other == owner.tick else None
+
+
+def _times(
+    tick: Callable[[int], None], clock: Tracker | None, times: Iterator[Any], count: int
+) -> None:
+    """Pass the next ``count`` times to ``tick``, in order (natively if it is ``clock.tick``)."""
+    if clock is not None:
+        for ts in islice(times, count):  # (compiled, next() would be a builtin's lookup)
+            clock.tick(ts)
+    else:
+        for ts in islice(times, count):
+            tick(ts)
 
 
 def _syn_options(
@@ -378,7 +399,12 @@ class FastPcap:
         skipped = self._stats.skipped
         unsupported = self._unsupported
         tick = other if other is not None else _ignore
+        clock = _clock(other)  # a compiled build calls its tick without a Python call
         view = self._view
+        ports: int  # packed columns (see _decode)
+        sq: int
+        ak: int
+        tv: int
         pos = 0  # in the window
         n = FIRST_CHUNK
         self._shift(0)
@@ -393,20 +419,34 @@ class FastPcap:
             if k:
                 columns, runs, times = self._chunk(starts[:k], head[:k], caplen[:k])
                 for count, gap, one in runs:
-                    for (
-                        fr, ts, vl, sr, ds, sp, dp, sq, ak, fl, wn, pl, il, op, cs, ck, tv, te, g
-                    ) in islice(columns, count):  # fmt: skip
-                        if g:
-                            _times(tick, times, g)  # other shards' segments before this one
+                    for fr, ts, vl, sr, ds, op, ports, sq, ak, tv, te in islice(columns, count):
+                        # Packed columns (see _decode): native shifts and masks, compiled.
+                        if tv >> 32:
+                            _times(tick, clock, times, tv >> 32)  # other shards' segments before it
                         if op is stamped:
                             # Made here rather than in bulk: objects that die young
                             # cost the garbage collector nothing.
-                            op = TcpOptions(None, None, False, (), tv, te)
+                            op = TcpOptions(None, None, False, (), tv & _LOW32, te)
                         yield Segment(
-                            fr, ts, vl, sr, ds, sp, dp, sq, ak, fl, wn, pl, il, op, cs, ck
+                            fr,
+                            ts,
+                            vl,
+                            sr,
+                            ds,
+                            ports & 0xFFFF,
+                            (ports >> 16) & 0xFFFF,
+                            sq & _LOW32,
+                            ak & _LOW32,
+                            (ports >> 32) & 0xFF,
+                            (ports >> 40) & 0xFFFF,
+                            sq >> 32,
+                            ak >> 32,
+                            op,
+                            (ports >> 58) != 0,
+                            _VERDICT[(ports >> 56) & 3],
                         )
                     if gap:
-                        _times(tick, times, gap)
+                        _times(tick, clock, times, gap)
                     if one is not None:
                         a, length, fr, ts = one
                         result = decode_frame(linktype, bytes(view[a : a + length]), fr, ts)
@@ -544,8 +584,10 @@ class FastPcap:
         self._order(ts, frames)
         rows = self._gather(data, ROW)
         if (caplen < ROW).any():
-            # Bytes past the caplen zeroed, eight at a time.
-            rows.view("<u8")[:] &= _KEEP[np.minimum(caplen, ROW)]
+            # Bytes past the caplen zeroed, eight at a time (take copies whole rows of
+            # _KEEP, where an index goes through numpy's general indexing).
+            words = rows.view("<u8")
+            np.bitwise_and(words, np.take(_KEEP, np.minimum(caplen, ROW), axis=0), out=words)
         self._duplicates(data, caplen, ts, rows)
         return self._decode(rows, data, caplen, ts, frames)
 
@@ -672,7 +714,9 @@ class FastPcap:
         # The IP header and what follows, in columns 0.._NET of `net`.
         at = off[cand]
         o = int(at.min())
+        whole: Array | None = None  # what `net` is a column range of, from o on
         if o == int(at.max()):
+            whole = rows
             net = rows[:, o : o + _NET]
         else:
             net = np.zeros((len(rows), _NET), dtype=np.uint8)
@@ -714,7 +758,14 @@ class FastPcap:
             own = np.zeros_like(plain)
             own[idx] = True
         m = len(idx)
-        t, nt, is6, hl = tcp[idx], net[idx], v6[idx], hl[idx]
+        # The picked rows: np.take copies whole rows of a contiguous matrix, where an
+        # index on a column range goes through numpy's general (slower) indexing.
+        if whole is None:
+            nt = np.take(net, idx, axis=0)
+        else:
+            nt = np.take(whole, idx, axis=0)[:, o : o + _NET]
+        t = np.take(tcp, idx, axis=0) if any6 else nt[:, 20:60]
+        is6, hl = v6[idx], hl[idx]
         ip_len, tcp_len, tcp_cap = ip_len[idx], tcp_len[idx], tcp_cap[idx]
         ip_at = data[idx] + off[idx]  # window offset of the IP header
         tcp_at = ip_at + (np.where(is6, 40, 20) if any6 else 20)
@@ -782,35 +833,33 @@ class FastPcap:
         if keys.any():
             uniq, inv = np.unique(keys, return_inverse=True)
             stacks = [((k >> 12) & 0xFFF, k & 0xFFF)[: k >> 24] for k in uniq.tolist()]
-            vlans = _objects(stacks)[inv.ravel()]
-        short_mask = cap[idx] < ip_len
-        shorts: Iterable[bool] = (
-            _TRI[short_mask.view(np.int8)] if short_mask.any() else repeat(False)
-        )
+            vlans = _objects(stacks)[inv.ravel()].tolist()
+        short = (cap[idx] < ip_len).astype(np.int64)
 
         runs, counts = _runs(plain, own, data, caplen, ts, frames)
-        # Arrays and object arrays, never lists (see the module docstring, 7).
+        # Small fields packed into few columns (fewer ints to make per segment; all
+        # below 2**62, so native ints when compiled): ports, flags, window, checksum
+        # verdict (_VERDICT) and caplen_short; seq and payload_len; ack and ip_len;
+        # ts_val (where options are _STAMPED) and the other shards' frames before.
+        ports = _be16(t, 0) | _be16(t, 2) << 16 | t[:, 13].astype(np.int64) << 32
+        ports |= _be16(t, 14) << 40 | code.astype(np.int64) << 56 | short << 58
+        payload: Array = tcp_len - hl
+        before = _be32(t, 24)
+        if counts is not None:
+            before |= counts << 32
         columns = zip(
             _ints(frames[idx]),
             _ints(ts[idx]),
             vlans,
-            src,
-            dst,
-            _ints(_be16(t, 0)),
-            _ints(_be16(t, 2)),
-            _ints(_be32(t, 4)),
-            _ints(_be32(t, 8)),
-            _ints(t[:, 13]),
-            _ints(_be16(t, 14)),
-            _ints(tcp_len - hl),
-            _ints(ip_len),
-            options,
-            shorts,
-            _TRI[code],
-            _ints(_be32(t, 24)),  # ts_val and ts_ecr where options are _STAMPED
-            _ints(_be32(t, 28)),
-            repeat(0) if counts is None else _ints(counts),  # other shards' frames before
-            strict=False,  # vlans, shorts and counts may be endless repeats
+            src.tolist(),
+            dst.tolist(),
+            options.tolist(),
+            _ints(ports),
+            _ints(_be32(t, 4) | payload << 32),
+            _ints(_be32(t, 8) | ip_len << 32),
+            _ints(before),
+            _ints(_be32(t, 28)),  # ts_ecr
+            strict=False,  # vlans may be an endless repeat
         )
         return columns, runs, times
 
