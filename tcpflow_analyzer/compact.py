@@ -310,6 +310,10 @@ class Trace(Sequence["Step"]):
             trace._options = {i: TcpOptions(*o) for i, o in side.items()}
         return trace
 
+    def __reduce__(self) -> tuple[Any, tuple[object, ...]]:
+        # (copy and pickle: the writer itself is neither)
+        return _loaded, (self.dump(),)
+
     def _items(self) -> list[Step]:
         if self._cache is None:
             self._cache = self._materialize()
@@ -375,6 +379,11 @@ class Trace(Sequence["Step"]):
             _CHECKSUM_BACK[ck],
         )
         return _step_class()(seg, from_client, _STATES[cs], _STATES[ss])
+
+
+def _loaded(data: Any) -> Trace:
+    """``Trace.load``, for ``Trace.__reduce__``."""
+    return Trace.load(data)
 
 
 @cache
