@@ -10,15 +10,15 @@ objects, a step costs about 640 bytes (the ``Segment``, its ``TcpOptions``, the
 its TIME_WAIT window and the late-segment window after it: on a busy capture
 that is most of the memory.
 
-:class:`Trace` stores each step as one fixed-size binary record (48 bytes) in
-a ``bytearray`` that grows a few records at a time (its tail is unused), each
-record written in place by one ``struct`` call as six 64-bit words: the frame,
+:class:`Trace` stores each step as one fixed-size binary record (48 bytes),
+written as six little-endian 64-bit words to a ``librt.strings.BytesWriter``
+(natively when compiled: ``write_i64_le`` takes a machine integer, where a
+``struct`` call boxed every argument): the frame,
 the time, and four that each hold a 32-bit number (sequence, acknowledgment,
 TSval, TSecr) with a 32-bit one or the small fields (flags, window, the bits
 below, both states' indices, the checksum verdict, the options kind) above it.
-For any segment a capture gives each word is under 2**62, a plain machine
-integer in the compiled build: six integers to box and convert, where a
-record written field by field took nine. What a record does not hold is
+The records are read from one ``bytes`` copy of the writer's, made when first
+read after an append. What a record does not hold is
 rebuilt from the connection:
 the addresses and ports from the direction bit and the connection's two
 endpoints, the VLAN tags from a bit saying whether the segment came on the
@@ -51,6 +51,8 @@ from collections.abc import Iterator, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any, Final, overload
 
+from librt.strings import BytesWriter, write_i64_le
+
 from .segment import Segment, TcpOptions
 from .states import State
 
@@ -62,15 +64,11 @@ __all__ = ["Frozen", "LazySteps", "Trace"]
 # frame, ts_ns, seq, payload_len, ack, ip_len, ts_val, flags, window, bits, ts_ecr,
 # client state, server state, checksum (-1 unknown / 0 bad / 1 good), options kind.
 _RECORD: Final = struct.Struct("<qqIIIIIBHBIBBbB")
-# The same record as written: six 64-bit words, the last four of two halves each
-# (_HIGH the shift of the upper half, _HIGH_* those of the fields in it). Natively
-# (a 64-bit little-endian machine) they pack without the byte-by-byte conversion the
-# standard sizes take for 64-bit integers; anywhere else, in the same bytes.
-_NATIVE: Final = struct.calcsize("@n") == 8 and sys.byteorder == "little"
-_WRITE: Final = struct.Struct("@nnNNNN" if _NATIVE else "<qqQQQQ")
-_PACK_INTO: Final = _WRITE.pack_into  # (called as a function: no method lookup)
-assert _WRITE.size == _RECORD.size
+# The same record as written: six little-endian 64-bit words, the last four of two
+# halves each (_HIGH the shift of the upper half, _HIGH_* those of the fields in it).
 _HIGH: Final = 32
+_TOP: Final = 1 << 63
+_WRAP: Final = 1 << 64
 _HIGH_WINDOW: Final = 8  # above ts_val: flags, window, bits
 _HIGH_BITS: Final = 24
 _HIGH_SERVER_STATE: Final = 8  # above ts_ecr: client state, server state, checksum, kind
@@ -86,9 +84,6 @@ _SEQ_LEN_ACK: Final = struct.Struct("<III")
 _SEQ_AT: Final = struct.calcsize("<qq")
 
 _SIZE: Final = _RECORD.size
-# What the buffer grows by when full: room for 8 records, so that most appends only
-# write into it (a trace's unused tail is at most this).
-_BLANK: Final = bytes(8 * _SIZE)
 # The records as 32-bit words (numbers): the array type code of that size, whether its
 # byte order is not the records' (little-endian), a record's words, its seq's word
 # (payload_len's and ack's follow it).
@@ -124,7 +119,7 @@ class Trace(Sequence["Step"]):
     """A connection's steps, packed; reads as a sequence of ``Step``."""
 
     __slots__ = (
-        "_buf",
+        "_bytes",
         "_cache",
         "_client",
         "_lazy",
@@ -133,6 +128,7 @@ class Trace(Sequence["Step"]):
         "_rev",
         "_server",
         "_vlan",
+        "_writer",
     )
 
     def __init__(
@@ -142,7 +138,8 @@ class Trace(Sequence["Step"]):
         self._server = server
         self._vlan = vlan
         self._rev = vlan  # the other direction's tags, when a segment came on them
-        self._buf = bytearray()
+        self._writer = BytesWriter()
+        self._bytes: bytes | None = b""  # the records written, while no more are
         self._n = 0
         self._options: dict[int, TcpOptions] | None = None
         self._cache: list[Step] | None = None
@@ -194,24 +191,32 @@ class Trace(Sequence["Step"]):
         cs = _ESTABLISHED_INDEX if client_state is _ESTABLISHED else _STATE_INDEX[client_state]
         ss = _ESTABLISHED_INDEX if server_state is _ESTABLISHED else _STATE_INDEX[server_state]
         check = 0xFF if ok is None else 1 if ok else 0  # -1 as a signed byte
-        at = self._n * _SIZE
-        buf = self._buf
-        if len(buf) < at + _SIZE:
-            buf += _BLANK  # room for a few more records: the buffer's tail is unused
-        _PACK_INTO(
-            buf,
-            at,
-            seg.frame,
-            seg.ts_ns,
-            seq | plen << _HIGH,
-            ack | ip_len << _HIGH,
-            tsv | (flags | window << _HIGH_WINDOW | bits << _HIGH_BITS) << _HIGH,
+        w = self._writer
+        write_i64_le(w, seg.frame)
+        write_i64_le(w, seg.ts_ns)
+        # (a length from 2**31 on, made up, sets the top bit: written as the signed
+        # word of the same bytes)
+        word = seq | plen << _HIGH
+        write_i64_le(w, word if word < _TOP else word - _WRAP)
+        word = ack | ip_len << _HIGH
+        write_i64_le(w, word if word < _TOP else word - _WRAP)
+        write_i64_le(w, tsv | (flags | window << _HIGH_WINDOW | bits << _HIGH_BITS) << _HIGH)
+        write_i64_le(
+            w,
             tse
             | (cs | ss << _HIGH_SERVER_STATE | check << _HIGH_CHECKSUM | kind << _HIGH_KIND)
             << _HIGH,
         )
+        self._bytes = None
         self._n += 1
         self._cache = self._lazy = None
+
+    def _records(self) -> bytes:
+        """The records written (one copy of the writer's bytes, made when first asked for)."""
+        records = self._bytes
+        if records is None:
+            records = self._bytes = self._writer.getvalue()
+        return records
 
     def release(self) -> None:
         """Drop the materialized steps (they are rebuilt when read again)."""
@@ -239,19 +244,16 @@ class Trace(Sequence["Step"]):
     # loop over bytes, and fails on one over a bytearray.
     def flags(self) -> bytes:
         """Each step's TCP flags, one byte per step."""
-        return bytes(self._buf[_FLAGS_AT : self._n * _SIZE : _SIZE])
+        return self._records()[_FLAGS_AT::_SIZE]
 
     def directions(self) -> bytes:
         """Per step a byte: 1 if the segment came from the client, else 0."""
-        return bytes(self._buf[_BITS_AT : self._n * _SIZE : _SIZE].translate(_FROM_CLIENT_ONLY))
+        return self._records()[_BITS_AT::_SIZE].translate(_FROM_CLIENT_ONLY)
 
     def flags_directions(self) -> tuple[bytes, bytes]:
         """``(flags(), directions())`` in one call."""
-        end = self._n * _SIZE
-        buf = self._buf
-        return bytes(buf[_FLAGS_AT:end:_SIZE]), bytes(
-            buf[_BITS_AT:end:_SIZE].translate(_FROM_CLIENT_ONLY)
-        )
+        records = self._records()
+        return records[_FLAGS_AT::_SIZE], records[_BITS_AT::_SIZE].translate(_FROM_CLIENT_ONLY)
 
     def seq_ack_len(self, i: int) -> tuple[int, int, int]:
         """Step ``i``'s sequence number, acknowledgment number and payload length.
@@ -260,7 +262,7 @@ class Trace(Sequence["Step"]):
         """
         if not 0 <= i < self._n:
             raise IndexError(f"step {i} of a trace of {self._n}")
-        seq, payload_len, ack = _SEQ_LEN_ACK.unpack_from(self._buf, i * _SIZE + _SEQ_AT)
+        seq, payload_len, ack = _SEQ_LEN_ACK.unpack_from(self._records(), i * _SIZE + _SEQ_AT)
         return seq, ack, payload_len
 
     def numbers(self) -> tuple[Sequence[int], Sequence[int], Sequence[int]]:
@@ -270,7 +272,7 @@ class Trace(Sequence["Step"]):
         are the ``i``-th of each, as ``seq_ack_len(i)`` gives them.
         """
         words = array(_U32)
-        words.frombytes(self._buf[: self._n * _SIZE])  # (a copy: the buffer stays free to grow)
+        words.frombytes(self._records())
         if _SWAP:
             words.byteswap()
         return (
@@ -290,7 +292,7 @@ class Trace(Sequence["Step"]):
             self._server,
             self._vlan,
             self._rev,
-            bytes(memoryview(self._buf)[: self._n * _SIZE]),
+            self._records(),
             self._n,
             side,
         )
@@ -301,11 +303,16 @@ class Trace(Sequence["Step"]):
         client, server, vlan, rev, buf, n, side = data
         trace = cls(client, server, vlan)
         trace._rev = rev
-        trace._buf = bytearray(buf)
+        trace._writer.write(buf)
+        trace._bytes = buf
         trace._n = n
         if side:
             trace._options = {i: TcpOptions(*o) for i, o in side.items()}
         return trace
+
+    def __reduce__(self) -> tuple[Any, tuple[object, ...]]:
+        # (copy and pickle: the writer itself is neither)
+        return _loaded, (self.dump(),)
 
     def _items(self) -> list[Step]:
         if self._cache is None:
@@ -338,7 +345,7 @@ class Trace(Sequence["Step"]):
     def _step(self, i: int) -> Step:
         """Step ``i`` (0 <= i < len) rebuilt from its record."""
         (frame, ts, seq, plen, ack, ip_len, tsv, flags, window, bits, tse, cs, ss, ck, kind) = (
-            _RECORD.unpack_from(self._buf, i * _SIZE)
+            _RECORD.unpack_from(self._records(), i * _SIZE)
         )
         if kind == _NO_OPTIONS:
             opts = None
@@ -372,6 +379,11 @@ class Trace(Sequence["Step"]):
             _CHECKSUM_BACK[ck],
         )
         return _step_class()(seg, from_client, _STATES[cs], _STATES[ss])
+
+
+def _loaded(data: Any) -> Trace:
+    """``Trace.load``, for ``Trace.__reduce__``."""
+    return Trace.load(data)
 
 
 @cache

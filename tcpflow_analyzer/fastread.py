@@ -20,9 +20,11 @@ first chunk so that a caller peeking at the first segment pays little):
 
 1. **Walk.** The only sequential step: a tight loop reads each record's
    caplen and steps to the next record. It reads the four bytes from
-   ``bytes`` copies of :data:`_PIECE` bytes of the window, where compiled code
-   indexes a C array (a ``struct`` call per record costs three times as much
-   as that and the copies together). The loop checks nothing; the record
+   ``bytes`` copies of :data:`_PIECE` bytes of the window, read natively when
+   compiled (``librt.strings.read_i32_le``; a ``struct`` call per record costs
+   three times as much as that and the copies together), and the offsets are
+   written as 64-bit words (``BytesWriter``) that numpy reads without a
+   copy. The loop checks nothing; the record
    headers are then gathered into a numpy array and checked all at once.
    The first record that claims more than ``MAX_CAPLEN`` bytes, or is cut
    short by the end of the file (or by a read error, or is longer than the
@@ -72,14 +74,17 @@ first chunk so that a caller peeking at the first segment pays little):
    whole in the matrix and compared there; longer ones are compared byte for
    byte. The last frames of a chunk (their bytes copied) are carried into the
    next one.
-7. **Segments.** Integer columns become ``array.array`` objects (not tracked
-   by the garbage collector), the small fields packed several to a column:
-   ports, flags, window, checksum verdict and ``caplen_short``; ``seq`` and
-   ``payload_len``; ``ack`` and ``ip_len``; ``ts_val`` and the count of other
-   shards' frames before. Each int taken from a column is an object made and
-   freed, where packed fields come apart by shifts and masks (native when
-   compiled). The object columns (addresses and VLAN stacks, shared per
-   chunk; options) are lists, iterated faster than numpy object arrays.
+7. **Segments.** The integer columns become one ``bytes`` object of
+   little-endian 64-bit words, a row of :data:`_INTS` words per segment, the
+   small fields packed several to a word: ports, flags, window, checksum
+   verdict and ``caplen_short``; ``seq`` and ``payload_len``; ``ack`` and
+   ``ip_len``; ``ts_val`` and the count of other shards' frames before. The
+   loop reads each word with ``librt.strings.read_i64_le`` and takes the
+   fields apart by shifts and masks: compiled, all native, no integer object
+   made (iterating an ``array`` or list makes one per value, and the memory
+   allocator's work for those was a tenth of a worker's time). The object
+   columns (addresses and VLAN stacks, shared per chunk; options) are lists,
+   iterated faster than numpy object arrays.
    Segments are built one at a time as they are asked for (so they die young
    if the caller drops them), interleaved in frame order with the frames
    decoded one by one.
@@ -94,9 +99,9 @@ first chunk so that a caller peeking at the first segment pays little):
    ``shard.shard_of`` decides it. Steps 4, 5 and 7 are done for the shard's
    own frames only (but for 5's pass over the window). Each segment is
    handed out with, before it, the times of the other shards' frames since
-   the previous one, passed to ``other`` one by one from a single column: no
-   object is made for those frames but the integer, and the caller's loop
-   never sees them. When ``other`` is a tracker's ``tick`` (as replay.py
+   the previous one, passed to ``other`` one by one from a single column of
+   64-bit words (read natively: no object made for those frames), and the
+   caller's loop never sees them. When ``other`` is a tracker's ``tick`` (as replay.py
    passes it), that method is called directly (natively when compiled).
 
 While iterating, ``stats`` runs ahead of the segments handed out by up to one
@@ -106,16 +111,15 @@ they equal the reference path's.
 
 from __future__ import annotations
 
-import array
 import io
 import os
 from collections import Counter
-from collections.abc import Callable, Generator, Iterable, Iterator
-from itertools import islice, repeat
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
+from librt.strings import BytesWriter, read_i32_be, read_i32_le, read_i64_le, write_i64_le
 
 from .decode import _tcp_options, decode_frame
 from .reader import DUPLICATE_NS, DUPLICATE_WINDOW, MAX_CAPLEN, ReadStats
@@ -168,7 +172,14 @@ Array: TypeAlias = npt.NDArray[Any]
 # decoder: data offset, caplen, frame number, ts_ns); the other shards' plain
 # frames' times.
 _Run: TypeAlias = tuple[int, int, tuple[int, int, int, int] | None]
-_Plan: TypeAlias = tuple[Iterator[tuple[Any, ...]], list[_Run], Iterator[Any]]
+# (the integer columns as rows of _INTS little-endian int64 words, the address,
+# VLAN and options columns as lists (VLANs None: all untagged), the runs, the
+# other shards' times as little-endian int64 words)
+_Plan: TypeAlias = tuple[
+    bytes, list[Any], list[Any], list[Any] | None, list[Any], list[_Run], bytes
+]
+_INTS: Final = 7  # frame, ts_ns, ports..., seq|payload, ack|ip_len, ts_val|before, ts_ecr
+_NOTHING: Final = b""
 
 
 def _ignore(ts_ns: int) -> None:
@@ -184,15 +195,20 @@ def _clock(other: Callable[[int], None] | None) -> Tracker | None:
 
 
 def _times(
-    tick: Callable[[int], None], clock: Tracker | None, times: Iterator[Any], count: int
-) -> None:
-    """Pass the next ``count`` times to ``tick``, in order (natively if it is ``clock.tick``)."""
+    tick: Callable[[int], None], clock: Tracker | None, times: bytes, at: int, count: int
+) -> int:
+    """Pass the ``count`` times from byte ``at`` of ``times`` to ``tick``, in order
+    (natively if it is ``clock.tick``); the byte offset after them."""
+    end = at + 8 * count
     if clock is not None:
-        for ts in islice(times, count):  # (compiled, next() would be a builtin's lookup)
-            clock.tick(ts)
+        while at < end:
+            clock.tick(read_i64_le(times, at))
+            at += 8
     else:
-        for ts in islice(times, count):
-            tick(ts)
+        while at < end:
+            tick(read_i64_le(times, at))
+            at += 8
+    return end
 
 
 def _syn_options(
@@ -259,11 +275,6 @@ def _word_sum(m: Array, start: int, stop: int) -> Array:
     """Sum of the big-endian 16-bit words in columns ``start:stop`` (see ``_halves``)."""
     even, odd = _halves(m, start, stop)
     return even * 256 + odd
-
-
-def _ints(values: Array) -> array.array[int]:
-    """A column of Python ints, as an (untracked) ``array``."""
-    return array.array("q", values.astype(np.int64).tobytes())
 
 
 def _objects(values: list[Any]) -> Array:
@@ -401,38 +412,46 @@ class FastPcap:
         tick = other if other is not None else _ignore
         clock = _clock(other)  # a compiled build calls its tick without a Python call
         view = self._view
-        ports: int  # packed columns (see _decode)
-        sq: int
-        ak: int
-        tv: int
         pos = 0  # in the window
         n = FIRST_CHUNK
         self._shift(0)
         while True:
-            offs, after = self._walk(pos, n)
+            starts, after = self._walk(pos, n)
             size = self._size
-            starts = np.array(offs, dtype=np.int64)
             head = self._gather(starts, 16).view(self._header_dtype)
             caplen = head[:, 2].astype(np.int64)
             ok = (starts + hlen <= size) & (caplen <= MAX_CAPLEN) & (starts + hlen + caplen <= size)
-            k = len(offs) if ok.all() else int(np.argmin(ok))
+            k = len(starts) if ok.all() else int(np.argmin(ok))
             if k:
-                columns, runs, times = self._chunk(starts[:k], head[:k], caplen[:k])
+                ints, srcs, dsts, vlans, opts, runs, times = self._chunk(
+                    starts[:k], head[:k], caplen[:k]
+                )
+                at = 0  # in ints
+                i = 0  # in the object columns
+                tat = 0  # in times
                 for count, gap, one in runs:
-                    for fr, ts, vl, sr, ds, op, ports, sq, ak, tv, te in islice(columns, count):
-                        # Packed columns (see _decode): native shifts and masks, compiled.
+                    for _ in range(count):
+                        # Packed columns (see _decode): native reads, shifts and masks, compiled.
+                        tv = read_i64_le(ints, at + 40)
                         if tv >> 32:
-                            _times(tick, clock, times, tv >> 32)  # other shards' segments before it
+                            # other shards' segments before it
+                            tat = _times(tick, clock, times, tat, tv >> 32)
+                        ports = read_i64_le(ints, at + 16)
+                        sq = read_i64_le(ints, at + 24)
+                        ak = read_i64_le(ints, at + 32)
+                        op = opts[i]
                         if op is stamped:
                             # Made here rather than in bulk: objects that die young
                             # cost the garbage collector nothing.
-                            op = TcpOptions(None, None, False, (), tv & _LOW32, te)
+                            op = TcpOptions(
+                                None, None, False, (), tv & _LOW32, read_i64_le(ints, at + 48)
+                            )
                         yield Segment(
-                            fr,
-                            ts,
-                            vl,
-                            sr,
-                            ds,
+                            read_i64_le(ints, at),
+                            read_i64_le(ints, at + 8),
+                            () if vlans is None else vlans[i],
+                            srcs[i],
+                            dsts[i],
                             ports & 0xFFFF,
                             (ports >> 16) & 0xFFFF,
                             sq & _LOW32,
@@ -445,8 +464,10 @@ class FastPcap:
                             (ports >> 58) != 0,
                             _VERDICT[(ports >> 56) & 3],
                         )
+                        at += 8 * _INTS
+                        i += 1
                     if gap:
-                        _times(tick, clock, times, gap)
+                        tat = _times(tick, clock, times, tat, gap)
                     if one is not None:
                         a, length, fr, ts = one
                         result = decode_frame(linktype, bytes(view[a : a + length]), fr, ts)
@@ -459,11 +480,11 @@ class FastPcap:
                         else:
                             tick(result.ts_ns)
             n = CHUNK_FRAMES
-            if k == len(offs):
+            if k == len(starts):
                 pos = after
                 continue
             # Record k is not whole in the window (or claims too much).
-            pos = offs[k]
+            pos = int(starts[k])
             damaged = pos + hlen <= size and caplen[k] > MAX_CAPLEN
             at = self._base + pos
             if damaged or self._eof or not self._shift(pos):
@@ -505,15 +526,16 @@ class FastPcap:
         """Read into the window from ``at`` on; 0 at the end of the file."""
         return self._file.readinto(self._view[at:]) or 0
 
-    def _walk(self, pos: int, n: int) -> tuple[list[int], int]:
+    def _walk(self, pos: int, n: int) -> tuple[Array, int]:
         """Up to ``n`` record offsets from ``pos`` in the window, unchecked, and the one after.
 
         Stops early when a caplen cannot be read (the end of the window, or an
-        offset past it); that last offset is still in the list. The caplens
+        offset past it); that last offset is still in the array. The caplens
         are read from ``bytes`` copies of :data:`_PIECE` bytes of the window
-        at a time (compiled, a byte of ``bytes`` is a C array read).
+        at a time, and the offsets written as 64-bit words, both natively when
+        compiled (``librt.strings``: no integer object made per record).
         """
-        offs: list[int] = []
+        out = BytesWriter()
         view = self._view
         last = self._size - 12  # the last offset whose caplen is in the window
         hlen = self._layout.hlen
@@ -522,20 +544,20 @@ class FastPcap:
         start = end = 0  # piece = window[start : end + 12]: the headers from start to end
         i = 0
         while i < n:
-            offs.append(pos)
+            write_i64_le(out, pos)
             if pos > last:
                 break
             if pos >= end:
                 start, end = pos, pos + _PIECE
                 piece = bytes(view[start : end + 12])
-            p = pos - start + 8
-            if little:
-                caplen = piece[p] | piece[p + 1] << 8 | piece[p + 2] << 16 | piece[p + 3] << 24
-            else:
-                caplen = piece[p] << 24 | piece[p + 1] << 16 | piece[p + 2] << 8 | piece[p + 3]
-            pos += caplen + hlen
+            caplen: int = (
+                read_i32_le(piece, pos - start + 8)
+                if little
+                else read_i32_be(piece, pos - start + 8)
+            )
+            pos += (caplen & _LOW32) + hlen  # (read signed)
             i += 1
-        return offs, pos
+        return np.frombuffer(out.getvalue(), dtype="<i8"), pos
 
     def _gather(self, starts: Array, width: int) -> Array:
         """``width`` bytes from each (ascending) offset; bytes past the end of the window are 0."""
@@ -577,7 +599,7 @@ class FastPcap:
             starts, head, caplen, frames = starts[keep], head[keep], caplen[keep], frames[keep]
         n = len(starts)
         if not n:
-            return iter(()), [], iter(())
+            return _NOTHING, [], [], None, [], [], _NOTHING
         stats.linktypes[layout.linktype] += n
         ts = head[:, 0].astype(np.int64) * _NS + head[:, 1].astype(np.int64) * layout.frac_ns
         data = starts + layout.hlen
@@ -710,7 +732,7 @@ class FastPcap:
         cand = v4 | v6
         if not cand.any():
             runs, _ = _runs(cand, cand, data, caplen, ts, frames)
-            return iter(()), runs, iter(())
+            return _NOTHING, [], [], None, [], runs, _NOTHING
         # The IP header and what follows, in columns 0.._NET of `net`.
         at = off[cand]
         o = int(at.min())
@@ -743,7 +765,7 @@ class FastPcap:
         # From here on, plain frames only.
         idx = np.flatnonzero(plain)
         own = plain
-        times: Iterator[Any] = iter(())
+        times = _NOTHING
         if self._shard is not None:
             # Sharded (shard.shard_of on columns): of the other shards' frames only the
             # time is needed, so everything below is done for this shard's alone.
@@ -753,7 +775,7 @@ class FastPcap:
                 total = np.where(v6, _byte_sums(net, 8, 40), total)
             total += _be16(tcp, 0) + _be16(tcp, 2)
             mine = ((((total * MIX) & 0xFFFFFFFF) >> 16) % n == k)[idx]
-            times = iter(_ints(ts[idx[~mine]]))
+            times = ts[idx[~mine]].astype("<i8").tobytes()
             idx = idx[mine]
             own = np.zeros_like(plain)
             own[idx] = True
@@ -829,7 +851,7 @@ class FastPcap:
             src = _shared_bytes(nt[:, 12:16])
             dst = _shared_bytes(nt[:, 16:20])
         keys = vkey[idx]
-        vlans: Iterable[tuple[int, ...]] = repeat(())
+        vlans: list[Any] | None = None
         if keys.any():
             uniq, inv = np.unique(keys, return_inverse=True)
             stacks = [((k >> 12) & 0xFFF, k & 0xFFF)[: k >> 24] for k in uniq.tolist()]
@@ -847,21 +869,15 @@ class FastPcap:
         before = _be32(t, 24)
         if counts is not None:
             before |= counts << 32
-        columns = zip(
-            _ints(frames[idx]),
-            _ints(ts[idx]),
-            vlans,
-            src.tolist(),
-            dst.tolist(),
-            options.tolist(),
-            _ints(ports),
-            _ints(_be32(t, 4) | payload << 32),
-            _ints(_be32(t, 8) | ip_len << 32),
-            _ints(before),
-            _ints(_be32(t, 28)),  # ts_ecr
-            strict=False,  # vlans may be an endless repeat
-        )
-        return columns, runs, times
+        ints = np.empty((m, _INTS), dtype="<i8")
+        ints[:, 0] = frames[idx]
+        ints[:, 1] = ts[idx]
+        ints[:, 2] = ports
+        ints[:, 3] = _be32(t, 4) | payload << 32
+        ints[:, 4] = _be32(t, 8) | ip_len << 32
+        ints[:, 5] = before
+        ints[:, 6] = _be32(t, 28)  # ts_ecr
+        return ints.tobytes(), src.tolist(), dst.tolist(), vlans, options.tolist(), runs, times
 
     def _sums(self, start: Array, length: Array) -> Array:
         """RFC 1071 sums of the byte ranges, big-endian 16-bit words from each start, mod 0xFFFF.

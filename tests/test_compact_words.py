@@ -1,9 +1,10 @@
-"""``compact.Trace``'s record as written: six 64-bit words, native where that is the same.
+"""``compact.Trace``'s record as written: six little-endian 64-bit words.
 
-On a 64-bit little-endian machine the words are packed in the native format
-(``@nnNNNN``), faster to convert; anywhere else in the standard one. Both must
-give the very bytes the record is read back from (``<qqQQQQ``), for any value
-each word may hold.
+They are written with ``librt.strings.write_i64_le`` (native when compiled),
+which takes signed words: a word whose top bit is set (a made-up length from
+2**31 on) is written as the signed word of the same bytes. Either way the
+bytes must be the ones the record is read back from (``<qqQQQQ``), for any
+value each field may hold.
 """
 
 from __future__ import annotations
@@ -13,24 +14,82 @@ import struct
 import pytest
 
 from tcpflow_analyzer import compact
+from tcpflow_analyzer.segment import Segment, TcpOptions
+from tcpflow_analyzer.states import State
 
 _STANDARD = struct.Struct("<qqQQQQ")
+_CLIENT = (bytes([10, 0, 0, 1]), 40000)
+_SERVER = (bytes([10, 0, 0, 2]), 80)
 
+# frame, ts_ns, seq, ack, flags, window, payload_len, ip_len, ts_val, ts_ecr, checksum_ok
 _EXTREMES = [
-    (0, 0, 0, 0, 0, 0),
-    (1, 2, 3, 4, 5, 6),
-    (2**63 - 1, 2**63 - 1, 2**64 - 1, 2**64 - 1, 2**64 - 1, 2**64 - 1),
-    (-(2**63), -1, 2**62, 2**62 - 1, 2**32, 2**32 - 1),
-    (123_456, 1_700_000_000_123_456_789, 0xDEADBEEF | 1448 << 32, 7, 2**61 + 5, 9),
+    (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, False),
+    (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, True),
+    (
+        2**63 - 1,
+        2**63 - 1,
+        2**32 - 1,
+        2**32 - 1,
+        255,
+        65535,
+        2**32 - 1,
+        2**32 - 1,
+        2**32 - 1,
+        2**32 - 1,
+        None,
+    ),
+    (2**63 - 1, -(2**63), 2**32 - 1, 0, 0x18, 1, 2**31, 2**31 - 1, 0, 2**32 - 1, None),
+    (123_456, 1_700_000_000_123_456_789, 0xDEADBEEF, 7, 0x10, 502, 1448, 1500, 9, 11, True),
 ]
 
 
-@pytest.mark.parametrize("words", _EXTREMES)
-def test_written_words_are_the_standard_bytes(words: tuple[int, ...]) -> None:
-    written = bytearray(2 * compact._SIZE)
-    compact._PACK_INTO(written, compact._SIZE, *words)
-    assert bytes(written[compact._SIZE :]) == _STANDARD.pack(*words)
-    assert bytes(written[: compact._SIZE]) == bytes(compact._SIZE)  # nothing else written
+@pytest.mark.parametrize("fields", _EXTREMES)
+@pytest.mark.parametrize("from_client", [True, False])
+def test_written_words_are_the_standard_bytes(fields: tuple, from_client: bool) -> None:
+    frame, ts, seq, ack, flags, window, plen, ip_len, tsv, tse, ok = fields
+    src, dst = (_CLIENT, _SERVER) if from_client else (_SERVER, _CLIENT)
+    seg = Segment(
+        frame,
+        ts,
+        (),
+        src[0],
+        dst[0],
+        src[1],
+        dst[1],
+        seq,
+        ack,
+        flags,
+        window,
+        plen,
+        ip_len,
+        TcpOptions(ts_val=tsv, ts_ecr=tse),
+        True,
+        ok,
+    )
+    trace = compact.Trace(_CLIENT, _SERVER, ())
+    trace.add(seg, from_client, State.TIME_WAIT, State.LAST_ACK)
+    bits = (compact._FROM_CLIENT if from_client else 0) | compact._CAPLEN_SHORT
+    check = 0xFF if ok is None else int(ok)
+    cs = compact._STATE_INDEX[State.TIME_WAIT]
+    ss = compact._STATE_INDEX[State.LAST_ACK]
+    words = (
+        frame,
+        ts,
+        seq | plen << compact._HIGH,
+        ack | ip_len << compact._HIGH,
+        tsv
+        | (flags | window << compact._HIGH_WINDOW | bits << compact._HIGH_BITS) << compact._HIGH,
+        tse
+        | (
+            cs
+            | ss << compact._HIGH_SERVER_STATE
+            | check << compact._HIGH_CHECKSUM
+            | compact._TIMESTAMPS_ONLY << compact._HIGH_KIND
+        )
+        << compact._HIGH,
+    )
+    assert trace.dump()[4] == _STANDARD.pack(*words)
+    assert trace[0].seg == seg  # and it reads back
 
 
 def test_the_record_reads_what_the_words_hold() -> None:
