@@ -6,8 +6,9 @@ state machine for both endpoints and returns pandas DataFrames;
 ``census(connections, transitions)`` counts the states each host holds over time.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .api import Analysis, analyze, load_tables
-from .batch import BatchResult, analyze_many
 from .census import Census, census
 from .config import Config
 from .findings import Code, Finding
@@ -31,3 +32,16 @@ __all__ = [
     "load_tables",
 ]
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .batch import BatchResult, analyze_many
+
+
+def __getattr__(name: str) -> Any:
+    # The batch module (process pools: concurrent.futures, multiprocessing) is
+    # imported when first asked for, not by every command-line run.
+    if name in ("BatchResult", "analyze_many"):
+        from . import batch
+
+        return getattr(batch, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
