@@ -18,7 +18,9 @@ the time, and four that each hold a 32-bit number (sequence, acknowledgment,
 TSval, TSecr) with a 32-bit one or the small fields (flags, window, the bits
 below, both states' indices, the checksum verdict, the options kind) above it.
 The records are read from one ``bytes`` copy of the writer's, made when first
-read after an append. What a record does not hold is
+read after an append, a word at a time with ``librt.strings.read_i64_le``
+(natively when compiled: no integer object made per field, where a ``struct``
+call made one). What a record does not hold is
 rebuilt from the connection:
 the addresses and ports from the direction bit and the connection's two
 endpoints, the VLAN tags from a bit saying whether the segment came on the
@@ -51,7 +53,7 @@ from collections.abc import Iterator, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any, Final, overload
 
-from librt.strings import BytesWriter, write_i64_le
+from librt.strings import BytesWriter, read_i64_le, write_i64_le
 
 from .segment import Segment, TcpOptions
 from .states import State
@@ -67,6 +69,7 @@ _RECORD: Final = struct.Struct("<qqIIIIIBHBIBBbB")
 # The same record as written: six little-endian 64-bit words, the last four of two
 # halves each (_HIGH the shift of the upper half, _HIGH_* those of the fields in it).
 _HIGH: Final = 32
+_LOW32: Final = 0xFFFFFFFF
 _TOP: Final = 1 << 63
 _WRAP: Final = 1 << 64
 _HIGH_WINDOW: Final = 8  # above ts_val: flags, window, bits
@@ -79,8 +82,8 @@ _HIGH_KIND: Final = 24
 _FLAGS_AT: Final = struct.calcsize("<qqIIIII")
 _BITS_AT: Final = struct.calcsize("<qqIIIIIBH")
 
-# A record's sequence number, payload length and acknowledgment number, read together.
-_SEQ_LEN_ACK: Final = struct.Struct("<III")
+# Where a record's sequence number is (its payload length above it, then the
+# acknowledgment number and the IP length).
 _SEQ_AT: Final = struct.calcsize("<qq")
 
 _SIZE: Final = _RECORD.size
@@ -112,7 +115,8 @@ _NO_OPTIONS: Final = 0
 _TIMESTAMPS_ONLY: Final = 1
 _OTHER_OPTIONS: Final = 2
 
-_CHECKSUM_BACK: Final = {-1: None, 0: False, 1: True}
+# The checksum verdict's byte of an unknown one (-1 as a signed byte); 0 bad, 1 good.
+_CHECK_UNKNOWN: Final = 0xFF
 
 
 class Trace(Sequence["Step"]):
@@ -190,7 +194,7 @@ class Trace(Sequence["Step"]):
         # ESTABLISHED, by far the most common state, without a lookup
         cs = _ESTABLISHED_INDEX if client_state is _ESTABLISHED else _STATE_INDEX[client_state]
         ss = _ESTABLISHED_INDEX if server_state is _ESTABLISHED else _STATE_INDEX[server_state]
-        check = 0xFF if ok is None else 1 if ok else 0  # -1 as a signed byte
+        check = _CHECK_UNKNOWN if ok is None else 1 if ok else 0
         w = self._writer
         write_i64_le(w, seg.frame)
         write_i64_le(w, seg.ts_ns)
@@ -258,12 +262,16 @@ class Trace(Sequence["Step"]):
     def seq_ack_len(self, i: int) -> tuple[int, int, int]:
         """Step ``i``'s sequence number, acknowledgment number and payload length.
 
-        Read from its record (0 <= i < len): no step is built.
+        Read from its record (0 <= i < len): no step is built, and (compiled) no
+        integer object is made.
         """
         if not 0 <= i < self._n:
             raise IndexError(f"step {i} of a trace of {self._n}")
-        seq, payload_len, ack = _SEQ_LEN_ACK.unpack_from(self._records(), i * _SIZE + _SEQ_AT)
-        return seq, ack, payload_len
+        records = self._records()
+        at = i * _SIZE + _SEQ_AT
+        seq_len: int = read_i64_le(records, at)
+        ack_ip: int = read_i64_le(records, at + 8)
+        return seq_len & _LOW32, ack_ip & _LOW32, (seq_len >> _HIGH) & _LOW32
 
     def numbers(self) -> tuple[Sequence[int], Sequence[int], Sequence[int]]:
         """Every step's sequence number, acknowledgment number and payload length.
@@ -343,10 +351,23 @@ class Trace(Sequence["Step"]):
         return [self._step(i) for i in range(self._n)]
 
     def _step(self, i: int) -> Step:
-        """Step ``i`` (0 <= i < len) rebuilt from its record."""
-        (frame, ts, seq, plen, ack, ip_len, tsv, flags, window, bits, tse, cs, ss, ck, kind) = (
-            _RECORD.unpack_from(self._records(), i * _SIZE)
-        )
+        """Step ``i`` (0 <= i < len) rebuilt from its record (its words read natively)."""
+        records = self._records()
+        at = i * _SIZE
+        frame: int = read_i64_le(records, at)
+        ts: int = read_i64_le(records, at + 8)
+        word: int = read_i64_le(records, at + 16)
+        seq, plen = word & _LOW32, (word >> _HIGH) & _LOW32
+        word = read_i64_le(records, at + 24)
+        ack, ip_len = word & _LOW32, (word >> _HIGH) & _LOW32
+        word = read_i64_le(records, at + 32)  # (its top bits are small: never negative)
+        tsv, high = word & _LOW32, word >> _HIGH
+        flags, window, bits = high & 0xFF, (high >> _HIGH_WINDOW) & 0xFFFF, high >> _HIGH_BITS
+        word = read_i64_le(records, at + 40)
+        tse, high = word & _LOW32, word >> _HIGH
+        cs, ss = high & 0xFF, (high >> _HIGH_SERVER_STATE) & 0xFF
+        check, kind = (high >> _HIGH_CHECKSUM) & 0xFF, high >> _HIGH_KIND
+        opts: TcpOptions | None
         if kind == _NO_OPTIONS:
             opts = None
         elif kind == _TIMESTAMPS_ONLY:
@@ -376,7 +397,7 @@ class Trace(Sequence["Step"]):
             ip_len,
             opts,
             bool(bits & _CAPLEN_SHORT),
-            _CHECKSUM_BACK[ck],
+            None if check == _CHECK_UNKNOWN else check == 1,
         )
         return _step_class()(seg, from_client, _STATES[cs], _STATES[ss])
 

@@ -21,6 +21,11 @@ number in a text column) is handed to the ``fallback`` the caller gives, which
 makes the text through the frame path itself. tests/test_frame_csv.py checks
 the equality on every table of every capture and on awkward, odd-typed and
 random values.
+
+The lines ``rows.RowTexts`` makes with no row dict are written field by field
+to a ``librt.strings.StringWriter``: ``write_int`` and ``write_micros`` write
+an integer's and a time's field there in pieces of text made once (three
+digits at a time), with no text made for the number itself.
 """
 
 from __future__ import annotations
@@ -32,7 +37,10 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, cast
 
+from librt.strings import StringWriter
+
 __all__ = [
+    "COMMA",
     "EOL",
     "LineFormat",
     "float_text",
@@ -40,6 +48,8 @@ __all__ = [
     "micros_text",
     "needs_quotes",
     "quoted",
+    "write_int",
+    "write_micros",
 ]
 
 # The line end to_csv writes (and the streamed tables join their lines with).
@@ -128,28 +138,72 @@ def micros_text(micros: int) -> str:
 
     That double's ``repr`` is the text of ``micros / 10**6`` itself, with no
     more digits than it takes (see ``float_text``), so it is made from the
-    integer alone, with no float.
+    integer alone, with no float (``write_micros``).
     """
-    if micros < 10:
-        return f"{micros}e-06"
+    out = StringWriter()
+    write_micros(out, micros)
+    return out.getvalue()
+
+
+def write_micros(out: StringWriter, micros: int) -> None:
+    """Write ``micros_text(micros)`` to ``out`` (``0 < micros < 4e15``): in pieces, with
+    no text made for it (compiled, the writer's calls are native)."""
     if micros < 100:
-        tens, ones = micros // 10, micros % 10
-        return f"{tens}.{ones}e-05" if ones else f"{tens}e-05"
+        if micros < 10:
+            out.write(_SMALL_INTS[micros])
+            out.write("e-06")
+        else:
+            tens, ones = micros // 10, micros % 10
+            out.write(_SMALL_INTS[tens])
+            if ones:
+                out.append(_POINT)
+                out.write(_SMALL_INTS[ones])
+            out.write("e-05")
+        return
     whole = micros // 1_000_000
     frac = micros % 1_000_000
-    last = _LAST_WHOLE  # times come in order: most share the last one's whole seconds
-    if whole != last.seconds:
-        last.seconds = whole
-        last.text = f"{whole}."
-    head = last.text
+    if whole < 1024:  # a duration, most likely: not kept as the last time's
+        out.write(_SMALL_INTS[whole])
+        out.append(_POINT)
+    else:
+        last = _LAST_WHOLE  # times come in order: most share the last one's whole seconds
+        if whole != last.seconds:
+            last.seconds = whole
+            last.text = f"{whole}."
+        out.write(last.text)
     if frac == 0:
-        return head + "0"
+        out.append(_ZERO)
+        return
     # The six digits after the point, trailing zeros dropped, three at a time.
     low = frac % 1000
     high = frac // 1000
     if low:
-        return f"{head}{_DIGITS[high]}{_DIGITS_LEFT[low]}"
-    return head + _DIGITS_LEFT[high]
+        out.write(_DIGITS[high])
+        out.write(_DIGITS_LEFT[low])
+    else:
+        out.write(_DIGITS_LEFT[high])
+
+
+def write_int(out: StringWriter, value: int) -> None:
+    """Write ``int_text(value)`` to ``out``: three digits at a time below 10**9, with no
+    text made for it (compiled)."""
+    if 0 <= value < 1024:
+        out.write(_SMALL_INTS[value])
+    elif 0 <= value < 1_000_000_000:
+        if value >= 1_000_000:
+            out.write(_SMALL_INTS[value // 1_000_000])
+            out.write(_DIGITS[value // 1000 % 1000])
+        else:
+            out.write(_SMALL_INTS[value // 1000])
+        out.write(_DIGITS[value % 1000])
+    else:
+        out.write(str(value))
+
+
+# Code points written with StringWriter.append.
+_ZERO: Final = ord("0")
+_POINT: Final = ord(".")
+COMMA: Final = ord(",")
 
 
 class _Whole:
@@ -252,8 +306,9 @@ class LineFormat:
         return pieces
 
     @staticmethod
-    def fill(pieces: Sequence[str], fields: Sequence[str]) -> str:
-        """The line ``split`` cut, with ``fields`` in its holes."""
+    def fill(pieces: list[str], fields: list[str]) -> str:
+        """The line ``split`` cut, with ``fields`` in its holes (lists: compiled, read
+        with no object made for the index)."""
         out = [pieces[0]]
         for k in range(len(fields)):
             out.append(fields[k])

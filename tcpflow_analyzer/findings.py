@@ -310,24 +310,23 @@ class _Trace:
         self.flags: Sequence[int]
         self.directions: Sequence[int]
         self.packed: Trace | None = None
+        self.fins: list[int] = []  # FIN, no RST or SYN
+        self.rsts: list[int] = []  # RST
+        self.syns: list[int] = []  # SYN, no RST
         if isinstance(trace, Trace):
             self.packed = trace
-            self.flags, self.directions = trace.flags_directions()
+            flags, self.directions = trace.flags_directions()
+            self.flags = flags
+            for i in range(len(flags)):  # (compiled: the bytes read with no object made)
+                if flags[i] & _FIN_SYN_RST:
+                    self._note(i, flags[i])
         else:
             steps = self._steps = list(trace)
             self.flags = [step.seg.flags for step in steps]
             self.directions = [1 if step.from_client else 0 for step in steps]
-        self.fins: list[int] = []  # FIN, no RST or SYN
-        self.rsts: list[int] = []  # RST
-        self.syns: list[int] = []  # SYN, no RST
-        for i, fl in enumerate(self.flags):
-            if fl & _FIN_SYN_RST:
-                if fl & Bit.RST:
-                    self.rsts.append(i)
-                elif fl & Bit.SYN:
-                    self.syns.append(i)
-                else:
-                    self.fins.append(i)
+            for i, fl in enumerate(self.flags):
+                if fl & _FIN_SYN_RST:
+                    self._note(i, fl)
         self._roles: list[str] | None = None
         self._expiries: list[tuple[str, int]] | None = None  # TIME_WAIT expiries: (role, ts)
         self.fin_groups: (
@@ -340,6 +339,15 @@ class _Trace:
         self._held_end = -1
         self._held: _AllHeld = ((False, 0, 0), (False, 0, 0), (False, 0, 0))
         self._numbers: tuple[Sequence[int], Sequence[int], Sequence[int]] | None = None
+
+    def _note(self, i: int, fl: int) -> None:
+        """Note segment ``i``, whose flags ``fl`` hold a FIN, SYN or RST, in its list."""
+        if fl & _RST:
+            self.rsts.append(i)
+        elif fl & Bit.SYN:
+            self.syns.append(i)
+        else:
+            self.fins.append(i)
 
     @property
     def steps(self) -> Sequence[Step]:
@@ -1609,11 +1617,12 @@ def seconds_from_parts(
     parts: Sequence[tuple[int, int | None]], capture_end_ns: int
 ) -> float | None:
     """``state_seconds`` from ``state_parts``: an open period ends at ``capture_end_ns``."""
-    totals = [
-        ended if start is None else ended + max(capture_end_ns, start) - start
-        for ended, start in parts
-    ]
-    return seconds(max(totals)) if totals else None
+    longest = 0
+    for k, (ended, start) in enumerate(parts):
+        total = ended if start is None else ended + max(capture_end_ns, start) - start
+        if k == 0 or total > longest:
+            longest = total
+    return seconds(longest) if parts else None
 
 
 def state_seconds(conn: Connection, state: State, capture_end_ns: int) -> float | None:
@@ -1715,7 +1724,9 @@ _AllHeld = tuple[tuple[bool, int, int], tuple[bool, int, int], tuple[bool, int, 
 def _all_held(conn: Connection, capture_end_ns: int) -> _AllHeld:
     """``_state_held`` of CLOSE_WAIT, FIN_WAIT_2 and TIME_WAIT, in one pass over the
     transitions."""
-    periods = [_Periods() for _ in range(6)]  # the client's three, the server's three
+    # The client's three, the server's three; each made when first entered (a period
+    # never entered folds nothing: None stands for it).
+    periods: list[_Periods | None] = [None, None, None, None, None, None]
     for t in conn.transitions:
         old, new = t.from_state, t.to_state
         if old is new:
@@ -1731,14 +1742,25 @@ def _all_held(conn: Connection, capture_end_ns: int) -> _AllHeld:
         else:
             continue
         if left >= 0:
-            periods[base + left].leave(t.ts_ns)
+            was = periods[base + left]
+            if was is not None:
+                was.leave(t.ts_ns)
         if entered >= 0:
-            periods[base + entered].enter(t.ts_ns)
+            now = periods[base + entered]
+            if now is None:
+                now = periods[base + entered] = _Periods()
+            now.enter(t.ts_ns)
+    end = capture_end_ns
     return (
-        _both_held(periods[0].ended(capture_end_ns), periods[3].ended(capture_end_ns)),
-        _both_held(periods[1].ended(capture_end_ns), periods[4].ended(capture_end_ns)),
-        _both_held(periods[2].ended(capture_end_ns), periods[5].ended(capture_end_ns)),
+        _both_held(_ended(periods[0], end), _ended(periods[3], end)),
+        _both_held(_ended(periods[1], end), _ended(periods[4], end)),
+        _both_held(_ended(periods[2], end), _ended(periods[5], end)),
     )
+
+
+def _ended(periods: _Periods | None, capture_end_ns: int) -> tuple[int, int, int]:
+    """``periods.ended(capture_end_ns)``; none (None) for a period never entered."""
+    return (0, 0, 0) if periods is None else periods.ended(capture_end_ns)
 
 
 def _held_ns(tr: _Trace, capture_end_ns: int) -> dict[State, int]:

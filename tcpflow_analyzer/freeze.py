@@ -28,8 +28,8 @@ connection once it has been quiet for ``Config.freeze_after_s``:
    incarnation still attached, or two VLANs.
 2. The rows of the other tables are made into their text at once (the
    CSV lines, joined), since only the connection's row can change; the
-   connection's line (made as its fields, with no row dict) is cut around the
-   fields that can. The values of that row the summary reads
+   connection's line (made with no row dict, cut around the fields that can:
+   ``rows.LINE_CUTS``) is kept as the pieces around them. The values of that row the summary reads
    (``SUMMARY_COLUMNS``, a tuple), the pieces
    of its line, the texts and the packed trace (``compact.Trace``) go to a
    spill file as two ``marshal`` records, the trace last, as retiring does
@@ -60,6 +60,7 @@ from .compact import Frozen, Trace
 from .csvtext import EOL, LineFormat
 from .findings import Code, Finding, seconds_from_parts, state_parts
 from .report import CONNECTION_COLUMNS, SUMMARY_READS
+from .rows import LINE_CUTS
 from .segment import Segment
 from .states import State
 
@@ -68,8 +69,9 @@ if TYPE_CHECKING:
 
 __all__ = ["SUMMARY_COLUMNS", "Batch", "RowFreezer", "Spill", "SpillError"]
 
-# The values of a connection's row the summary reads (SUMMARY_COLUMNS), the fields of
-# the row's line (none when there is no output but the summary), the text of its rows of
+# The values of a connection's row the summary reads (SUMMARY_COLUMNS), the row's line
+# cut around _AT_END's fields (parts that joined make the line, those fields at the odd
+# places; none when there is no output but the summary), the text of its rows of
 # the other tables by table (lines joined by EOL; a table without rows left out; none
 # without output), its findings.
 MadeFn = Callable[["Connection"], tuple[tuple[Any, ...], list[str], dict[str, str], list[Finding]]]
@@ -79,8 +81,8 @@ MoreFn = Callable[["Connection", list["TransitionRecord"]], str]
 EmitFn = Callable[[dict[str, Any], dict[str, str], list[Finding]], None]
 
 # The connection row's columns that move with the retirement time (see the module
-# docstring), in column order.
-_AT_END: Final = ("client_state_at_end", "server_state_at_end", "time_wait_s")
+# docstring), in column order: those RowTexts.made gives its line cut around.
+_AT_END: Final = LINE_CUTS
 
 # The columns of a connection's row the summary reads (report.SUMMARY_READS), in column
 # order: the order of rows.RowTexts.made's values.
@@ -301,8 +303,12 @@ def _finding_values(found: list[Finding]) -> tuple[tuple[Any, ...], ...]:
     )
 
 
+# Finding codes by their value (a dict lookup: Code(value) is a call to the enum's class).
+_CODES: Final = {code._value_: code for code in Code}
+
+
 def _findings(values: tuple[tuple[Any, ...], ...]) -> list[Finding]:
-    return [Finding(v[0], Code(v[1]), *v[2:]) for v in values]
+    return [Finding(v[0], _CODES[v[1]], v[2], v[3], v[4], v[5], v[6], v[7], v[8]) for v in values]
 
 
 def _closed(*args: Any) -> Any:
@@ -363,15 +369,16 @@ class RowFreezer:
     """Makes the rows of connections the tracker freezes, and emits them when retired.
 
     ``made(conn)`` makes the values of a connection's row the summary reads,
-    the fields of its line, the text of its other rows and its findings
-    (``MadeFn``); ``more(conn, records)`` the text of some of its transition
-    records' rows, and ``line`` the format of the connection row's line; both
-    None when there is no output but the summary. The texts are made at
-    freezing and kept as text: only the connection's row changes by
-    retirement, and its line is kept cut around the fields that change
-    (``_AT_END``). ``emit(row, texts, findings)`` takes a retired connection's
-    results; the row holds the columns of ``SUMMARY_COLUMNS``. ``retire_live``
-    retires a connection that was not frozen.
+    its line cut around the fields that change by retirement (``_AT_END``),
+    the text of its other rows and its findings (``MadeFn``);
+    ``more(conn, records)`` the text of some of its transition records' rows,
+    and ``line`` the format of the connection row's line; both None when there
+    is no output but the summary. The texts are made at freezing and kept as
+    text: only the connection's row changes by retirement, and its line is kept
+    cut around the fields that change. ``emit(row, texts, findings)`` takes a
+    retired connection's results; the row holds the columns of
+    ``SUMMARY_COLUMNS``. ``retire_live`` retires a connection that was not
+    frozen.
     """
 
     def __init__(
@@ -380,8 +387,6 @@ class RowFreezer:
         self._made = made
         self._more = more
         self._line = line
-        # The places of _AT_END's fields in the line.
-        self._holes = [line.index(c) for c in _AT_END] if line is not None else []
         self._emit = emit
         self.spill = Spill()
         self.frozen = 0  # connections frozen
@@ -406,9 +411,11 @@ class RowFreezer:
             return None
         trace: Any = conn.trace.dump()
         tw_parts = state_parts(conn, State.TIME_WAIT)
-        # Without a deadline nothing in the row moves: a line with no holes.
-        holes = self._holes if deadline is not None else []
-        pieces = LineFormat.cut(fields, holes) if self._line is not None else None
+        # Without a deadline nothing in the row moves: a line with no holes; else the
+        # pieces around _AT_END's fields.
+        pieces: list[str] | None = None
+        if self._line is not None:
+            pieces = ["".join(fields)] if deadline is None else fields[0::2]
         expired: tuple[str, str, str] | None = None
         if deadline is not None:
             # What retiring at or after the deadline changes (see the module docstring):
@@ -459,7 +466,7 @@ class RowFreezer:
         """Emit the rows of ``conn``, retired (not frozen)."""
         summary, fields, texts, found = self._made(conn)
         if self._line is not None:
-            texts["connections"] = ",".join(fields)
+            texts["connections"] = "".join(fields)
         self._emit(_summary_row(summary), texts, found)
 
     def segments(self, frozen: Frozen) -> list[Segment]:

@@ -29,8 +29,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
 from typing import Any, Final
 
+from librt.strings import StringWriter
+
 from .config import Config
-from .csvtext import EOL, LineFormat, float_text, int_text, micros_text
+from .csvtext import COMMA, EOL, LineFormat, float_text, int_text, write_int, write_micros
 from .findings import (
     Finding,
     TeardownFacts,
@@ -47,6 +49,7 @@ from .tracker import Connection, TransitionRecord
 from .zeek import ZeekConn
 
 __all__ = [
+    "LINE_CUTS",
     "RowTexts",
     "add_retired",
     "anomaly_rows",
@@ -58,6 +61,10 @@ __all__ = [
 ]
 
 _DONE: Final = frozenset({State.CLOSED, State.TIME_WAIT})
+
+# The columns of a connection's line that ``RowTexts.made`` gives apart, in column
+# order: those that move with a frozen connection's retirement time (freeze.py).
+LINE_CUTS: Final = ("client_state_at_end", "server_state_at_end", "time_wait_s")
 
 # The members' texts (_value_) by member: compiled, a dict lookup costs less than
 # reading the attribute of an enum member (three per transition row).
@@ -359,12 +366,13 @@ class RowTexts:
     (a dict), the text of its rows of the other tables (``texts``: lines
     joined by ``csvtext.EOL``, tables without rows left out) and its findings.
     ``made`` (what the streamed analysis uses) gives the same with no row dict
-    at all: the values of the row the summary reads and the fields of the
-    row's line (which the freezer cuts around the fields that can change). The
+    at all: the values of the row the summary reads and the row's line, cut
+    around the fields that can change when the freezer holds it. The
     ``connections``, ``transitions`` and ``zeek_conn`` lines (all but a few) are
-    made straight from the connection:
-    each field is the text ``LineFormat`` makes of the value the row dict holds
-    (values of the types the rows hold: no fallback). A transition's last four
+    made straight from the connection, each written to a ``StringWriter`` (its
+    numbers a digit at a time, with no text made for them): each field is the
+    text ``LineFormat`` makes of the value the row dict holds (values of the
+    types the rows hold: no fallback). A transition's last four
     fields (from_state, to_state, event, rule) take few distinct values: their
     text is kept per value, found by the rule (the last text made for each
     rule, its states and event compared) or else by all four. Findings and
@@ -394,8 +402,10 @@ class RowTexts:
         self, conn: Connection, prev: Connection | None, config: Config, capture_end_ns: int
     ) -> tuple[tuple[Any, ...], list[str], dict[str, str], list[Finding]]:
         """``retired`` with no row dict: the values of the row's columns the summary
-        reads (``report.SUMMARY_READS``), in column order; the fields of its line
-        (``connections``); the texts of its other rows by table; its findings."""
+        reads (``report.SUMMARY_READS``), in column order; its line (``connections``)
+        cut around the fields of ``LINE_CUTS``: parts that joined make the line, with
+        those fields (alone) at the odd places; the texts of its other rows by table;
+        its findings."""
         found, teardown = detect_with_teardown_values(conn, prev, config, capture_end_ns)
         zeek = conn.zeek
         state, history = zeek.conn_state(), zeek.history()
@@ -426,8 +436,12 @@ class RowTexts:
         if conn.anomalies:
             texts["anomalies"] = self._lines("anomalies", anomaly_rows((conn,)))
         if records:
-            lines = [self._zeek_line(conn, f, zc, s, h) for f, zc, s, h in records]
-            texts["zeek_conn"] = EOL.join(lines)
+            out = StringWriter()
+            for f, zc, s, h in records:
+                if len(out):
+                    out.write(EOL)
+                self._zeek_line(out, conn, f, zc, s, h)
+            texts["zeek_conn"] = out.getvalue()
         if found:
             texts["findings"] = self._lines("findings", finding_rows(found))
         return texts
@@ -436,7 +450,8 @@ class RowTexts:
         self, conn: Connection, teardown: TeardownValues, zeek_state: str, zeek_history: str
     ) -> tuple[tuple[Any, ...], list[str]]:
         """The values of ``_connection_row(...)`` the summary reads (see ``made``), and
-        the fields of its line, made straight from the connection."""
+        its line cut around the fields of ``LINE_CUTS`` (see ``made``), made straight
+        from the connection."""
         c, s = conn.client, conn.server
         close_type, closer = _close(conn)
         zeek_orig_is_client = conn.zeek.orig_is_first == (conn.first_sender == (c.addr, c.port))
@@ -462,63 +477,75 @@ class RowTexts:
             time_wait_s,
         ) = teardown
         fmt = self._format
-        # Each field as LineFormat makes it of the row's value. The addresses' texts,
-        # the VLAN IDs (digits, "." and "|") and the fixed words (enum values, roles,
-        # close types) hold nothing to quote: they are their own field.
+        # Each field as LineFormat makes it of the row's value, written with its comma
+        # (numbers with no text made for them). The addresses' texts, the VLAN IDs
+        # (digits, "." and "|"), the fixed words (enum values, roles, close types) and
+        # Zeek's conn_state codes and history (letters and "^") hold nothing to
+        # quote: they are their own field.
+        out = StringWriter()
+        _put_int(out, conn.conn_id)
+        _put(out, client_ip)
+        _put_int(out, c.port)
+        _put(out, server_ip)
+        _put_int(out, s.port)
+        _put(out, "" if vlan is None else vlan)
+        _put(out, "4" if len(c.addr) == 4 else "6")
+        _put_int(out, conn.incarnation)
+        _put_maybe_int(out, conn.prev_conn_id)
+        _put(out, fmt.text(conn.roles))
+        _put_int(out, conn.first_frame)
+        _put_int(out, conn.last_frame)
+        _put_ns(out, start_ns)
+        _put_ns(out, end_ns)
+        _put_ns(out, end_ns - start_ns)
+        _put_int(out, conn.packets)
+        _put_int(out, c.pkts)
+        _put_int(out, s.pkts)
+        _put_int(out, c.payload_bytes)
+        _put_int(out, s.payload_bytes)
+        _put(out, _handshake(conn))
+        _put(out, closer)
+        _put(out, close_type)
+        _put(out, _bool_text(conn.half_close_bytes > 0))
+        _put_int(out, conn.half_close_bytes)
+        _put(out, _bool_text(conn.simultaneous_close))
+        _put_int(out, c.fins)
+        _put_int(out, s.fins)
+        _put_int(out, c.rsts)
+        _put_int(out, s.rsts)
+        _put_int(out, c.bad_checksums)
+        _put_int(out, s.bad_checksums)
+        # client_state_at_end and server_state_at_end: cut out
+        cut = len(out)
+        out.append(COMMA)
+        _put(out, zeek_state)
+        _put(out, zeek_history)
+        _put(out, "client" if zeek_orig_is_client else "server")
+        _put_int(out, len(conn.zeek_records))
+        _put(out, fmt.text(anomalies))
+        _put_int(out, client_fin_retransmits)
+        _put_int(out, server_fin_retransmits)
+        _put(out, _bool_text(final_ack_lost))
+        _put(out, "" if final_ack_seen is None else _bool_text(final_ack_seen))
+        _put_int(out, rst_count)
+        _put(out, fmt.text(rst_from))
+        _put(out, fmt.text(rst_causes))
+        _put(out, _bool_text(tuple_reused))
+        _put(out, _maybe_float(reuse_gap_s))
+        _put(out, "" if reuse_within_time_wait is None else _bool_text(reuse_within_time_wait))
+        _put_int(out, stale_segments)
+        _put(out, _maybe_float(close_wait_s))
+        _put(out, _maybe_float(fin_wait_2_s))
+        # time_wait_s (the last field): cut out
+        line = out.getvalue()
         fields = [
-            int_text(conn.conn_id),
-            client_ip,
-            int_text(c.port),
-            server_ip,
-            int_text(s.port),
-            "" if vlan is None else vlan,
-            "4" if len(c.addr) == 4 else "6",
-            int_text(conn.incarnation),
-            _maybe_int(conn.prev_conn_id),
-            fmt.text(conn.roles),
-            int_text(conn.first_frame),
-            int_text(conn.last_frame),
-            _ns_text(start_ns),
-            _ns_text(end_ns),
-            _ns_text(end_ns - start_ns),
-            int_text(conn.packets),
-            int_text(c.pkts),
-            int_text(s.pkts),
-            int_text(c.payload_bytes),
-            int_text(s.payload_bytes),
-            _handshake(conn),
-            closer,
-            close_type,
-            _bool_text(conn.half_close_bytes > 0),
-            int_text(conn.half_close_bytes),
-            _bool_text(conn.simultaneous_close),
-            int_text(c.fins),
-            int_text(s.fins),
-            int_text(c.rsts),
-            int_text(s.rsts),
-            int_text(c.bad_checksums),
-            int_text(s.bad_checksums),
+            line[:cut],
             client_state,
+            ",",
             server_state,
-            fmt.text(zeek_state),
-            fmt.text(zeek_history),
-            "client" if zeek_orig_is_client else "server",
-            int_text(len(conn.zeek_records)),
-            fmt.text(anomalies),
-            int_text(client_fin_retransmits),
-            int_text(server_fin_retransmits),
-            _bool_text(final_ack_lost),
-            "" if final_ack_seen is None else _bool_text(final_ack_seen),
-            int_text(rst_count),
-            fmt.text(rst_from),
-            fmt.text(rst_causes),
-            _bool_text(tuple_reused),
-            _maybe_float(reuse_gap_s),
-            "" if reuse_within_time_wait is None else _bool_text(reuse_within_time_wait),
-            int_text(stale_segments),
-            _maybe_float(close_wait_s),
-            _maybe_float(fin_wait_2_s),
+            line[cut:],
             _maybe_float(time_wait_s),
+            "",
         ]
         summary = (
             conn.conn_id,
@@ -556,14 +583,11 @@ class RowTexts:
         """The lines of ``record_rows(conn, records)`` (of all its transitions: None)."""
         conn_id = int_text(conn.conn_id)
         fmt, by_rule = self._format, self._by_rule
-        # The pieces of all the lines, joined once. Each line is its endpoint's first
-        # fields (conn_id, endpoint: made once per endpoint), frame, time, suffix.
-        parts: list[str] = []
+        # All the lines written to one writer, each with no text made for its numbers.
+        # Each line is its endpoint's first fields (conn_id, endpoint: made once per
+        # endpoint), frame, time, suffix.
+        out = StringWriter()
         client = server = ""
-        # A transition of each endpoint on one segment: the frame's and time's texts
-        # made once.
-        last_ns = last_frame = -1
-        ts = at = ""
         for t in conn.transitions if records is None else records:
             hit = by_rule.get(t.rule)
             if (
@@ -575,14 +599,6 @@ class RowTexts:
                 suffix = hit[3]
             else:
                 suffix = self._suffix(t)
-            if t.ts_ns != last_ns:
-                last_ns = t.ts_ns
-                ts = _ns_text(last_ns)
-            frame = t.frame
-            if frame is None:
-                at, last_frame = "", -1
-            elif frame != last_frame:
-                at, last_frame = int_text(frame), frame
             endpoint = t.endpoint
             if endpoint == "client":
                 if not client:
@@ -594,15 +610,17 @@ class RowTexts:
                 head = server
             else:
                 head = f"{conn_id},{fmt.text(endpoint)},"
-            if parts:
-                parts.append(EOL)
-            parts.append(head)
-            parts.append(at)
-            parts.append(",")
-            parts.append(ts)
-            parts.append(",")
-            parts.append(suffix)
-        return "".join(parts)
+            if len(out):
+                out.write(EOL)
+            out.write(head)
+            frame = t.frame
+            if frame is not None:
+                write_int(out, frame)
+            out.append(COMMA)
+            _write_ns(out, t.ts_ns)
+            out.append(COMMA)
+            out.write(suffix)
+        return out.getvalue()
 
     def _suffix(self, t: TransitionRecord) -> str:
         """The fields of ``t``'s from_state, to_state, event and rule."""
@@ -621,44 +639,47 @@ class RowTexts:
 
     def _zeek_line(
         self,
+        out: StringWriter,
         conn: Connection,
         first: tuple[bytes, int],
         zc: ZeekConn,
         zeek_state: str,
         zeek_history: str,
-    ) -> str:
-        """The line of ``_zeek_row(conn, first, zc, zeek_state, zeek_history)``."""
+    ) -> None:
+        """Write the line of ``_zeek_row(conn, first, zc, zeek_state, zeek_history)``
+        (its texts, as ``_connection``'s, hold nothing to quote)."""
         start_ns = zc.start_ns
         assert start_ns is not None  # records that never started make no row
         (orig_h, orig_p), (resp_h, resp_p) = _zeek_ends(conn, first, zc)
-        fmt = self._format
-        return ",".join(
-            [
-                int_text(conn.conn_id),
-                _ns_text(start_ns),
-                fmt.text(addr_text(orig_h)),
-                int_text(orig_p),
-                fmt.text(addr_text(resp_h)),
-                int_text(resp_p),
-                _ns_text(zc.duration_ns),
-                _maybe_int(zc.orig_bytes),
-                _maybe_int(zc.resp_bytes),
-                fmt.text(zeek_state),
-                int_text(zc.missed_bytes),
-                fmt.text(zeek_history),
-                int_text(zc.orig_pkts),
-                int_text(zc.orig_ip_bytes),
-                int_text(zc.resp_pkts),
-                int_text(zc.resp_ip_bytes),
-            ]
-        )
+        write_int(out, conn.conn_id)
+        out.append(COMMA)
+        _write_ns(out, start_ns)
+        out.append(COMMA)
+        out.write(addr_text(orig_h))
+        out.append(COMMA)
+        write_int(out, orig_p)
+        out.append(COMMA)
+        out.write(addr_text(resp_h))
+        out.append(COMMA)
+        write_int(out, resp_p)
+        out.append(COMMA)
+        _write_ns(out, zc.duration_ns)
+        out.append(COMMA)
+        _write_maybe_int(out, zc.orig_bytes)
+        out.append(COMMA)
+        _write_maybe_int(out, zc.resp_bytes)
+        out.append(COMMA)
+        out.write(zeek_state)
+        out.append(COMMA)
+        write_int(out, zc.missed_bytes)
+        out.append(COMMA)
+        out.write(zeek_history)
+        for value in (zc.orig_pkts, zc.orig_ip_bytes, zc.resp_pkts, zc.resp_ip_bytes):
+            out.append(COMMA)
+            write_int(out, value)
 
 
 _SUFFIXES_KEPT: Final = 1 << 12
-
-
-def _maybe_int(value: int | None) -> str:
-    return "" if value is None else int_text(value)
 
 
 def _maybe_float(value: float | None) -> str:
@@ -675,9 +696,43 @@ _MICROS_NS_LAST: Final = 4_000_000_000_000_000_000
 
 def _ns_text(ns: int) -> str:
     """``float_text(seconds(ns))``; from the whole microseconds, when ``ns`` is some."""
+    out = StringWriter()
+    _write_ns(out, ns)
+    return out.getvalue()
+
+
+def _write_ns(out: StringWriter, ns: int) -> None:
+    """Write ``_ns_text(ns)`` to ``out``."""
     if 0 < ns < _MICROS_NS_LAST and ns % 1000 == 0:
-        return micros_text(ns // 1000)
-    return float_text(seconds(ns))
+        write_micros(out, ns // 1000)
+    else:
+        out.write(float_text(seconds(ns)))
+
+
+def _write_maybe_int(out: StringWriter, value: int | None) -> None:
+    if value is not None:
+        write_int(out, value)
+
+
+# A field of the connection's line written with the comma after it.
+def _put(out: StringWriter, text: str) -> None:
+    out.write(text)
+    out.append(COMMA)
+
+
+def _put_int(out: StringWriter, value: int) -> None:
+    write_int(out, value)
+    out.append(COMMA)
+
+
+def _put_maybe_int(out: StringWriter, value: int | None) -> None:
+    _write_maybe_int(out, value)
+    out.append(COMMA)
+
+
+def _put_ns(out: StringWriter, ns: int) -> None:
+    _write_ns(out, ns)
+    out.append(COMMA)
 
 
 def finding_rows(findings: Iterable[Finding]) -> list[dict[str, Any]]:

@@ -90,6 +90,7 @@ def test_written_words_are_the_standard_bytes(fields: tuple, from_client: bool) 
     )
     assert trace.dump()[4] == _STANDARD.pack(*words)
     assert trace[0].seg == seg  # and it reads back
+    assert trace.seq_ack_len(0) == (seq, ack, plen)  # (a negative word's too)
 
 
 def test_the_record_reads_what_the_words_hold() -> None:
@@ -135,8 +136,21 @@ def test_the_record_reads_what_the_words_hold() -> None:
     assert list(compact._RECORD.unpack(record)) == expected
     assert record[compact._FLAGS_AT] == f["flags"]
     assert record[compact._BITS_AT] == f["bits"]
-    assert compact._SEQ_LEN_ACK.unpack_from(record, compact._SEQ_AT) == (
+    # The word reads (seq_ack_len, a step rebuilt) take the same fields from the words.
+    side = {0: (1460, 7, True, (), None, None)}
+    trace = compact.Trace.load((_CLIENT, _SERVER, (), (), record, 1, side))
+    assert trace.seq_ack_len(0) == (f["seq"], f["ack"], f["plen"])
+    step = trace[0]
+    seg = step.seg
+    assert (seg.frame, seg.ts_ns, seg.seq, seg.payload_len, seg.ack, seg.ip_len) == (
+        f["frame"],
+        f["ts"],
         f["seq"],
         f["plen"],
         f["ack"],
+        f["ip_len"],
     )
+    assert (seg.flags, seg.window, seg.options) == (f["flags"], f["window"], TcpOptions(*side[0]))
+    assert step.from_client and seg.caplen_short and seg.checksum_ok is None  # bits 5, ck -1
+    assert (seg.src, seg.sport, seg.dst, seg.dport) == (*_CLIENT, *_SERVER)
+    assert (step.client_state, step.server_state) == (compact._STATES[1], compact._STATES[2])

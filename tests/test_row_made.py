@@ -1,13 +1,14 @@
-"""``rows.RowTexts.made`` (a connection's line made as fields, with no row dict, and
-the values of its row the summary reads) gives what the row dicts give.
+"""``rows.RowTexts.made`` (a connection's line made with no row dict, cut around the
+fields a frozen connection fills in at retirement, and the values of its row the
+summary reads) gives what the row dicts give.
 
 For every connection of every capture (``captures/`` and the public corpus) the
-fields joined are ``LineFormat.line`` of the row ``add_retired`` makes, byte for
-byte; cut around the columns a frozen connection fills in at retirement they are
-``LineFormat.split`` of that row; the summary's values are the row's
-(``freeze.SUMMARY_COLUMNS``), of the same types; the other texts are
-``RowTexts.retired``'s. ``_ns_text`` (a time's field straight from its nanoseconds)
-is checked against ``float_text(seconds(ns))``.
+parts joined are ``LineFormat.line`` of the row ``add_retired`` makes, byte for
+byte; the pieces between the cut fields are ``LineFormat.split`` of that row
+around them, and the cut fields ``LineFormat.field``'s of the row's values; the
+summary's values are the row's (``freeze.SUMMARY_COLUMNS``), of the same types;
+the other texts are ``RowTexts.retired``'s. ``_ns_text`` (a time's field straight
+from its nanoseconds) is checked against ``float_text(seconds(ns))``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 
 from tcpflow_analyzer.api import TABLES
 from tcpflow_analyzer.config import Config
-from tcpflow_analyzer.csvtext import LineFormat, float_text, micros_text
+from tcpflow_analyzer.csvtext import float_text, micros_text
 from tcpflow_analyzer.findings import (
     TeardownFacts,
     detect_with_teardown,
@@ -37,7 +38,7 @@ from .test_row_texts import CAPTURES
 
 FORMATS = {name: line_format(columns) for name, columns in TABLES.items()}
 LINE = FORMATS["connections"]
-AT_END = ("client_state_at_end", "server_state_at_end", "time_wait_s")
+AT_END = ("client_state_at_end", "server_state_at_end", "time_wait_s")  # rows.LINE_CUTS
 
 
 def test_summary_columns_are_the_summary_reads_in_column_order() -> None:
@@ -52,10 +53,10 @@ def _check(texts: RowTexts, conn: Connection, config: Config, seen: dict[str, in
     found = add_retired(tables, conn, conn.prev, config, end_ns)
     row = tables["connections"][0]
     summary, fields, got, found_too = texts.made(conn, conn.prev, config, end_ns)
-    assert ",".join(fields) == LINE.line(row)
-    holes = [LINE.index(c) for c in AT_END]
-    assert LineFormat.cut(fields, holes) == LINE.split(row, AT_END)
-    assert LineFormat.cut(fields, []) == LINE.split(row, ())
+    # The line, cut around AT_END's fields: the pieces between them and those fields.
+    assert "".join(fields) == LINE.line(row)
+    assert fields[0::2] == LINE.split(row, AT_END)
+    assert fields[1::2] == [LINE.field(c, row[c]) for c in AT_END]
     want = tuple(row[c] for c in SUMMARY_COLUMNS)
     assert summary == want
     assert [type(v) for v in summary] == [type(v) for v in want]
