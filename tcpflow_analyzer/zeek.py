@@ -108,7 +108,8 @@ This runs for every packet, so two shortcuts skip work that provably does
 nothing; each is derived from the full path and falls back to it whenever a
 condition is not met. ``ZeekConn`` keeps the earliest due time of its timers,
 so ``zeek_starts_new_conn``, ``removed_by`` and ``_run_timers`` return at once
-when no timer (and no inactivity timeout) is due. ``ZeekConn._fast`` handles
+when no timer (and no inactivity timeout) is due (``ZeekConn.add_unless_new``,
+the tracker's one call per packet, looks once for both steps). ``ZeekConn._fast`` handles
 the overwhelmingly common segment (in order, ACK set, no SYN/FIN/RST, nonzero
 window, both endpoints ESTABLISHED or PARTIAL, no gap) with inlined
 bookkeeping; the reassembler keeps its last block in two integer attributes
@@ -462,7 +463,7 @@ class ZeekConn:
     ``add(seg, from_first)``: ``from_first`` says the packet was sent by the
     endpoint that sent this connection's first packet. Before feeding a packet
     of an existing 4-tuple, ask :func:`zeek_starts_new_conn` whether Zeek
-    would log it under a new connection instead.
+    would log it under a new connection instead (``add_unless_new`` does both).
     """
 
     __slots__ = (
@@ -641,6 +642,33 @@ class ZeekConn:
                 and self._resp.state is _INACTIVE
                 and seg.seq == self._resp.start_seq
             )  # else a SYN/SYN-ACK reversal, handled as a flip
+        return True
+
+    def add_unless_new(self, seg: Segment, from_first: bool) -> bool:
+        """``add(seg, from_first)``, unless Zeek would log ``seg`` under a new connection.
+
+        Then (:func:`zeek_starts_new_conn`) nothing changes and the answer is
+        False. The two steps in one: the timers' due times are looked at once.
+        """
+        t = seg.ts_ns
+        if (
+            FAST_PATH.on
+            and self._start_ns is not None
+            and self._removed_at is None
+            and t < self._next_due
+            and t < self._last_ns + self._inactivity_ns
+        ):
+            # No timer due: only a reuse (a SYN) can start a new connection.
+            if seg.flags & _SYN:
+                if self.is_reuse(seg, from_first):
+                    return False
+            elif self._fast(seg, from_first):
+                return True
+            self._process(seg, from_first)
+            return True
+        if self._start_ns is not None and zeek_starts_new_conn(self, seg, from_first):
+            return False
+        self.add(seg, from_first)
         return True
 
     def add(self, seg: Segment, from_first: bool) -> None:
