@@ -693,9 +693,9 @@ class ZeekConn:
         (no gap). For such a segment ``_process`` moves no state and arms no
         timer, and its EOF checks are moot (no FIN, no CLOSED/RESET endpoint);
         what is left is done here in the same order, inlined, calling the full
-        methods for anything beyond appending to the last reassembly block and
-        trimming delivered data (the initial-window trim, a block out of order,
-        skipping).
+        methods for anything beyond growing the last reassembly block, trimming
+        delivered data and the skip check (the initial-window trim, a block out
+        of order).
         """
         f = seg.flags
         if f & _SYN_FIN_RST or not f & _ACK or not seg.window or self._synack_flip_pending:
