@@ -199,11 +199,12 @@ class Trace(Sequence["Step"]):
         write_i64_le(w, seg.frame)
         write_i64_le(w, seg.ts_ns)
         # (a length from 2**31 on, made up, sets the top bit: written as the signed
-        # word of the same bytes)
+        # word of the same bytes. Told by the length: compiled, comparing the word
+        # with 2**63, a long integer, takes the slow path of every comparison.)
         word = seq | plen << _HIGH
-        write_i64_le(w, word if word < _TOP else word - _WRAP)
+        write_i64_le(w, word if plen >> 31 == 0 else word - _WRAP)
         word = ack | ip_len << _HIGH
-        write_i64_le(w, word if word < _TOP else word - _WRAP)
+        write_i64_le(w, word if ip_len >> 31 == 0 else word - _WRAP)
         write_i64_le(w, tsv | (flags | window << _HIGH_WINDOW | bits << _HIGH_BITS) << _HIGH)
         write_i64_le(
             w,

@@ -48,7 +48,7 @@ from .config import Config
 from .segment import Bit, Segment, by_fields
 from .seq import seq_add, seq_diff, seq_geq, seq_gt
 from .states import Anomaly, Event, State, presumed_rule, presumed_state, transition
-from .zeek import ZeekConn, _Switch, zeek_starts_new_conn
+from .zeek import ZeekConn, _Switch
 
 if TYPE_CHECKING:
     from .freeze import RowFreezer
@@ -1134,11 +1134,10 @@ class Tracker:
         records = conn.zeek_records
         first, zc = records[-1]
         from_first = seg.sport == first[1] and seg.src == first[0]
-        if zc.start_ns is not None and zeek_starts_new_conn(zc, seg, from_first):
+        if not zc.add_unless_new(seg, from_first):
             zc = ZeekConn()
             records.append(((seg.src, seg.sport), zc))
-            from_first = True
-        zc.add(seg, from_first)
+            zc.add(seg, True)
 
     def _send_syn(self, conn: Connection, s: Endpoint, seg: Segment, ack: bool) -> None:
         if s.isn is None:

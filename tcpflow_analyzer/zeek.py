@@ -108,12 +108,14 @@ This runs for every packet, so two shortcuts skip work that provably does
 nothing; each is derived from the full path and falls back to it whenever a
 condition is not met. ``ZeekConn`` keeps the earliest due time of its timers,
 so ``zeek_starts_new_conn``, ``removed_by`` and ``_run_timers`` return at once
-when no timer (and no inactivity timeout) is due. ``ZeekConn._fast`` handles
+when no timer (and no inactivity timeout) is due (``ZeekConn.add_unless_new``,
+the tracker's one call per packet, looks once for both steps). ``ZeekConn._fast`` handles
 the overwhelmingly common segment (in order, ACK set, no SYN/FIN/RST, nonzero
 window, both endpoints ESTABLISHED or PARTIAL, no gap) with inlined
-bookkeeping. The module switch ``FAST_PATH.on = False`` turns both off; the
-tests replay every capture both ways and require identical state after every
-packet.
+bookkeeping; the reassembler keeps its last block in two integer attributes
+(``_Reassembler``), so such a segment makes no object. The module switch
+``FAST_PATH.on = False`` turns both off; the tests replay every capture both
+ways and require identical state after every packet.
 
 Not emulated
 ------------
@@ -246,36 +248,86 @@ class ZeekConfig:
 _DEFAULT_CONFIG: Final = ZeekConfig()  # frozen: one instance serves every connection
 
 
+def _u64(n: int) -> int:
+    """``n`` as an unsigned 64-bit integer (``n & (2**64 - 1)``, as Zeek's arithmetic wraps).
+
+    Compiled, ``& (2**64 - 1)`` takes the slow path of a long integer even for the
+    small non-negative ``n`` it leaves alone; ``n >> 64`` is a machine shift then.
+    """
+    return n if n >> 64 == 0 else n & _M64
+
+
 class _Reassembler:
     """Zeek's per-endpoint reassembler reduced to sequence bookkeeping.
 
-    ``blocks`` are disjoint, sorted ``[lo, hi)`` ranges of relative sequence
-    numbers received and not yet trimmed by an ACK (delivered or not);
-    ``lrs`` is the delivered edge (last_reassem_seq), ``trim`` the trim edge.
+    Its blocks are disjoint, sorted ``[lo, hi)`` ranges of relative sequence
+    numbers received and not yet trimmed by an ACK (delivered or not)
+    (:meth:`ranges`); ``lrs`` is the delivered edge (last_reassem_seq), ``trim``
+    the trim edge. The last block is held in ``lo`` and ``hi`` (no block when
+    they are equal: a block is never empty), the ones before it in ``blocks``.
+    The common case, one block that grows at its end as data comes in order and
+    is dropped when acked, then makes no object per segment (a tuple and its
+    integers for each new end, a list for each ack).
     """
 
-    __slots__ = ("blocks", "did_eof", "lrs", "skip", "trim")
+    __slots__ = ("blocks", "did_eof", "hi", "lo", "lrs", "skip", "trim")
 
     def __init__(self) -> None:
-        self.blocks: list[tuple[int, int]] = []
+        self.blocks: list[tuple[int, int]] = []  # the blocks before the last one
+        self.lo = 0  # the last block (none when lo == hi)
+        self.hi = 0
         self.lrs = 1
         self.trim = 1
         self.skip = False  # Zeek's skip_deliveries
         self.did_eof = False
 
+    def ranges(self) -> list[tuple[int, int]]:
+        """Every block, in order."""
+        if self.hi == self.lo:
+            return []
+        return [*self.blocks, (self.lo, self.hi)]
+
+    def set_ranges(self, ranges: list[tuple[int, int]]) -> None:
+        """Make ``ranges`` (disjoint, sorted, none empty) the blocks."""
+        if ranges:
+            self.lo, self.hi = ranges[-1]
+            self.blocks = ranges[:-1]
+        else:
+            self.clear()
+
+    def clear(self) -> None:
+        """Drop every block."""
+        if self.blocks:
+            self.blocks = []
+        self.lo = self.hi = 0
+
+    def first_lo(self) -> int:
+        """Where the first block starts (there is one)."""
+        return self.blocks[0][0] if self.blocks else self.lo
+
+    def drop_through(self, seq: int) -> None:
+        """Drop the blocks that end at or before ``seq``."""
+        if self.hi <= seq:
+            self.clear()  # the last block ends there: so do the others
+        elif self.blocks:
+            self.blocks = [b for b in self.blocks if b[1] > seq]
+
     def insert(self, lo: int, hi: int) -> None:
         merged: list[tuple[int, int]] = []
-        for b in self.blocks:
+        for b in self.ranges():
             if b[1] < lo or b[0] > hi:
                 merged.append(b)
             else:
                 lo, hi = min(lo, b[0]), max(hi, b[1])
         merged.append((lo, hi))
         merged.sort()
-        self.blocks = merged
+        self.set_ranges(merged)
 
     def deliver(self) -> bool:
         """Advance the delivered edge through a block that now covers it."""
+        if self.lo <= self.lrs < self.hi:
+            self.lrs = self.hi
+            return True
         for lo, hi in self.blocks:
             if lo <= self.lrs < hi:
                 self.lrs = hi
@@ -283,15 +335,15 @@ class _Reassembler:
         return False
 
     def data_size(self) -> int:
-        blocks = self.blocks
-        if len(blocks) == 1:
-            return blocks[0][1] - blocks[0][0]
-        return sum(hi - lo for lo, hi in blocks)
+        size = self.hi - self.lo
+        if self.blocks:
+            size += sum(hi - lo for lo, hi in self.blocks)
+        return size
 
     def undelivered_bytes(self) -> int:
-        if not self.blocks:
+        if self.hi == self.lo:
             return 0
-        return (self.blocks[-1][1] - self.lrs) & _M64  # unsigned, as in Zeek
+        return _u64(self.hi - self.lrs)  # unsigned, as in Zeek
 
 
 class _Endpoint:
@@ -383,7 +435,7 @@ class _Endpoint:
         ):
             return 0
         last, ack = self.full_last(), self.full_ack()
-        size = ((last if last > ack else ack) - self.start_seq) & _M64
+        size = _u64((last if last > ack else ack) - self.start_seq)
         if size:
             size -= 1  # the SYN octet
         if self.fin_cnt > 0 and size:
@@ -401,8 +453,8 @@ class _Endpoint:
             wraps += 1
         if wraps == 0:
             d = (cur - self.start_seq) & _M32
-            return (d, False) if d < _HALF else ((d - _MOD) & _M64, True)
-        return ((wraps << 32) + cur - self.start_seq) & _M64, False
+            return (d, False) if d < _HALF else (_u64(d - _MOD), True)
+        return _u64((wraps << 32) + cur - self.start_seq), False
 
 
 class ZeekConn:
@@ -411,7 +463,7 @@ class ZeekConn:
     ``add(seg, from_first)``: ``from_first`` says the packet was sent by the
     endpoint that sent this connection's first packet. Before feeding a packet
     of an existing 4-tuple, ask :func:`zeek_starts_new_conn` whether Zeek
-    would log it under a new connection instead.
+    would log it under a new connection instead (``add_unless_new`` does both).
     """
 
     __slots__ = (
@@ -592,6 +644,33 @@ class ZeekConn:
             )  # else a SYN/SYN-ACK reversal, handled as a flip
         return True
 
+    def add_unless_new(self, seg: Segment, from_first: bool) -> bool:
+        """``add(seg, from_first)``, unless Zeek would log ``seg`` under a new connection.
+
+        Then (:func:`zeek_starts_new_conn`) nothing changes and the answer is
+        False. The two steps in one: the timers' due times are looked at once.
+        """
+        t = seg.ts_ns
+        if (
+            FAST_PATH.on
+            and self._start_ns is not None
+            and self._removed_at is None
+            and t < self._next_due
+            and t < self._last_ns + self._inactivity_ns
+        ):
+            # No timer due: only a reuse (a SYN) can start a new connection.
+            if seg.flags & _SYN:
+                if self.is_reuse(seg, from_first):
+                    return False
+            elif self._fast(seg, from_first):
+                return True
+            self._process(seg, from_first)
+            return True
+        if self._start_ns is not None and zeek_starts_new_conn(self, seg, from_first):
+            return False
+        self.add(seg, from_first)
+        return True
+
     def add(self, seg: Segment, from_first: bool) -> None:
         """Process one packet of this connection (Zeek's ``TCPSessionAdapter::Process``)."""
         t = seg.ts_ns
@@ -614,9 +693,9 @@ class ZeekConn:
         (no gap). For such a segment ``_process`` moves no state and arms no
         timer, and its EOF checks are moot (no FIN, no CLOSED/RESET endpoint);
         what is left is done here in the same order, inlined, calling the full
-        methods for anything beyond appending to the last reassembly block and
-        trimming delivered data (the initial-window trim, a block out of order,
-        skipping).
+        methods for anything beyond growing the last reassembly block, trimming
+        delivered data and the skip check (the initial-window trim, a block out
+        of order).
         """
         f = seg.flags
         if f & _SYN_FIN_RST or not f & _ACK or not seg.window or self._synack_flip_pending:
@@ -658,7 +737,7 @@ class ZeekConn:
             if rel_ack >= _HALF:
                 rel_ack, ack_ok = 0, False  # underflow: no ack bookkeeping
         else:
-            rel_ack = ((wraps << 32) + ack_seq - peer.start_seq) & _M64
+            rel_ack = _u64((wraps << 32) + ack_seq - peer.start_seq)
         r = peer.reasm
         if rel_ack > r.trim and rel_ack > r.lrs:
             return False  # acks data never seen: gaps are for the full path
@@ -691,7 +770,7 @@ class ZeekConn:
                 rel_seq = (seq - ep.start_seq) & _M32
                 underflow = rel_seq >= _HALF
             else:
-                rel_seq = ((seq_wraps << 32) + seq - ep.start_seq) & _M64
+                rel_seq = _u64((seq_wraps << 32) + seq - ep.start_seq)
             # _update_last_seq: new data always advances (0 < length < 2**31).
             one_past = (seq + length) & _M32
             if one_past < seq:
@@ -701,14 +780,10 @@ class ZeekConn:
         # _ack_received(peer, rel_ack): no FIN from the peer to clamp to, nothing
         # acked beyond the delivered edge (so no gap), the peer's EOF check is moot.
         if rel_ack > r.trim:
-            blocks = r.blocks
-            if blocks:
-                if blocks[-1][1] <= rel_ack:
-                    r.blocks = []
-                else:
-                    blocks = r.blocks = [b for b in blocks if b[1] > rel_ack]
-                    if blocks[0][0] == r.lrs:
-                        self._block_inserted(peer)
+            if r.hi != r.lo:
+                r.drop_through(rel_ack)
+                if r.hi != r.lo and r.first_lo() == r.lrs:
+                    self._block_inserted(peer)
             r.trim = rel_ack
 
         # _data_sent(ep, rel_seq, length)
@@ -722,34 +797,32 @@ class ZeekConn:
                 trim = r.trim
                 if hi > trim:
                     lo = rel_seq if rel_seq > trim else trim
-                    blocks = r.blocks
-                    if not blocks or blocks[-1][1] < lo:
-                        blocks.append((lo, hi))  # beyond every block
-                    elif blocks[-1][0] <= lo:
-                        last = blocks[-1]  # starts inside or right after the last block
-                        if hi > last[1]:
-                            blocks[-1] = (last[0], hi)
+                    if r.hi == r.lo:
+                        r.lo, r.hi = lo, hi  # the only block
+                    elif r.hi < lo:
+                        r.blocks.append((r.lo, r.hi))  # beyond every block
+                        r.lo, r.hi = lo, hi
+                    elif r.lo <= lo:
+                        if hi > r.hi:  # starts inside or right after the last block
+                            r.hi = hi
                     else:
                         r.insert(lo, hi)
                     # _block_inserted(ep)
-                    last = r.blocks[-1]
-                    if last[0] <= r.lrs < last[1]:
-                        r.lrs = last[1]  # what deliver() finds
+                    if r.lo <= r.lrs < r.hi:
+                        r.lrs = r.hi  # what deliver() finds
                         if no_data_acked:
                             self._initial_window_trim(ep, peer)
                     else:
                         self._block_inserted(ep)
                 # _check_skip(ep)
-                if no_data_acked:
-                    self._check_skip(ep)
-                else:
-                    limit = self._cfg.tcp_excessive_data_without_further_acks
-                    blocks = r.blocks
-                    if limit and (
-                        (blocks[0][1] - blocks[0][0] if len(blocks) == 1 else r.data_size()) > limit
-                    ):
-                        r.blocks = []
-                        r.skip = True
+                cfg = self._cfg
+                limit = cfg.tcp_max_above_hole_without_any_acks
+                excessive = cfg.tcp_excessive_data_without_further_acks
+                if (no_data_acked and limit and r.undelivered_bytes() > limit) or (
+                    excessive and (r.hi - r.lo if not r.blocks else r.data_size()) > excessive
+                ):
+                    r.clear()
+                    r.skip = True
         ep.pkts += 1
         ep.ip_bytes += seg.ip_len
         return True
@@ -817,7 +890,7 @@ class ZeekConn:
             self._last_ns = t
         if fin:
             endpoint.fin_cnt += 1
-            endpoint.fin_seq = (rel_seq + seg_len) & _M64
+            endpoint.fin_seq = _u64(rel_seq + seg_len)
         if rst:
             endpoint.rst_cnt += 1
 
@@ -843,7 +916,7 @@ class ZeekConn:
             self._ack_received(peer, rel_ack)
         # CheckPIA_FirstPacket uses the is_orig computed before any flip above.
         self._first_packet_seen |= 1 if is_orig else 2
-        rel_data_seq = (rel_seq + 1) & _M64 if syn else rel_seq
+        rel_data_seq = _u64(rel_seq + 1) if syn else rel_seq
         if length > 0 and not rst and not underflow and not seg.caplen_short:
             self._data_sent(endpoint, rel_data_seq, length)
         self._check_eof(endpoint)
@@ -931,7 +1004,7 @@ class ZeekConn:
                     self._add_history(ep, code)
                 ep.hist_last_syn = rel_seq
             if fin:
-                end = (rel_seq + length) & _M64  # a FIN's number follows its data
+                end = _u64(rel_seq + length)  # a FIN's number follows its data
                 if self._check_history(ep, _HIST_FIN, "F") and end != ep.hist_last_fin:
                     self._add_history(ep, "F")
                 ep.hist_last_fin = end
@@ -1127,7 +1200,7 @@ class ZeekConn:
             cfg.tcp_excessive_data_without_further_acks
             and r.data_size() > cfg.tcp_excessive_data_without_further_acks
         ):
-            r.blocks = []
+            r.clear()
             r.skip = True
 
     def _undelivered(self, ep: _Endpoint, up_to: int) -> None:
@@ -1136,7 +1209,7 @@ class ZeekConn:
             return  # the faked-up ISN of a partial connection
         if not r.skip:
             while True:
-                nxt = next((b for b in r.blocks if r.lrs <= b[0] < up_to), None)
+                nxt = next((b for b in r.ranges() if r.lrs <= b[0] < up_to), None)
                 if nxt is None:
                     break
                 self._gap(ep, nxt[0] - r.lrs)
@@ -1150,8 +1223,8 @@ class ZeekConn:
         r = ep.reasm
         if seq > r.lrs:
             self._undelivered(ep, seq)
-        r.blocks = [b for b in r.blocks if b[1] > seq]
-        if r.blocks and r.blocks[0][0] == r.lrs:
+        r.drop_through(seq)
+        if r.hi != r.lo and r.first_lo() == r.lrs:
             self._block_inserted(ep)
         r.trim = seq
 
@@ -1175,7 +1248,7 @@ class ZeekConn:
         if delivered not in (last - 1, last):
             return True
         peer = self._resp if ep is self._orig else self._orig
-        return ep.state is not _RESET and bool(peer.reasm.blocks)
+        return ep.state is not _RESET and peer.reasm.hi != peer.reasm.lo
 
     def _check_eof(self, ep: _Endpoint) -> None:
         r = ep.reasm
