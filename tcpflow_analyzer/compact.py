@@ -70,7 +70,6 @@ _RECORD: Final = struct.Struct("<qqIIIIIBHBIBBbB")
 # halves each (_HIGH the shift of the upper half, _HIGH_* those of the fields in it).
 _HIGH: Final = 32
 _LOW32: Final = 0xFFFFFFFF
-_TOP: Final = 1 << 63
 _WRAP: Final = 1 << 64
 _HIGH_WINDOW: Final = 8  # above ts_val: flags, window, bits
 _HIGH_BITS: Final = 24
