@@ -285,10 +285,6 @@ class LineFormat:
         """
         return self.cut(self.fields(row), [self._index[h] for h in holes])
 
-    def index(self, name: str) -> int:
-        """The place of column ``name`` in a line (0 for the first)."""
-        return self._index[name]
-
     @staticmethod
     def cut(fields: list[str], holes: Sequence[int]) -> list[str]:
         """The line of ``fields`` cut around the fields at ``holes`` (places in order), as
