@@ -75,7 +75,7 @@ first chunk so that a caller peeking at the first segment pays little):
    byte. The last frames of a chunk (their bytes copied) are carried into the
    next one.
 7. **Segments.** The integer columns become one ``bytes`` object of
-   little-endian 64-bit words, a row of :data:`_INTS` words per segment, the
+   little-endian 64-bit words, a row of words per segment (``_W_*``), the
    small fields packed several to a word: ports, flags, window, checksum
    verdict and ``caplen_short``; ``seq`` and ``payload_len``; ``ack`` and
    ``ip_len``; ``ts_val`` and the count of other shards' frames before. The
@@ -167,18 +167,25 @@ _KEEP = np.array(
 )
 
 Array: TypeAlias = npt.NDArray[Any]
-# Per chunk: the shard's plain frames as column tuples; runs of (that many of them,
-# then that many other shards' plain frames, then one frame for the reference
-# decoder: data offset, caplen, frame number, ts_ns); the other shards' plain
-# frames' times.
+# Per chunk: the shard's plain frames' integer columns, as a row of little-endian
+# int64 words per frame (the _W_* below), and their address, VLAN and options
+# columns as lists (VLANs None: all untagged); runs of (that many of them, then
+# that many other shards' plain frames, then one frame for the reference decoder:
+# data offset, caplen, frame number, ts_ns); the other shards' plain frames' times,
+# as little-endian int64 words.
 _Run: TypeAlias = tuple[int, int, tuple[int, int, int, int] | None]
-# (the integer columns as rows of _INTS little-endian int64 words, the address,
-# VLAN and options columns as lists (VLANs None: all untagged), the runs, the
-# other shards' times as little-endian int64 words)
 _Plan: TypeAlias = tuple[
     bytes, list[Any], list[Any], list[Any] | None, list[Any], list[_Run], bytes
 ]
-_INTS: Final = 7  # frame, ts_ns, ports..., seq|payload, ack|ip_len, ts_val|before, ts_ecr
+# A plain frame's row of words in the integer columns: each word's byte offset.
+_W_FRAME: Final = 0
+_W_TS: Final = 8
+_W_PORTS: Final = 16  # ports, flags, window, checksum verdict, caplen_short (see _decode)
+_W_SEQ: Final = 24  # seq | payload_len << 32
+_W_ACK: Final = 32  # ack | ip_len << 32
+_W_TSVAL: Final = 40  # ts_val | other shards' frames before it << 32
+_W_TSECR: Final = 48
+_ROW_BYTES: Final = 56
 _NOTHING: Final = b""
 
 
@@ -432,23 +439,23 @@ class FastPcap:
                 for count, gap, one in runs:
                     for _ in range(count):
                         # Packed columns (see _decode): native reads, shifts and masks, compiled.
-                        tv = read_i64_le(ints, at + 40)
+                        tv = read_i64_le(ints, at + _W_TSVAL)
                         if tv >> 32:
                             # other shards' segments before it
                             tat = _times(tick, clock, times, tat, tv >> 32)
-                        ports = read_i64_le(ints, at + 16)
-                        sq = read_i64_le(ints, at + 24)
-                        ak = read_i64_le(ints, at + 32)
+                        ports = read_i64_le(ints, at + _W_PORTS)
+                        sq = read_i64_le(ints, at + _W_SEQ)
+                        ak = read_i64_le(ints, at + _W_ACK)
                         op = opts[i]
                         if op is stamped:
                             # Made here rather than in bulk: objects that die young
                             # cost the garbage collector nothing.
                             op = TcpOptions(
-                                None, None, False, (), tv & _LOW32, read_i64_le(ints, at + 48)
+                                None, None, False, (), tv & _LOW32, read_i64_le(ints, at + _W_TSECR)
                             )
                         yield Segment(
-                            read_i64_le(ints, at),
-                            read_i64_le(ints, at + 8),
+                            read_i64_le(ints, at + _W_FRAME),
+                            read_i64_le(ints, at + _W_TS),
                             () if vlans is None else vlans[i],
                             srcs[i],
                             dsts[i],
@@ -464,7 +471,7 @@ class FastPcap:
                             (ports >> 58) != 0,
                             _VERDICT[(ports >> 56) & 3],
                         )
-                        at += 8 * _INTS
+                        at += _ROW_BYTES
                         i += 1
                     if gap:
                         tat = _times(tick, clock, times, tat, gap)
@@ -869,14 +876,14 @@ class FastPcap:
         before = _be32(t, 24)
         if counts is not None:
             before |= counts << 32
-        ints = np.empty((m, _INTS), dtype="<i8")
-        ints[:, 0] = frames[idx]
-        ints[:, 1] = ts[idx]
-        ints[:, 2] = ports
-        ints[:, 3] = _be32(t, 4) | payload << 32
-        ints[:, 4] = _be32(t, 8) | ip_len << 32
-        ints[:, 5] = before
-        ints[:, 6] = _be32(t, 28)  # ts_ecr
+        ints = np.empty((m, _ROW_BYTES // 8), dtype="<i8")
+        ints[:, _W_FRAME // 8] = frames[idx]
+        ints[:, _W_TS // 8] = ts[idx]
+        ints[:, _W_PORTS // 8] = ports
+        ints[:, _W_SEQ // 8] = _be32(t, 4) | payload << 32
+        ints[:, _W_ACK // 8] = _be32(t, 8) | ip_len << 32
+        ints[:, _W_TSVAL // 8] = before
+        ints[:, _W_TSECR // 8] = _be32(t, 28)
         return ints.tobytes(), src.tolist(), dst.tolist(), vlans, options.tolist(), runs, times
 
     def _sums(self, start: Array, length: Array) -> Array:
