@@ -612,12 +612,8 @@ class ZeekConn:
             return False
         if self._removed_at is not None:
             return True
-        if (
-            FAST_PATH.on
-            and now_ns < self._next_due
-            and now_ns < self._last_ns + self._inactivity_ns
-        ):
-            return False  # nothing due: _run_timers would not change a thing
+        if self._nothing_due(now_ns):
+            return False  # _run_timers would not change a thing
         saved = (list(self._timers), self._is_active, self._next_due)
         removed = self._run_timers(now_ns)
         self._timers, self._is_active, self._next_due = saved
@@ -651,14 +647,8 @@ class ZeekConn:
         False. The two steps in one: the timers' due times are looked at once.
         """
         t = seg.ts_ns
-        if (
-            FAST_PATH.on
-            and self._start_ns is not None
-            and self._removed_at is None
-            and t < self._next_due
-            and t < self._last_ns + self._inactivity_ns
-        ):
-            # No timer due: only a reuse (a SYN) can start a new connection.
+        if self._start_ns is not None and self._removed_at is None and self._nothing_due(t):
+            # Only a reuse (a SYN) can start a new connection.
             if seg.flags & _SYN:
                 if self.is_reuse(seg, from_first):
                     return False
@@ -676,7 +666,7 @@ class ZeekConn:
         t = seg.ts_ns
         if self._start_ns is None:
             self._create(seg)
-        elif not FAST_PATH.on or t >= self._next_due or t >= self._last_ns + self._inactivity_ns:
+        elif not self._nothing_due(t):
             self._run_timers(t)
         elif self._fast(seg, from_first):
             return
@@ -1294,12 +1284,17 @@ class ZeekConn:
         if due_ns < self._next_due:
             self._next_due = due_ns
 
+    def _nothing_due(self, now: int) -> bool:
+        """With the fast path on: no timer, and not the inactivity timeout, due at ``now``
+        (the shortcut every look at the timers takes; see the module docstring)."""
+        return FAST_PATH.on and now < self._next_due and now < self._last_ns + self._inactivity_ns
+
     def _run_timers(self, now: int) -> bool:
         """Fire the timers due at ``now`` as Zeek would before the packet; True if removed."""
         if self._removed_at is not None:
             return True
-        if FAST_PATH.on and now < self._next_due and now < self._last_ns + self._inactivity_ns:
-            return False  # nothing due (the common case): skip the sort and rebuild
+        if self._nothing_due(now):
+            return False  # the common case: skip the sort and rebuild
         due = sorted(x for x in self._timers if x[0] <= now)
         self._timers = [x for x in self._timers if x[0] > now]
         cfg = self._cfg
@@ -1352,14 +1347,8 @@ def zeek_starts_new_conn(zc: ZeekConn, seg: Segment, from_first: bool) -> bool:
     ``zc``'s first packet. See the module docstring for the exact rules.
     """
     t = seg.ts_ns
-    if (
-        FAST_PATH.on
-        and not seg.flags & _SYN  # is_reuse needs a SYN
-        and zc._removed_at is None
-        and t < zc._next_due
-        and t < zc._last_ns + zc._inactivity_ns
-    ):
-        return False  # removed_by and is_reuse would both say no
+    if not seg.flags & _SYN and zc._removed_at is None and zc._nothing_due(t):
+        return False  # removed_by and is_reuse (it needs a SYN) would both say no
     return zc.removed_by(t) or zc.is_reuse(seg, from_first)
 
 
