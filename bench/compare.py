@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import json
 import mmap
 import os
@@ -100,6 +101,7 @@ class Run:
     tail: str = ""
     other_cpu: float = 0.0  # cores busy with other processes during the run (mean)
     pss_kb: int | None = None  # peak of the process tree's summed PSS (sampled)
+    cached: float | None = None  # fraction of the capture in the page cache as it started
 
 
 @dataclass
@@ -298,11 +300,49 @@ def count_packets(file: Path) -> int:
     return n
 
 
-def warm(file: Path) -> None:
-    """Read the file once so that every tool starts with it in the page cache."""
+def warm(file: Path) -> float | None:
+    """Read the file so that the next run starts with it in the page cache; the
+    fraction of its pages then in the cache (``resident``).
+
+    Done before every run, not once: this kernel's proactive reclaim (DAMON,
+    ``kdamond``) takes a file's pages back from the cache after they have been left
+    alone for a while, for instance during tshark's minute, and a run that
+    then reads the file from the disk measures the disk.
+    """
     with file.open("rb") as f:
         while f.read(1 << 24):
             pass
+    return resident(file)
+
+
+def resident(file: Path) -> float | None:
+    """The fraction of ``file``'s pages in the page cache (``mincore`` over a private
+    mapping of it, as util-linux ``fincore`` does), or None if that cannot be asked."""
+    try:
+        size = file.stat().st_size
+        if not size:
+            return 1.0
+        libc = ctypes.CDLL(None, use_errno=True)
+        page = mmap.PAGESIZE
+        pages = (size + page - 1) // page
+        vec = (ctypes.c_ubyte * pages)()
+        with file.open("rb") as f:
+            m = mmap.mmap(
+                f.fileno(), size, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE
+            )
+            try:
+                start = ctypes.c_char.from_buffer(m)
+                rc = libc.mincore(
+                    ctypes.c_void_p(ctypes.addressof(start)), ctypes.c_size_t(size), vec
+                )
+                del start  # (a buffer still exported keeps the map from closing)
+            finally:
+                m.close()
+        if rc != 0:
+            return None
+        return sum(b & 1 for b in bytes(vec)) / pages
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 # --------------------------------------------------------------------------- machine
@@ -425,8 +465,24 @@ def cmdline(tool: Tool, file: Path) -> str:
     return "/usr/bin/time -v " + shlex.join(argv) + redirect
 
 
+def fmt_cached(x: float | None) -> str:
+    return "?" if x is None else f"{100 * x:.1f}%"
+
+
 def fmt(x: float | None, spec: str) -> str:
     return "—" if x is None else format(x, spec)
+
+
+def _cached_text(runs: list[Run]) -> str:
+    """The page-cache residency of the capture as the runs started (see ``warm``)."""
+    cached = [r.cached for r in runs if r.cached is not None]
+    if not cached:
+        return "Capture read again before every run; how much of it was cached: not known"
+    return (
+        "Capture read again before every run (this kernel's proactive reclaim takes cold "
+        f"file pages back): in the page cache as each run started, {100 * min(cached):.1f}% "
+        f"of it at least ({100 * statistics.mean(cached):.1f}% on average)"
+    )
 
 
 def header(
@@ -439,6 +495,7 @@ def header(
         f"after: {load_after:.2f}; CPU used by other processes during the runs (machine busy "
         f"time less the run's own user+system time): mean {statistics.mean(other or [0]):.2f} "
         f"cores, worst run {max(other or [0]):.2f} cores",
+        f"- {_cached_text(runs)}",
         f"- Versions: Python {m['python']}; {m['tshark']}; tcptrace: {m['tcptrace']}; "
         f"dpkt {m['dpkt']}; tcpflow-analyzer: {m['commit']}",
     ]
@@ -456,13 +513,15 @@ def compare(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     results = {t.name: Result(t, file) for t in ts}
     for rnd in range(1, args.rounds + 1):
         for t in ts:
+            cached = warm(file)
             r = run_once(t, file, args.timeout, args.rss_limit_mb)
+            r.cached = cached
             results[t.name].runs.append(r)
             rss = f"{r.rss_kb / 1024:.0f} MB" if r.rss_kb else "?"
             rss += f" (PSS {r.pss_kb / 1024:.0f} MB)" if r.pss_kb else ""
             print(
                 f"round {rnd} {t.name:9s} {r.wall:8.2f} s  peak RSS {rss:>20s}  {r.status}"
-                f"  (others: {r.other_cpu:.2f} cores)",
+                f"  (others: {r.other_cpu:.2f} cores; cached {fmt_cached(r.cached)})",
                 file=sys.stderr,
             )
             if r.status != "ok":
@@ -476,7 +535,7 @@ def compare(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     lines = [
         f"Capture: `{file.relative_to(ROOT) if file.is_relative_to(ROOT) else file}`, "
         f"{packets:,} packets, {size / 1e9:.2f} GB; {args.rounds} rounds, tools alternating "
-        f"in each round; file in the page cache.",
+        f"in each round.",
         "",
         *header(m, load_before, load_after, waited, [r for x in results.values() for r in x.runs]),
         "",
@@ -521,6 +580,7 @@ def compare(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
                     "pss_kb": r.pss_kb,
                     "status": r.status,
                     "other_cpu": r.other_cpu,
+                    "cached": r.cached,
                 }
                 for r in res.runs
             ]
@@ -540,13 +600,15 @@ def growth(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     results = {f: Result(ours, f) for f in files}
     for rnd in range(1, args.rounds + 1):
         for f in files:
+            cached = warm(f)
             r = run_once(ours, f, args.timeout, args.rss_limit_mb)
+            r.cached = cached
             results[f].runs.append(r)
             rss = f"{r.rss_kb / 1024:.0f} MB" if r.rss_kb else "?"
             rss += f" (PSS {r.pss_kb / 1024:.0f} MB)" if r.pss_kb else ""
             print(
                 f"round {rnd} {f.name:24s} {r.wall:8.2f} s  peak RSS {rss:>20s}  {r.status}"
-                f"  (others: {r.other_cpu:.2f} cores)",
+                f"  (others: {r.other_cpu:.2f} cores; cached {fmt_cached(r.cached)})",
                 file=sys.stderr,
             )
             if r.status != "ok":
@@ -592,6 +654,7 @@ def growth(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
                     "pss_kb": r.pss_kb,
                     "status": r.status,
                     "other_cpu": r.other_cpu,
+                    "cached": r.cached,
                 }
                 for r in res.runs
             ]
