@@ -402,15 +402,27 @@ class FastPcap:
     # --- records -------------------------------------------------------------
 
     def segments(
-        self, shard: tuple[int, int] | None = None, other: Callable[[int], None] | None = None
+        self,
+        shard: tuple[int, int] | None = None,
+        other: Callable[[int], None] | None = None,
+        reuse: bool = False,
     ) -> Generator[Segment, None, None]:
         """The segments, in frame order.
 
         With ``shard`` (k, n), only shard ``k``'s segments, and every other
         segment's time is passed to ``other`` at its place in frame order (see
-        ``CaptureReader.sharded``).
+        ``CaptureReader.sharded``). With ``reuse``, the plain frames' segments
+        are one ``Segment`` object (and one ``TcpOptions`` for the timestamps
+        layout) whose fields are set anew for each: for a caller done with a
+        segment before it asks for the next (``CaptureReader``'s ``reuse``).
         """
         self._shard = shard
+        # The reused objects (None: a new segment each time).
+        one_seg: Segment | None = None
+        one_ts: TcpOptions | None = None
+        if reuse:
+            one_seg = Segment(0, 0, (), b"", b"", 0, 0, 0, 0, 0, 0, 0, 0)
+            one_ts = TcpOptions(None, None, False, (), 0, 0)
         hlen = self._layout.hlen
         stamped = _STAMPED
         linktype = self._layout.linktype
@@ -448,11 +460,43 @@ class FastPcap:
                         ak = read_i64_le(ints, at + _W_ACK)
                         op = opts[i]
                         if op is stamped:
-                            # Made here rather than in bulk: objects that die young
-                            # cost the garbage collector nothing.
-                            op = TcpOptions(
-                                None, None, False, (), tv & _LOW32, read_i64_le(ints, at + _W_TSECR)
-                            )
+                            if one_ts is not None:
+                                one_ts.ts_val = tv & _LOW32
+                                one_ts.ts_ecr = read_i64_le(ints, at + _W_TSECR)
+                                op = one_ts
+                            else:
+                                # Made here rather than in bulk: objects that die young
+                                # cost the garbage collector nothing.
+                                op = TcpOptions(
+                                    None,
+                                    None,
+                                    False,
+                                    (),
+                                    tv & _LOW32,
+                                    read_i64_le(ints, at + _W_TSECR),
+                                )
+                        if one_seg is not None:
+                            # The fields as the constructor below sets them.
+                            one_seg.frame = read_i64_le(ints, at + _W_FRAME)
+                            one_seg.ts_ns = read_i64_le(ints, at + _W_TS)
+                            one_seg.vlan = () if vlans is None else vlans[i]
+                            one_seg.src = srcs[i]
+                            one_seg.dst = dsts[i]
+                            one_seg.sport = ports & 0xFFFF
+                            one_seg.dport = (ports >> 16) & 0xFFFF
+                            one_seg.seq = sq & _LOW32
+                            one_seg.ack = ak & _LOW32
+                            one_seg.flags = (ports >> 32) & 0xFF
+                            one_seg.window = (ports >> 40) & 0xFFFF
+                            one_seg.payload_len = sq >> 32
+                            one_seg.ip_len = ak >> 32
+                            one_seg.options = op
+                            one_seg.caplen_short = (ports >> 58) != 0
+                            one_seg.checksum_ok = _VERDICT[(ports >> 56) & 3]
+                            at += _ROW_BYTES
+                            i += 1
+                            yield one_seg
+                            continue
                         yield Segment(
                             read_i64_le(ints, at + _W_FRAME),
                             read_i64_le(ints, at + _W_TS),

@@ -396,11 +396,18 @@ class CaptureReader:
     :class:`CaptureError` for anything that makes the capture unreadable;
     iteration itself only raises :class:`CaptureError` on an I/O error.
     Iteration is single-pass: iterating again continues where it stopped.
-    ``fast=False`` turns the fast path (module docstring, step 5) off.
+    ``fast=False`` turns the fast path (module docstring, step 5) off. With
+    ``reuse=True`` the fast path hands out the same ``Segment`` object again and
+    again, its fields set anew for each segment (no object made and freed per
+    segment): only for a caller that keeps nothing of a segment but values read
+    from it before asking for the next, as the tracker (``replay.replay``).
     """
 
-    def __init__(self, source: str | os.PathLike[str] | BinaryIO, *, fast: bool = True) -> None:
+    def __init__(
+        self, source: str | os.PathLike[str] | BinaryIO, *, fast: bool = True, reuse: bool = False
+    ) -> None:
         self.stats = ReadStats()
+        self._reuse = reuse
         self._owned: BinaryIO | None = None
         raw: BinaryIO
         if isinstance(source, str | os.PathLike):
@@ -560,7 +567,7 @@ class CaptureReader:
         self._fast_file = None
         fast = FastPcap(file, self._pcap_layout(), self.stats, self._oversized, self._unsupported)
         self._fast_pcap = fast
-        self._fast = fast.segments(shard, other)
+        self._fast = fast.segments(shard, other, self._reuse)
 
     def _finish_fast(self) -> None:
         """Hand over from the fast path to the record walk, once.

@@ -108,7 +108,8 @@ def replay(
         name = " + ".join(os.fspath(p) for p in source)
     elif shard is not None:
         tracker.firsts, tracker.public_id = shard.firsts, shard.public
-        with CaptureReader(source) as reader:  # type: ignore[arg-type]
+        # reuse: the tracker keeps nothing of a segment but its values (reader.py).
+        with CaptureReader(source, reuse=True) as reader:  # type: ignore[arg-type]
             # Another shard's segment only moves the clock: the reader passes its
             # time to ``tracker.tick`` in its place among this shard's segments.
             own = reader.sharded(shard.k, shard.n, tracker.tick)
@@ -116,7 +117,7 @@ def replay(
             shard.finish()  # all its connections are made: others need not wait for it
             stats, name = reader.stats, reader.name
     else:
-        with CaptureReader(source) as reader:  # type: ignore[arg-type]
+        with CaptureReader(source, reuse=True) as reader:  # type: ignore[arg-type]
             segments = play(tracker, reader)
             stats, name = reader.stats, reader.name
     conns = tracker.finish()

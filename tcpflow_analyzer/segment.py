@@ -127,7 +127,8 @@ class TcpOptions:
 
 @dataclass(slots=True, init=False)
 class Segment:
-    """One decoded TCP segment as seen at the capture point (not changed once made)."""
+    """One decoded TCP segment as seen at the capture point (not changed once made, but
+    by a reader that reuses it: ``CaptureReader(reuse=True)``)."""
 
     frame: int  # 1-based capture order, as Wireshark's frame.number
     ts_ns: int  # capture timestamp, integer nanoseconds since the epoch
