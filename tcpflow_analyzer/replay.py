@@ -108,6 +108,7 @@ def replay(
         name = " + ".join(os.fspath(p) for p in source)
     elif shard is not None:
         tracker.firsts, tracker.public_id = shard.firsts, shard.public
+        shard.clock = tracker  # how far the replay is, between play's publications
         # reuse: the tracker keeps nothing of a segment but its values (reader.py).
         with CaptureReader(source, reuse=True) as reader:  # type: ignore[arg-type]
             # Another shard's segment only moves the clock: the reader passes its

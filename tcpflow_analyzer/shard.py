@@ -37,8 +37,12 @@ import os
 import time
 from array import array
 from bisect import bisect_left
+from typing import TYPE_CHECKING
 
 from .segment import Segment
+
+if TYPE_CHECKING:
+    from .tracker import Tracker
 
 __all__ = ["DONE", "MIX", "PUBLISH_EVERY", "Ledger", "ShardIds", "shard_of"]
 
@@ -112,9 +116,11 @@ class ShardIds:
         self.k = k
         self.n = ledger.n
         self.firsts: array[int] = array("q")  # first frame of local connection i + 1
-        # The frame of the segment being replayed (set by tracker.play, which also
-        # calls publish every PUBLISH_EVERY segments).
+        # The frame of the segment being replayed: set by tracker.play every
+        # PUBLISH_EVERY segments (when it calls publish), read from the tracker
+        # (``clock``, set by replay.replay) between them.
         self.position = 0
+        self.clock: Tracker | None = None
         self._read_all = False  # every own connection is made (see finish)
         self._fd = os.open(ledger.paths[k], os.O_WRONLY | os.O_APPEND)
         self._others: dict[int, tuple[int, array[int]]] = {
@@ -122,7 +128,12 @@ class ShardIds:
         }
 
     def publish(self) -> None:
-        progress = DONE if self._read_all else self.position
+        if self._read_all:
+            progress = DONE
+        elif self.clock is not None:
+            progress = max(self.position, self.clock.frame)
+        else:
+            progress = self.position
         self.ledger.publish(self.k, self._fd, self.firsts, progress)
 
     def public(self, local_id: int) -> int:

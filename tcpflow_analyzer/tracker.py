@@ -481,6 +481,7 @@ class Tracker:
         self._by_pair: dict[tuple[object, ...], list[Connection]] = {}
         self._next_id = 1
         self._last_ts_ns = 0
+        self.frame = 0  # the frame of the segment add() replays (a native field: see play)
         self._closed_hold_ns = self.config.closed_hold_ns
         self._freeze_ns = self.config.freeze_after_ns
         self._freeze_check_at = 0  # no freezing pass before this time (see _sweep)
@@ -528,6 +529,7 @@ class Tracker:
         recognized by its address pair without making the key, and need not be
         moved to the end of its table (``_hold``) unless it closed.
         """
+        self.frame = seg.frame
         self.tick(seg.ts_ns)
         src, dst, sport, dport = seg.src, seg.dst, seg.sport, seg.dport
         last = self._last
@@ -1367,7 +1369,11 @@ def _guess_roles(
 
 
 class Progress(Protocol):
-    """What ``play`` tells of its progress: a sharded run's ``shard.ShardIds``."""
+    """What ``play`` tells of its progress: a sharded run's ``shard.ShardIds``.
+
+    Between the segments where ``play`` sets ``position``, the tracker's own
+    ``frame`` says how far the replay is (``ShardIds`` reads both).
+    """
 
     position: int
 
@@ -1383,8 +1389,11 @@ def play(
     """Replay ``segments`` into ``tracker``; return how many there were.
 
     The loop of ``replay.replay``, here to be compiled with the tracker. With
-    ``progress``, its ``position`` is the frame of each segment before the
-    segment is replayed, and ``publish()`` is called before every ``every``-th.
+    ``progress``, before every ``every``-th segment its ``position`` is set to
+    that segment's frame and ``publish()`` is called; between those, the
+    segment being replayed is the tracker's ``frame`` (a native field, where
+    setting an attribute of the Python object ``progress`` for every segment
+    cost a boxed integer and a dictionary store each).
     """
     count = 0
     if progress is None:
@@ -1394,8 +1403,8 @@ def play(
         return count
     for seg in segments:
         count += 1
-        progress.position = seg.frame
         if count % every == 0:
+            progress.position = seg.frame
             progress.publish()
         tracker.add(seg)
     return count

@@ -193,8 +193,30 @@ def test_play_sets_the_position_and_publishes_every_nth_segment() -> None:
     tracker = Tracker(Config())
     assert play(tracker, segments, progress, 7) == len(segments)
     assert progress.published == [seg.frame for seg in segments[6::7]]
-    assert progress.position == segments[-1].frame
+    assert progress.position == segments[len(segments) // 7 * 7 - 1].frame  # the last published
+    assert tracker.frame == segments[-1].frame  # between publications: the tracker's own
     assert sum(conn.packets for conn in tracker.finish()) == len(segments)  # all replayed
+
+
+def test_shard_ids_publish_how_far_the_tracker_is(tmp_path: Path) -> None:
+    """Between play's publications, a worker publishes (before it waits for another)
+    the frame its tracker is replaying, not the last one play set."""
+    path = ROOT / "captures" / "crawler" / "crawler.pcap"
+    with CaptureReader(path) as reader:
+        segments = list(reader)
+    ledger = Ledger(2, tmp_path)
+    ids = ShardIds(ledger, 0)
+    try:
+        tracker = Tracker(Config())
+        ids.clock = tracker
+        play(tracker, segments[:10], ids, 1000)  # no publication within ten segments
+        assert ids.position == 0
+        ids.publish()
+        assert ledger.progress(0) == segments[9].frame
+        ids.finish()
+        assert ledger.progress(0) == DONE
+    finally:
+        ids.close()
 
 
 def test_a_worker_that_cannot_write_fails_the_run_with_the_file_named(
