@@ -480,8 +480,8 @@ def _cached_text(runs: list[Run]) -> str:
         return "Capture read again before every run; how much of it was cached: not known"
     return (
         "Capture read again before every run (this kernel's proactive reclaim takes cold "
-        f"file pages back): in the page cache as each run started, {100 * min(cached):.1f}% "
-        f"of it at least ({100 * statistics.mean(cached):.1f}% on average)"
+        f"file pages back): in the page cache as each run started, {fmt_cached(min(cached))} "
+        f"of it at least ({fmt_cached(statistics.mean(cached))} on average)"
     )
 
 
@@ -508,7 +508,6 @@ def compare(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     file: Path = args.file.resolve()
     packets = count_packets(file)
     ts = tools(args.tools)
-    warm(file)
     load_before, waited = wait_idle(args.max_load, args.wait_idle)
     results = {t.name: Result(t, file) for t in ts}
     for rnd in range(1, args.rounds + 1):
@@ -594,8 +593,6 @@ def growth(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     files = [f.resolve() for f in args.growth]
     packets = {f: count_packets(f) for f in files}
     ours = tools(["ours"])[0]
-    for f in files:
-        warm(f)
     load_before, waited = wait_idle(args.max_load, args.wait_idle)
     results = {f: Result(ours, f) for f in files}
     for rnd in range(1, args.rounds + 1):

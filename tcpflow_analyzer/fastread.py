@@ -87,12 +87,15 @@ first chunk so that a caller peeking at the first segment pays little):
    iterated faster than numpy object arrays.
    Segments are built one at a time as they are asked for (so they die young
    if the caller drops them), interleaved in frame order with the frames
-   decoded one by one.
+   decoded one by one: their fields are set one by one on a blank segment,
+   and with ``reuse`` (``CaptureReader(reuse=True)``, which replay uses) on
+   the same one every time, as on the same ``TcpOptions`` for the timestamps
+   layout: no object is made and freed per segment.
    ``Segment`` and ``TcpOptions`` are plain slotted dataclasses (not frozen:
    a frozen one's generated ``__init__`` costs more than all the rest
-   together), built with positional arguments; named, not through local
-   variables, so that the compiled build calls their compiled ``__init__``
-   directly (see segment.py).
+   together, and fields could not be set again), named by their classes, not
+   through local variables, so that the compiled build calls their compiled
+   ``__init__`` and sets their fields directly (see segment.py).
 8. **Shards.** Reading for one shard of a sharded run (``segments(shard,
    other)``), steps 1, 2, 3 and 6 are done for every frame (the statistics
    count them all), and then a plain frame's shard is decided on columns as
@@ -199,6 +202,11 @@ def _clock(other: Callable[[int], None] | None) -> Tracker | None:
 
     owner = getattr(other, "__self__", None)
     return owner if isinstance(owner, Tracker) and other == owner.tick else None
+
+
+def _blank_segment() -> Segment:
+    """A segment whose every field the segment loop then sets."""
+    return Segment(0, 0, (), b"", b"", 0, 0, 0, 0, 0, 0, 0, 0)
 
 
 def _times(
@@ -417,12 +425,9 @@ class FastPcap:
         segment before it asks for the next (``CaptureReader``'s ``reuse``).
         """
         self._shard = shard
-        # The reused objects (None: a new segment each time).
-        one_seg: Segment | None = None
-        one_ts: TcpOptions | None = None
-        if reuse:
-            one_seg = Segment(0, 0, (), b"", b"", 0, 0, 0, 0, 0, 0, 0, 0)
-            one_ts = TcpOptions(None, None, False, (), 0, 0)
+        # The reused objects (None: new ones for each segment).
+        one_seg = _blank_segment() if reuse else None
+        one_ts = TcpOptions() if reuse else None
         hlen = self._layout.hlen
         stamped = _STAMPED
         linktype = self._layout.linktype
@@ -460,63 +465,32 @@ class FastPcap:
                         ak = read_i64_le(ints, at + _W_ACK)
                         op = opts[i]
                         if op is stamped:
-                            if one_ts is not None:
-                                one_ts.ts_val = tv & _LOW32
-                                one_ts.ts_ecr = read_i64_le(ints, at + _W_TSECR)
-                                op = one_ts
-                            else:
-                                # Made here rather than in bulk: objects that die young
-                                # cost the garbage collector nothing.
-                                op = TcpOptions(
-                                    None,
-                                    None,
-                                    False,
-                                    (),
-                                    tv & _LOW32,
-                                    read_i64_le(ints, at + _W_TSECR),
-                                )
-                        if one_seg is not None:
-                            # The fields as the constructor below sets them.
-                            one_seg.frame = read_i64_le(ints, at + _W_FRAME)
-                            one_seg.ts_ns = read_i64_le(ints, at + _W_TS)
-                            one_seg.vlan = () if vlans is None else vlans[i]
-                            one_seg.src = srcs[i]
-                            one_seg.dst = dsts[i]
-                            one_seg.sport = ports & 0xFFFF
-                            one_seg.dport = (ports >> 16) & 0xFFFF
-                            one_seg.seq = sq & _LOW32
-                            one_seg.ack = ak & _LOW32
-                            one_seg.flags = (ports >> 32) & 0xFF
-                            one_seg.window = (ports >> 40) & 0xFFFF
-                            one_seg.payload_len = sq >> 32
-                            one_seg.ip_len = ak >> 32
-                            one_seg.options = op
-                            one_seg.caplen_short = (ports >> 58) != 0
-                            one_seg.checksum_ok = _VERDICT[(ports >> 56) & 3]
-                            at += _ROW_BYTES
-                            i += 1
-                            yield one_seg
-                            continue
-                        yield Segment(
-                            read_i64_le(ints, at + _W_FRAME),
-                            read_i64_le(ints, at + _W_TS),
-                            () if vlans is None else vlans[i],
-                            srcs[i],
-                            dsts[i],
-                            ports & 0xFFFF,
-                            (ports >> 16) & 0xFFFF,
-                            sq & _LOW32,
-                            ak & _LOW32,
-                            (ports >> 32) & 0xFF,
-                            (ports >> 40) & 0xFFFF,
-                            sq >> 32,
-                            ak >> 32,
-                            op,
-                            (ports >> 58) != 0,
-                            _VERDICT[(ports >> 56) & 3],
-                        )
+                            # Reused, or made here rather than in bulk: objects that die
+                            # young cost the garbage collector nothing.
+                            stamp = one_ts if one_ts is not None else TcpOptions()
+                            stamp.ts_val = tv & _LOW32
+                            stamp.ts_ecr = read_i64_le(ints, at + _W_TSECR)
+                            op = stamp
+                        seg = one_seg if one_seg is not None else _blank_segment()
+                        seg.frame = read_i64_le(ints, at + _W_FRAME)
+                        seg.ts_ns = read_i64_le(ints, at + _W_TS)
+                        seg.vlan = () if vlans is None else vlans[i]
+                        seg.src = srcs[i]
+                        seg.dst = dsts[i]
+                        seg.sport = ports & 0xFFFF
+                        seg.dport = (ports >> 16) & 0xFFFF
+                        seg.seq = sq & _LOW32
+                        seg.ack = ak & _LOW32
+                        seg.flags = (ports >> 32) & 0xFF
+                        seg.window = (ports >> 40) & 0xFFFF
+                        seg.payload_len = sq >> 32
+                        seg.ip_len = ak >> 32
+                        seg.options = op
+                        seg.caplen_short = (ports >> 58) != 0
+                        seg.checksum_ok = _VERDICT[(ports >> 56) & 3]
                         at += _ROW_BYTES
                         i += 1
+                        yield seg
                     if gap:
                         tat = _times(tick, clock, times, tat, gap)
                     if one is not None:

@@ -11,6 +11,7 @@ import pytest
 
 from tcpflow_analyzer.reader import CaptureReader
 from tcpflow_analyzer.segment import Segment
+from tcpflow_analyzer.shard import shard_of
 
 ROOT = Path(__file__).resolve().parents[1]
 CAPTURES = [
@@ -53,8 +54,6 @@ def test_a_fresh_reader_hands_out_new_segments() -> None:
 
 
 def test_sharded_reuse_gives_the_same_segments_and_times() -> None:
-    from tcpflow_analyzer.shard import shard_of
-
     path = CAPTURES[0]
     with CaptureReader(path) as reader:
         fresh = list(reader)
