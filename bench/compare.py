@@ -291,8 +291,17 @@ def run_once(tool: Tool, file: Path, timeout: float, rss_limit_mb: float) -> Run
 
 def count_packets(file: Path) -> int:
     with file.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-        if struct.unpack_from("<I", m, 0)[0] not in (0xA1B2C3D4, 0xA1B23C4D):
-            raise SystemExit(f"{file}: not a little-endian classic pcap")
+        magic = struct.unpack_from("<I", m, 0)[0]
+        if magic == 0x0A0D0D0A and m[8:12] == b"\x4d\x3c\x2b\x1a":
+            # little-endian pcapng: packet blocks (obsolete, simple, enhanced)
+            off, size, n = 0, len(m), 0
+            while off + 8 <= size:
+                btype, blen = struct.unpack_from("<II", m, off)
+                n += btype in (2, 3, 6)
+                off += max(blen, 12)
+            return n
+        if magic not in (0xA1B2C3D4, 0xA1B23C4D):
+            raise SystemExit(f"{file}: not a little-endian classic pcap or pcapng")
         off, size, n = 24, len(m), 0
         while off + 16 <= size:
             off += 16 + struct.unpack_from("<I", m, off + 8)[0]
@@ -663,7 +672,12 @@ def growth(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("file", type=Path, nargs="?", help="capture (classic pcap)")
+    ap.add_argument(
+        "file",
+        type=Path,
+        nargs="?",
+        help="capture (classic pcap; pcapng with --tools ours ours-1job tshark tcptrace)",
+    )
     ap.add_argument(
         "--growth",
         type=Path,

@@ -1,12 +1,19 @@
-"""Fast path for classic pcap files: records walked in a read window, frames decoded in batches.
+"""Fast path for pcap and pcapng files: records walked in a read window, frames decoded in batches.
 
 Theory of operation
 -------------------
-:class:`~tcpflow_analyzer.reader.CaptureReader` hands a classic pcap file that
-it opened itself (a regular file, not gzip, not pcapng, not stdin) to
-:class:`FastPcap`, which must produce exactly what the reference path
-(``reader._pcap`` + ``decode.decode_frame``) produces: the same ``Segment``
-objects and the same ``ReadStats``. The file is read (``readinto``) into a
+:class:`~tcpflow_analyzer.reader.CaptureReader` hands a capture file that it
+opened itself (a regular file, not gzip, not stdin) to :class:`FastPcap`,
+which must produce exactly what the reference path (``reader._pcap`` or
+``reader._pcapng``, + ``decode.decode_frame``) produces: the same ``Segment``
+objects and the same ``ReadStats``. A classic pcap is read from its first
+record; a pcapng file from its first packet block on, and then only the
+Enhanced Packet Blocks of that block's interface (``_PcapLayout.ng``; the
+reader walks the section and interface blocks before it and checks that the
+interface's time resolution is decimal): a record is then a block, its
+length is the block's total length, its data start 28 bytes in, and its
+time is its 64-bit tick count times the interface's nanoseconds a tick plus
+its offset. The file is read (``readinto``) into a
 numpy buffer of at most :data:`WINDOW` bytes (no larger than the file); when
 the next record is not whole in it, the rest of the window moves to its front
 and more is read behind it. (Reading each window into a new ``bytes`` object
@@ -28,7 +35,10 @@ first chunk so that a caller peeking at the first segment pays little):
    headers are then gathered into a numpy array and checked all at once.
    The first record that claims more than ``MAX_CAPLEN`` bytes, or is cut
    short by the end of the file (or by a read error, or is longer than the
-   window), ends the fast path *before* it:
+   window), ends the fast path *before* it; in pcapng also the first block
+   that is not an Enhanced Packet Block of the interface, or whose length is
+   not sound (a multiple of 4 that holds its caplen, repeated at its end), or
+   whose time is out of range (``_frame``):
    the reader's own record walk takes over there (``reader._finish_fast``), so
    damage and errors are reported by the code that always reported them.
    Oversized records (above the snap length) are reported here, in order,
@@ -125,7 +135,7 @@ import numpy.typing as npt
 from librt.strings import BytesWriter, read_i32_be, read_i32_le, read_i64_le, write_i64_le
 
 from .decode import _tcp_options, decode_frame
-from .reader import DUPLICATE_NS, DUPLICATE_WINDOW, MAX_CAPLEN, ReadStats
+from .reader import _EPB, _TS_MAX, _TS_MIN, DUPLICATE_NS, DUPLICATE_WINDOW, MAX_CAPLEN, ReadStats
 from .segment import Segment, SkipReason, TcpOptions
 from .shard import MIX, shard_of
 
@@ -190,6 +200,14 @@ _W_TSVAL: Final = 40  # ts_val | other shards' frames before it << 32
 _W_TSECR: Final = 48
 _ROW_BYTES: Final = 56
 _NOTHING: Final = b""
+
+
+def _tick_range(mul: int, off: int) -> tuple[int, int]:
+    """The pcapng timestamps (64-bit tick counts) whose time ``ticks * mul + off`` ns is
+    in the reader's range (``reader._TS_MIN .. _TS_MAX``); (1, 0) for none."""
+    lowest = max(0, -((off - _TS_MIN) // mul))  # ceil((_TS_MIN - off) / mul)
+    highest = min(2**64 - 1, (_TS_MAX - off) // mul)
+    return (lowest, highest) if lowest <= highest else (1, 0)
 
 
 def _ignore(ts_ns: int) -> None:
@@ -371,7 +389,7 @@ class FastPcap:
         unsupported: Counter[tuple[int, int]],
     ) -> None:
         self._file = file
-        self._layout = layout
+        self._layout = self.layout = layout
         self._stats = stats
         self._oversized = oversized
         self._unsupported = unsupported
@@ -381,13 +399,13 @@ class FastPcap:
         # than the file (as it is now: one that grows is read on by the reader).
         self._buf = np.empty(max(min(WINDOW, os.fstat(file.fileno()).st_size), 1), dtype=np.uint8)
         self._view = self._buf.data
-        self._base = 24
+        self._base = layout.start
         self._size = 0
         self._eof = False
         self._bytes = self._buf[:0]  # buf[:size]
         self._words = self._buf[:0].view("<u4")  # buf[:size] as 32-bit words
         self._wide = np.empty(0, dtype=np.uint64)  # for _word_sums
-        self.offset = 24  # next record (file offset)
+        self.offset = layout.start  # next record (file offset)
         self.frame = 0
         self.last_ts: int | None = None
         self.first_out_of_order = 0
@@ -428,9 +446,9 @@ class FastPcap:
         # The reused objects (None: new ones for each segment).
         one_seg = _blank_segment() if reuse else None
         one_ts = TcpOptions() if reuse else None
-        hlen = self._layout.hlen
         stamped = _STAMPED
         linktype = self._layout.linktype
+        iface_key = self._layout.iface_key
         skipped = self._stats.skipped
         unsupported = self._unsupported
         tick = other if other is not None else _ignore
@@ -441,10 +459,7 @@ class FastPcap:
         self._shift(0)
         while True:
             starts, after = self._walk(pos, n)
-            size = self._size
-            head = self._gather(starts, 16).view(self._header_dtype)
-            caplen = head[:, 2].astype(np.int64)
-            ok = (starts + hlen <= size) & (caplen <= MAX_CAPLEN) & (starts + hlen + caplen <= size)
+            head, caplen, ok, bad = self._frame(starts)
             k = len(starts) if ok.all() else int(np.argmin(ok))
             if k:
                 ints, srcs, dsts, vlans, opts, runs, times = self._chunk(
@@ -499,7 +514,7 @@ class FastPcap:
                         if isinstance(result, SkipReason):
                             skipped[_SKIP_VALUE[result]] += 1  # as result.value, faster
                             if result is SkipReason.UNSUPPORTED_LINKTYPE:
-                                unsupported[0, linktype] += 1
+                                unsupported[iface_key, linktype] += 1
                         elif shard is None or shard_of(result, shard[1]) == shard[0]:
                             yield result
                         else:
@@ -508,11 +523,10 @@ class FastPcap:
             if k == len(starts):
                 pos = after
                 continue
-            # Record k is not whole in the window (or claims too much).
+            # Record k is not whole in the window, or not one the fast path reads.
             pos = int(starts[k])
-            damaged = pos + hlen <= size and caplen[k] > MAX_CAPLEN
             at = self._base + pos
-            if damaged or self._eof or not self._shift(pos):
+            if bad[k] or self._eof or not self._shift(pos):
                 self.offset = at
                 return
             pos = 0
@@ -563,8 +577,12 @@ class FastPcap:
         out = BytesWriter()
         view = self._view
         last = self._size - 12  # the last offset whose caplen is in the window
-        hlen = self._layout.hlen
-        little = self._layout.little
+        layout = self._layout
+        # pcap: the next record after the caplen (at 8) and the record header;
+        # pcapng: after the block's total length (at 4).
+        field = 4 if layout.ng else 8
+        hlen = 0 if layout.ng else layout.hlen
+        little = layout.little
         piece = b""
         start = end = 0  # piece = window[start : end + 12]: the headers from start to end
         i = 0
@@ -576,13 +594,56 @@ class FastPcap:
                 start, end = pos, pos + _PIECE
                 piece = bytes(view[start : end + 12])
             caplen: int = (
-                read_i32_le(piece, pos - start + 8)
+                read_i32_le(piece, pos - start + field)
                 if little
-                else read_i32_be(piece, pos - start + 8)
+                else read_i32_be(piece, pos - start + field)
             )
             pos += (caplen & _LOW32) + hlen  # (read signed)
             i += 1
         return np.frombuffer(out.getvalue(), dtype="<i8"), pos
+
+    def _frame(self, starts: Array) -> tuple[Array, Array, Array, Array]:
+        """Record headers (32-bit words) at the walk's offsets, and their caplens; per record,
+        whether it is whole in the window and one the fast path reads (``ok``), and whether
+        it is known not to be (``bad``: its header says so, whatever follows).
+
+        pcap: a caplen above ``MAX_CAPLEN`` is bad. pcapng: anything but an
+        Enhanced Packet Block of the layout's interface, with a sound length,
+        a caplen that fits it, the length repeated at its end and a timestamp
+        in range, is bad (the reader's block walk reads it, and what follows).
+        """
+        layout = self._layout
+        size = self._size
+        if not layout.ng:
+            head = self._gather(starts, 16).view(self._header_dtype)
+            caplen = head[:, 2].astype(np.int64)
+            framed = starts + layout.hlen <= size
+            bad = framed & (caplen > MAX_CAPLEN)
+            ok = framed & ~bad & (starts + layout.hlen + caplen <= size)
+            return head, caplen, ok, bad
+        head = self._gather(starts, 28).view(self._header_dtype)
+        caplen = head[:, 5].astype(np.int64)
+        blen = head[:, 1].astype(np.int64)
+        framed = starts + 28 <= size
+        whole = framed & (starts + blen <= size)
+        ticks = (head[:, 3].astype(np.uint64) << np.uint64(32)) | head[:, 4]
+        lowest, highest = _tick_range(layout.ts_mul, layout.ts_off)
+        sound = (head[:, 0] == _EPB) & (head[:, 2] == layout.iface) & (blen % 4 == 0)
+        sound &= (caplen <= MAX_CAPLEN) & (caplen + 32 <= blen)
+        sound &= (ticks >= np.uint64(lowest)) & (ticks <= np.uint64(highest))
+        # The trailing copy of the length, of whole blocks.
+        copy = np.zeros(len(starts), dtype=np.int64)
+        w = np.flatnonzero(whole)
+        if len(w):
+            end = starts[w] + blen[w] - 4
+            b = self._bytes
+            parts = [b[end + j].astype(np.int64) for j in range(4)]
+            if not layout.little:
+                parts.reverse()
+            copy[w] = parts[0] | parts[1] << 8 | parts[2] << 16 | parts[3] << 24
+        bad = framed & (~sound | (whole & (copy != blen)))
+        ok = whole & ~bad
+        return head, caplen, ok, bad
 
     def _gather(self, starts: Array, width: int) -> Array:
         """``width`` bytes from each (ascending) offset; bytes past the end of the window are 0."""
@@ -626,7 +687,12 @@ class FastPcap:
         if not n:
             return _NOTHING, [], [], None, [], [], _NOTHING
         stats.linktypes[layout.linktype] += n
-        ts = head[:, 0].astype(np.int64) * _NS + head[:, 1].astype(np.int64) * layout.frac_ns
+        if layout.ng:
+            # Ticks checked to give a time in range (_frame): exact in wrapping int64.
+            ticks = ((head[:, 3].astype(np.uint64) << np.uint64(32)) | head[:, 4]).view(np.int64)
+            ts = ticks * layout.ts_mul + layout.ts_off
+        else:
+            ts = head[:, 0].astype(np.int64) * _NS + head[:, 1].astype(np.int64) * layout.frac_ns
         data = starts + layout.hlen
         self._order(ts, frames)
         rows = self._gather(data, ROW)

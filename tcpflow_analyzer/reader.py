@@ -44,15 +44,21 @@ turns a path, ``"-"`` (standard input) or a binary file object into a stream of
    packet seen on two interfaces, or a capture stored twice); it is still
    analyzed, and no warning is added: whether a copy is a duplicate or a fast
    retransmission is for the analysis layers to say.
-5. **Fast path.** A classic pcap in a regular file the reader opened itself
+5. **Fast path.** A capture in a regular file the reader opened itself
    (not gzip, not stdin, not a caller's file object) is read by
    :mod:`~tcpflow_analyzer.fastread` instead of steps 1-4: the file is read
    through a large buffer and its frames are decoded in numpy batches, any
    frame off the plain Ethernet/IP/TCP path going through ``decode_frame`` as
-   above. The segments, statistics and warnings are the same. At the first
-   record it cannot frame, or at the end of the file, it hands over to the
-   record walk of step 2, which reports the damage (or reads what was
-   appended since).
+   above. The segments, statistics and warnings are the same. A classic pcap
+   is read so from its first record; a pcapng file from its first packet
+   block, when that block is an Enhanced Packet Block of an interface with a
+   decimal time resolution (the blocks before it, section and interfaces,
+   are walked as in step 2), and then that interface's Enhanced Packet
+   Blocks only. At the first record or block it cannot read (damage, or in
+   pcapng any other block: another interface's packets, a simple or obsolete
+   packet block, statistics, a new section), or at the end of the file, it
+   hands over to the walk of step 2, which reads the rest (reports the
+   damage, or reads what was appended since).
    ``CaptureReader(path, fast=False)`` always takes steps 1-4.
 
 Failure policy
@@ -191,6 +197,21 @@ class _Interface:
         return ((ticks * self.ts_mul) >> self.ts_shift) // self.ts_div + self.ts_off
 
 
+def _ng_oversized(frame: int, start: int, caplen: int, snaplen: int) -> tuple[str, str]:
+    """The kind and text of the warning for a pcapng frame above its snap length."""
+    return (
+        "oversized record",
+        f"frame {frame} at offset {start} has {caplen} captured bytes, more "
+        f"than the snap length {snaplen}; skipped",
+    )
+
+
+def _raising(exc: BaseException) -> Iterator[_Record]:
+    """A walk that stops at once with ``exc`` (damage met before the fast path could start)."""
+    yield from ()
+    raise exc
+
+
 def _interface(linktype: int, snaplen: int, tsresol: int, tsoffset: int) -> _Interface:
     # pcapng 4.2 if_tsresol: most significant bit 0 -> 10^-n seconds, 1 -> 2^-n.
     # if_tsoffset: signed seconds added to every timestamp of the interface.
@@ -213,6 +234,28 @@ class _PcapLayout:
     linktype: int  # without the FCS bits
     snaplen: int
     limit: int  # largest caplen that is not an oversized record
+    # pcapng (``ng``): the fast path reads the Enhanced Packet Blocks of one
+    # interface (``iface`` in its section, ``iface_key`` across the file, as
+    # the reader numbers interfaces), ``hlen`` (28) being where a block's data
+    # starts, and timestamps of ``ts_mul`` ns a tick plus ``ts_off`` ns.
+    ng: bool = False
+    iface: int = 0
+    iface_key: int = 0
+    ts_mul: int = 0
+    ts_off: int = 0
+    start: int = 24  # file offset of the first record
+
+
+@dataclass(slots=True)
+class _NgState:
+    """Where a pcapng walk stands: what it carries from block to block."""
+
+    endian: str = "<"
+    interfaces: list[_Interface] = field(default_factory=list)
+    first_iface: int = 0  # number of the section's interface 0 across the whole file
+    frame: int = 0
+    last_ts: int = 0  # the last frame's time (a simple packet block takes it)
+    warned_spb: bool = False
 
 
 class _Damaged(Exception):
@@ -434,6 +477,7 @@ class CaptureReader:
         self._fast_pcap: FastPcap | None = None
         self._fast: Generator[Segment, None, None] | None = None  # its segments
         self._records: Iterator[_Record] | None = None
+        self._ng: _NgState | None = None  # a pcapng walk handed to the fast path and back
         try:
             self._stream = _Stream(raw, self.name)
             self.format = self._probe()
@@ -451,7 +495,7 @@ class CaptureReader:
         self._unsupported: Counter[tuple[int, int]] = Counter()  # (interface, link type)
         self._iface_where: dict[int, str] = {0: "the file header"}  # interface -> description
         owned = self._owned
-        if fast and self.format == "pcap" and isinstance(owned, io.BufferedReader):
+        if fast and isinstance(owned, io.BufferedReader):
             try:
                 regular = stat.S_ISREG(os.fstat(owned.fileno()).st_mode)
             except (OSError, ValueError):
@@ -561,13 +605,68 @@ class CaptureReader:
         shard: tuple[int, int] | None,
         other: Callable[[int], None] | None,
     ) -> None:
-        """Set up the fast path (:mod:`.fastread`) on the file."""
+        """Set up the fast path (:mod:`.fastread`) on the file.
+
+        A pcapng file is walked here up to its first packet block (its section
+        and interface blocks); the fast path starts there when that block is an
+        Enhanced Packet Block of an interface with a decimal time resolution no
+        finer than nanoseconds, and reads that interface's blocks. Otherwise, or
+        at damage before it, the block walk goes on from there.
+        """
+        self._fast_file = None
+        if self.format == "pcap":
+            layout = self._pcap_layout()
+            oversized = self._oversized
+        else:
+            state = self._ng = _NgState()
+            try:
+                for _ in self._pcapng(state, prologue=True):
+                    pass  # (no packet block: nothing to yield)
+            except _Damaged as exc:
+                self._records = self._guard(_raising(exc))
+                return
+            found = self._ng_layout(state)
+            if found is None:
+                self._records = self._guard(self._pcapng(state))
+                return
+            layout, oversized = found, self._ng_oversized
         from .fastread import FastPcap  # numpy is only needed here
 
-        self._fast_file = None
-        fast = FastPcap(file, self._pcap_layout(), self.stats, self._oversized, self._unsupported)
+        fast = FastPcap(file, layout, self.stats, oversized, self._unsupported)
         self._fast_pcap = fast
         self._fast = fast.segments(shard, other, self._reuse)
+
+    def _ng_layout(self, state: _NgState) -> _PcapLayout | None:
+        """The fast path's layout for the pcapng block the stream is at, if it can read it."""
+        s = self._stream
+        if not s.fill(12):
+            return None
+        u32 = struct.Struct(state.endian + "I").unpack_from
+        if u32(s.buf, s.pos)[0] != _EPB:
+            return None
+        iface_id = u32(s.buf, s.pos + 8)[0]
+        if iface_id >= len(state.interfaces):
+            return None
+        iface = state.interfaces[iface_id]
+        if iface.ts_shift or iface.ts_div != 1 or not _TS_MIN <= iface.ts_off <= _TS_MAX:
+            # A binary resolution, finer than ns, or an offset beyond the range: the
+            # walk's own arithmetic.
+            return None
+        snaplen = iface.snaplen
+        return _PcapLayout(
+            little=state.endian == "<",
+            hlen=28,
+            frac_ns=0,
+            linktype=iface.linktype,
+            snaplen=snaplen,
+            limit=snaplen + SNAPLEN_SLACK if snaplen else MAX_CAPLEN,
+            ng=True,
+            iface=iface_id,
+            iface_key=state.first_iface + iface_id,
+            ts_mul=iface.ts_mul,
+            ts_off=iface.ts_off,
+            start=s.offset,
+        )
 
     def _finish_fast(self) -> None:
         """Hand over from the fast path to the record walk, once.
@@ -586,12 +685,19 @@ class CaptureReader:
         for data, ts_ns in fast.recent():
             self._recent.append(data)
             self._recent_ts.append(ts_ns)
+        state = self._ng
         if fast.last_ts is not None:
-            self._last_ts[0] = fast.last_ts
+            self._last_ts[fast.layout.iface_key] = fast.last_ts
+            if state is not None:
+                state.last_ts = fast.last_ts
         if fast.first_out_of_order:
             self._first_out_of_order = fast.first_out_of_order
         self._stream.seek(fast.offset)
-        self._records = self._guard(self._pcap(resume=fast.frame))
+        if state is None:
+            self._records = self._guard(self._pcap(resume=fast.frame))
+        else:
+            state.frame = fast.frame
+            self._records = self._guard(self._pcapng(state))
 
     # --- header checks ------------------------------------------------------
 
@@ -710,6 +816,9 @@ class CaptureReader:
             f"the snap length {snaplen}; skipped",
         )
 
+    def _ng_oversized(self, frame: int, start: int, caplen: int, snaplen: int) -> None:
+        self._bad_record(*_ng_oversized(frame, start, caplen, snaplen))
+
     def _pcap(self, resume: int | None = None) -> Iterator[_Record]:
         """Walk classic pcap records from the stream.
 
@@ -752,16 +861,24 @@ class CaptureReader:
                 continue
             yield frame, linktype, sec * _NS + frac * frac_ns, data, 0
 
-    def _pcapng(self) -> Iterator[_Record]:
+    def _pcapng(self, state: _NgState | None = None, prologue: bool = False) -> Iterator[_Record]:
+        """Walk pcapng blocks from the stream, from ``state`` on (a new file: None).
+
+        With ``prologue``, stop before the first packet block, ``state`` then
+        holding what the walk goes on with (the fast path's start, see
+        :meth:`_start_fast`).
+        """
         s = self._stream
         stats = self.stats
-        endian = "<"
-        u32 = struct.Struct("<I").unpack_from
-        interfaces: list[_Interface] = []
-        first_iface = 0  # number of the section's interface 0 across the whole file
-        frame = 0
-        last_ts = 0
-        warned_spb = False
+        if state is None:
+            state = _NgState()
+        endian = state.endian
+        u32 = struct.Struct(endian + "I").unpack_from
+        interfaces = state.interfaces
+        first_iface = state.first_iface
+        frame = state.frame
+        last_ts = state.last_ts
+        warned_spb = state.warned_spb
         while True:
             if not s.fill(8):
                 if s.available:
@@ -769,6 +886,9 @@ class CaptureReader:
                 return
             start = s.offset
             btype = u32(s.buf, s.pos)[0]
+            if prologue and btype in (_EPB, _PB, _SPB):
+                state.endian, state.interfaces, state.first_iface = endian, interfaces, first_iface
+                return
             if btype == _SHB:
                 # pcapng 4.1: the byte-order magic decides how to read this section,
                 # including this block's own length field.
@@ -836,11 +956,7 @@ class CaptureReader:
                 elif interfaces[iface_id].snaplen and (
                     caplen > interfaces[iface_id].snaplen + SNAPLEN_SLACK
                 ):
-                    bad = (
-                        "oversized record",
-                        f"frame {frame} at offset {start} has {caplen} captured bytes, more "
-                        f"than the snap length {interfaces[iface_id].snaplen}; skipped",
-                    )
+                    bad = _ng_oversized(frame, start, caplen, interfaces[iface_id].snaplen)
                 else:
                     if not s.fill(fixed + caplen):
                         raise self._cut(f"frame {frame}", start, blen)

@@ -576,16 +576,21 @@ def _mutations(rng: random.Random, frames: list[bytes]) -> Iterator[tuple[int, b
             yield ts + rng.choice((0, 1_000_000, 1_000_001)), bytes(frame)
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_randomly_damaged_frames(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, fast_frames: list[int]
-) -> None:
-    rng = random.Random(seed)
+def random_sizes(rng: random.Random, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunk, span, walk piece and window sizes drawn at random."""
     monkeypatch.setattr(fastread, "FIRST_CHUNK", rng.choice((1, 7, 64)))
     monkeypatch.setattr(fastread, "CHUNK_FRAMES", rng.choice((13, 256, 1000)))
     monkeypatch.setattr(fastread, "_SPAN", rng.choice((32, 4096, 1 << 22)))
     monkeypatch.setattr(fastread, "_PIECE", rng.choice((1, 200, 1 << 16)))
     monkeypatch.setattr(fastread, "WINDOW", rng.choice((2048, 50_000, 1 << 24)))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_randomly_damaged_frames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, fast_frames: list[int]
+) -> None:
+    rng = random.Random(seed)
+    random_sizes(rng, monkeypatch)
     frames = ethernet_frames()
     records = list(_mutations(rng, frames))
     snaplen = rng.choice((0, 96, 1500))
