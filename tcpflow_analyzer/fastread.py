@@ -8,12 +8,15 @@ which must produce exactly what the reference path (``reader._pcap`` or
 ``reader._pcapng``, + ``decode.decode_frame``) produces: the same ``Segment``
 objects and the same ``ReadStats``. A classic pcap is read from its first
 record; a pcapng file from its first packet block on, and then only the
-Enhanced Packet Blocks of that block's interface (``_PcapLayout.ng``; the
-reader walks the section and interface blocks before it and checks that the
-interface's time resolution is decimal): a record is then a block, its
-length is the block's total length, its data start 28 bytes in, and its
-time is its 64-bit tick count times the interface's nanoseconds a tick plus
-its offset. The file is read (``readinto``) into a
+Enhanced Packet Blocks of that block's interface and of the section's
+interfaces just like it (``_PcapLayout.ng``; the reader walks the section and
+interface blocks before it, checks that the interface's time resolution is
+decimal, and takes the others alike only for a link type the decoder knows,
+so that none of their frames is counted as an unsupported link type): a
+record is then a block, its length is the block's total length, its data
+start 28 bytes in, and its time is its 64-bit tick count times the
+interface's nanoseconds a tick plus its offset. Out-of-order times are
+counted per interface, as the reader does. The file is read (``readinto``) into a
 numpy buffer of at most :data:`WINDOW` bytes (no larger than the file); when
 the next record is not whole in it, the rest of the window moves to its front
 and more is read behind it. (Reading each window into a new ``bytes`` object
@@ -376,7 +379,7 @@ class FastPcap:
 
     ``segments()`` stops at the end of the data or before the first record it
     cannot frame; then ``offset`` is that record's offset, ``frame`` the frames
-    counted so far, and ``recent()``, ``last_ts`` and ``first_out_of_order``
+    counted so far, and ``recent()``, ``last_ts``, ``last_times`` and ``first_out_of_order``
     the state the reader's own walk continues with.
     """
 
@@ -407,7 +410,8 @@ class FastPcap:
         self._wide = np.empty(0, dtype=np.uint64)  # for _word_sums
         self.offset = layout.start  # next record (file offset)
         self.frame = 0
-        self.last_ts: int | None = None
+        self.last_ts: int | None = None  # the last frame's
+        self.last_times: dict[int, int] = {}  # the last frame's of each interface (reader's key)
         self.first_out_of_order = 0
         # The last DUPLICATE_WINDOW frames: caplen, ts, fingerprint, gathered
         # bytes, and all their bytes.
@@ -628,7 +632,9 @@ class FastPcap:
         whole = framed & (starts + blen <= size)
         ticks = (head[:, 3].astype(np.uint64) << np.uint64(32)) | head[:, 4]
         lowest, highest = _tick_range(layout.ts_mul, layout.ts_off)
-        sound = (head[:, 0] == _EPB) & (head[:, 2] == layout.iface) & (blen % 4 == 0)
+        ids = head[:, 2]
+        ours = ids == layout.ifaces[0] if len(layout.ifaces) == 1 else np.isin(ids, layout.ifaces)
+        sound = (head[:, 0] == _EPB) & ours & (blen % 4 == 0)
         sound &= (caplen <= MAX_CAPLEN) & (caplen + 32 <= blen)
         sound &= (ticks >= np.uint64(lowest)) & (ticks <= np.uint64(highest))
         # The trailing copy of the length, of whole blocks.
@@ -694,7 +700,7 @@ class FastPcap:
         else:
             ts = head[:, 0].astype(np.int64) * _NS + head[:, 1].astype(np.int64) * layout.frac_ns
         data = starts + layout.hlen
-        self._order(ts, frames)
+        self._order(ts, frames, head[:, 2] if len(layout.ifaces) > 1 else None)
         rows = self._gather(data, ROW)
         if (caplen < ROW).any():
             # Bytes past the caplen zeroed, eight at a time (take copies whole rows of
@@ -704,19 +710,38 @@ class FastPcap:
         self._duplicates(data, caplen, ts, rows)
         return self._decode(rows, data, caplen, ts, frames)
 
-    def _order(self, ts: Array, frames: Array) -> None:
-        """Count frames timed before the previous frame (pcap: one interface)."""
+    def _order(self, ts: Array, frames: Array, ids: Array | None) -> None:
+        """Count frames timed before the previous frame of their interface (``ids``: the
+        interface of each, in its section; None: all of one)."""
         stats = self._stats
-        prev = ts[:-1]
-        later = ts[1:]
-        if self.last_ts is not None:
-            prev = np.concatenate(([self.last_ts], prev))
-            later = ts
-        earlier = later < prev
+        layout = self._layout
+        if ids is None:
+            key = layout.iface_key
+            last = self.last_times.get(key)
+            prev = ts[:-1]
+            later = ts[1:]
+            if last is not None:
+                prev = np.concatenate(([last], prev))
+                later = ts
+            earlier = later < prev
+            skipped = len(ts) - len(later)  # frames not compared (the very first)
+            self.last_times[key] = int(ts[-1])
+        else:
+            earlier = np.zeros(len(ts), dtype=bool)
+            skipped = 0
+            for iface in np.unique(ids).tolist():
+                rows = np.flatnonzero(ids == iface)
+                t = ts[rows]
+                earlier[rows[1:]] = t[1:] < t[:-1]
+                key = layout.first_iface + iface
+                last = self.last_times.get(key)
+                if last is not None:
+                    earlier[rows[0]] = t[0] < last
+                self.last_times[key] = int(t[-1])
         count = int(earlier.sum())
         if count:
             if not stats.out_of_order:
-                first = int(np.argmax(earlier)) + len(ts) - len(later)
+                first = int(np.argmax(earlier)) + skipped
                 self.first_out_of_order = int(frames[first])
             stats.out_of_order += count
         self.last_ts = int(ts[-1])

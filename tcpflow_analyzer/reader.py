@@ -53,10 +53,12 @@ turns a path, ``"-"`` (standard input) or a binary file object into a stream of
    is read so from its first record; a pcapng file from its first packet
    block, when that block is an Enhanced Packet Block of an interface with a
    decimal time resolution (the blocks before it, section and interfaces,
-   are walked as in step 2), and then that interface's Enhanced Packet
-   Blocks only. At the first record or block it cannot read (damage, or in
-   pcapng any other block: another interface's packets, a simple or obsolete
-   packet block, statistics, a new section), or at the end of the file, it
+   are walked as in step 2), and then the Enhanced Packet Blocks of that
+   interface and of those just like it (link type, snap length, time
+   resolution and offset: a merge of captures of both ends). At the first
+   record or block it cannot read (damage, or in pcapng any other block:
+   another interface's packets, a simple or obsolete packet block,
+   statistics, a new section), or at the end of the file, it
    hands over to the walk of step 2, which reads the rest (reports the
    damage, or reads what was appended since).
    ``CaptureReader(path, fast=False)`` always takes steps 1-4.
@@ -108,7 +110,7 @@ from typing import TYPE_CHECKING, BinaryIO, Final, TypeAlias
 
 import dpkt
 
-from .decode import decode_frame
+from .decode import LINKTYPES, decode_frame
 from .segment import Segment, SkipReason
 from .shard import shard_of
 
@@ -234,12 +236,16 @@ class _PcapLayout:
     linktype: int  # without the FCS bits
     snaplen: int
     limit: int  # largest caplen that is not an oversized record
-    # pcapng (``ng``): the fast path reads the Enhanced Packet Blocks of one
-    # interface (``iface`` in its section, ``iface_key`` across the file, as
-    # the reader numbers interfaces), ``hlen`` (28) being where a block's data
-    # starts, and timestamps of ``ts_mul`` ns a tick plus ``ts_off`` ns.
+    # pcapng (``ng``): the fast path reads the Enhanced Packet Blocks of the
+    # interfaces ``ifaces`` (IDs in their section, whose interface 0 is
+    # ``first_iface`` across the file, as the reader numbers interfaces; all
+    # alike: link type, snap length, time resolution and offset), ``hlen`` (28)
+    # being where a block's data starts, and timestamps of ``ts_mul`` ns a tick
+    # plus ``ts_off`` ns. ``iface_key``: the first packet's interface across
+    # the file (pcap: 0).
     ng: bool = False
-    iface: int = 0
+    ifaces: tuple[int, ...] = ()
+    first_iface: int = 0
     iface_key: int = 0
     ts_mul: int = 0
     ts_off: int = 0
@@ -652,6 +658,11 @@ class CaptureReader:
             # A binary resolution, finer than ns, or an offset beyond the range: the
             # walk's own arithmetic.
             return None
+        ifaces: tuple[int, ...] = (iface_id,)
+        if iface.linktype in LINKTYPES:
+            # Every interface like it (as a merge of captures of one link type has them):
+            # the decoder tells their frames apart by nothing but their order and times.
+            ifaces = tuple(j for j, other in enumerate(state.interfaces) if other == iface)
         snaplen = iface.snaplen
         return _PcapLayout(
             little=state.endian == "<",
@@ -661,7 +672,8 @@ class CaptureReader:
             snaplen=snaplen,
             limit=snaplen + SNAPLEN_SLACK if snaplen else MAX_CAPLEN,
             ng=True,
-            iface=iface_id,
+            ifaces=ifaces,
+            first_iface=state.first_iface,
             iface_key=state.first_iface + iface_id,
             ts_mul=iface.ts_mul,
             ts_off=iface.ts_off,
@@ -686,10 +698,9 @@ class CaptureReader:
             self._recent.append(data)
             self._recent_ts.append(ts_ns)
         state = self._ng
-        if fast.last_ts is not None:
-            self._last_ts[fast.layout.iface_key] = fast.last_ts
-            if state is not None:
-                state.last_ts = fast.last_ts
+        self._last_ts.update(fast.last_times)
+        if fast.last_ts is not None and state is not None:
+            state.last_ts = fast.last_ts
         if fast.first_out_of_order:
             self._first_out_of_order = fast.first_out_of_order
         self._stream.seek(fast.offset)

@@ -204,6 +204,66 @@ def test_only_the_header_blocks(tmp_path: Path, decoded: list[int]) -> None:
     assert stats.frames == 0 and not decoded
 
 
+# --- several interfaces ------------------------------------------------------------------
+
+
+def _merged(n: int, *, second: bytes, e: str = "<") -> bytes:
+    """Two interfaces' frames interleaved, as mergecap writes captures of both ends.
+
+    Each interface's clock runs a little behind the other's now and then (a frame of
+    interface 1 earlier than interface 0's last: not out of order), and once behind
+    its own last frame (out of order)."""
+    out = [shb(e), idb(e, ETHERNET, snaplen=65535, tsresol=MICRO), second]
+    for i in range(n):
+        ticks = T0 // 1000 + i * 10 - (i % 2) * 15
+        if i == n // 2:
+            ticks -= 100  # earlier than its own interface's last frame
+        out.append(epb(e, i % 2, ticks, eth(i)))
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("e", ["<", ">"])
+def test_interfaces_alike_are_read_together(
+    tmp_path: Path, decoded: list[int], windows: None, e: str
+) -> None:
+    data = _merged(40, second=idb(e, ETHERNET, snaplen=65535, tsresol=MICRO), e=e)
+    path = write(tmp_path, data, "capture.pcapng")
+    _, stats = same(path)
+    assert sum(decoded) == stats.frames == 40
+    assert stats.out_of_order == 1  # the one frame behind its own interface
+    same_sharded(path)
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        idb("<", ETHERNET, snaplen=1500, tsresol=MICRO),  # another snap length
+        idb("<", ETHERNET, snaplen=65535, tsresol=NANO),  # another resolution
+        idb("<", ETHERNET, snaplen=65535, tsresol=MICRO, tsoffset=1),  # another offset
+    ],
+    ids=["snaplen", "tsresol", "tsoffset"],
+)
+def test_interfaces_unlike_the_first_are_handed_back(
+    tmp_path: Path, decoded: list[int], second: bytes
+) -> None:
+    _, stats = same(write(tmp_path, _merged(40, second=second), "capture.pcapng"))
+    assert sum(decoded) == 1 < stats.frames == 40  # up to the other interface's first
+
+
+def test_interfaces_alike_for_a_link_type_the_decoder_does_not_know(
+    tmp_path: Path, decoded: list[int]
+) -> None:
+    # Its frames are counted as unsupported per interface: one at a time, by the walk.
+    user0 = 147
+    data = b"".join(
+        [shb(), idb("<", user0), idb("<", user0)]
+        + [epb("<", i % 2, T0 // 1000 + i, eth(i)) for i in range(10)]
+    )
+    _, stats = same(write(tmp_path, data, "capture.pcapng"))
+    assert sum(decoded) == 1 and stats.skipped["unsupported_linktype"] == 10
+    assert len([w for w in stats.warnings if "not supported" in w]) == 2
+
+
 # --- blocks handed back to the block walk ---------------------------------------------
 
 
@@ -221,7 +281,7 @@ def _handed_back() -> dict[str, tuple[bytes, int]]:
     return {
         "name resolution block": (first + NRB + later, 10),
         "custom block": (first + block("<", 0x00000BAD, b"custom") + later, 10),
-        "second interface": (
+        "interface of another link type": (
             first + second_idb + epb("<", 1, T0 + 1, raw) + later + epb("<", 1, T0 + 2, raw),
             10,
         ),
