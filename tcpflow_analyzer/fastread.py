@@ -392,7 +392,7 @@ class FastPcap:
         unsupported: Counter[tuple[int, int]],
     ) -> None:
         self._file = file
-        self._layout = self.layout = layout
+        self._layout = layout
         self._stats = stats
         self._oversized = oversized
         self._unsupported = unsupported
@@ -612,7 +612,7 @@ class FastPcap:
         it is known not to be (``bad``: its header says so, whatever follows).
 
         pcap: a caplen above ``MAX_CAPLEN`` is bad. pcapng: anything but an
-        Enhanced Packet Block of the layout's interface, with a sound length,
+        Enhanced Packet Block of the layout's interfaces, with a sound length,
         a caplen that fits it, the length repeated at its end and a timestamp
         in range, is bad (the reader's block walk reads it, and what follows).
         """

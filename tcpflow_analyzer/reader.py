@@ -616,8 +616,9 @@ class CaptureReader:
         A pcapng file is walked here up to its first packet block (its section
         and interface blocks); the fast path starts there when that block is an
         Enhanced Packet Block of an interface with a decimal time resolution no
-        finer than nanoseconds, and reads that interface's blocks. Otherwise, or
-        at damage before it, the block walk goes on from there.
+        finer than nanoseconds, and reads the blocks of that interface and of
+        those just like it (:meth:`_ng_layout`). Otherwise, or at damage before
+        it, the block walk goes on from there.
         """
         self._fast_file = None
         if self.format == "pcap":
@@ -891,15 +892,16 @@ class CaptureReader:
         last_ts = state.last_ts
         warned_spb = state.warned_spb
         while True:
+            if prologue and (not s.fill(8) or u32(s.buf, s.pos)[0] in (_EPB, _PB, _SPB)):
+                # (at the end: the walk goes on to report what is there, if anything)
+                state.endian, state.interfaces, state.first_iface = endian, interfaces, first_iface
+                return
             if not s.fill(8):
                 if s.available:
                     raise self._cut("a block header", s.offset, 8)
                 return
             start = s.offset
             btype = u32(s.buf, s.pos)[0]
-            if prologue and btype in (_EPB, _PB, _SPB):
-                state.endian, state.interfaces, state.first_iface = endian, interfaces, first_iface
-                return
             if btype == _SHB:
                 # pcapng 4.1: the byte-order magic decides how to read this section,
                 # including this block's own length field.
