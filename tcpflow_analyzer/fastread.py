@@ -425,6 +425,22 @@ class FastPcap:
         self._tail_data: list[bytes] = []
         self._shard: tuple[int, int] | None = None  # set by segments()
 
+    def seed(self, frame: int, recent: list[tuple[bytes, int]], last_times: dict[int, int]) -> None:
+        """Go on from where the reader's walk stopped: the frames counted, the last
+        frames (data, ts_ns; oldest first) for the duplicate check, and each
+        interface's last time (reader's keys) for the order check."""
+        self.frame = frame
+        self.last_times = dict(last_times)
+        if recent:
+            rows = np.zeros((len(recent), ROW), dtype=np.uint8)
+            for i, (data, _) in enumerate(recent):
+                head = data[:ROW]
+                rows[i, : len(head)] = np.frombuffer(head, dtype=np.uint8)
+            caplen = np.array([len(data) for data, _ in recent], dtype=np.int64)
+            ts = np.array([ts_ns for _, ts_ns in recent], dtype=np.int64)
+            self._tail = (caplen, ts, rows.view("<u8") @ _FP_MULT, rows)
+            self._tail_data = [data for data, _ in recent]
+
     def recent(self) -> list[tuple[bytes, int]]:
         """(data, ts_ns) of the last frames, oldest first, for the duplicate check."""
         return list(zip(self._tail_data, self._tail[1].tolist(), strict=True))

@@ -58,9 +58,13 @@ turns a path, ``"-"`` (standard input) or a binary file object into a stream of
    resolution and offset: a merge of captures of both ends). At the first
    record or block it cannot read (damage, or in pcapng any other block:
    another interface's packets, a simple or obsolete packet block,
-   statistics, a new section), or at the end of the file, it
+   statistics, names, a new section), or at the end of the file, it
    hands over to the walk of step 2, which reads the rest (reports the
-   damage, or reads what was appended since).
+   damage, or reads what was appended since); in pcapng, the walk hands
+   back to the fast path at the next Enhanced Packet Block it can read that
+   follows a block other than a packet (statistics, names, a new section or
+   interface), with the frames counted, the last frames and each interface's
+   last time (for duplicates and order) carried both ways.
    ``CaptureReader(path, fast=False)`` always takes steps 1-4.
 
 Failure policy
@@ -484,6 +488,9 @@ class CaptureReader:
         self._fast: Generator[Segment, None, None] | None = None  # its segments
         self._records: Iterator[_Record] | None = None
         self._ng: _NgState | None = None  # a pcapng walk handed to the fast path and back
+        self._ng_resumable = False  # the pcapng walk hands blocks back to the fast path
+        self._ng_file: io.BufferedReader | None = None  # (the fast path's file for that)
+        self._resume: _PcapLayout | None = None  # where it stopped for that (see _ng_parts)
         try:
             self._stream = _Stream(raw, self.name)
             self.format = self._probe()
@@ -527,7 +534,7 @@ class CaptureReader:
 
     def close(self) -> None:
         """Close the file if the reader opened it (never stdin or a caller's object)."""
-        self._fast_file = None
+        self._fast_file = self._ng_file = None
         if self._fast is not None:
             fast, self._fast, self._fast_pcap = self._fast, None, None
             if self._records is None:
@@ -555,6 +562,8 @@ class CaptureReader:
     ) -> Iterator[Segment]:
         if self._fast_file is not None:
             self._start_fast(self._fast_file, shard, other)
+        if self._ng_resumable:
+            return chain.from_iterable(self._ng_parts(shard, other))
         if self._fast is not None:
             # The fast path's generator itself, then the record walk: ``chain``
             # hands out the segments with no generator of this module in between,
@@ -622,26 +631,61 @@ class CaptureReader:
         """
         self._fast_file = None
         if self.format == "pcap":
-            layout = self._pcap_layout()
-            oversized = self._oversized
+            self._open_fast(file, self._pcap_layout(), shard, other)
+            return
+        state = self._ng = _NgState()
+        try:
+            for _ in self._pcapng(state, prologue=True):
+                pass  # (no packet block: nothing to yield)
+        except _Damaged as exc:
+            self._records = self._guard(_raising(exc))
+            return
+        self._ng_resumable, self._ng_file = True, file
+        layout = self._ng_layout(state)
+        if layout is None:
+            self._records = self._guard(self._pcapng(state))
         else:
-            state = self._ng = _NgState()
-            try:
-                for _ in self._pcapng(state, prologue=True):
-                    pass  # (no packet block: nothing to yield)
-            except _Damaged as exc:
-                self._records = self._guard(_raising(exc))
-                return
-            found = self._ng_layout(state)
-            if found is None:
-                self._records = self._guard(self._pcapng(state))
-                return
-            layout, oversized = found, self._ng_oversized
+            self._open_fast(file, layout, shard, other)
+
+    def _open_fast(
+        self,
+        file: io.BufferedReader,
+        layout: _PcapLayout,
+        shard: tuple[int, int] | None,
+        other: Callable[[int], None] | None,
+    ) -> None:
+        """The fast path's reading, from ``layout.start`` on."""
         from .fastread import FastPcap  # numpy is only needed here
 
+        oversized = self._ng_oversized if layout.ng else self._oversized
         fast = FastPcap(file, layout, self.stats, oversized, self._unsupported)
         self._fast_pcap = fast
         self._fast = fast.segments(shard, other, self._reuse)
+
+    def _ng_parts(
+        self, shard: tuple[int, int] | None, other: Callable[[int], None] | None
+    ) -> Iterator[Iterator[Segment]]:
+        """The segments of a pcapng file, in turns (``chain.from_iterable``): the fast
+        path's while it can read the blocks, then the block walk's, which stops at an
+        Enhanced Packet Block the fast path can read that follows a block other than
+        a packet (statistics, names, a new section or interface...), for the fast path
+        to go on from there. (Not at every such packet: where the blocks of unlike
+        interfaces alternate, the fast path would start again at every other one.)
+        Like ``chain`` in ``_iterate``, iterating again goes on where this stopped.
+        """
+        while True:
+            if self._fast is not None:
+                yield self._fast
+                self._finish_fast()
+            yield self._walk_records(shard, other)
+            layout, file = self._resume, self._ng_file
+            if layout is None or file is None:
+                return
+            self._resume = None
+            self._open_fast(file, layout, shard, other)
+            assert self._fast_pcap is not None and self._ng is not None
+            recent = list(zip(self._recent, self._recent_ts, strict=True))
+            self._fast_pcap.seed(self._ng.frame, recent, self._last_ts)
 
     def _ng_layout(self, state: _NgState) -> _PcapLayout | None:
         """The fast path's layout for the pcapng block the stream is at, if it can read it."""
@@ -774,20 +818,26 @@ class CaptureReader:
             stats.warnings.extend(self._stream.warnings)
             self._stream.warnings.clear()
             stats.truncated = stats.truncated or self._stream.cut_short
-            for kind, count in self._record_warnings.items():
-                if count > MAX_RECORD_WARNINGS:
-                    self._warn(f"{count - MAX_RECORD_WARNINGS} more {kind} warnings not shown")
-            for (iface, linktype), count in sorted(self._unsupported.items()):
-                self._warn(
-                    f"link type {linktype} of {self._iface_where.get(iface, '?')} is not "
-                    f"supported: {count} frame(s) skipped as unsupported_linktype"
-                )
-            if stats.out_of_order:
-                self._warn(
-                    f"{stats.out_of_order} frame(s) timed earlier than the frame before them "
-                    f"on the same interface (first: frame {self._first_out_of_order}); "
-                    "analyzed in capture order"
-                )
+            if self._resume is None:  # (else only handed to the fast path: not the end)
+                self._summarize()
+
+    def _summarize(self) -> None:
+        """The warnings that sum up the whole reading, at its end."""
+        stats = self.stats
+        for kind, count in self._record_warnings.items():
+            if count > MAX_RECORD_WARNINGS:
+                self._warn(f"{count - MAX_RECORD_WARNINGS} more {kind} warnings not shown")
+        for (iface, linktype), count in sorted(self._unsupported.items()):
+            self._warn(
+                f"link type {linktype} of {self._iface_where.get(iface, '?')} is not "
+                f"supported: {count} frame(s) skipped as unsupported_linktype"
+            )
+        if stats.out_of_order:
+            self._warn(
+                f"{stats.out_of_order} frame(s) timed earlier than the frame before them "
+                f"on the same interface (first: frame {self._first_out_of_order}); "
+                "analyzed in capture order"
+            )
 
     def _warn(self, text: str) -> None:
         self.stats.warnings.append(f"{self.name}: {text}")
@@ -891,6 +941,7 @@ class CaptureReader:
         frame = state.frame
         last_ts = state.last_ts
         warned_spb = state.warned_spb
+        resumable = self._ng_resumable and not prologue
         while True:
             if prologue and (not s.fill(8) or u32(s.buf, s.pos)[0] in (_EPB, _PB, _SPB)):
                 # (at the end: the walk goes on to report what is there, if anything)
@@ -1017,6 +1068,14 @@ class CaptureReader:
                 self._bad_record(*bad)
             elif record is not None:
                 yield record
+            if resumable and not is_packet:
+                # The fast path may go on after this block (see _ng_parts).
+                state.endian, state.interfaces, state.first_iface = endian, interfaces, first_iface
+                state.frame, state.last_ts, state.warned_spb = frame, last_ts, warned_spb
+                layout = self._ng_layout(state)
+                if layout is not None:
+                    self._resume = layout
+                    return
 
     def _read_idb(self, endian: str, start: int, blen: int) -> _Interface:
         """Interface Description Block (pcapng 4.2) at ``start``; the stream stays there."""

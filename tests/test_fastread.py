@@ -511,25 +511,28 @@ def test_duplicates_around_bad_records(tmp_path: Path, small_chunks: None) -> No
 # --- iteration -----------------------------------------------------------------
 
 
+def pieces(path: Path, fast: bool, sizes: tuple[int, ...], frames: int) -> list[list[int]]:
+    """Frame numbers read in pieces of ``sizes``, each by a new iteration of the reader
+    (the segment each iteration reads after its piece is dropped with it)."""
+    with CaptureReader(path, fast=fast) as reader:
+        first = next(iter(reader))  # the iterator is dropped here
+        out = [[first.frame]]
+        for n in sizes:
+            part = []
+            for seg in reader:
+                if len(part) == n:
+                    break
+                part.append(seg.frame)
+            out.append(part)
+        out.append([s.frame for s in reader])
+        assert reader.stats.frames == frames
+    return out
+
+
 def test_iteration_continues_where_it_stopped(tmp_path: Path, small_chunks: None) -> None:
     path = write(tmp_path, _plain_file(23))
-
-    def pieces(fast: bool) -> list[list[int]]:
-        with CaptureReader(path, fast=fast) as reader:
-            first = next(iter(reader))  # the iterator is dropped here
-            out = [[first.frame]]
-            for n in (1, 4, 0, 7):
-                part = []
-                for seg in reader:
-                    if len(part) == n:
-                        break
-                    part.append(seg.frame)
-                out.append(part)
-            out.append([s.frame for s in reader])
-            assert reader.stats.frames == 23
-        return out
-
-    assert pieces(True) == pieces(False)
+    sizes = (1, 4, 0, 7)
+    assert pieces(path, True, sizes, 23) == pieces(path, False, sizes, 23)
 
 
 def test_segments_are_ordinary_dataclasses(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from .test_fastread import (
     _captures,
     _mutations,
     ethernet_frames,
+    pieces,
     random_sizes,
     same,
     same_sharded,
@@ -42,6 +43,8 @@ from .test_reader import T0, block, epb, idb, pb, shb, spb
 ETHERNET, RAW = 1, 101
 MICRO = 6
 NANO = 9
+NRB = block("<", 4, struct.pack("<HH", 0, 0))  # name resolution, no records
+ISB = block("<", 5, struct.pack("<III", 0, 0, 0) + struct.pack("<HH", 0, 0))  # statistics
 
 
 def ng(
@@ -173,8 +176,7 @@ def test_raw_ip_link_type(tmp_path: Path, decoded: list[int]) -> None:
 
 def test_statistics_block_at_the_end(tmp_path: Path, decoded: list[int]) -> None:
     # dumpcap ends a file with an Interface Statistics Block.
-    isb = block("<", 5, struct.pack("<III", 0, 0, 0) + struct.pack("<HH", 0, 0))
-    data = ng(plain(30)) + isb
+    data = ng(plain(30)) + ISB
     _, stats = same(write(tmp_path, data, "capture.pcapng"))
     assert sum(decoded) == stats.frames == 30 and not stats.warnings
 
@@ -267,33 +269,63 @@ def test_interfaces_alike_for_a_link_type_the_decoder_does_not_know(
 # --- blocks handed back to the block walk ---------------------------------------------
 
 
-NRB = block("<", 4, struct.pack("<HH", 0, 0))
+def _later(n: int = 10, start: int = 10) -> bytes:
+    return b"".join(epb("<", 0, T0 + i * 1000, eth(i)) for i in range(start, start + n))
+
+
+def _resumed() -> dict[str, bytes]:
+    """Files with blocks other than packets among the packets: the fast path reads
+    every packet, the walk only those blocks."""
+    first = ng(plain(10))
+    big_endian = shb(">") + idb(">", ETHERNET, tsresol=NANO) + epb(">", 0, T0 + 10**6, eth(99))
+    dup = eth(9)
+    return {
+        "name resolution block": first + NRB + _later(),
+        "statistics block": first + ISB + _later(),
+        "custom block": first + block("<", 0x00000BAD, b"custom") + _later(),
+        "several blocks in a row": first + NRB + ISB + NRB + _later(),
+        "new section": first + big_endian,
+        "new interface alike": (
+            first
+            + idb("<", ETHERNET, tsresol=NANO)
+            + b"".join(epb("<", i % 2, T0 + i * 1000, eth(i)) for i in range(10, 20))
+        ),
+        # Each the first packet after the walk: a copy of the last one before it
+        # (within 1 ms), then one earlier than the last before it.
+        "duplicate and earlier across the walk": (
+            first + NRB + epb("<", 0, T0 + 9000, dup) + NRB + epb("<", 0, T0, eth(54))
+        ),
+        "again and again": first + NRB + _later(3) + ISB + _later(3, 13) + NRB + NRB + _later(),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_resumed()))
+def test_the_fast_path_goes_on_after_other_blocks(
+    tmp_path: Path, decoded: list[int], windows: None, case: str
+) -> None:
+    segments, stats = same(write(tmp_path, _resumed()[case], "capture.pcapng"))
+    assert sum(decoded) == stats.frames == len(segments)
+    if case.startswith("duplicate"):
+        assert stats.duplicates == 1 and stats.out_of_order == 1
 
 
 def _handed_back() -> dict[str, tuple[bytes, int]]:
-    """Files whose later blocks the fast path leaves to the walk: (data, frames it reads)."""
+    """Files whose later packets the fast path leaves to the walk (packets it does not
+    read, with no other block after them): (data, frames the fast path reads)."""
     first = ng(plain(10))
-    later = b"".join(epb("<", 0, T0 + i * 1000, eth(i)) for i in range(10, 20))
-    second_idb = idb("<", RAW, tsresol=NANO)
+    later = _later()
     raw = bytes(v4(sport=7, flags="A"))
-    big_endian = shb(">") + idb(">", ETHERNET) + epb(">", 0, T0 // 1000, eth(99))
-    dup = eth(9)
     return {
-        "name resolution block": (first + NRB + later, 10),
-        "custom block": (first + block("<", 0x00000BAD, b"custom") + later, 10),
+        # After the interface block, the fast path reads the raw interface's packet,
+        # and leaves the rest to the walk at the next Ethernet one.
         "interface of another link type": (
-            first + second_idb + epb("<", 1, T0 + 1, raw) + later + epb("<", 1, T0 + 2, raw),
-            10,
+            first + idb("<", RAW, tsresol=NANO) + epb("<", 1, T0 + 1, raw) + later,
+            11,
         ),
         "simple packet block": (first + spb("<", eth(50)) + later, 10),
         "obsolete packet block": (first + pb("<", 0, T0, eth(51)) + later, 10),
-        "new section": (first + big_endian, 10),
         "unknown interface": (first + epb("<", 7, T0, eth(52)) + later, 10),
         "timestamp beyond the range": (first + epb("<", 0, 2**64 - 1, eth(53)) + later, 10),
-        "duplicate and earlier across the hand-back": (
-            first + NRB + epb("<", 0, T0 + 9000, dup) + epb("<", 0, T0, eth(54)),
-            10,
-        ),
     }
 
 
@@ -305,6 +337,13 @@ def test_blocks_handed_back_to_the_walk(
     segments, stats = same(write(tmp_path, data, "capture.pcapng"))
     assert sum(decoded) == fast < stats.frames
     assert len(segments) >= fast
+
+
+def test_iteration_continues_where_it_stopped(tmp_path: Path, windows: None) -> None:
+    data = ng(plain(8)) + NRB + _later(8, 8) + ISB + spb("<", eth(30)) + NRB + _later(7, 16)
+    path = write(tmp_path, data, "capture.pcapng")
+    sizes = (1, 4, 0, 7, 2, 5)
+    assert pieces(path, True, sizes, 24) == pieces(path, False, sizes, 24)
 
 
 def test_the_walk_gets_the_last_time_for_a_simple_packet_block(
