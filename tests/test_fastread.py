@@ -1,7 +1,8 @@
-"""The fast pcap path (fastread.py) gives exactly what the reference path gives.
+"""The fast path (fastread.py) gives exactly what the reference path gives: classic pcap
+here, pcapng in test_fastread_pcapng.py.
 
-Every comparison reads the same file twice, with ``CaptureReader(path)`` (fast
-path for classic pcap) and ``CaptureReader(path, fast=False)``, and requires
+Every comparison reads the same file twice, with ``CaptureReader(path)`` (the fast
+path) and ``CaptureReader(path, fast=False)``, and requires
 equal segment lists and equal ``ReadStats``, compared both with ``==`` and by
 ``repr`` (so that ``1`` for ``True`` or a numpy integer for an ``int`` would
 show). A counter on the fast path's chunk decoder makes sure the fast path
@@ -545,7 +546,7 @@ def test_segments_are_ordinary_dataclasses(tmp_path: Path) -> None:
         assert dataclasses.replace(f, frame=0) == dataclasses.replace(r, frame=0)
 
 
-def test_fast_path_only_for_classic_pcap_files(tmp_path: Path) -> None:
+def test_fast_path_only_for_uncompressed_files_the_reader_opened(tmp_path: Path) -> None:
     data = _plain_file()
     path = write(tmp_path, data)
     gz = write(tmp_path, gzip.compress(data), "capture.pcap.gz")
