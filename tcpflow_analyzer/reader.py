@@ -212,12 +212,6 @@ def _ng_oversized(frame: int, start: int, caplen: int, snaplen: int) -> tuple[st
     )
 
 
-def _raising(exc: BaseException) -> Iterator[_Record]:
-    """A walk that stops at once with ``exc`` (damage met before the fast path could start)."""
-    yield from ()
-    raise exc
-
-
 def _interface(linktype: int, snaplen: int, tsresol: int, tsoffset: int) -> _Interface:
     # pcapng 4.2 if_tsresol: most significant bit 0 -> 10^-n seconds, 1 -> 2^-n.
     # if_tsoffset: signed seconds added to every timestamp of the interface.
@@ -622,30 +616,18 @@ class CaptureReader:
     ) -> None:
         """Set up the fast path (:mod:`.fastread`) on the file.
 
-        A pcapng file is walked here up to its first packet block (its section
-        and interface blocks); the fast path starts there when that block is an
-        Enhanced Packet Block of an interface with a decimal time resolution no
-        finer than nanoseconds, and reads the blocks of that interface and of
-        those just like it (:meth:`_ng_layout`). Otherwise, or at damage before
-        it, the block walk goes on from there.
+        A pcapng file starts with the block walk, which hands over to the fast
+        path as it goes (see :meth:`_ng_parts`): at its first packet block, its
+        section and interface blocks walked, when that block is an Enhanced
+        Packet Block the fast path can read (:meth:`_ng_layout`).
         """
         self._fast_file = None
         if self.format == "pcap":
             self._open_fast(file, self._pcap_layout(), shard, other)
             return
-        state = self._ng = _NgState()
-        try:
-            for _ in self._pcapng(state, prologue=True):
-                pass  # (no packet block: nothing to yield)
-        except _Damaged as exc:
-            self._records = self._guard(_raising(exc))
-            return
         self._ng_resumable, self._ng_file = True, file
-        layout = self._ng_layout(state)
-        if layout is None:
-            self._records = self._guard(self._pcapng(state))
-        else:
-            self._open_fast(file, layout, shard, other)
+        self._ng = _NgState()
+        self._records = self._guard(self._pcapng(self._ng))
 
     def _open_fast(
         self,
@@ -665,13 +647,14 @@ class CaptureReader:
     def _ng_parts(
         self, shard: tuple[int, int] | None, other: Callable[[int], None] | None
     ) -> Iterator[Iterator[Segment]]:
-        """The segments of a pcapng file, in turns (``chain.from_iterable``): the fast
-        path's while it can read the blocks, then the block walk's, which stops at an
-        Enhanced Packet Block the fast path can read that follows a block other than
-        a packet (statistics, names, a new section or interface...), for the fast path
-        to go on from there. (Not at every such packet: where the blocks of unlike
-        interfaces alternate, the fast path would start again at every other one.)
-        Like ``chain`` in ``_iterate``, iterating again goes on where this stopped.
+        """The segments of a pcapng file, in turns (``chain.from_iterable``): the block
+        walk's, which stops at an Enhanced Packet Block the fast path can read that
+        follows a block other than a packet (the section and interface blocks at the
+        start; statistics, names, a new section or interface...), then the fast
+        path's from there while it can read the blocks, and so on. (Not at every
+        such packet: where the blocks of unlike interfaces alternate, the fast path
+        would start again at every other one.) Like ``chain`` in ``_iterate``,
+        iterating again goes on where this stopped.
         """
         while True:
             if self._fast is not None:
@@ -923,12 +906,12 @@ class CaptureReader:
                 continue
             yield frame, linktype, sec * _NS + frac * frac_ns, data, 0
 
-    def _pcapng(self, state: _NgState | None = None, prologue: bool = False) -> Iterator[_Record]:
+    def _pcapng(self, state: _NgState | None = None) -> Iterator[_Record]:
         """Walk pcapng blocks from the stream, from ``state`` on (a new file: None).
 
-        With ``prologue``, stop before the first packet block, ``state`` then
-        holding what the walk goes on with (the fast path's start, see
-        :meth:`_start_fast`).
+        Where the fast path may read the file (``_ng_resumable``), stop after a
+        block other than a packet when the next is one it can read, ``state``
+        then holding what the walk goes on with after it (see :meth:`_ng_parts`).
         """
         s = self._stream
         stats = self.stats
@@ -941,12 +924,8 @@ class CaptureReader:
         frame = state.frame
         last_ts = state.last_ts
         warned_spb = state.warned_spb
-        resumable = self._ng_resumable and not prologue
+        resumable = self._ng_resumable
         while True:
-            if prologue and (not s.fill(8) or u32(s.buf, s.pos)[0] in (_EPB, _PB, _SPB)):
-                # (at the end: the walk goes on to report what is there, if anything)
-                state.endian, state.interfaces, state.first_iface = endian, interfaces, first_iface
-                return
             if not s.fill(8):
                 if s.available:
                     raise self._cut("a block header", s.offset, 8)
