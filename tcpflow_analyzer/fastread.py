@@ -213,6 +213,18 @@ def _tick_range(mul: int, off: int) -> tuple[int, int]:
     return (lowest, highest) if lowest <= highest else (1, 0)
 
 
+def _ticks(head: Array) -> Array:
+    """pcapng Enhanced Packet Blocks' 64-bit tick counts, of their header words."""
+    ticks: Array = (head[:, 3].astype(np.uint64) << np.uint64(32)) | head[:, 4]
+    return ticks
+
+
+def _fingerprints(rows: Array) -> Array:
+    """A 64-bit fingerprint of each gathered row (for the duplicate check)."""
+    fp: Array = rows.view("<u8") @ _FP_MULT  # modulo 2**64
+    return fp
+
+
 def _ignore(ts_ns: int) -> None:
     """``segments`` without a shard: no other shards' times to pass on."""
 
@@ -398,6 +410,9 @@ class FastPcap:
         self._unsupported = unsupported
         endian = "<" if layout.little else ">"
         self._header_dtype = np.dtype(endian + "u4")
+        # pcapng: the tick counts whose time is in range (uint64 bounds, for _frame)
+        bounds = _tick_range(layout.ts_mul, layout.ts_off) if layout.ng else (1, 0)
+        self._tick_range: tuple[Any, Any] = (np.uint64(bounds[0]), np.uint64(bounds[1]))
         # The window: file bytes [base, base + size) in buf[:size]. No larger
         # than the file (as it is now: one that grows is read on by the reader).
         self._buf = np.empty(max(min(WINDOW, os.fstat(file.fileno()).st_size), 1), dtype=np.uint8)
@@ -438,7 +453,7 @@ class FastPcap:
                 rows[i, : len(head)] = np.frombuffer(head, dtype=np.uint8)
             caplen = np.array([len(data) for data, _ in recent], dtype=np.int64)
             ts = np.array([ts_ns for _, ts_ns in recent], dtype=np.int64)
-            self._tail = (caplen, ts, rows.view("<u8") @ _FP_MULT, rows)
+            self._tail = (caplen, ts, _fingerprints(rows), rows)
             self._tail_data = [data for data, _ in recent]
 
     def recent(self) -> list[tuple[bytes, int]]:
@@ -646,13 +661,13 @@ class FastPcap:
         blen = head[:, 1].astype(np.int64)
         framed = starts + 28 <= size
         whole = framed & (starts + blen <= size)
-        ticks = (head[:, 3].astype(np.uint64) << np.uint64(32)) | head[:, 4]
-        lowest, highest = _tick_range(layout.ts_mul, layout.ts_off)
+        ticks = _ticks(head)
+        lowest, highest = self._tick_range
         ids = head[:, 2]
         ours = ids == layout.ifaces[0] if len(layout.ifaces) == 1 else np.isin(ids, layout.ifaces)
         sound = (head[:, 0] == _EPB) & ours & (blen % 4 == 0)
         sound &= (caplen <= MAX_CAPLEN) & (caplen + 32 <= blen)
-        sound &= (ticks >= np.uint64(lowest)) & (ticks <= np.uint64(highest))
+        sound &= (ticks >= lowest) & (ticks <= highest)
         # The trailing copy of the length, of whole blocks.
         copy = np.zeros(len(starts), dtype=np.int64)
         w = np.flatnonzero(whole)
@@ -711,8 +726,7 @@ class FastPcap:
         stats.linktypes[layout.linktype] += n
         if layout.ng:
             # Ticks checked to give a time in range (_frame): exact in wrapping int64.
-            ticks = ((head[:, 3].astype(np.uint64) << np.uint64(32)) | head[:, 4]).view(np.int64)
-            ts = ticks * layout.ts_mul + layout.ts_off
+            ts = _ticks(head).view(np.int64) * layout.ts_mul + layout.ts_off
         else:
             ts = head[:, 0].astype(np.int64) * _NS + head[:, 1].astype(np.int64) * layout.frac_ns
         data = starts + layout.hlen
@@ -731,40 +745,33 @@ class FastPcap:
         interface of each, in its section; None: all of one)."""
         stats = self._stats
         layout = self._layout
+        groups: list[tuple[int, Any]]  # (reader's interface key, its rows)
         if ids is None:
-            key = layout.iface_key
-            last = self.last_times.get(key)
-            prev = ts[:-1]
-            later = ts[1:]
-            if last is not None:
-                prev = np.concatenate(([last], prev))
-                later = ts
-            earlier = later < prev
-            skipped = len(ts) - len(later)  # frames not compared (the very first)
-            self.last_times[key] = int(ts[-1])
+            groups = [(layout.iface_key, slice(None))]
         else:
-            earlier = np.zeros(len(ts), dtype=bool)
-            skipped = 0
-            for iface in np.unique(ids).tolist():
-                rows = np.flatnonzero(ids == iface)
-                t = ts[rows]
-                earlier[rows[1:]] = t[1:] < t[:-1]
-                key = layout.first_iface + iface
-                last = self.last_times.get(key)
-                if last is not None:
-                    earlier[rows[0]] = t[0] < last
-                self.last_times[key] = int(t[-1])
+            groups = [
+                (layout.first_iface + iface, np.flatnonzero(ids == iface))
+                for iface in np.unique(ids).tolist()
+            ]
+        earlier = np.empty(len(ts), dtype=bool)
+        for key, rows in groups:
+            t = ts[rows]
+            before = np.empty(len(t), dtype=bool)
+            before[1:] = t[1:] < t[:-1]
+            last = self.last_times.get(key)
+            before[0] = last is not None and t[0] < last
+            earlier[rows] = before
+            self.last_times[key] = int(t[-1])
         count = int(earlier.sum())
         if count:
             if not stats.out_of_order:
-                first = int(np.argmax(earlier)) + skipped
-                self.first_out_of_order = int(frames[first])
+                self.first_out_of_order = int(frames[int(np.argmax(earlier))])
             stats.out_of_order += count
         self.last_ts = int(ts[-1])
 
     def _duplicates(self, data: Array, caplen: Array, ts: Array, rows: Array) -> None:
         """Count frames byte-identical to one of the previous few within the time window."""
-        fp: Array = rows.view("<u8") @ _FP_MULT  # modulo 2**64
+        fp = _fingerprints(rows)
         tc, tts, tfp, trows = self._tail
         c = np.concatenate((tc, caplen))
         t = np.concatenate((tts, ts))
