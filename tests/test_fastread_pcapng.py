@@ -7,7 +7,7 @@ block (another interface's, a simple or obsolete packet block, statistics,
 name resolution, a new section, damage) and everything after it back to the
 reader's block walk. Each test reads a file both ways and requires identical
 segments and statistics (``test_fastread.same``), and counts the frames the
-fast path decoded, so that no comparison passes by both sides being the
+fast path fast_frames, so that no comparison passes by both sides being the
 reference.
 """
 
@@ -30,6 +30,7 @@ from .test_fastread import (
     _captures,
     _mutations,
     ethernet_frames,
+    fast_frames,
     pieces,
     random_sizes,
     same,
@@ -39,6 +40,8 @@ from .test_fastread import (
     write,
 )
 from .test_reader import T0, block, epb, idb, pb, shb, spb
+
+__all__ = ["fast_frames"]  # the fixture, used by name
 
 ETHERNET, RAW = 1, 101
 MICRO = 6
@@ -70,20 +73,6 @@ def eth(i: int, **tcp: object) -> bytes:
 
 def plain(n: int, start: int = 0) -> list[tuple[int, bytes]]:
     return [(T0 + (start + i) * 1000, eth(start + i)) for i in range(n)]
-
-
-@pytest.fixture
-def decoded(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Frames decoded by the fast path (one entry per chunk)."""
-    seen: list[int] = []
-    chunk = fastread.FastPcap._chunk
-
-    def counting(self: fastread.FastPcap, starts: object, head: object, caplen: object) -> object:
-        seen.append(len(starts))  # type: ignore[arg-type]
-        return chunk(self, starts, head, caplen)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(fastread.FastPcap, "_chunk", counting)
-    return seen
 
 
 @pytest.fixture(params=[False, True], ids=["window", "small-window"])
@@ -136,14 +125,14 @@ def _classic() -> list[Path]:
 
 @pytest.mark.parametrize("path", _classic(), ids=lambda p: str(p.relative_to(ROOT.parent)))
 def test_every_capture_as_pcapng_reads_the_same_both_ways(
-    tmp_path: Path, path: Path, decoded: list[int]
+    tmp_path: Path, path: Path, fast_frames: list[int]
 ) -> None:
     e = "<>"[len(path.name) % 2]  # both byte orders across the set
     data = _as_pcapng(path.read_bytes(), e)
     assert data is not None
     segments, stats = same(write(tmp_path, data, "capture.pcapng"))
     assert isinstance(segments, list)
-    assert sum(decoded) == stats.frames  # the fast path read every frame
+    assert sum(fast_frames) == stats.frames  # the fast path read every frame
 
 
 def test_the_rewritten_captures_include_the_conformance_set() -> None:
@@ -157,53 +146,58 @@ def test_the_rewritten_captures_include_the_conformance_set() -> None:
 @pytest.mark.parametrize("e", ["<", ">"])
 @pytest.mark.parametrize(("tsresol", "tsoffset"), [(MICRO, None), (NANO, None), (NANO, -3600)])
 def test_every_kind_of_frame(
-    tmp_path: Path, decoded: list[int], windows: None, e: str, tsresol: int, tsoffset: int | None
+    tmp_path: Path,
+    fast_frames: list[int],
+    windows: None,
+    e: str,
+    tsresol: int,
+    tsoffset: int | None,
 ) -> None:
     frames = ethernet_frames()
     data = ng(timed(frames, 1000), e=e, tsresol=tsresol, tsoffset=tsoffset)
     path = write(tmp_path, data, "capture.pcapng")
     segments, stats = same(path)
-    assert sum(decoded) == stats.frames == len(frames)
+    assert sum(fast_frames) == stats.frames == len(frames)
     assert {s.checksum_ok for s in segments} == {True, False, None}
     same_sharded(path)
 
 
-def test_raw_ip_link_type(tmp_path: Path, decoded: list[int]) -> None:
+def test_raw_ip_link_type(tmp_path: Path, fast_frames: list[int]) -> None:
     frames = [(T0 + i, bytes(v4(sport=i, flags="A"))) for i in range(20)]
     _, stats = same(write(tmp_path, ng(frames, linktype=RAW), "capture.pcapng"))
-    assert sum(decoded) == stats.frames == 20
+    assert sum(fast_frames) == stats.frames == 20
 
 
-def test_statistics_block_at_the_end(tmp_path: Path, decoded: list[int]) -> None:
+def test_statistics_block_at_the_end(tmp_path: Path, fast_frames: list[int]) -> None:
     # dumpcap ends a file with an Interface Statistics Block.
     data = ng(plain(30)) + ISB
     _, stats = same(write(tmp_path, data, "capture.pcapng"))
-    assert sum(decoded) == stats.frames == 30 and not stats.warnings
+    assert sum(fast_frames) == stats.frames == 30 and not stats.warnings
 
 
 def test_oversized_frames_are_bad_records(
-    tmp_path: Path, decoded: list[int], windows: None
+    tmp_path: Path, fast_frames: list[int], windows: None
 ) -> None:
     big = bytes(Ether(**MAC) / v4(sport=9, payload=b"z" * (200 + SNAPLEN_SLACK)))
     frames = [(T0 + i, big if i % 2 else eth(i)) for i in range(30)]
     _, stats = same(write(tmp_path, ng(frames, snaplen=200), "capture.pcapng"))
-    assert sum(decoded) == stats.frames == 30
+    assert sum(fast_frames) == stats.frames == 30
     assert stats.bad_records == 15 > MAX_RECORD_WARNINGS
     assert "frame 2 at offset" in stats.warnings[0]
 
 
-def test_out_of_order_and_duplicates(tmp_path: Path, decoded: list[int], windows: None) -> None:
+def test_out_of_order_and_duplicates(tmp_path: Path, fast_frames: list[int], windows: None) -> None:
     frames = plain(20)
     frames[5] = (frames[5][0] - 10_000, frames[5][1])  # earlier than frame 5
     frames[9] = (frames[8][0] + 5, frames[8][1])  # a copy of frame 9, 5 ns later
     _, stats = same(write(tmp_path, ng(frames), "capture.pcapng"))
-    assert sum(decoded) == stats.frames == 20
+    assert sum(fast_frames) == stats.frames == 20
     assert stats.out_of_order == 1 and stats.duplicates == 1
 
 
-def test_only_the_header_blocks(tmp_path: Path, decoded: list[int]) -> None:
+def test_only_the_header_blocks(tmp_path: Path, fast_frames: list[int]) -> None:
     _, stats = same(write(tmp_path, ng([]), "capture.pcapng"))
-    assert stats.frames == 0 and not decoded
+    assert stats.frames == 0 and not fast_frames
 
 
 # --- several interfaces ------------------------------------------------------------------
@@ -226,12 +220,12 @@ def _merged(n: int, *, second: bytes, e: str = "<") -> bytes:
 
 @pytest.mark.parametrize("e", ["<", ">"])
 def test_interfaces_alike_are_read_together(
-    tmp_path: Path, decoded: list[int], windows: None, e: str
+    tmp_path: Path, fast_frames: list[int], windows: None, e: str
 ) -> None:
     data = _merged(40, second=idb(e, ETHERNET, snaplen=65535, tsresol=MICRO), e=e)
     path = write(tmp_path, data, "capture.pcapng")
     _, stats = same(path)
-    assert sum(decoded) == stats.frames == 40
+    assert sum(fast_frames) == stats.frames == 40
     assert stats.out_of_order == 1  # the one frame behind its own interface
     same_sharded(path)
 
@@ -246,14 +240,14 @@ def test_interfaces_alike_are_read_together(
     ids=["snaplen", "tsresol", "tsoffset"],
 )
 def test_interfaces_unlike_the_first_are_handed_back(
-    tmp_path: Path, decoded: list[int], second: bytes
+    tmp_path: Path, fast_frames: list[int], second: bytes
 ) -> None:
     _, stats = same(write(tmp_path, _merged(40, second=second), "capture.pcapng"))
-    assert sum(decoded) == 1 < stats.frames == 40  # up to the other interface's first
+    assert sum(fast_frames) == 1 < stats.frames == 40  # up to the other interface's first
 
 
 def test_interfaces_alike_for_a_link_type_the_decoder_does_not_know(
-    tmp_path: Path, decoded: list[int]
+    tmp_path: Path, fast_frames: list[int]
 ) -> None:
     # Its frames are counted as unsupported per interface: one at a time, by the walk.
     user0 = 147
@@ -262,7 +256,7 @@ def test_interfaces_alike_for_a_link_type_the_decoder_does_not_know(
         + [epb("<", i % 2, T0 // 1000 + i, eth(i)) for i in range(10)]
     )
     _, stats = same(write(tmp_path, data, "capture.pcapng"))
-    assert sum(decoded) == 1 and stats.skipped["unsupported_linktype"] == 10
+    assert sum(fast_frames) == 1 and stats.skipped["unsupported_linktype"] == 10
     assert len([w for w in stats.warnings if "not supported" in w]) == 2
 
 
@@ -301,10 +295,10 @@ def _resumed() -> dict[str, bytes]:
 
 @pytest.mark.parametrize("case", sorted(_resumed()))
 def test_the_fast_path_goes_on_after_other_blocks(
-    tmp_path: Path, decoded: list[int], windows: None, case: str
+    tmp_path: Path, fast_frames: list[int], windows: None, case: str
 ) -> None:
     segments, stats = same(write(tmp_path, _resumed()[case], "capture.pcapng"))
-    assert sum(decoded) == stats.frames == len(segments)
+    assert sum(fast_frames) == stats.frames == len(segments)
     if case.startswith("duplicate"):
         assert stats.duplicates == 1 and stats.out_of_order == 1
 
@@ -331,11 +325,11 @@ def _handed_back() -> dict[str, tuple[bytes, int]]:
 
 @pytest.mark.parametrize("case", sorted(_handed_back()))
 def test_blocks_handed_back_to_the_walk(
-    tmp_path: Path, decoded: list[int], windows: None, case: str
+    tmp_path: Path, fast_frames: list[int], windows: None, case: str
 ) -> None:
     data, fast = _handed_back()[case]
     segments, stats = same(write(tmp_path, data, "capture.pcapng"))
-    assert sum(decoded) == fast < stats.frames
+    assert sum(fast_frames) == fast < stats.frames
     assert len(segments) >= fast
 
 
@@ -347,26 +341,26 @@ def test_iteration_continues_where_it_stopped(tmp_path: Path, windows: None) -> 
 
 
 def test_the_walk_gets_the_last_time_for_a_simple_packet_block(
-    tmp_path: Path, decoded: list[int]
+    tmp_path: Path, fast_frames: list[int]
 ) -> None:
     data = ng(plain(10)) + spb("<", eth(60))
     segments, _ = same(write(tmp_path, data, "capture.pcapng"))
-    assert sum(decoded) == 10
+    assert sum(fast_frames) == 10
     assert segments[-1].ts_ns == segments[-2].ts_ns == T0 + 9000
 
 
-def test_no_fast_path_for_a_binary_time_resolution(tmp_path: Path, decoded: list[int]) -> None:
+def test_no_fast_path_for_a_binary_time_resolution(tmp_path: Path, fast_frames: list[int]) -> None:
     data = shb() + idb("<", ETHERNET, tsresol=0x80 | 20) + epb("<", 0, 2**40, eth(1))
     segments, _ = same(write(tmp_path, data, "capture.pcapng"))
-    assert len(segments) == 1 and not decoded
+    assert len(segments) == 1 and not fast_frames
 
 
 def test_no_fast_path_when_a_simple_packet_block_comes_first(
-    tmp_path: Path, decoded: list[int]
+    tmp_path: Path, fast_frames: list[int]
 ) -> None:
     data = shb() + idb("<", ETHERNET) + spb("<", eth(1)) + epb("<", 0, 10**15, eth(2))
     segments, _ = same(write(tmp_path, data, "capture.pcapng"))
-    assert len(segments) == 2 and not decoded
+    assert len(segments) == 2 and not fast_frames
 
 
 # --- damage -------------------------------------------------------------------------
@@ -382,12 +376,12 @@ def _blocks(data: bytes) -> list[int]:
 
 
 @pytest.mark.parametrize("keep", [1, 8, 20, 28, 40, -4, -1])
-def test_file_ending_inside_a_block(tmp_path: Path, decoded: list[int], keep: int) -> None:
+def test_file_ending_inside_a_block(tmp_path: Path, fast_frames: list[int], keep: int) -> None:
     data = ng(plain(12))
     last = _blocks(data)[-1]
     cut = data[: last + keep] if keep > 0 else data[:keep]
     segments, stats = same(write(tmp_path, cut, "capture.pcapng"))
-    assert stats.truncated and len(segments) == 11 == sum(decoded)
+    assert stats.truncated and len(segments) == 11 == sum(fast_frames)
 
 
 @pytest.mark.parametrize(
@@ -403,7 +397,7 @@ def test_file_ending_inside_a_block(tmp_path: Path, decoded: list[int], keep: in
 )
 @pytest.mark.parametrize("where", [2, 7])
 def test_damaged_block(
-    tmp_path: Path, decoded: list[int], windows: None, field: int, value: int, where: int
+    tmp_path: Path, fast_frames: list[int], windows: None, field: int, value: int, where: int
 ) -> None:
     data = bytearray(ng(plain(12)))
     start = _blocks(bytes(data))[where]  # the SHB and IDB come first
@@ -411,13 +405,13 @@ def test_damaged_block(
     at = start + blen + field if field < 0 else start + field
     data[at : at + 4] = struct.pack("<I", value)
     _, stats = same(write(tmp_path, bytes(data), "capture.pcapng"))
-    assert sum(decoded) == where - 2  # the frames before it
+    assert sum(fast_frames) == where - 2  # the frames before it
     assert stats.warnings
 
 
 @pytest.mark.parametrize("seed", range(4))
 def test_randomly_damaged_frames(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, decoded: list[int]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, fast_frames: list[int]
 ) -> None:
     rng = random.Random(seed)
     random_sizes(rng, monkeypatch)
@@ -426,7 +420,7 @@ def test_randomly_damaged_frames(
     e = "<>"[seed % 2]
     path = write(tmp_path, ng(records, e=e, snaplen=snaplen), "capture.pcapng")
     segments, stats = same(path)
-    assert sum(decoded) == stats.frames == len(records)
+    assert sum(fast_frames) == stats.frames == len(records)
     assert len(segments) > 100 and stats.duplicates
     same_sharded(path, 2 + seed % 3)
 
