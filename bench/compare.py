@@ -474,6 +474,18 @@ def cmdline(tool: Tool, file: Path) -> str:
     return "/usr/bin/time -v " + shlex.join(argv) + redirect
 
 
+def run_json(r: Run) -> dict[str, Any]:
+    """One run's figures as the ``--json`` file keeps them."""
+    return {
+        "wall": r.wall,
+        "rss_kb": r.rss_kb,
+        "pss_kb": r.pss_kb,
+        "status": r.status,
+        "other_cpu": r.other_cpu,
+        "cached": r.cached,
+    }
+
+
 def fmt_cached(x: float | None) -> str:
     return "?" if x is None else f"{100 * x:.1f}%"
 
@@ -580,20 +592,7 @@ def compare(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         "machine": m,
         "load_before": load_before,
         "load_after": load_after,
-        "results": {
-            n: [
-                {
-                    "wall": r.wall,
-                    "rss_kb": r.rss_kb,
-                    "pss_kb": r.pss_kb,
-                    "status": r.status,
-                    "other_cpu": r.other_cpu,
-                    "cached": r.cached,
-                }
-                for r in res.runs
-            ]
-            for n, res in results.items()
-        },
+        "results": {n: [run_json(r) for r in res.runs] for n, res in results.items()},
     }
     return "\n".join(lines) + "\n", raw
 
@@ -652,20 +651,7 @@ def growth(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         "machine": m,
         "load_before": load_before,
         "load_after": load_after,
-        "results": {
-            str(f): [
-                {
-                    "wall": r.wall,
-                    "rss_kb": r.rss_kb,
-                    "pss_kb": r.pss_kb,
-                    "status": r.status,
-                    "other_cpu": r.other_cpu,
-                    "cached": r.cached,
-                }
-                for r in res.runs
-            ]
-            for f, res in results.items()
-        },
+        "results": {str(f): [run_json(r) for r in res.runs] for f, res in results.items()},
     }
     return "\n".join(lines) + "\n", raw
 
