@@ -482,8 +482,8 @@ class CaptureReader:
         self._fast: Generator[Segment, None, None] | None = None  # its segments
         self._records: Iterator[_Record] | None = None
         self._ng: _NgState | None = None  # a pcapng walk handed to the fast path and back
-        self._ng_resumable = False  # the pcapng walk hands blocks back to the fast path
-        self._ng_file: io.BufferedReader | None = None  # (the fast path's file for that)
+        # The file of a pcapng walk that hands blocks back to the fast path (_ng_parts).
+        self._ng_file: io.BufferedReader | None = None
         self._resume: _PcapLayout | None = None  # where it stopped for that (see _ng_parts)
         try:
             self._stream = _Stream(raw, self.name)
@@ -556,7 +556,7 @@ class CaptureReader:
     ) -> Iterator[Segment]:
         if self._fast_file is not None:
             self._start_fast(self._fast_file, shard, other)
-        if self._ng_resumable:
+        if self._ng_file is not None:
             return chain.from_iterable(self._ng_parts(shard, other))
         if self._fast is not None:
             # The fast path's generator itself, then the record walk: ``chain``
@@ -625,7 +625,7 @@ class CaptureReader:
         if self.format == "pcap":
             self._open_fast(file, self._pcap_layout(), shard, other)
             return
-        self._ng_resumable, self._ng_file = True, file
+        self._ng_file = file
         self._ng = _NgState()
         self._records = self._guard(self._pcapng(self._ng))
 
@@ -909,7 +909,7 @@ class CaptureReader:
     def _pcapng(self, state: _NgState | None = None) -> Iterator[_Record]:
         """Walk pcapng blocks from the stream, from ``state`` on (a new file: None).
 
-        Where the fast path may read the file (``_ng_resumable``), stop after a
+        Where the fast path may read the file (``_ng_file``), stop after a
         block other than a packet when the next is one it can read, ``state``
         then holding what the walk goes on with after it (see :meth:`_ng_parts`).
         """
@@ -924,7 +924,7 @@ class CaptureReader:
         frame = state.frame
         last_ts = state.last_ts
         warned_spb = state.warned_spb
-        resumable = self._ng_resumable
+        resumable = self._ng_file is not None
         while True:
             if not s.fill(8):
                 if s.available:
