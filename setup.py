@@ -23,6 +23,7 @@ COMPILED = [
     "tcpflow_analyzer/seq.py",
     "tcpflow_analyzer/states.py",
     "tcpflow_analyzer/segment.py",
+    "tcpflow_analyzer/shard.py",
     "tcpflow_analyzer/compact.py",
     "tcpflow_analyzer/zeek.py",
     "tcpflow_analyzer/tracker.py",

@@ -141,7 +141,10 @@ class ShardIds:
         first = self.firsts[local_id - 1]
         before = local_id
         for j, (fd, frames) in self._others.items():
-            frames = self._catch_up(j, fd, frames, first)
+            if not frames or frames[-1] < first:
+                # Frames are published in ascending order: once one after ``first`` is
+                # here, every earlier one is too (no two shards share a frame).
+                frames = self._catch_up(j, fd, frames, first)
             before += bisect_left(frames, first)
         return before
 

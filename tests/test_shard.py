@@ -174,6 +174,34 @@ def test_public_ids_count_the_other_shards_connections(tmp_path: Path) -> None:
     b.close()
 
 
+def test_public_ids_need_no_news_once_a_later_first_frame_is_known(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """First frames are published in ascending order: a worker that holds one of another
+    shard's after its connection's first frame neither waits for nor reads that shard."""
+    ledger = Ledger(2, tmp_path)
+    a, b = ShardIds(ledger, 0), ShardIds(ledger, 1)
+    b.firsts.extend([2, 3, 10])
+    b.position = 11
+    b.publish()
+    a.firsts.extend([1, 4, 9, 12])
+    assert a.public(1) == 1  # reads b's first frames (up to 10)
+    b.firsts.append(11)
+    b.publish()  # published, but a need not know it for first frames before 10
+
+    def unexpected(j: int) -> int:
+        raise AssertionError(f"asked for shard {j}'s progress")
+
+    monkeypatch.setattr(ledger, "progress", unexpected)
+    assert [a.public(i) for i in (2, 3)] == [4, 5]
+    monkeypatch.undo()
+    b.position = 13
+    b.publish()
+    assert a.public(4) == 8  # 12: after b's 2, 3, 10 and 11, so it catches up
+    a.close()
+    b.close()
+
+
 class _Progress:
     """Records the position at each publication."""
 
