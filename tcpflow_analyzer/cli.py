@@ -107,9 +107,17 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "analyze",
         help="analyze one capture and print a summary",
-        description="Analyze one capture (pcap, pcapng, gzip-compressed, or - for stdin).",
+        description="Analyze one capture (pcap, pcapng, gzip-compressed, or - for stdin). "
+        "Several files are taken as one capture rotated into several files (tcpdump "
+        "-C/-G/-W): read in time order as one stream, so a connection spanning files is "
+        "one connection.",
     )
-    p.add_argument("capture", help="capture file, or - for standard input")
+    p.add_argument(
+        "captures",
+        nargs="+",
+        metavar="CAPTURE",
+        help="capture file, or - for standard input; several: one rotated capture",
+    )
     p.add_argument(
         "--msl",
         type=_positive_float,
@@ -365,12 +373,15 @@ def _analyze(args: argparse.Namespace) -> int:
     if args.jobs is not None and args.jobs < 1:
         print("tcpflow-analyzer: error: --jobs must be at least 1", file=sys.stderr)
         return EXIT_USAGE
+    if len(args.captures) > 1 and "-" in args.captures:
+        print("tcpflow-analyzer: error: standard input (-) is read alone", file=sys.stderr)
+        return EXIT_USAGE
     if args.html:
         return _analyze_html(args)
     # Streamed: rows go to the CSV files as connections retire (memory stays flat).
-    jobs = args.jobs if args.jobs is not None else auto_jobs(args.capture)
+    jobs = args.jobs if args.jobs is not None else auto_jobs(*args.captures)
     try:
-        result = analyze_to_csv(args.capture, _config(args), args.out, jobs=jobs)
+        result = analyze_to_csv(_source(args.captures), _config(args), args.out, jobs=jobs)
     except OutputError as exc:
         print(f"tcpflow-analyzer: error: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
@@ -385,15 +396,22 @@ def _analyze(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def auto_jobs(capture: str) -> int:
-    """``analyze``'s default worker count: the cores (at most AUTO_JOBS_MAX) for a big file.
+def _source(captures: list[str]) -> str | list[str]:
+    """One capture, or a rotated series (a list: see ``replay.Series``)."""
+    return captures[0] if len(captures) == 1 else captures
+
+
+def auto_jobs(*captures: str) -> int:
+    """``analyze``'s default worker count: the cores (at most AUTO_JOBS_MAX) for a big
+    capture (the files of a series together).
 
     A small capture takes less time than starting the workers saves.
     """
     try:
-        big = capture != "-" and os.path.getsize(capture) >= AUTO_JOBS_BYTES
+        size = sum(os.path.getsize(c) for c in captures if c != "-")
     except OSError:
         return 1  # the reader reports what is wrong with it
+    big = size >= AUTO_JOBS_BYTES and "-" not in captures
     if not big:
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -402,7 +420,7 @@ def auto_jobs(capture: str) -> int:
 
 def _analyze_html(args: argparse.Namespace) -> int:
     """``analyze --html``: the report needs every table, so they are kept in memory."""
-    result = analyze(args.capture, config=_config(args))
+    result = analyze(_source(args.captures), config=_config(args))
     for warning in result.warnings:
         print(f"tcpflow-analyzer: warning: {warning}", file=sys.stderr)
     sys.stdout.write(result.summary())

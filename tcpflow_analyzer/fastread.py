@@ -402,8 +402,10 @@ class FastPcap:
         stats: ReadStats,
         oversized: Callable[[int, int, int, int], None],
         unsupported: Counter[tuple[int, int]],
+        frame_offset: int = 0,
     ) -> None:
         self._file = file
+        self._frame_offset = frame_offset  # added to the segments' frame numbers
         self._layout = layout
         self._stats = stats
         self._oversized = oversized
@@ -738,6 +740,8 @@ class FastPcap:
             words = rows.view("<u8")
             np.bitwise_and(words, np.take(_KEEP, np.minimum(caplen, ROW), axis=0), out=words)
         self._duplicates(data, caplen, ts, rows)
+        if self._frame_offset:
+            frames = frames + self._frame_offset  # the segments' numbers (a series' file)
         return self._decode(rows, data, caplen, ts, frames)
 
     def _order(self, ts: Array, frames: Array, ids: Array | None) -> None:

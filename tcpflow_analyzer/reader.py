@@ -448,13 +448,22 @@ class CaptureReader:
     again, its fields set anew for each segment (no object made and freed per
     segment): only for a caller that keeps nothing of a segment but values read
     from it before asking for the next, as the tracker (``replay.replay``).
+    ``frame_offset`` is added to every segment's frame number (a file of a rotated
+    series, numbered on from the files before it); the statistics and warnings
+    count the file's own frames.
     """
 
     def __init__(
-        self, source: str | os.PathLike[str] | BinaryIO, *, fast: bool = True, reuse: bool = False
+        self,
+        source: str | os.PathLike[str] | BinaryIO,
+        *,
+        fast: bool = True,
+        reuse: bool = False,
+        frame_offset: int = 0,
     ) -> None:
         self.stats = ReadStats()
         self._reuse = reuse
+        self._frame_offset = frame_offset
         self._owned: BinaryIO | None = None
         raw: BinaryIO
         if isinstance(source, str | os.PathLike):
@@ -598,7 +607,7 @@ class CaptureReader:
                 stats.duplicates += 1
             recent.append(data)
             recent_ts.append(ts_ns)
-            result = decode_frame(linktype, data, frame, ts_ns)
+            result = decode_frame(linktype, data, frame + self._frame_offset, ts_ns)
             if isinstance(result, SkipReason):
                 skipped[result.value] += 1
                 if result is SkipReason.UNSUPPORTED_LINKTYPE:
@@ -640,7 +649,7 @@ class CaptureReader:
         from .fastread import FastPcap  # numpy is only needed here
 
         oversized = self._ng_oversized if layout.ng else self._oversized
-        fast = FastPcap(file, layout, self.stats, oversized, self._unsupported)
+        fast = FastPcap(file, layout, self.stats, oversized, self._unsupported, self._frame_offset)
         self._fast_pcap = fast
         self._fast = fast.segments(shard, other, self._reuse)
 

@@ -11,11 +11,11 @@ frame numbers count on across the files, as ``mergecap -a`` would number them.
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
+from itertools import chain
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from .config import Config
 from .reader import CaptureReader, ReadStats
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .freeze import RowFreezer
     from .shard import ShardIds
 
-__all__ = ["Replay", "Source", "replay"]
+__all__ = ["Replay", "Series", "Source", "open_source", "replay"]
 
 Source = str | os.PathLike[str] | BinaryIO
 
@@ -53,33 +53,88 @@ class Replay:
         return conn.prev
 
 
-def _series(paths: Sequence[str | os.PathLike[str]], stats: ReadStats) -> Iterator[Segment]:
-    """Segments of several files in time order, frames renumbered across them."""
-    heads: list[tuple[int, int, CaptureReader, Segment | None]] = []
-    for i, path in enumerate(paths):
-        reader = CaptureReader(path)
-        first = next(iter(reader), None)
-        heads.append((first.ts_ns if first else 0, i, reader, first))
-    heads.sort(key=lambda h: (h[0], h[1]))
-    offset = 0
-    try:
-        for _, _, reader, first in heads:
-            if first is not None:
-                yield dataclasses.replace(first, frame=first.frame + offset)
-                for seg in reader:
-                    yield dataclasses.replace(seg, frame=seg.frame + offset)
-            offset += reader.stats.frames
-            stats.frames += reader.stats.frames
-            stats.skipped.update(reader.stats.skipped)
-            stats.warnings.extend(reader.stats.warnings)
-            stats.linktypes.update(reader.stats.linktypes)
-            stats.truncated = stats.truncated or reader.stats.truncated
-            stats.bad_records += reader.stats.bad_records
-            stats.duplicates += reader.stats.duplicates
-            stats.out_of_order += reader.stats.out_of_order
-    finally:
-        for _, _, reader, _ in heads:
-            reader.close()
+class Series:
+    """A rotated series read as one capture, with a reader's interface (iterate,
+    ``sharded``, ``stats``, ``name``, ``close``).
+
+    The files are put in the order of their first segment's time (each opened
+    for it and closed again), then read one at a time on the fast path, each
+    numbering its frames on from the files before it (``frame_offset``): no
+    segment is copied to renumber it, and only one file's read window is held.
+    The statistics are summed over the files as each ends.
+    """
+
+    def __init__(self, paths: Sequence[str | os.PathLike[str]]) -> None:
+        self.name = " + ".join(os.fspath(p) for p in paths)
+        self.stats = ReadStats()
+        firsts: list[tuple[int, int]] = []
+        for i, path in enumerate(paths):
+            with CaptureReader(path) as reader:
+                first = next(iter(reader), None)
+            firsts.append((first.ts_ns if first is not None else 0, i))
+        self._paths = [paths[i] for _, i in sorted(firsts)]
+        self._files: Generator[Iterator[Segment], None, None] | None = None
+
+    def __enter__(self) -> Series:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the file being read (the generator's own ``with``)."""
+        if self._files is not None:
+            self._files.close()
+            self._files = None
+
+    def __iter__(self) -> Iterator[Segment]:
+        return self._chain(None, None)
+
+    def sharded(self, k: int, n: int, other: Callable[[int], None]) -> Iterator[Segment]:
+        """As ``CaptureReader.sharded``, over the whole series."""
+        return self._chain((k, n), other)
+
+    def _chain(
+        self, shard: tuple[int, int] | None, other: Callable[[int], None] | None
+    ) -> Iterator[Segment]:
+        # chain hands out each file's segments with no generator of this module in between.
+        self._files = self._each(shard, other)
+        return chain.from_iterable(self._files)
+
+    def _each(
+        self, shard: tuple[int, int] | None, other: Callable[[int], None] | None
+    ) -> Generator[Iterator[Segment], None, None]:
+        offset = 0
+        stats = self.stats
+        for path in self._paths:
+            # reuse: the tracker keeps nothing of a segment but its values (reader.py).
+            with CaptureReader(path, reuse=True, frame_offset=offset) as reader:
+                if shard is None:
+                    yield iter(reader)
+                else:
+                    assert other is not None
+                    yield reader.sharded(shard[0], shard[1], other)
+            one = reader.stats
+            offset += one.frames
+            stats.frames += one.frames
+            stats.skipped.update(one.skipped)
+            stats.warnings.extend(one.warnings)
+            stats.linktypes.update(one.linktypes)
+            stats.truncated = stats.truncated or one.truncated
+            stats.bad_records += one.bad_records
+            stats.duplicates += one.duplicates
+            stats.out_of_order += one.out_of_order
+
+
+def open_source(source: Source | Sequence[str | os.PathLike[str]]) -> CaptureReader | Series:
+    """A reader of one capture, or of a list of files forming one series.
+
+    Its segments are reused (``reuse``): for the tracker, which keeps nothing of a
+    segment but its values (reader.py).
+    """
+    if isinstance(source, list | tuple):
+        return Series(source)
+    return CaptureReader(cast("Source", source), reuse=True)
 
 
 def replay(
@@ -93,34 +148,22 @@ def replay(
 
     With ``on_retire``, connections are handed to it as they finish and not
     kept (``Replay.connections`` is then empty); see ``tracker.Tracker``.
-    With ``shard`` (one capture only), only that shard's segments are replayed
-    (see shard.py); ``segments`` counts those.
+    With ``shard``, only that shard's segments are replayed (see shard.py);
+    ``segments`` counts those.
     """
     tracker = Tracker(config, on_retire, freezer)
-    segments = 0
-    if isinstance(source, (list, tuple)):
-        if shard is not None:
-            raise ValueError("a series is not sharded")
-        stats = ReadStats()
-        for seg in _series(source, stats):
-            segments += 1
-            tracker.add(seg)
-        name = " + ".join(os.fspath(p) for p in source)
-    elif shard is not None:
-        tracker.firsts, tracker.public_id = shard.firsts, shard.public
-        shard.clock = tracker  # how far the replay is, between play's publications
-        # reuse: the tracker keeps nothing of a segment but its values (reader.py).
-        with CaptureReader(source, reuse=True) as reader:  # type: ignore[arg-type]
+    with open_source(source) as reader:
+        if shard is None:
+            segments = play(tracker, reader)
+        else:
+            tracker.firsts, tracker.public_id = shard.firsts, shard.public
+            shard.clock = tracker  # how far the replay is, between play's publications
             # Another shard's segment only moves the clock: the reader passes its
             # time to ``tracker.tick`` in its place among this shard's segments.
             own = reader.sharded(shard.k, shard.n, tracker.tick)
             segments = play(tracker, own, shard, PUBLISH_EVERY)
             shard.finish()  # all its connections are made: others need not wait for it
-            stats, name = reader.stats, reader.name
-    else:
-        with CaptureReader(source, reuse=True) as reader:  # type: ignore[arg-type]
-            segments = play(tracker, reader)
-            stats, name = reader.stats, reader.name
+        stats, name = reader.stats, reader.name
     conns = tracker.finish()
     return Replay(
         name, conns, stats, segments, tracker.capture_end_ns, config, dict(tracker.expired)

@@ -45,8 +45,8 @@ from .config import Config
 from .csvtext import EOL
 from .findings import Finding
 from .freeze import SUMMARY_COLUMNS, Batch, RowFreezer, SpillError
-from .reader import CaptureError, CaptureReader, ReadStats
-from .replay import Replay, Source, replay
+from .reader import CaptureError, ReadStats
+from .replay import Replay, Source, open_source, replay
 from .report import SummaryBuilder, line_format
 from .rows import RowTexts
 from .shard import Ledger, ShardIds
@@ -262,8 +262,8 @@ def analyze_to_csv(
     ``OutputError`` when a result file cannot be written.
     """
     if jobs > 1 and _shardable(source):
-        path = cast("str | os.PathLike[str]", source)
-        return _analyze_sharded(_Run(path, config, directory, batch, limit, examples), jobs)
+        paths = cast("str | os.PathLike[str] | Sequence[str | os.PathLike[str]]", source)
+        return _analyze_sharded(_Run(paths, config, directory, batch, limit, examples), jobs)
     tables = _CsvTables(directory) if directory is not None else None
     sink = _Sink(config, tables, batch, limit, examples)
     played = sink.replay(source)
@@ -321,11 +321,12 @@ def _streamed(
 
 
 def _shardable(source: object) -> bool:
-    """One capture file named by path (not standard input, a stream or a series)."""
-    if not isinstance(source, str | os.PathLike):
-        return False
-    path = os.fspath(source)
-    return path != "-" and os.path.isfile(path)
+    """Capture files named by path: one, or a series (not standard input or a stream)."""
+    paths = source if isinstance(source, list | tuple) else [source]
+    return bool(paths) and all(
+        isinstance(p, str | os.PathLike) and os.fspath(p) != "-" and os.path.isfile(p)
+        for p in paths
+    )
 
 
 @dataclass
@@ -343,7 +344,7 @@ class _ShardResult:
 class _Run:
     """What every worker of a sharded run is told."""
 
-    source: str | os.PathLike[str]
+    source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]  # a series: a list
     config: Config
     directory: str | os.PathLike[str] | None
     batch: int
@@ -354,7 +355,7 @@ class _Run:
 def _analyze_sharded(run: _Run, jobs: int) -> Streamed:
     source, config, directory = run.source, run.config, run.directory
     # Open it here first: a capture that cannot be read fails before any fork.
-    with CaptureReader(source) as reader:
+    with open_source(source) as reader:
         name = reader.name
     tables = _CsvTables(directory) if directory is not None else None
     if tables is not None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
+import gzip
+import os
 import re
 from pathlib import Path
 
@@ -10,7 +13,9 @@ import pandas as pd
 import pytest
 
 import tcpflow_analyzer
-from tcpflow_analyzer.cli import main
+from tcpflow_analyzer.cli import AUTO_JOBS_BYTES, AUTO_JOBS_MAX, auto_jobs, main
+from tcpflow_analyzer.reader import CaptureReader, ReadStats
+from tcpflow_analyzer.segment import Segment
 
 SERIES = Path(__file__).resolve().parents[1] / "captures" / "series"
 CAPTURES = SERIES.parent
@@ -32,10 +37,70 @@ def test_series_gives_the_connections_of_the_unsplit_capture() -> None:
     assert series.frames == whole.frames
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "record-walk"])
+@pytest.mark.parametrize(
+    "name", ["series/part-01.pcap", "pcapng_two_ifaces.pcapng", "client_close.pcap.gz"]
+)
+def test_frame_offset_numbers_the_segments_on(tmp_path: Path, name: str, fast: bool) -> None:
+    """A series' file numbers its segments on from the files before it; its statistics
+    and warnings stay its own."""
+    path = CAPTURES / name
+    if name.endswith(".gz"):  # gzip: the record walk, whatever ``fast`` says
+        path = tmp_path / name
+        path.write_bytes(gzip.compress((CAPTURES / name.removesuffix(".gz")).read_bytes()))
+
+    def read(offset: int) -> tuple[list[Segment], ReadStats]:
+        with CaptureReader(path, fast=fast, frame_offset=offset) as reader:
+            return list(reader), reader.stats
+
+    plain, stats = read(0)
+    moved, moved_stats = read(1000)
+    assert plain and moved_stats == stats
+    assert moved == [dataclasses.replace(seg, frame=seg.frame + 1000) for seg in plain]
+
+
 def test_files_read_separately_split_the_spanning_connections() -> None:
     whole = tcpflow_analyzer.analyze(SERIES / "whole.pcap")
     separate = sum(len(tcpflow_analyzer.analyze(p).connections) for p in _parts())
     assert separate > len(whole.connections)  # halves of connections, counted twice
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_cli_analyze_several_files_is_the_rotated_capture(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], jobs: str
+) -> None:
+    """``analyze PART...``: the files (given out of order) read as one capture, streamed,
+    by one process or by the workers: the unsplit capture's rows."""
+    parts = [str(p) for p in reversed(_parts())]
+    assert main(["analyze", str(SERIES / "whole.pcap"), "--out", str(tmp_path / "whole")]) == 0
+    capsys.readouterr()
+    assert main(["analyze", *parts, "--out", str(tmp_path / "parts"), "--jobs", jobs]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("capture: " + " + ".join(parts))
+    for name in ("connections", "transitions", "findings", "zeek_conn"):
+        whole = (tmp_path / "whole" / f"{name}.csv").read_text().splitlines()
+        got = (tmp_path / "parts" / f"{name}.csv").read_text().splitlines()
+        assert got[0] == whole[0]
+        # The workers append whole connections in the order they retire them.
+        assert sorted(got[1:]) == sorted(whole[1:])
+        assert len(whole) > 1 or name == "findings"  # (the series has no finding)
+        if jobs == "1":
+            assert got == whole
+
+
+def test_cli_analyze_reads_standard_input_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", "-", str(_parts()[0])]) == 2
+    assert "standard input (-) is read alone" in capsys.readouterr().err
+
+
+def test_default_jobs_count_the_files_of_a_series_together(tmp_path: Path) -> None:
+    halves = [tmp_path / "a.pcap", tmp_path / "b.pcap"]
+    for half in halves:
+        with half.open("wb") as f:
+            f.truncate(AUTO_JOBS_BYTES // 2)  # sparse: the size is all the default looks at
+    assert auto_jobs(str(halves[0])) == 1
+    assert auto_jobs(*map(str, halves)) == min(len(os.sched_getaffinity(0)), AUTO_JOBS_MAX)
+    assert auto_jobs(str(halves[0]), "-") == 1
 
 
 def test_cli_batch_series(tmp_path: Path) -> None:

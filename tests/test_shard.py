@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,7 +15,7 @@ from tcpflow_analyzer.config import Config
 from tcpflow_analyzer.reader import CaptureError, CaptureReader
 from tcpflow_analyzer.segment import Segment
 from tcpflow_analyzer.shard import DONE, Ledger, ShardIds, shard_of
-from tcpflow_analyzer.stream import OutputError, Streamed, WorkerError, analyze_to_csv
+from tcpflow_analyzer.stream import OutputError, Streamed, WorkerError, _shardable, analyze_to_csv
 from tcpflow_analyzer.tracker import Tracker, play
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -288,16 +289,44 @@ def test_cli_jobs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "--jobs must be at least 1" in capsys.readouterr().err
 
 
-def test_standard_input_and_series_are_read_by_one_process(tmp_path: Path) -> None:
-    """Only a capture file named by path is sharded; a series is replayed as before."""
-    series = sorted((ROOT / "captures" / "series").glob("part*.pcap"))
-    assert series
-    one = analyze_to_csv(series, Config(), tmp_path / "one")
-    many = analyze_to_csv(series, Config(), tmp_path / "many", jobs=2)
-    _same_run(one, many)
-    assert (tmp_path / "many" / "connections.csv").read_text() == (
-        tmp_path / "one" / "connections.csv"
+def test_a_series_is_sharded_and_gives_the_unsplit_captures_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rotated series (given out of order) is read by the workers like one capture: the
+    rows of the unsplit capture, frames numbered on across the files."""
+    folder = ROOT / "captures" / "series"
+    parts = sorted(folder.glob("part*.pcap"), reverse=True)
+    assert len(parts) >= 3
+    sharded: list[int] = []
+    original = stream._analyze_sharded
+
+    def counted(run: Any, jobs: int) -> Streamed:
+        sharded.append(jobs)
+        return original(run, jobs)
+
+    monkeypatch.setattr(stream, "_analyze_sharded", counted)
+    whole = analyze_to_csv(folder / "whole.pcap", Config(), tmp_path / "whole")
+    one = analyze_to_csv(parts, Config(), tmp_path / "one")
+    for jobs in (2, 3):
+        many = analyze_to_csv(parts, Config(), tmp_path / f"many{jobs}", jobs=jobs)
+        _same_run(one, many)
+        assert _rows_by_connection(tmp_path / f"many{jobs}") == _rows_by_connection(
+            tmp_path / "whole"
+        )
+    assert sharded == [2, 3]
+    assert one.summary == whole.summary.replace(str(folder / "whole.pcap"), one.source)
+    assert (tmp_path / "one" / "connections.csv").read_text() == (
+        tmp_path / "whole" / "connections.csv"
     ).read_text()
+
+
+def test_only_files_named_by_path_are_sharded(tmp_path: Path) -> None:
+    path = str(ROOT / "captures" / "client_close.pcap")
+    assert _shardable(path) and _shardable([path, path]) and _shardable((Path(path),))
+    assert not _shardable("-") and not _shardable([path, "-"]) and not _shardable([])
+    assert not _shardable(str(tmp_path))  # a directory
+    with open(path, "rb") as f:
+        assert not _shardable(f)
 
 
 def test_default_jobs_follow_the_file_size(tmp_path: Path) -> None:
