@@ -10,6 +10,10 @@ Default mode runs, in alternating order (ours, tshark, tcptrace, dpkt, mmap; the
 - ours: ``python -m tcpflow_analyzer analyze FILE --out TMPDIR`` (end to end, CSVs
   written; TMPDIR is removed after each run; default ``--jobs``, one worker per core),
   and ours-1job, the same with ``--jobs 1``
+- ours-series (only with ``--tools``): ``analyze PART...`` on the same capture split
+  into ``--parts`` files of about equal record counts, as tcpdump ``-C`` rotation splits
+  it (classic pcap; made once per benchmark in a temporary directory); batch-series:
+  ``batch PART... --series --out TMPDIR``, the in-memory way of reading a series
 - tshark: ``tshark -r FILE -T fields -e frame.number -e tcp.stream -e tcp.flags
   -e tcp.analysis.flags`` (single pass with TCP analysis, output to /dev/null)
 - tcptrace: ``tcptrace -n -l FILE`` (output to /dev/null; skipped if not installed)
@@ -84,10 +88,13 @@ print(n)
 """
 
 
+PARTS: list[Path] = []  # the capture split for ours-series (split_pcap)
+
+
 @dataclass
 class Tool:
     name: str
-    argv: list[str]  # {file} and {out} are filled in per run
+    argv: list[str]  # {file} and {out} are filled in per run; {parts}: the PARTS
     what: str
     stdout_devnull: bool = True
 
@@ -138,6 +145,18 @@ def tools(selected: list[str]) -> list[Tool]:
             "ours-1job",
             [PY, "-m", "tcpflow_analyzer", "analyze", "{file}", "--out", "{out}", "--jobs", "1"],
             "the same in one process",
+            stdout_devnull=False,
+        ),
+        Tool(
+            "ours-series",
+            [PY, "-m", "tcpflow_analyzer", "analyze", "{parts}", "--out", "{out}"],
+            "the same capture rotated into --parts files, analyze PART... (default --jobs)",
+            stdout_devnull=False,
+        ),
+        Tool(
+            "batch-series",
+            [PY, "-m", "tcpflow_analyzer", "batch", "{parts}", "--series", "--out", "{out}"],
+            "the same parts, batch --series (every row kept for its tables)",
             stdout_devnull=False,
         ),
         Tool(
@@ -221,6 +240,7 @@ def run_once(tool: Tool, file: Path, timeout: float, rss_limit_mb: float) -> Run
     out = Path(tempfile.mkdtemp(prefix="tfa-cmp-"))
     tfile = out / "time.txt"
     argv = [a.replace("{file}", str(file)).replace("{out}", str(out / "csv")) for a in tool.argv]
+    argv = _with_parts(argv, [str(p) for p in PARTS])
     stdout_path = out / "stdout.txt"
     env = dict(os.environ, PYTHONPATH=str(SRC))
     killed = ""
@@ -287,6 +307,34 @@ def run_once(tool: Tool, file: Path, timeout: float, rss_limit_mb: float) -> Run
         return Run(wall, peak, rc, status, tail, other, pss_peak or None)
     finally:
         shutil.rmtree(out, ignore_errors=True)
+
+
+def _with_parts(argv: list[str], parts: list[str]) -> list[str]:
+    """``argv`` with its ``{parts}`` argument replaced by the parts, one argument each."""
+    return [x for a in argv for x in (parts if a == "{parts}" else [a])]
+
+
+def split_pcap(file: Path, n: int, directory: Path) -> list[Path]:
+    """``file`` (classic pcap) split into ``n`` files of about equal record counts, each
+    with the file header, as tcpdump ``-C``/``-W`` rotation writes a long capture."""
+    records = count_packets(file)
+    per = -(-records // n)
+    parts: list[Path] = []
+    with file.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        if struct.unpack_from("<I", m, 0)[0] not in (0xA1B2C3D4, 0xA1B23C4D):
+            raise SystemExit(f"{file}: --tools ours-series needs a little-endian classic pcap")
+        head, off, size = m[:24], 24, len(m)
+        while off + 16 <= size:
+            start, count = off, 0
+            while off + 16 <= size and count < per:
+                off += 16 + struct.unpack_from("<I", m, off + 8)[0]
+                count += 1
+            part = directory / f"part-{len(parts):03d}.pcap"
+            with part.open("wb") as out:
+                out.write(head)
+                out.write(m[start : min(off, size)])
+            parts.append(part)
+    return parts
 
 
 def count_packets(file: Path) -> int:
@@ -466,6 +514,7 @@ def machine() -> dict[str, str]:
 
 def cmdline(tool: Tool, file: Path) -> str:
     argv = [a.replace("{file}", str(file)).replace("{out}", "TMPDIR") for a in tool.argv]
+    argv = _with_parts(argv, ["PART..."])
     if argv[0] == PY:
         argv[0] = "python3"
     if len(argv) > 2 and argv[1] == "-c":
@@ -525,27 +574,43 @@ def header(
 # --------------------------------------------------------------------------- modes
 
 
-def compare(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
-    file: Path = args.file.resolve()
-    packets = count_packets(file)
-    ts = tools(args.tools)
-    load_before, waited = wait_idle(args.max_load, args.wait_idle)
-    results = {t.name: Result(t, file) for t in ts}
+def run_rounds(
+    args: argparse.Namespace, ts: list[Tool], file: Path, results: dict[str, Result]
+) -> None:
+    """``args.rounds`` rounds, each running every tool once, in order."""
     for rnd in range(1, args.rounds + 1):
         for t in ts:
             cached = warm(file)
+            for part in PARTS if "{parts}" in t.argv else []:
+                warm(part)
             r = run_once(t, file, args.timeout, args.rss_limit_mb)
             r.cached = cached
             results[t.name].runs.append(r)
             rss = f"{r.rss_kb / 1024:.0f} MB" if r.rss_kb else "?"
             rss += f" (PSS {r.pss_kb / 1024:.0f} MB)" if r.pss_kb else ""
             print(
-                f"round {rnd} {t.name:9s} {r.wall:8.2f} s  peak RSS {rss:>20s}  {r.status}"
+                f"round {rnd} {t.name:12s} {r.wall:8.2f} s  peak RSS {rss:>20s}  {r.status}"
                 f"  (others: {r.other_cpu:.2f} cores; cached {fmt_cached(r.cached)})",
                 file=sys.stderr,
             )
             if r.status != "ok":
                 print(r.tail[-1500:], file=sys.stderr)
+
+
+def compare(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    file: Path = args.file.resolve()
+    packets = count_packets(file)
+    ts = tools(args.tools)
+    load_before, waited = wait_idle(args.max_load, args.wait_idle)
+    results = {t.name: Result(t, file) for t in ts}
+    scratch = Path(tempfile.mkdtemp(prefix="tfa-parts-"))
+    try:
+        if any("{parts}" in t.argv for t in ts):
+            PARTS[:] = split_pcap(file, args.parts, scratch)
+        run_rounds(args, ts, file, results)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        PARTS.clear()
     load_after = load1()
     m = machine()
     ours = results.get("ours")
@@ -676,7 +741,22 @@ def main() -> int:
         "--tools",
         nargs="+",
         default=["ours", "ours-1job", "tshark", "tcptrace", "dpkt", "mmap"],
-        choices=["ours", "ours-1job", "tshark", "tcptrace", "dpkt", "mmap"],
+        choices=[
+            "ours",
+            "ours-1job",
+            "ours-series",
+            "batch-series",
+            "tshark",
+            "tcptrace",
+            "dpkt",
+            "mmap",
+        ],
+    )
+    ap.add_argument(
+        "--parts",
+        type=int,
+        default=12,
+        help="files the capture is split into for ours-series and batch-series (default 12)",
     )
     ap.add_argument("--timeout", type=float, default=1800, help="per run, s (default 1800)")
     ap.add_argument(
