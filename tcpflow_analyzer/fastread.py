@@ -16,8 +16,9 @@ so that none of their frames is counted as an unsupported link type): a
 record is then a block, its length is the block's total length, its data
 start 28 bytes in, and its time is its 64-bit tick count times the
 interface's nanoseconds a tick plus its offset. Out-of-order times are
-counted per interface, as the reader does. The file is read (``readinto``) into a
-numpy buffer of at most :data:`WINDOW` bytes (no larger than the file); when
+counted per interface, as the reader does. The file (a plain file, or the reader's
+stream of a gzip file, standard input or a pipe: ``Readable``) is read (``readinto``)
+into a numpy buffer of at most :data:`WINDOW` bytes (no larger than a plain file); when
 the next record is not whole in it, the rest of the window moves to its front
 and more is read behind it. (Reading each window into a new ``bytes`` object
 instead would ask the memory allocator for 4 MiB at every window, which it
@@ -127,11 +128,9 @@ they equal the reference path's.
 
 from __future__ import annotations
 
-import io
-import os
 from collections import Counter
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any, Final, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -386,6 +385,14 @@ def _runs(
     return runs, counts
 
 
+class Readable(Protocol):
+    """What the fast path reads: a plain file, or the reader's stream (``reader._StreamFile``)."""
+
+    def readinto(self, view: memoryview, /) -> int | None: ...
+
+    def seek(self, offset: int, /) -> object: ...
+
+
 class FastPcap:
     """Classic pcap records of a file, decoded in batches; see the module docstring.
 
@@ -397,14 +404,15 @@ class FastPcap:
 
     def __init__(
         self,
-        file: io.BufferedReader,
+        file: Readable,
         layout: _PcapLayout,
         stats: ReadStats,
         oversized: Callable[[int, int, int, int], None],
         unsupported: Counter[tuple[int, int]],
         frame_offset: int = 0,
+        size: int | None = None,
     ) -> None:
-        self._file = file
+        self.file = file
         self._frame_offset = frame_offset  # added to the segments' frame numbers
         self._layout = layout
         self._stats = stats
@@ -416,8 +424,8 @@ class FastPcap:
         bounds = _tick_range(layout.ts_mul, layout.ts_off) if layout.ng else (1, 0)
         self._tick_range: tuple[Any, Any] = (np.uint64(bounds[0]), np.uint64(bounds[1]))
         # The window: file bytes [base, base + size) in buf[:size]. No larger
-        # than the file (as it is now: one that grows is read on by the reader).
-        self._buf = np.empty(max(min(WINDOW, os.fstat(file.fileno()).st_size), 1), dtype=np.uint8)
+        # than the file (``size``, when known: one that grows is read on by the reader).
+        self._buf = np.empty(max(min(WINDOW, WINDOW if size is None else size), 1), dtype=np.uint8)
         self._view = self._buf.data
         self._base = layout.start
         self._size = 0
@@ -457,6 +465,11 @@ class FastPcap:
             ts = np.array([ts_ns for _, ts_ns in recent], dtype=np.int64)
             self._tail = (caplen, ts, _fingerprints(rows), rows)
             self._tail_data = [data for data, _ in recent]
+
+    def held(self, offset: int) -> bytes:
+        """The window's bytes from file offset ``offset`` (in it) to its end: what was read
+        past the record the fast path stopped at."""
+        return bytes(self._buf[offset - self._base : self._size])
 
     def recent(self) -> list[tuple[bytes, int]]:
         """(data, ts_ns) of the last frames, oldest first, for the duplicate check."""
@@ -583,7 +596,7 @@ class FastPcap:
         size = rest
         try:
             if not keep:
-                self._file.seek(self._base + size)
+                self.file.seek(self._base + size)
             while size < len(buf):
                 got = self._read(size)
                 if not got:
@@ -600,7 +613,7 @@ class FastPcap:
 
     def _read(self, at: int) -> int:
         """Read into the window from ``at`` on; 0 at the end of the file."""
-        return self._file.readinto(self._view[at:]) or 0
+        return self.file.readinto(self._view[at:]) or 0
 
     def _walk(self, pos: int, n: int) -> tuple[Array, int]:
         """Up to ``n`` record offsets from ``pos`` in the window, unchecked, and the one after.

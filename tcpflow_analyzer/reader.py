@@ -44,10 +44,13 @@ turns a path, ``"-"`` (standard input) or a binary file object into a stream of
    packet seen on two interfaces, or a capture stored twice); it is still
    analyzed, and no warning is added: whether a copy is a duplicate or a fast
    retransmission is for the analysis layers to say.
-5. **Fast path.** A capture in a regular file the reader opened itself
-   (not gzip, not stdin, not a caller's file object) is read by
-   :mod:`~tcpflow_analyzer.fastread` instead of steps 1-4: the file is read
-   through a large buffer and its frames are decoded in numpy batches, any
+5. **Fast path.** A capture is read by :mod:`~tcpflow_analyzer.fastread`
+   instead of steps 1-4 (unless ``fast=False``): an uncompressed regular file
+   the reader opened itself directly, anything else (gzip, standard input, a
+   pipe, a caller's file object) through the stream of step 1
+   (:class:`_StreamFile`, which gives back what the fast path read past its
+   stop). The data is read through a large buffer and its frames are decoded
+   in numpy batches, any
    frame off the plain Ethernet/IP/TCP path going through ``decode_frame`` as
    above. The segments, statistics and warnings are the same. A classic pcap
    is read so from its first record; a pcapng file from its first packet
@@ -276,6 +279,7 @@ class _Stream:
 
     __slots__ = (
         "_done",
+        "_failure",
         "_inflate",
         "_name",
         "_pending",
@@ -298,6 +302,7 @@ class _Stream:
         self._done = False  # no more input will be read
         self._produced = 0  # decompressed bytes handed out so far
         self._raw_read = 0  # bytes read from the source (compressed, if gzip)
+        self._failure: _Damaged | None = None  # corrupt gzip data met (raised again if asked)
         self.buf = b""
         self.pos = 0
         self.base = 0
@@ -383,13 +388,17 @@ class _Stream:
                 room -= len(chunk)
         except zlib.error as exc:
             offset = self._produced + sum(map(len, out))
-            raise _Damaged(f"corrupt gzip data ({exc})", offset) from exc
+            # Kept: asked again (after the fast path stopped at it), the same damage.
+            self._failure = _Damaged(f"corrupt gzip data ({exc})", offset)
+            raise self._failure from exc
         result = b"".join(out)
         self._produced += len(result)
         return result
 
     def _more(self) -> bytes:
         """Next piece of capture data; b"" at the end."""
+        if self._failure is not None:
+            raise self._failure
         if self.gzipped:
             return self._inflate_some()
         return self._read_raw(_CHUNK)
@@ -419,6 +428,30 @@ class _Stream:
         self.pos = 0
         self.base = offset
 
+    def read_into(self, view: memoryview) -> int:
+        """Copy the next bytes, at most ``len(view)``, into ``view``; 0 at the end.
+
+        How the fast path reads a stream that is not a plain file (gzip, a pipe):
+        see :class:`_StreamFile`.
+        """
+        if self.pos >= len(self.buf):
+            self.base += len(self.buf)
+            self.buf, self.pos = b"", 0
+            self.buf = self._more()
+        n = min(len(view), len(self.buf) - self.pos)
+        view[:n] = self.buf[self.pos : self.pos + n]
+        self.pos += n
+        return n
+
+    def rewind(self, offset: int, data: bytes) -> None:
+        """Continue at ``offset``, ``data`` being the bytes from there up to where the stream
+        is: what the fast path read past the record it stopped at, given back."""
+        if offset + len(data) != self.offset:
+            raise ValueError(f"rewind to {offset} with {len(data)} bytes from {self.offset}")
+        self.buf = data + self.buf[self.pos :]
+        self.pos = 0
+        self.base = offset
+
     def skip(self, n: int) -> bool:
         """Discard ``n`` bytes without keeping them; False if the data ends first."""
         while True:
@@ -432,6 +465,49 @@ class _Stream:
             self.pos = 0
             if not self.buf:
                 return False
+
+
+class _StreamFile:
+    """The capture data of a stream that is not a plain file (gzip-compressed, standard
+    input, a caller's file object), as the file the fast path reads.
+
+    ``readinto`` hands out the stream's bytes in order, ``seek`` only goes forward
+    (skipping bytes), and when the fast path stops, what it read past the record it
+    stopped at goes back into the stream (``_Stream.rewind``) for the record walk.
+    Corrupt gzip data ends the fast path's reading like the end of the file; the
+    walk then meets the same damage where it is (``_Stream._failure``).
+    """
+
+    def __init__(self, stream: _Stream) -> None:
+        self.stream = stream
+
+    def readinto(self, view: memoryview) -> int:
+        try:
+            return self.stream.read_into(view)
+        except _Damaged:
+            return 0
+
+    def seek(self, offset: int) -> None:
+        """Go on at ``offset``, at or after where the stream is (an ``OSError`` otherwise)."""
+        ahead = offset - self.stream.offset
+        try:
+            skipped = ahead >= 0 and self.stream.skip(ahead)
+        except _Damaged:
+            skipped = False
+        if not skipped:
+            raise OSError(f"cannot go to byte {offset} of the stream")
+
+
+def _regular(f: io.BufferedReader) -> bool:
+    """Whether ``f`` is open on a regular file (not a pipe, a socket or a terminal)."""
+    try:
+        return stat.S_ISREG(os.fstat(f.fileno()).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+# What the fast path reads: a plain file, or a stream through _StreamFile.
+_FastFile: TypeAlias = "io.BufferedReader | _StreamFile"
 
 
 class CaptureReader:
@@ -485,14 +561,14 @@ class CaptureReader:
             name = getattr(source, "name", None)
             self.name = name if isinstance(name, str) else "<stream>"
         self._header = b""  # a classic pcap file header, once _probe has checked it
-        # The fast path (fastread.py): classic pcap in a regular file this reader opened.
-        self._fast_file: io.BufferedReader | None = None  # read from the first iteration on
+        # The fast path (fastread.py): the file it reads, from the first iteration on.
+        self._fast_file: _FastFile | None = None
         self._fast_pcap: FastPcap | None = None
         self._fast: Generator[Segment, None, None] | None = None  # its segments
         self._records: Iterator[_Record] | None = None
         self._ng: _NgState | None = None  # a pcapng walk handed to the fast path and back
         # The file of a pcapng walk that hands blocks back to the fast path (_ng_parts).
-        self._ng_file: io.BufferedReader | None = None
+        self._ng_file: _FastFile | None = None
         self._resume: _PcapLayout | None = None  # where it stopped for that (see _ng_parts)
         try:
             self._stream = _Stream(raw, self.name)
@@ -511,13 +587,10 @@ class CaptureReader:
         self._unsupported: Counter[tuple[int, int]] = Counter()  # (interface, link type)
         self._iface_where: dict[int, str] = {0: "the file header"}  # interface -> description
         owned = self._owned
-        if fast and isinstance(owned, io.BufferedReader):
-            try:
-                regular = stat.S_ISREG(os.fstat(owned.fileno()).st_mode)
-            except (OSError, ValueError):
-                regular = False
-            if regular and not self.compressed:
-                self._fast_file = owned
+        if fast:
+            # A plain file is read directly; anything else through the stream.
+            plain = isinstance(owned, io.BufferedReader) and _regular(owned) and not self.compressed
+            self._fast_file = owned if plain else _StreamFile(self._stream)
 
     @property
     def compressed(self) -> bool:
@@ -619,7 +692,7 @@ class CaptureReader:
 
     def _start_fast(
         self,
-        file: io.BufferedReader,
+        file: _FastFile,
         shard: tuple[int, int] | None,
         other: Callable[[int], None] | None,
     ) -> None:
@@ -640,7 +713,7 @@ class CaptureReader:
 
     def _open_fast(
         self,
-        file: io.BufferedReader,
+        file: _FastFile,
         layout: _PcapLayout,
         shard: tuple[int, int] | None,
         other: Callable[[int], None] | None,
@@ -649,7 +722,12 @@ class CaptureReader:
         from .fastread import FastPcap  # numpy is only needed here
 
         oversized = self._ng_oversized if layout.ng else self._oversized
-        fast = FastPcap(file, layout, self.stats, oversized, self._unsupported, self._frame_offset)
+        # The window: no larger than a plain file (as it is now: one that grows is read
+        # on by the record walk); a stream's size is not known.
+        size = os.fstat(file.fileno()).st_size if isinstance(file, io.BufferedReader) else None
+        fast = FastPcap(
+            file, layout, self.stats, oversized, self._unsupported, self._frame_offset, size
+        )
         self._fast_pcap = fast
         self._fast = fast.segments(shard, other, self._reuse)
 
@@ -740,7 +818,10 @@ class CaptureReader:
             state.last_ts = fast.last_ts
         if fast.first_out_of_order:
             self._first_out_of_order = fast.first_out_of_order
-        self._stream.seek(fast.offset)
+        if isinstance(fast.file, _StreamFile):
+            self._stream.rewind(fast.offset, fast.held(fast.offset))
+        else:
+            self._stream.seek(fast.offset)
         if state is None:
             self._records = self._guard(self._pcap(resume=fast.frame))
         else:

@@ -29,6 +29,7 @@ from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop
 from scapy.layers.l2 import ARP, CookedLinux, Dot1AD, Dot1Q, Ether
 
 from tcpflow_analyzer import fastread
+from tcpflow_analyzer import reader as reader_module
 from tcpflow_analyzer.reader import (
     DUPLICATE_WINDOW,
     MAX_CAPLEN,
@@ -546,18 +547,22 @@ def test_segments_are_ordinary_dataclasses(tmp_path: Path) -> None:
         assert dataclasses.replace(f, frame=0) == dataclasses.replace(r, frame=0)
 
 
-def test_fast_path_only_for_uncompressed_files_the_reader_opened(tmp_path: Path) -> None:
+def test_fast_path_reads_plain_files_directly_and_other_sources_through_the_stream(
+    tmp_path: Path, fast_frames: list[int]
+) -> None:
     data = _plain_file()
     path = write(tmp_path, data)
     gz = write(tmp_path, gzip.compress(data), "capture.pcap.gz")
     with CaptureReader(path) as reader:
-        assert reader._fast_file is not None
+        assert isinstance(reader._fast_file, io.BufferedReader)
+        whole = list(reader)
     with CaptureReader(path, fast=False) as reader:
         assert reader._fast_file is None
-    with CaptureReader(gz) as reader:
-        assert reader._fast_file is None
-    with CaptureReader(io.BytesIO(data)) as reader:
-        assert reader._fast_file is None
+    for source in (gz, io.BytesIO(data), io.BytesIO(gzip.compress(data))):
+        with CaptureReader(source) as reader:
+            assert isinstance(reader._fast_file, reader_module._StreamFile)
+            assert list(reader) == whole
+    assert sum(fast_frames) == 4 * len(whole) == 4 * 12
 
 
 # --- random damage ---------------------------------------------------------------

@@ -1,0 +1,180 @@
+"""The fast path on streams: gzip-compressed captures, standard input, pipes, file objects.
+
+They are read through the reader's stream (``reader._StreamFile``): the fast path
+decodes what it holds whole, and hands what it read past its stop back to the record
+walk. Each test compares with the record-by-record reader (``same``), and counts the
+frames the fast path decoded.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import itertools
+import os
+import random
+import sys
+import threading
+import types
+from pathlib import Path
+
+import pytest
+
+from tcpflow_analyzer.reader import CaptureReader, ReadStats
+from tcpflow_analyzer.segment import Segment
+
+from .test_fastread import (
+    _captures,
+    _mutations,
+    _plain_file,
+    ethernet_frames,
+    fast_frames,
+    pcap_bytes,
+    pieces,
+    random_sizes,
+    same,
+    same_sharded,
+    small_chunks,
+    timed,
+    write,
+)
+from .test_fastread_pcapng import _handed_back, _resumed, windows
+
+__all__ = ["fast_frames", "small_chunks", "windows"]  # fixtures
+
+ROOT = Path(__file__).resolve().parents[1]
+CLASSIC = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"M<\xb2\xa1")
+
+
+def _gzipped(tmp_path: Path, data: bytes, name: str = "capture.pcap.gz") -> Path:
+    return write(tmp_path, gzip.compress(data, compresslevel=1), name)
+
+
+@pytest.mark.parametrize("path", _captures(), ids=lambda p: str(p.relative_to(ROOT.parent)))
+def test_every_capture_gzipped_reads_the_same_both_ways(
+    tmp_path: Path, path: Path, fast_frames: list[int]
+) -> None:
+    data = path.read_bytes()
+    gz = write(tmp_path, data, path.name) if data[:2] == b"\x1f\x8b" else _gzipped(tmp_path, data)
+    segments, stats = same(gz)
+    if gzip.decompress(gz.read_bytes())[:4] in CLASSIC and isinstance(segments, list):
+        assert sum(fast_frames) == stats.frames  # the fast path read every frame
+
+
+def test_a_gzipped_capture_in_small_windows_and_pieces(
+    tmp_path: Path, small_chunks: None, fast_frames: list[int]
+) -> None:
+    data = pcap_bytes(timed(ethernet_frames()))
+    same(write(tmp_path, data))
+    plain_file = sum(fast_frames)  # up to a record longer than the window
+    fast_frames.clear()
+    gz = _gzipped(tmp_path, data)
+    same(gz)
+    assert sum(fast_frames) == plain_file > 0
+    plain = _gzipped(tmp_path, _plain_file(23), "plain.pcap.gz")
+    sizes = (1, 4, 0, 7)
+    assert pieces(plain, True, sizes, 23) == pieces(plain, False, sizes, 23)
+    same_sharded(gz)
+
+
+def _long_capture() -> bytes:
+    """About 3 MB: several of the stream's inflated pieces (``reader._CHUNK``, 1 MiB)."""
+    rng = random.Random(7)  # payloads that do not compress: a long gzip stream
+    frames = [f + rng.randbytes(300) for f in ethernet_frames()]
+    return pcap_bytes(timed(frames * 50))
+
+
+@pytest.mark.parametrize("where", [0.2, 0.5, 0.9])
+def test_corrupt_gzip_data_is_reported_where_it_is(
+    tmp_path: Path, fast_frames: list[int], where: float
+) -> None:
+    gz = bytearray(gzip.compress(_long_capture()))
+    at = int(len(gz) * where)
+    gz[at : at + 8] = b"\xff" * 8
+    segments, stats = same(write(tmp_path, bytes(gz), "capture.pcap.gz"))
+    # Inflated garbage is met as a corrupt record, or the member's check fails at its end.
+    kind = "corrupt gzip data" if where > 0.8 else "corrupt record header"
+    assert stats.truncated and any(kind in w for w in stats.warnings)
+    assert 0 < sum(fast_frames) <= stats.frames and segments
+
+
+@pytest.mark.parametrize("keep", [0.1, 0.5, 0.99])
+def test_a_gzip_stream_cut_short(tmp_path: Path, fast_frames: list[int], keep: float) -> None:
+    gz = gzip.compress(_long_capture())
+    segments, stats = same(write(tmp_path, gz[: int(len(gz) * keep)], "capture.pcap.gz"))
+    assert stats.truncated and any("gzip stream ends early" in w for w in stats.warnings)
+    assert 0 < sum(fast_frames) <= stats.frames and segments
+
+
+def test_gzip_members_one_after_another(tmp_path: Path, fast_frames: list[int]) -> None:
+    data = _long_capture()
+    cuts = [0, 1000, 1001, len(data) // 2, len(data)]
+    gz = b"".join(gzip.compress(data[a:b]) for a, b in itertools.pairwise(cuts))
+    segments, stats = same(write(tmp_path, gz, "capture.pcap.gz"))
+    assert sum(fast_frames) == stats.frames and segments and not stats.truncated
+
+
+@pytest.mark.parametrize("case", sorted(_resumed()))
+def test_gzipped_pcapng_the_fast_path_goes_on_after_other_blocks(
+    tmp_path: Path, fast_frames: list[int], windows: None, case: str
+) -> None:
+    segments, stats = same(_gzipped(tmp_path, _resumed()[case], "capture.pcapng.gz"))
+    assert sum(fast_frames) == stats.frames == len(segments)
+
+
+@pytest.mark.parametrize("case", sorted(_handed_back()))
+def test_gzipped_pcapng_blocks_handed_back_to_the_walk(
+    tmp_path: Path, fast_frames: list[int], windows: None, case: str
+) -> None:
+    data, fast = _handed_back()[case]
+    _, stats = same(_gzipped(tmp_path, data, "capture.pcapng.gz"))
+    assert sum(fast_frames) == fast < stats.frames
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_randomly_damaged_frames_gzipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, fast_frames: list[int]
+) -> None:
+    rng = random.Random(seed)
+    random_sizes(rng, monkeypatch)
+    records = list(_mutations(rng, ethernet_frames()))
+    gz = _gzipped(tmp_path, pcap_bytes(records, snaplen=rng.choice((0, 96, 1500))))
+    segments, _ = same(gz)
+    assert sum(fast_frames) > 0 and len(segments) > 100
+
+
+def _read(source: object) -> tuple[list[Segment], ReadStats]:
+    with CaptureReader(source) as reader:  # type: ignore[arg-type]
+        return list(reader), reader.stats
+
+
+def test_a_pipe_written_in_small_pieces(tmp_path: Path, fast_frames: list[int]) -> None:
+    """Short reads: the stream waits for each piece as the record walk does."""
+    data = _long_capture()
+    whole = _read(write(tmp_path, data))
+    fast_frames.clear()
+    r, w = os.pipe()
+
+    def writer() -> None:
+        with os.fdopen(w, "wb", buffering=0) as f:
+            for at in range(0, len(data), 777):
+                f.write(data[at : at + 777])
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        with os.fdopen(r, "rb", buffering=0) as f:
+            got = _read(f)
+    finally:
+        thread.join(10)
+    assert got == whole and repr(got) == repr(whole)
+    assert sum(fast_frames) == whole[1].frames > 0
+
+
+def test_standard_input(monkeypatch: pytest.MonkeyPatch, fast_frames: list[int]) -> None:
+    data = _long_capture()
+    whole = _read(io.BytesIO(data))
+    for source in (data, gzip.compress(data)):
+        monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(source)))
+        assert _read("-") == whole
+    assert sum(fast_frames) == 3 * whole[1].frames > 0
