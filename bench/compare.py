@@ -13,7 +13,9 @@ Default mode runs, in alternating order (ours, tshark, tcptrace, dpkt, mmap; the
 - ours-series (only with ``--tools``): ``analyze PART...`` on the same capture split
   into ``--parts`` files of about equal record counts, as tcpdump ``-C`` rotation splits
   it (classic pcap; made once per benchmark in a temporary directory); batch-series:
-  ``batch PART... --series --out TMPDIR``, the in-memory way of reading a series
+  ``batch PART... --series --out TMPDIR``, the in-memory way of reading a series;
+  ours-gz: ``analyze FILE.gz`` on a ``gzip -1`` copy of the capture (made once per
+  benchmark); ours-stdin: ``cat FILE | ... analyze -`` (a pipe, one process)
 - tshark: ``tshark -r FILE -T fields -e frame.number -e tcp.stream -e tcp.flags
   -e tcp.analysis.flags`` (single pass with TCP analysis, output to /dev/null)
 - tcptrace: ``tcptrace -n -l FILE`` (output to /dev/null; skipped if not installed)
@@ -89,12 +91,13 @@ print(n)
 
 
 PARTS: list[Path] = []  # the capture split for ours-series (split_pcap)
+GZ: list[Path] = []  # the capture gzipped for ours-gz
 
 
 @dataclass
 class Tool:
     name: str
-    argv: list[str]  # {file} and {out} are filled in per run; {parts}: the PARTS
+    argv: list[str]  # {file}, {out} filled in per run; {parts}: the PARTS; {gz}: GZ[0]
     what: str
     stdout_devnull: bool = True
 
@@ -157,6 +160,24 @@ def tools(selected: list[str]) -> list[Tool]:
             "batch-series",
             [PY, "-m", "tcpflow_analyzer", "batch", "{parts}", "--series", "--out", "{out}"],
             "the same parts, batch --series (every row kept for its tables)",
+            stdout_devnull=False,
+        ),
+        Tool(
+            "ours-gz",
+            [PY, "-m", "tcpflow_analyzer", "analyze", "{gz}", "--out", "{out}"],
+            "the capture gzip-compressed (gzip -1), analyze FILE.gz (default --jobs)",
+            stdout_devnull=False,
+        ),
+        Tool(
+            "ours-stdin",
+            [
+                "sh",
+                "-c",
+                f'cat "$0" | {shlex.quote(PY)} -m tcpflow_analyzer analyze - --out "$1"',
+                "{file}",
+                "{out}",
+            ],
+            "the capture through a pipe, analyze - (one process)",
             stdout_devnull=False,
         ),
         Tool(
@@ -241,6 +262,7 @@ def run_once(tool: Tool, file: Path, timeout: float, rss_limit_mb: float) -> Run
     tfile = out / "time.txt"
     argv = [a.replace("{file}", str(file)).replace("{out}", str(out / "csv")) for a in tool.argv]
     argv = _with_parts(argv, [str(p) for p in PARTS])
+    argv = [a.replace("{gz}", str(GZ[0])) if GZ else a for a in argv]
     stdout_path = out / "stdout.txt"
     env = dict(os.environ, PYTHONPATH=str(SRC))
     killed = ""
@@ -515,6 +537,7 @@ def machine() -> dict[str, str]:
 def cmdline(tool: Tool, file: Path) -> str:
     argv = [a.replace("{file}", str(file)).replace("{out}", "TMPDIR") for a in tool.argv]
     argv = _with_parts(argv, ["PART..."])
+    argv = [a.replace("{gz}", "FILE.gz") for a in argv]
     if argv[0] == PY:
         argv[0] = "python3"
     if len(argv) > 2 and argv[1] == "-c":
@@ -581,7 +604,7 @@ def run_rounds(
     for rnd in range(1, args.rounds + 1):
         for t in ts:
             cached = warm(file)
-            for part in PARTS if "{parts}" in t.argv else []:
+            for part in PARTS if "{parts}" in t.argv else GZ if "{gz}" in t.argv else []:
                 warm(part)
             r = run_once(t, file, args.timeout, args.rss_limit_mb)
             r.cached = cached
@@ -607,10 +630,16 @@ def compare(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     try:
         if any("{parts}" in t.argv for t in ts):
             PARTS[:] = split_pcap(file, args.parts, scratch)
+        if any("{gz}" in t.argv for t in ts):
+            gz = scratch / (file.name + ".gz")
+            with gz.open("wb") as out:
+                subprocess.run(["gzip", "-1", "-c", str(file)], stdout=out, check=True)
+            GZ[:] = [gz]
         run_rounds(args, ts, file, results)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         PARTS.clear()
+        GZ.clear()
     load_after = load1()
     m = machine()
     ours = results.get("ours")
@@ -746,6 +775,8 @@ def main() -> int:
             "ours-1job",
             "ours-series",
             "batch-series",
+            "ours-gz",
+            "ours-stdin",
             "tshark",
             "tcptrace",
             "dpkt",

@@ -103,6 +103,16 @@ def test_default_jobs_count_the_files_of_a_series_together(tmp_path: Path) -> No
     assert auto_jobs(str(halves[0]), "-") == 1
 
 
+def test_default_jobs_count_a_gzip_file_by_its_data(tmp_path: Path) -> None:
+    cores = min(len(os.sched_getaffinity(0)), AUTO_JOBS_MAX)
+    small = tmp_path / "small.pcap.gz"
+    small.write_bytes(gzip.compress(b"\0" * 1000))
+    big = tmp_path / "big.pcap.gz"
+    # A gzip trailer claiming 64 MiB of data (as a well-compressed capture's does).
+    big.write_bytes(gzip.compress(b"\0" * 1000)[:-4] + AUTO_JOBS_BYTES.to_bytes(4, "little"))
+    assert auto_jobs(str(small)) == 1 and auto_jobs(str(big)) == cores
+
+
 def test_cli_batch_series(tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert main(["batch", *map(str, _parts()), "--series", "--out", str(out)]) == 0
