@@ -302,7 +302,8 @@ class _Stream:
         self._done = False  # no more input will be read
         self._produced = 0  # decompressed bytes handed out so far
         self._raw_read = 0  # bytes read from the source (compressed, if gzip)
-        self._failure: _Damaged | None = None  # corrupt gzip data met (raised again if asked)
+        # Corrupt gzip data or a read error met (raised again if asked for more).
+        self._failure: _Damaged | CaptureError | None = None
         self.buf = b""
         self.pos = 0
         self.base = 0
@@ -388,9 +389,7 @@ class _Stream:
                 room -= len(chunk)
         except zlib.error as exc:
             offset = self._produced + sum(map(len, out))
-            # Kept: asked again (after the fast path stopped at it), the same damage.
-            self._failure = _Damaged(f"corrupt gzip data ({exc})", offset)
-            raise self._failure from exc
+            raise _Damaged(f"corrupt gzip data ({exc})", offset) from exc
         result = b"".join(out)
         self._produced += len(result)
         return result
@@ -399,9 +398,12 @@ class _Stream:
         """Next piece of capture data; b"" at the end."""
         if self._failure is not None:
             raise self._failure
-        if self.gzipped:
-            return self._inflate_some()
-        return self._read_raw(_CHUNK)
+        try:
+            return self._inflate_some() if self.gzipped else self._read_raw(_CHUNK)
+        except (_Damaged, CaptureError) as exc:
+            # Kept: asked again (after the fast path stopped at it), the same failure.
+            self._failure = exc
+            raise
 
     def fill(self, n: int) -> bool:
         """Make ``n`` unread bytes available in ``buf``; False if the data ends first."""
@@ -474,8 +476,9 @@ class _StreamFile:
     ``readinto`` hands out the stream's bytes in order, ``seek`` only goes forward
     (skipping bytes), and when the fast path stops, what it read past the record it
     stopped at goes back into the stream (``_Stream.rewind``) for the record walk.
-    Corrupt gzip data ends the fast path's reading like the end of the file; the
-    walk then meets the same damage where it is (``_Stream._failure``).
+    Corrupt gzip data or a read error ends the fast path's reading like the end of
+    the file; the walk then meets the same failure where it is (``_Stream._failure``),
+    after the segments before it.
     """
 
     def __init__(self, stream: _Stream) -> None:
@@ -484,7 +487,7 @@ class _StreamFile:
     def readinto(self, view: memoryview) -> int:
         try:
             return self.stream.read_into(view)
-        except _Damaged:
+        except (_Damaged, CaptureError):
             return 0
 
     def seek(self, offset: int) -> None:
@@ -492,7 +495,7 @@ class _StreamFile:
         ahead = offset - self.stream.offset
         try:
             skipped = ahead >= 0 and self.stream.skip(ahead)
-        except _Damaged:
+        except (_Damaged, CaptureError):
             skipped = False
         if not skipped:
             raise OSError(f"cannot go to byte {offset} of the stream")

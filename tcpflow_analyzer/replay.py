@@ -61,7 +61,9 @@ class Series:
     for it and closed again), then read one at a time on the fast path, each
     numbering its frames on from the files before it (``frame_offset``): no
     segment is copied to renumber it, and only one file's read window is held.
-    The statistics are summed over the files as each ends.
+    The statistics are summed over the files as each ends. Like the reader of
+    one capture that ``open_source`` gives, it hands out reused segments
+    (``CaptureReader``'s ``reuse``).
     """
 
     def __init__(self, paths: Sequence[str | os.PathLike[str]]) -> None:

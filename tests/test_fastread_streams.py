@@ -17,10 +17,11 @@ import sys
 import threading
 import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tcpflow_analyzer.reader import CaptureReader, ReadStats
+from tcpflow_analyzer.reader import CaptureError, CaptureReader, ReadStats
 from tcpflow_analyzer.segment import Segment
 
 from .test_fastread import (
@@ -178,3 +179,36 @@ def test_standard_input(monkeypatch: pytest.MonkeyPatch, fast_frames: list[int])
         monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(source)))
         assert _read("-") == whole
     assert sum(fast_frames) == 3 * whole[1].frames > 0
+
+
+class _FailingFile(io.RawIOBase):
+    """A file object whose reads fail once ``limit`` bytes have been read."""
+
+    def __init__(self, data: bytes, limit: int) -> None:
+        self._data, self._at, self._limit = data, 0, limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if self._at >= self._limit:
+            raise OSError(5, "Input/output error")
+        n = min(len(b), self._limit - self._at, 5000)  # short reads, as from a pipe
+        b[:n] = self._data[self._at : self._at + n]
+        self._at += n
+        return n
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+def test_a_read_error_comes_after_the_segments_before_it(fast_frames: list[int], gz: bool) -> None:
+    data = _long_capture()
+    source = gzip.compress(data) if gz else data
+    got = []
+    for fast in (True, False):
+        segments: list[Segment] = []
+        reader = CaptureReader(_FailingFile(source, len(source) * 2 // 3), fast=fast)
+        with reader, pytest.raises(CaptureError, match="read error at byte") as err:
+            segments.extend(reader)
+        got.append((segments, str(err.value), reader.stats))
+    assert got[0] == got[1] and repr(got[0]) == repr(got[1])
+    assert len(got[0][0]) > 1000 and sum(fast_frames) > 1000
