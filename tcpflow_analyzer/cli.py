@@ -199,7 +199,12 @@ def _parser() -> argparse.ArgumentParser:
         "with flags, relative seq/ack and length, each endpoint's state after it, and the "
         "findings beside the frames they rest on.",
     )
-    p.add_argument("capture", help="capture file, or - for standard input")
+    p.add_argument(
+        "captures",
+        nargs="+",
+        metavar="CAPTURE",
+        help="capture file, or - for standard input; several: one rotated capture",
+    )
     p.add_argument(
         "--conn",
         required=True,
@@ -215,8 +220,10 @@ def _parser() -> argparse.ArgumentParser:
 def _show(args: argparse.Namespace) -> int:
     from .findings import detect
 
+    if not _stdin_alone(args.captures):
+        return EXIT_USAGE
     cfg = _config(args)
-    result = replay(args.capture, cfg)
+    result = replay(_source(args.captures), cfg)
     try:
         conn = ladder.select(result.connections, args.conn)
     except ladder.ConnSpecError as exc:
@@ -373,8 +380,7 @@ def _analyze(args: argparse.Namespace) -> int:
     if args.jobs is not None and args.jobs < 1:
         print("tcpflow-analyzer: error: --jobs must be at least 1", file=sys.stderr)
         return EXIT_USAGE
-    if len(args.captures) > 1 and "-" in args.captures:
-        print("tcpflow-analyzer: error: standard input (-) is read alone", file=sys.stderr)
+    if not _stdin_alone(args.captures):
         return EXIT_USAGE
     if args.html:
         return _analyze_html(args)
@@ -394,6 +400,14 @@ def _analyze(args: argparse.Namespace) -> int:
     if args.out:
         print("wrote " + ", ".join(str(p) for p in result.paths))
     return EXIT_OK
+
+
+def _stdin_alone(captures: list[str]) -> bool:
+    """False (and the error said) when standard input is given among other captures."""
+    if len(captures) > 1 and "-" in captures:
+        print("tcpflow-analyzer: error: standard input (-) is read alone", file=sys.stderr)
+        return False
+    return True
 
 
 def _source(captures: list[str]) -> str | list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import gzip
+import json
 import os
 import re
 from pathlib import Path
@@ -88,9 +89,22 @@ def test_cli_analyze_several_files_is_the_rotated_capture(
             assert got == whole
 
 
-def test_cli_analyze_reads_standard_input_alone(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["analyze", "-", str(_parts()[0])]) == 2
+@pytest.mark.parametrize("command", [["analyze"], ["show", "--conn", "1"]])
+def test_cli_reads_standard_input_alone(
+    capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    assert main([*command, "-", str(_parts()[0])]) == 2
     assert "standard input (-) is read alone" in capsys.readouterr().err
+
+
+def test_cli_show_a_connection_spanning_the_files(capsys: pytest.CaptureFixture[str]) -> None:
+    spanning = json.loads((SERIES / "NOTE.json").read_text())["spanning"]  # port: its files
+    port = next(p for p, files in spanning.items() if len(files) >= 3)
+    conn = f"10.4.2.1:{port}-10.4.2.2:80"
+    assert main(["show", str(SERIES / "whole.pcap"), "--conn", conn]) == 0
+    whole = capsys.readouterr().out
+    assert main(["show", *map(str, reversed(_parts())), "--conn", conn]) == 0
+    assert capsys.readouterr().out == whole and "FIN" in whole
 
 
 def test_default_jobs_count_the_files_of_a_series_together(tmp_path: Path) -> None:
