@@ -425,7 +425,7 @@ class FastPcap:
         self._tick_range: tuple[Any, Any] = (np.uint64(bounds[0]), np.uint64(bounds[1]))
         # The window: file bytes [base, base + size) in buf[:size]. No larger
         # than the file (``size``, when known: one that grows is read on by the reader).
-        self._buf = np.empty(max(min(WINDOW, WINDOW if size is None else size), 1), dtype=np.uint8)
+        self._buf = np.empty(WINDOW if size is None else max(min(WINDOW, size), 1), dtype=np.uint8)
         self._view = self._buf.data
         self._base = layout.start
         self._size = 0

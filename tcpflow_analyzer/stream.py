@@ -255,8 +255,9 @@ def analyze_to_csv(
     """Analyze ``source``, appending each table to ``directory/NAME.csv`` as it goes.
 
     With ``directory`` None only the summary is made. With ``jobs`` above 1 and
-    one capture file (a path, not standard input or a series), that many worker
-    processes each take a shard of the flows (see shard.py); the rows are the
+    capture files named by path (one, or a list: a rotated series; not standard
+    input or a file object), that many worker processes each take a shard of the
+    flows (see shard.py); the rows are the
     same, the order in which they are appended is not. Raises
     ``reader.CaptureError`` when the capture cannot be read at all and
     ``OutputError`` when a result file cannot be written.
