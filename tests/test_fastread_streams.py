@@ -13,6 +13,7 @@ import io
 import itertools
 import os
 import random
+import subprocess
 import sys
 import threading
 import types
@@ -212,3 +213,20 @@ def test_a_read_error_comes_after_the_segments_before_it(fast_frames: list[int],
         got.append((segments, str(err.value), reader.stats))
     assert got[0] == got[1] and repr(got[0]) == repr(got[1])
     assert len(got[0][0]) > 1000 and sum(fast_frames) > 1000
+
+
+def test_cli_reads_a_real_capture_through_a_pipe(tmp_path: Path) -> None:
+    """``tcpdump -w - | tcpflow-analyzer analyze -``: the file's tables, from a pipe."""
+    capture = ROOT / "captures" / "crawler" / "crawler.pcap"  # real-kernel traffic
+    run = [sys.executable, "-m", "tcpflow_analyzer", "analyze"]
+    subprocess.run([*run, str(capture), "--out", str(tmp_path / "file")], check=True)
+    with capture.open("rb") as f:
+        cat = subprocess.Popen(["cat"], stdin=f, stdout=subprocess.PIPE)
+        subprocess.run([*run, "-", "--out", str(tmp_path / "pipe")], stdin=cat.stdout, check=True)
+        assert cat.stdout is not None
+        cat.stdout.close()
+        assert cat.wait(10) == 0
+    for name in ("connections", "transitions", "findings", "zeek_conn"):
+        piped = (tmp_path / "pipe" / f"{name}.csv").read_text()
+        assert piped == (tmp_path / "file" / f"{name}.csv").read_text()
+    assert len(piped.splitlines()) > 300
