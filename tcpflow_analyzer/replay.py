@@ -11,8 +11,9 @@ frame numbers count on across the files, as ``mergecap -a`` would number them.
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from typing import TYPE_CHECKING, BinaryIO, cast
@@ -63,18 +64,30 @@ class Series:
     segment is copied to renumber it, and only one file's read window is held.
     The statistics are summed over the files as each ends. Like the reader of
     one capture that ``open_source`` gives, it hands out reused segments
-    (``CaptureReader``'s ``reuse``).
+    (``CaptureReader``'s ``reuse``). A source that cannot be read twice (``-``,
+    standard input, or a pipe named by path) stays open from its first segment
+    on, its segments renumbered one by one (copies).
     """
 
     def __init__(self, paths: Sequence[str | os.PathLike[str]]) -> None:
         self.name = " + ".join(os.fspath(p) for p in paths)
         self.stats = ReadStats()
         firsts: list[tuple[int, int]] = []
-        for i, path in enumerate(paths):
-            with CaptureReader(path) as reader:
+        # Read once (not a regular file): the reader and its first segment, kept.
+        self._kept: dict[int, tuple[CaptureReader, Segment | None]] = {}
+        try:
+            for i, path in enumerate(paths):
+                reader = CaptureReader(path)
                 first = next(iter(reader), None)
-            firsts.append((first.ts_ns if first is not None else 0, i))
-        self._paths = [paths[i] for _, i in sorted(firsts)]
+                if os.fspath(path) != "-" and os.path.isfile(path):
+                    reader.close()
+                else:
+                    self._kept[i] = (reader, first)
+                firsts.append((first.ts_ns if first is not None else 0, i))
+        except BaseException:
+            self.close()
+            raise
+        self._paths = [(i, paths[i]) for _, i in sorted(firsts)]
         self._files: Generator[Iterator[Segment], None, None] | None = None
 
     def __enter__(self) -> Series:
@@ -84,10 +97,13 @@ class Series:
         self.close()
 
     def close(self) -> None:
-        """Close the file being read (the generator's own ``with``)."""
+        """Close the file being read (the generator's own ``with``), and any kept open."""
         if self._files is not None:
             self._files.close()
             self._files = None
+        for reader, _ in self._kept.values():
+            reader.close()
+        self._kept.clear()
 
     def __iter__(self) -> Iterator[Segment]:
         return self._chain(None, None)
@@ -108,14 +124,22 @@ class Series:
     ) -> Generator[Iterator[Segment], None, None]:
         offset = 0
         stats = self.stats
-        for path in self._paths:
-            # reuse: the tracker keeps nothing of a segment but its values (reader.py).
-            with CaptureReader(path, reuse=True, frame_offset=offset) as reader:
-                if shard is None:
-                    yield iter(reader)
-                else:
-                    assert other is not None
-                    yield reader.sharded(shard[0], shard[1], other)
+        for i, path in self._paths:
+            kept = self._kept.pop(i, None)
+            if kept is not None:
+                # (Never sharded: a run is sharded only over regular files, stream.py.)
+                assert shard is None
+                reader, first = kept
+                with reader:
+                    yield _renumbered(first, reader, offset)
+            else:
+                # reuse: the tracker keeps nothing of a segment but its values (reader.py).
+                with CaptureReader(path, reuse=True, frame_offset=offset) as reader:
+                    if shard is None:
+                        yield iter(reader)
+                    else:
+                        assert other is not None
+                        yield reader.sharded(shard[0], shard[1], other)
             one = reader.stats
             offset += one.frames
             stats.frames += one.frames
@@ -126,6 +150,14 @@ class Series:
             stats.bad_records += one.bad_records
             stats.duplicates += one.duplicates
             stats.out_of_order += one.out_of_order
+
+
+def _renumbered(first: Segment | None, rest: Iterable[Segment], offset: int) -> Iterator[Segment]:
+    """``first`` (if any), then ``rest``, each with ``offset`` added to its frame number."""
+    if first is not None:
+        yield dataclasses.replace(first, frame=first.frame + offset)
+        for seg in rest:
+            yield dataclasses.replace(seg, frame=seg.frame + offset)
 
 
 def open_source(source: Source | Sequence[str | os.PathLike[str]]) -> CaptureReader | Series:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import base64
 import dataclasses
 import gzip
+import io
 import json
 import os
 import re
+import sys
+import types
 from pathlib import Path
 
 import pandas as pd
@@ -58,6 +61,18 @@ def test_frame_offset_numbers_the_segments_on(tmp_path: Path, name: str, fast: b
     moved, moved_stats = read(1000)
     assert plain and moved_stats == stats
     assert moved == [dataclasses.replace(seg, frame=seg.frame + 1000) for seg in plain]
+
+
+def test_a_series_with_standard_input_among_its_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Standard input cannot be read twice: it is read once, from its first segment on."""
+    whole = tcpflow_analyzer.analyze(SERIES / "whole.pcap")
+    first, *rest = _parts()
+    stdin = types.SimpleNamespace(buffer=io.BytesIO(first.read_bytes()))
+    monkeypatch.setattr(sys, "stdin", stdin)
+    series = tcpflow_analyzer.analyze([*map(str, reversed(rest)), "-"])
+    pd.testing.assert_frame_equal(series.connections, whole.connections)
+    pd.testing.assert_frame_equal(series.transitions, whole.transitions)
+    assert series.frames == whole.frames
 
 
 def test_files_read_separately_split_the_spanning_connections() -> None:
