@@ -437,9 +437,7 @@ class _Stream:
         see :class:`_StreamFile`.
         """
         if self.pos >= len(self.buf):
-            self.base += len(self.buf)
-            self.buf, self.pos = b"", 0
-            self.buf = self._more()
+            self._next_piece()
         n = min(len(view), len(self.buf) - self.pos)
         view[:n] = self.buf[self.pos : self.pos + n]
         self.pos += n
@@ -462,11 +460,18 @@ class _Stream:
                 self.pos += n
                 return True
             n -= have
-            self.base += len(self.buf)
-            self.buf = self._more()
-            self.pos = 0
+            self._next_piece()
             if not self.buf:
                 return False
+
+    def _next_piece(self) -> None:
+        """Drop the buffer (read through) for the next piece of data (b"" at the end).
+
+        Where ``_more`` raises, the stream stays where it was: past the dropped bytes.
+        """
+        self.base += len(self.buf)
+        self.buf, self.pos = b"", 0
+        self.buf = self._more()
 
 
 class _StreamFile:
