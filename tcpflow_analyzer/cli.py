@@ -96,6 +96,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _captures_argument(p: argparse.ArgumentParser) -> None:
+    """CAPTURE...: one capture, or one rotated into several files (``_source``)."""
+    p.add_argument(
+        "captures",
+        nargs="+",
+        metavar="CAPTURE",
+        help="capture file, or - for standard input; several: one rotated capture",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tcpflow-analyzer",
@@ -112,12 +122,7 @@ def _parser() -> argparse.ArgumentParser:
         "-C/-G/-W): read in time order as one stream, so a connection spanning files is "
         "one connection.",
     )
-    p.add_argument(
-        "captures",
-        nargs="+",
-        metavar="CAPTURE",
-        help="capture file, or - for standard input; several: one rotated capture",
-    )
+    _captures_argument(p)
     p.add_argument(
         "--msl",
         type=_positive_float,
@@ -180,7 +185,7 @@ def _parser() -> argparse.ArgumentParser:
         "TIME_WAIT count, from packets), with per-host and per-server-port summaries. "
         "Several captures are taken as one rotated series.",
     )
-    p.add_argument("captures", nargs="+", metavar="CAPTURE", help="capture file(s)")
+    _captures_argument(p)
     p.add_argument("--host", metavar="IP", help="only this host")
     p.add_argument(
         "--interval", type=_positive_float, default=1.0, metavar="S", help="seconds (default 1)"
@@ -199,12 +204,7 @@ def _parser() -> argparse.ArgumentParser:
         "with flags, relative seq/ack and length, each endpoint's state after it, and the "
         "findings beside the frames they rest on.",
     )
-    p.add_argument(
-        "captures",
-        nargs="+",
-        metavar="CAPTURE",
-        help="capture file, or - for standard input; several: one rotated capture",
-    )
+    _captures_argument(p)
     p.add_argument(
         "--conn",
         required=True,
@@ -313,8 +313,7 @@ def _census(args: argparse.Namespace) -> int:
     from .census import plot, plot_png
     from .report import connections_frame, summarize, transition_rows, transitions_frame
 
-    sources = args.captures if len(args.captures) > 1 else args.captures[0]
-    result = replay(sources, Config(msl=args.msl))
+    result = replay(_source(args.captures), Config(msl=args.msl))
     for warning in result.stats.warnings:
         print(f"tcpflow-analyzer: warning: {warning}", file=sys.stderr)
     conns = connections_frame([summarize(c) for c in result.connections])
