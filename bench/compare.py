@@ -260,9 +260,8 @@ def busy_seconds() -> float:
 def run_once(tool: Tool, file: Path, timeout: float, rss_limit_mb: float) -> Run:
     out = Path(tempfile.mkdtemp(prefix="tfa-cmp-"))
     tfile = out / "time.txt"
-    argv = [a.replace("{file}", str(file)).replace("{out}", str(out / "csv")) for a in tool.argv]
-    argv = _with_parts(argv, [str(p) for p in PARTS])
-    argv = [a.replace("{gz}", str(GZ[0])) if GZ else a for a in argv]
+    gz = str(GZ[0]) if GZ else "{gz}"
+    argv = expand(tool.argv, str(file), str(out / "csv"), [str(p) for p in PARTS], gz)
     stdout_path = out / "stdout.txt"
     env = dict(os.environ, PYTHONPATH=str(SRC))
     killed = ""
@@ -331,9 +330,18 @@ def run_once(tool: Tool, file: Path, timeout: float, rss_limit_mb: float) -> Run
         shutil.rmtree(out, ignore_errors=True)
 
 
-def _with_parts(argv: list[str], parts: list[str]) -> list[str]:
-    """``argv`` with its ``{parts}`` argument replaced by the parts, one argument each."""
-    return [x for a in argv for x in (parts if a == "{parts}" else [a])]
+def expand(argv: list[str], file: str, out: str, parts: list[str], gz: str) -> list[str]:
+    """``argv`` with its placeholders filled in: ``{file}``, ``{out}`` and ``{gz}`` within
+    an argument, a ``{parts}`` argument by the parts, one argument each."""
+    return [
+        x
+        for a in argv
+        for x in (
+            parts
+            if a == "{parts}"
+            else [a.replace("{file}", file).replace("{out}", out).replace("{gz}", gz)]
+        )
+    ]
 
 
 def split_pcap(file: Path, n: int, directory: Path) -> list[Path]:
@@ -535,9 +543,7 @@ def machine() -> dict[str, str]:
 
 
 def cmdline(tool: Tool, file: Path) -> str:
-    argv = [a.replace("{file}", str(file)).replace("{out}", "TMPDIR") for a in tool.argv]
-    argv = _with_parts(argv, ["PART..."])
-    argv = [a.replace("{gz}", "FILE.gz") for a in argv]
+    argv = expand(tool.argv, str(file), "TMPDIR", ["PART..."], "FILE.gz")
     if argv[0] == PY:
         argv[0] = "python3"
     if len(argv) > 2 and argv[1] == "-c":
