@@ -120,6 +120,11 @@ def same_sharded(path: Path, n: int = 3) -> None:
     assert mixed >= 2
 
 
+def _gzipped(data: bytes, gz: bool) -> bytes:
+    """``data`` gzip-compressed if ``gz`` (the reader knows gzip by its magic)."""
+    return gzip.compress(data, compresslevel=1) if gz else data
+
+
 def write(tmp_path: Path, data: bytes, name: str = "capture.pcap") -> Path:
     path = tmp_path / name
     path.write_bytes(data)
@@ -594,9 +599,10 @@ def random_sizes(rng: random.Random, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fastread, "WINDOW", rng.choice((2048, 50_000, 1 << 24)))
 
 
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
 @pytest.mark.parametrize("seed", range(6))
 def test_randomly_damaged_frames(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, fast_frames: list[int]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, fast_frames: list[int], gz: bool
 ) -> None:
     rng = random.Random(seed)
     random_sizes(rng, monkeypatch)
@@ -604,7 +610,7 @@ def test_randomly_damaged_frames(
     records = list(_mutations(rng, frames))
     snaplen = rng.choice((0, 96, 1500))
     data = pcap_bytes(records, snaplen=snaplen, nano=bool(seed % 2), endian="<>"[seed % 3 == 0])
-    path = write(tmp_path, data)
+    path = write(tmp_path, _gzipped(data, gz))
     segments, stats = same(path)
     assert sum(fast_frames) == stats.frames == len(records)
     assert len(segments) > 100 and stats.duplicates

@@ -28,6 +28,7 @@ from .test_fastread import (
     MAC,
     ROOT,
     _captures,
+    _gzipped,
     _mutations,
     ethernet_frames,
     fast_frames,
@@ -293,11 +294,13 @@ def _resumed() -> dict[str, bytes]:
     }
 
 
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
 @pytest.mark.parametrize("case", sorted(_resumed()))
 def test_the_fast_path_goes_on_after_other_blocks(
-    tmp_path: Path, fast_frames: list[int], windows: None, case: str
+    tmp_path: Path, fast_frames: list[int], windows: None, case: str, gz: bool
 ) -> None:
-    segments, stats = same(write(tmp_path, _resumed()[case], "capture.pcapng"))
+    """(gzip: read through the reader's stream, tests/test_fastread_streams.py.)"""
+    segments, stats = same(write(tmp_path, _gzipped(_resumed()[case], gz), "capture.pcapng"))
     assert sum(fast_frames) == stats.frames == len(segments)
     if case.startswith("duplicate"):
         assert stats.duplicates == 1 and stats.out_of_order == 1
@@ -323,12 +326,13 @@ def _handed_back() -> dict[str, tuple[bytes, int]]:
     }
 
 
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
 @pytest.mark.parametrize("case", sorted(_handed_back()))
 def test_blocks_handed_back_to_the_walk(
-    tmp_path: Path, fast_frames: list[int], windows: None, case: str
+    tmp_path: Path, fast_frames: list[int], windows: None, case: str, gz: bool
 ) -> None:
     data, fast = _handed_back()[case]
-    segments, stats = same(write(tmp_path, data, "capture.pcapng"))
+    segments, stats = same(write(tmp_path, _gzipped(data, gz), "capture.pcapng"))
     assert sum(fast_frames) == fast < stats.frames
     assert len(segments) >= fast
 

@@ -3,7 +3,8 @@
 They are read through the reader's stream (``reader._StreamFile``): the fast path
 decodes what it holds whole, and hands what it read past its stop back to the record
 walk. Each test compares with the record-by-record reader (``same``), and counts the
-frames the fast path decoded.
+frames the fast path decoded. (Random damage and the pcapng block cases are read
+gzipped too, as a parameter of their tests in test_fastread*.py.)
 """
 
 from __future__ import annotations
@@ -27,29 +28,23 @@ from tcpflow_analyzer.segment import Segment
 
 from .test_fastread import (
     _captures,
-    _mutations,
+    _gzipped,
     _plain_file,
     ethernet_frames,
     fast_frames,
     pcap_bytes,
     pieces,
-    random_sizes,
     same,
     same_sharded,
     small_chunks,
     timed,
     write,
 )
-from .test_fastread_pcapng import _handed_back, _resumed, windows
 
-__all__ = ["fast_frames", "small_chunks", "windows"]  # fixtures
+__all__ = ["fast_frames", "small_chunks"]  # fixtures
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSIC = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"M<\xb2\xa1")
-
-
-def _gzipped(tmp_path: Path, data: bytes, name: str = "capture.pcap.gz") -> Path:
-    return write(tmp_path, gzip.compress(data, compresslevel=1), name)
 
 
 @pytest.mark.parametrize("path", _captures(), ids=lambda p: str(p.relative_to(ROOT.parent)))
@@ -57,7 +52,7 @@ def test_every_capture_gzipped_reads_the_same_both_ways(
     tmp_path: Path, path: Path, fast_frames: list[int]
 ) -> None:
     data = path.read_bytes()
-    gz = write(tmp_path, data, path.name) if data[:2] == b"\x1f\x8b" else _gzipped(tmp_path, data)
+    gz = write(tmp_path, data if data[:2] == b"\x1f\x8b" else _gzipped(data, True))
     segments, stats = same(gz)
     if gzip.decompress(gz.read_bytes())[:4] in CLASSIC and isinstance(segments, list):
         assert sum(fast_frames) == stats.frames  # the fast path read every frame
@@ -70,10 +65,10 @@ def test_a_gzipped_capture_in_small_windows_and_pieces(
     same(write(tmp_path, data))
     plain_file = sum(fast_frames)  # up to a record longer than the window
     fast_frames.clear()
-    gz = _gzipped(tmp_path, data)
+    gz = write(tmp_path, _gzipped(data, True))
     same(gz)
     assert sum(fast_frames) == plain_file > 0
-    plain = _gzipped(tmp_path, _plain_file(23), "plain.pcap.gz")
+    plain = write(tmp_path, _gzipped(_plain_file(23), True), "plain.pcap")
     sizes = (1, 4, 0, 7)
     assert pieces(plain, True, sizes, 23) == pieces(plain, False, sizes, 23)
     same_sharded(gz)
@@ -114,35 +109,6 @@ def test_gzip_members_one_after_another(tmp_path: Path, fast_frames: list[int]) 
     gz = b"".join(gzip.compress(data[a:b]) for a, b in itertools.pairwise(cuts))
     segments, stats = same(write(tmp_path, gz, "capture.pcap.gz"))
     assert sum(fast_frames) == stats.frames and segments and not stats.truncated
-
-
-@pytest.mark.parametrize("case", sorted(_resumed()))
-def test_gzipped_pcapng_the_fast_path_goes_on_after_other_blocks(
-    tmp_path: Path, fast_frames: list[int], windows: None, case: str
-) -> None:
-    segments, stats = same(_gzipped(tmp_path, _resumed()[case], "capture.pcapng.gz"))
-    assert sum(fast_frames) == stats.frames == len(segments)
-
-
-@pytest.mark.parametrize("case", sorted(_handed_back()))
-def test_gzipped_pcapng_blocks_handed_back_to_the_walk(
-    tmp_path: Path, fast_frames: list[int], windows: None, case: str
-) -> None:
-    data, fast = _handed_back()[case]
-    _, stats = same(_gzipped(tmp_path, data, "capture.pcapng.gz"))
-    assert sum(fast_frames) == fast < stats.frames
-
-
-@pytest.mark.parametrize("seed", range(3))
-def test_randomly_damaged_frames_gzipped(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, fast_frames: list[int]
-) -> None:
-    rng = random.Random(seed)
-    random_sizes(rng, monkeypatch)
-    records = list(_mutations(rng, ethernet_frames()))
-    gz = _gzipped(tmp_path, pcap_bytes(records, snaplen=rng.choice((0, 96, 1500))))
-    segments, _ = same(gz)
-    assert sum(fast_frames) > 0 and len(segments) > 100
 
 
 def _read(source: object) -> tuple[list[Segment], ReadStats]:
