@@ -585,6 +585,11 @@ def main() -> int:
     if os.geteuid() != 0:
         log("must run as root (network namespaces, tcpdump)")
         return 2
+    if not mc.HAVE_ETHTOOL:
+        # With offloads on, the veth carries (and tcpdump records) 64 KB super-segments
+        # and tcpdump drops packets: another capture, fewer data segments, twice the bytes.
+        log("ethtool is needed to turn the veth's offloads off (apt-get install ethtool)")
+        return 2
     atexit.register(cleanup)
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, _on_signal)
