@@ -467,6 +467,7 @@ class Frozen:
         "deadline",
         "end_ns",
         "frozen_at",
+        "head",
         "incarnation",
         "key",
         "length",
@@ -486,6 +487,7 @@ class Frozen:
         frozen_at: int,
         deadline: int | None,
         ref: tuple[int, int],
+        head: int,
     ) -> None:
         self.conn_id = conn.conn_id
         self.key = conn.key
@@ -495,6 +497,7 @@ class Frozen:
         self.frozen_at = frozen_at
         self.deadline = deadline
         self.offset, self.length = ref
+        self.head = head  # the bytes of its record before the trace (what retiring reads)
         self.retired = False
         self.retired_ns: int | None = None
 
@@ -502,6 +505,11 @@ class Frozen:
     def ref(self) -> tuple[int, int]:
         """Where its record is in the spill file: (offset, length)."""
         return self.offset, self.length
+
+    @property
+    def head_ref(self) -> tuple[int, int]:
+        """Where its record's first part is (all but the trace: what retiring reads)."""
+        return self.offset, self.head
 
     def done(self) -> bool:
         return True

@@ -101,6 +101,11 @@ _IOV_MOST: Final = 1024
 # The least a read reads ahead, when it does (see Spill).
 _AHEAD_LEAST: Final = 16 << 10
 
+# Spill.fetch: records at most this far apart are read together, in reads of at most
+# _FETCH_MOST bytes; records longer than _GAP_MOST are left to get().
+_GAP_MOST: Final = 64 << 10
+_FETCH_MOST: Final = 4 << 20
+
 
 class SpillError(Exception):
     """A spill file could not be written (the message names the directory)."""
@@ -159,6 +164,7 @@ class Spill:
         self.peak = 0  # bytes held on disk at most (files not yet closed)
         self._held = 0
         self._sizes: dict[int, int] = {}
+        self._fetched: dict[int, bytes] = {}  # offset -> a record read by fetch()
         self._new_file()
 
     def _new_file(self) -> None:
@@ -221,16 +227,74 @@ class Spill:
         self._written = self._end
 
     def get(self, ref: tuple[int, int]) -> bytes:
+        """The first ``length`` bytes (or more) of the record at ``ref = (offset, length)``."""
         offset, length = ref
+        if self._fetched:
+            fetched = self._fetched.pop(offset, None)
+            if fetched is not None:
+                return fetched
         number, at = offset >> self._SHIFT, offset & ((1 << self._SHIFT) - 1)
         if number == self._current and at >= self._written:
             data, more = self._pending[at]
-            return data + more
+            return data if length <= len(data) else data + more
         start = at - self._window_at
         if number == self._window_number and 0 <= start <= len(self._window) - length:
             self._window_taken += length
             return self._window[start : start + length]
         return self._read(number, at, length)
+
+    def fetch(self, refs: list[tuple[int, int]]) -> None:
+        """Read the records at ``refs`` now, in the order of the file, for ``get`` to take
+        (those of an earlier call not taken are dropped).
+
+        For records taken back in an order of their own: the connections retired
+        at a capture's end come in ``conn_id`` order, which the order they froze in
+        (the file's) follows only roughly, so that one at a time each would cost a
+        read of its own. Records less than ``_GAP_MOST`` bytes apart are read in one
+        read of at most ``_FETCH_MOST`` bytes; records not written yet, and long
+        ones, are left to ``get``.
+        """
+        fetched: dict[int, bytes] = {}
+        self._fetched = fetched
+        mask = (1 << self._SHIFT) - 1
+        current, written = self._current, self._written
+        wanted = sorted(
+            [
+                (offset, length)
+                for offset, length in refs
+                if length <= _GAP_MOST
+                and (offset >> self._SHIFT != current or offset & mask < written)
+            ]
+        )
+        i = 0
+        while i < len(wanted):
+            offset = wanted[i][0]
+            end = offset + wanted[i][1]
+            j = i + 1
+            while j < len(wanted):
+                o, n = wanted[j]
+                if o - end > _GAP_MOST or o + n - offset > _FETCH_MOST:
+                    break
+                if o >> self._SHIFT != offset >> self._SHIFT:
+                    break  # another file
+                end = max(end, o + n)
+                j += 1
+            data = self._pread(offset >> self._SHIFT, offset & mask, end - offset, end - offset)
+            for o, n in wanted[i:j]:
+                fetched[o] = data[o - offset : o - offset + n]
+            i = j
+
+    def _pread(self, number: int, at: int, length: int, least: int) -> bytes:
+        """``length`` bytes of file ``number`` from ``at``: at least ``least`` of them (it
+        holds them)."""
+        fd = self._fds[number]
+        data: bytes = os.pread(fd, length, at)
+        while len(data) < least:
+            more: bytes = os.pread(fd, length - len(data), at + len(data))
+            if not more:
+                raise SpillError(f"a temporary file ended early ({at + len(data)} bytes)")
+            data += more
+        return data
 
     def _read(self, number: int, at: int, length: int) -> bytes:
         """A record not in the window, and a new window from it."""
@@ -245,12 +309,7 @@ class Spill:
         # What the file holds (the current one: what was written of it).
         held = self._written if number == self._current else self._sizes[number]
         want = max(length, min(length + self._ahead, held - at))
-        data: bytes = os.pread(self._fds[number], want, at)
-        while len(data) < length:
-            more: bytes = os.pread(self._fds[number], want - len(data), at + len(data))
-            if not more:
-                raise SpillError(f"a temporary file ended early ({at + len(data)} bytes)")
-            data += more
+        data = self._pread(number, at, want, length)
         self._window, self._window_number, self._window_at = data, number, at
         self._window_taken = self._window_first = length
         return data[:length] if len(data) > length else data
@@ -282,6 +341,7 @@ class Spill:
         self._fds.clear()
         self._parts.clear()
         self._pending.clear()
+        self._fetched = {}
         self._filled = 0
         self._window, self._window_number = b"", -1
 
@@ -431,13 +491,14 @@ class RowFreezer:
         record = (summary, pieces, texts, expired, tw_parts, _finding_values(found_a))
         # The trace last: retiring reads the record alone (marshal.loads ignores what
         # follows), thawing reads both.
-        ref = self.spill.put(marshal.dumps(record), marshal.dumps(trace))
+        head = marshal.dumps(record)
+        ref = self.spill.put(head, marshal.dumps(trace))
         self.frozen += 1
-        return Frozen(conn, now_ns, deadline, ref)
+        return Frozen(conn, now_ns, deadline, ref, len(head))
 
     def retire(self, frozen: Frozen, now_ns: int) -> None:
         """Emit the rows of ``frozen`` retired at ``now_ns`` (>= its freezing time)."""
-        record = marshal.loads(self.spill.get(frozen.ref))
+        record = marshal.loads(self.spill.get(frozen.head_ref))
         summary: tuple[Any, ...] = record[0]
         pieces: list[str] | None = record[1]
         texts: dict[str, str] = record[2]
@@ -461,6 +522,11 @@ class RowFreezer:
             texts["connections"] = self._line.fill(pieces, fields)
         found = record[5]
         self._emit(row, texts, _findings(found) if found else [])
+
+    def fetch(self, frozen: Iterable[Frozen]) -> None:
+        """``frozen`` are to be retired next, in any order: read their records now, together
+        (``Spill.fetch``)."""
+        self.spill.fetch([f.head_ref for f in frozen])
 
     def retire_live(self, conn: Connection) -> None:
         """Emit the rows of ``conn``, retired (not frozen)."""

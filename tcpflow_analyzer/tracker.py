@@ -115,6 +115,7 @@ _T = TypeVar("_T")
 
 _NEVER: Final = 1 << 126  # later than any capture time
 _NO_HEAD: Final = 0  # no conn_id (they count from 1): the head of an empty table
+_FETCH_EVERY: Final = 1024  # finish(): the frozen records of that many read together
 _TIME_WAIT: Final = State.TIME_WAIT
 _ESTABLISHED: Final = State.ESTABLISHED
 _FINISHED: Final = (State.CLOSED, State.TIME_WAIT)
@@ -601,7 +602,13 @@ class Tracker:
         """
         self._last = None
         held = sorted([*self._open.values(), *self._closed.values()], key=_by_id)
-        for conn in held:
+        freezer = self._freezer
+        for i in range(len(held)):
+            conn = held[i]
+            if freezer is not None and i % _FETCH_EVERY == 0:
+                # The frozen records of the next ones, read together (Spill.fetch).
+                some = held[i : i + _FETCH_EVERY]
+                freezer.fetch([c for c in some if isinstance(c, Frozen) and not c.retired])
             if self._on_retire is not None or isinstance(conn, Frozen):
                 self._retire(conn, self._last_ts_ns)
             else:

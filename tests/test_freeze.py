@@ -214,3 +214,54 @@ def test_cli_reports_a_full_temporary_directory(
     err = capsys.readouterr().err
     assert code == 3
     assert "cannot write a temporary file in" in err and "Traceback" not in err
+
+
+def test_fetched_records_are_read_together_in_the_files_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``fetch`` reads the records it is given in few reads, whatever their order; ``get``
+    then takes them from memory. Records not written yet and long ones are left to
+    ``get``, which reads them as before; a second fetch drops what the first left."""
+    from tcpflow_analyzer import freeze
+
+    spill = Spill(file_bytes=50_000, buffer_bytes=1000)
+    records = [os.urandom(100 + i % 301) for i in range(2000)]
+    long_one = os.urandom(freeze._GAP_MOST + 1)
+    records.insert(700, long_one)
+    refs = [spill.put(r) for r in records]
+    pending = spill.put(b"not written yet")  # below buffer_bytes: still in memory
+    assert spill.files > 10
+    order = list(range(len(refs)))
+    rng = random.Random(3)
+    blocks = [order[i : i + 500] for i in range(0, len(order), 500)]
+    for block in blocks:
+        rng.shuffle(block)
+    sizes = _counting_reads(monkeypatch)
+    for block in blocks:
+        spill.fetch([refs[i] for i in block] + [pending])
+        for i in block:
+            assert spill.get(refs[i]) == records[i]
+    assert spill.get(pending) == b"not written yet"
+    # Each block spans a few files: a read per file it touches, and one for the long record.
+    assert len(sizes) <= 4 * 16 + 1
+    assert sum(sizes) < 1.1 * sum(map(len, records))
+    # What a fetch read and no one took is dropped by the next: read again, the same.
+    spill.fetch([refs[0], refs[1]])
+    spill.fetch([refs[2]])
+    assert [spill.get(refs[i]) for i in range(3)] == records[:3]
+    spill.close()
+
+
+def test_a_record_is_read_by_its_first_part(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A record put in two parts can be read back by its first part alone (a frozen
+    connection's record, without its trace: what retiring reads)."""
+    spill = Spill(file_bytes=1 << 20, buffer_bytes=1)
+    head, tail = os.urandom(300), os.urandom(5000)
+    offset, _ = spill.put(head, tail)
+    spill.put(b"x" * 10)
+    sizes = _counting_reads(monkeypatch)
+    spill.fetch([(offset, len(head))])
+    assert spill.get((offset, len(head))) == head
+    assert sizes == [len(head)]  # the first part alone was read
+    assert spill.get((offset, len(head)))[: len(head)] == head  # get: the same, read again
+    spill.close()

@@ -304,3 +304,46 @@ def test_summary_from_rows_equals_summary_from_the_frame(path: Path) -> None:
     for row, typed_row in zip(connections, typed, strict=True):
         if _worth_a_look(typed_row):
             assert _may_flag(row)
+
+
+def test_records_spilled_to_disk_are_fetched_in_batches_at_the_end(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The crawler (real kernel, 300 connections, nearly all still in TIME_WAIT at the
+    capture's end) with every frozen record written to spill files: the connections
+    retired at the end have their records fetched 50 at a time (``Spill.fetch``),
+    in few reads, and the tables are the analysis's."""
+    import functools
+    import os
+
+    from tcpflow_analyzer import freeze, tracker
+
+    path = ROOT / "captures" / "crawler" / "crawler.pcap"
+    spill_class = freeze.Spill
+    monkeypatch.setattr(
+        freeze, "Spill", functools.partial(spill_class, file_bytes=200_000, buffer_bytes=1)
+    )
+    monkeypatch.setattr(tracker, "_FETCH_EVERY", 50)
+    reads: list[int] = []
+    fetched: list[int] = []
+    pread, fetch = os.pread, spill_class.fetch
+
+    def counted(fd: int, n: int, offset: int) -> bytes:
+        reads.append(n)
+        return pread(fd, n, offset)
+
+    def counted_fetch(spill: freeze.Spill, refs: list[tuple[int, int]]) -> None:
+        fetched.append(len(refs))
+        fetch(spill, refs)
+
+    monkeypatch.setattr(freeze.os, "pread", counted)
+    monkeypatch.setattr(spill_class, "fetch", counted_fetch)
+    config = Config(freeze_after_s=0.0)
+    streamed = analyze_to_csv(path, config, tmp_path / "out", batch=7)
+    result = tcpflow_analyzer.analyze(path, config=config)
+    result.to_csv(tmp_path / "ref")
+    _same_tables(tmp_path / "out", tmp_path / "ref")
+    assert streamed.spilled_bytes > 3 * 200_000  # several files
+    assert streamed.frozen > 200
+    assert sum(fetched) > 200 and max(fetched) <= 50
+    assert len(reads) * 20 < streamed.frozen
