@@ -15,7 +15,7 @@ Default mode runs, in alternating order (ours, tshark, tcptrace, dpkt, mmap; the
   it (classic pcap; made once per benchmark in a temporary directory); batch-series:
   ``batch PART... --series --out TMPDIR``, the in-memory way of reading a series;
   ours-gz: ``analyze FILE.gz`` on a ``gzip -1`` copy of the capture (made once per
-  benchmark); ours-stdin: ``cat FILE | ... analyze -`` (a pipe, one process)
+  benchmark); ours-stdin: ``cat FILE | ... analyze -`` (a pipe, default --jobs)
 - tshark: ``tshark -r FILE -T fields -e frame.number -e tcp.stream -e tcp.flags
   -e tcp.analysis.flags`` (single pass with TCP analysis, output to /dev/null)
 - tcptrace: ``tcptrace -n -l FILE`` (output to /dev/null; skipped if not installed)
@@ -177,7 +177,7 @@ def tools(selected: list[str]) -> list[Tool]:
                 "{file}",
                 "{out}",
             ],
-            "the capture through a pipe, analyze - (one process)",
+            "the capture through a pipe, analyze - (default --jobs)",
             stdout_devnull=False,
         ),
         Tool(

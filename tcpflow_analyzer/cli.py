@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from . import __version__, ladder
 from .api import analyze
 from .config import Config
+from .fanout import read_once
 from .reader import CaptureError
 from .replay import replay
 from .stream import OutputError, WorkerError, analyze_to_csv
@@ -416,15 +417,20 @@ def _source(captures: list[str]) -> str | list[str]:
 
 def auto_jobs(*captures: str) -> int:
     """``analyze``'s default worker count: the cores (at most AUTO_JOBS_MAX) for a big
-    capture (the files of a series together; a gzip file by its data: ``_data_size``).
+    capture (the files of a series together; a gzip file by its data: ``_data_size``)
+    and for one read once only (standard input, a pipe: its size is not known, and
+    the workers cost little more than one process on a small one: fanout.py).
 
-    A small capture takes less time than starting the workers saves.
+    A small capture file takes less time than starting the workers saves.
     """
-    try:
-        size = sum(_data_size(c) for c in captures if c != "-")
-    except OSError:
-        return 1  # the reader reports what is wrong with it
-    big = size >= AUTO_JOBS_BYTES and "-" not in captures
+    if len(captures) == 1 and read_once(captures[0]):
+        big = True
+    else:
+        try:
+            size = sum(_data_size(c) for c in captures if c != "-")
+        except OSError:
+            return 1  # the reader reports what is wrong with it
+        big = size >= AUTO_JOBS_BYTES and "-" not in captures
     if not big:
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

@@ -133,6 +133,7 @@ __all__ = [
     "CaptureError",
     "CaptureReader",
     "ReadStats",
+    "open_raw",
 ]
 
 MAX_CAPLEN: Final = 262_144
@@ -506,6 +507,25 @@ class _StreamFile:
             raise OSError(f"cannot go to byte {offset} of the stream")
 
 
+def open_raw(source: str | os.PathLike[str] | BinaryIO) -> tuple[BinaryIO, str, bool]:
+    """The binary file of ``source`` (a path, ``"-"`` for standard input, or a file
+    object), what to call it, and whether it was opened here (to be closed by the
+    opener: never standard input or a caller's object)."""
+    if not isinstance(source, str | os.PathLike):
+        name = getattr(source, "name", None)
+        return source, name if isinstance(name, str) else "<stream>", False
+    path = os.fspath(source)
+    if path == "-":
+        stdin = getattr(sys.stdin, "buffer", None)
+        if stdin is None:
+            raise CaptureError("<stdin>: standard input is not available as bytes")
+        return stdin, "<stdin>", False
+    try:
+        return open(path, "rb"), path, True
+    except OSError as exc:
+        raise CaptureError(f"{path}: cannot open: {exc.strerror or exc}") from exc
+
+
 def _regular(f: io.BufferedReader) -> bool:
     """Whether ``f`` is open on a regular file (not a pipe, a socket or a terminal)."""
     try:
@@ -548,26 +568,8 @@ class CaptureReader:
         self.stats = ReadStats()
         self._reuse = reuse
         self._frame_offset = frame_offset
-        self._owned: BinaryIO | None = None
-        raw: BinaryIO
-        if isinstance(source, str | os.PathLike):
-            path = os.fspath(source)
-            if path == "-":
-                self.name = "<stdin>"
-                stdin = getattr(sys.stdin, "buffer", None)
-                if stdin is None:
-                    raise CaptureError("<stdin>: standard input is not available as bytes")
-                raw = stdin
-            else:
-                self.name = path
-                try:
-                    raw = self._owned = open(path, "rb")  # noqa: SIM115 - closed by close()
-                except OSError as exc:
-                    raise CaptureError(f"{path}: cannot open: {exc.strerror or exc}") from exc
-        else:
-            raw = source
-            name = getattr(source, "name", None)
-            self.name = name if isinstance(name, str) else "<stream>"
+        raw, self.name, opened = open_raw(source)
+        self._owned: BinaryIO | None = raw if opened else None
         self._header = b""  # a classic pcap file header, once _probe has checked it
         # The fast path (fastread.py): the file it reads, from the first iteration on.
         self._fast_file: _FastFile | None = None
@@ -597,8 +599,10 @@ class CaptureReader:
         owned = self._owned
         if fast:
             # A plain file is read directly; anything else through the stream.
-            plain = isinstance(owned, io.BufferedReader) and _regular(owned) and not self.compressed
-            self._fast_file = owned if plain else _StreamFile(self._stream)
+            if isinstance(owned, io.BufferedReader) and _regular(owned) and not self.compressed:
+                self._fast_file = owned
+            else:
+                self._fast_file = _StreamFile(self._stream)
 
     @property
     def compressed(self) -> bool:

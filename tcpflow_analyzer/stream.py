@@ -38,14 +38,15 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, BinaryIO, cast
 
 from .api import TABLES, connection_rows, dropped_warning, skipped_by_reason
 from .config import Config
 from .csvtext import EOL
+from .fanout import RING_BYTES, Ring, RingFile, read_once
 from .findings import Finding
 from .freeze import SUMMARY_COLUMNS, Batch, RowFreezer, SpillError
-from .reader import CaptureError, ReadStats
+from .reader import CaptureError, ReadStats, open_raw
 from .replay import Replay, Source, open_source, replay
 from .report import SummaryBuilder, line_format
 from .rows import RowTexts
@@ -254,17 +255,18 @@ def analyze_to_csv(
 ) -> Streamed:
     """Analyze ``source``, appending each table to ``directory/NAME.csv`` as it goes.
 
-    With ``directory`` None only the summary is made. With ``jobs`` above 1 and
-    capture files named by path (one, or a list: a rotated series; not standard
-    input or a file object), that many worker processes each take a shard of the
-    flows (see shard.py); the rows are the
-    same, the order in which they are appended is not. Raises
+    With ``directory`` None only the summary is made. With ``jobs`` above 1, that
+    many worker processes each take a shard of the flows (see shard.py): capture
+    files named by path (one, or a list: a rotated series) each worker reads
+    itself; a capture read once only (standard input, a pipe, a file object) the
+    parent reads for them all (fanout.py). The rows are the same, the order in
+    which they are appended is not. Raises
     ``reader.CaptureError`` when the capture cannot be read at all and
     ``OutputError`` when a result file cannot be written.
     """
-    if jobs > 1 and _shardable(source):
-        paths = cast("str | os.PathLike[str] | Sequence[str | os.PathLike[str]]", source)
-        return _analyze_sharded(_Run(paths, config, directory, batch, limit, examples), jobs)
+    if jobs > 1 and (_shardable(source) or read_once(source)):
+        shared = cast("str | os.PathLike[str] | Sequence[str | os.PathLike[str]]", source)
+        return _analyze_sharded(_Run(shared, config, directory, batch, limit, examples), jobs)
     tables = _CsvTables(directory) if directory is not None else None
     sink = _Sink(config, tables, batch, limit, examples)
     played = sink.replay(source)
@@ -345,7 +347,8 @@ class _ShardResult:
 class _Run:
     """What every worker of a sharded run is told."""
 
-    source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]  # a series: a list
+    # A path; a series: a list; a capture read once only: the Ring the parent fills.
+    source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | Ring
     config: Config
     directory: str | os.PathLike[str] | None
     batch: int
@@ -355,9 +358,19 @@ class _Run:
 
 def _analyze_sharded(run: _Run, jobs: int) -> Streamed:
     source, config, directory = run.source, run.config, run.directory
-    # Open it here first: a capture that cannot be read fails before any fork.
-    with open_source(source) as reader:
-        name = reader.name
+    ring: Ring | None = None
+    if isinstance(source, Ring) or read_once(source):
+        # Read once only: the parent reads it for the workers (fanout.py). What makes
+        # it unreadable each worker finds, as one process would.
+        raw, name, owned = open_raw(cast("str | os.PathLike[str] | BinaryIO", source))
+        # Standard input or a pipe named by path: read through its descriptor.
+        fd = raw.fileno() if isinstance(source, str | os.PathLike) else None
+        ring = Ring(jobs, name, RING_BYTES)
+        run = dataclasses.replace(run, source=ring)
+    else:
+        # Open it here first: a capture that cannot be read fails before any fork.
+        with open_source(source) as reader:
+            name = reader.name
     tables = _CsvTables(directory) if directory is not None else None
     if tables is not None:
         tables.start()  # the headers
@@ -380,7 +393,13 @@ def _analyze_sharded(run: _Run, jobs: int) -> Streamed:
             process.start()
             send.close()
             workers.append((process, receive))
-        results = _collect(workers, ledger)
+        if ring is not None:
+            ring.start(raw, owned, fd)
+        try:
+            results = _collect(workers, ledger, ring)
+        finally:
+            if ring is not None:
+                ring.stop()
     first, *others = results
     summary = first.summary
     expired: Counter[str] = Counter(first.expired)
@@ -404,8 +423,11 @@ def _analyze_sharded(run: _Run, jobs: int) -> Streamed:
     )
 
 
-def _collect(workers: list[tuple[Any, Any]], ledger: Ledger) -> list[_ShardResult]:
-    """Each worker's result; the first failure (after stopping the others) is raised."""
+def _collect(
+    workers: list[tuple[Any, Any]], ledger: Ledger, ring: Ring | None = None
+) -> list[_ShardResult]:
+    """Each worker's result; the first failure (after stopping the others) is raised.
+    A worker done (or dead) reads no more of the ``ring``."""
     results: dict[int, _ShardResult] = {}
     failure: BaseException | None = None
     pending = dict(enumerate(workers))
@@ -422,6 +444,8 @@ def _collect(workers: list[tuple[Any, Any]], ledger: Ledger) -> list[_ShardResul
             except Exception as exc:  # a result that does not unpickle: a bug, said plainly
                 kind, payload = "error", f"worker {k} sent what cannot be read: {exc!r}"
             del pending[k]
+            if ring is not None:
+                ring.leave(k)
             process.join()
             if kind == "ok":
                 results[k] = payload
@@ -451,11 +475,17 @@ def _shard_worker(k: int, ledger: Ledger, run: _Run, send: Any) -> None:
     message: tuple[str, Any]
     try:
         ids = ShardIds(ledger, k)
+        source: Any = run.source
+        if isinstance(source, Ring):
+            # It publishes how far it has got before it waits for bytes (fanout.py).
+            source = source.reader(k, ids.publish)
         try:
             tables = _CsvTables(run.directory, shared=True) if run.directory is not None else None
             sink = _Sink(run.config, tables, run.batch, run.limit, run.examples)
-            played = sink.replay(run.source, ids)
+            played = sink.replay(source, ids)
         finally:
+            if isinstance(source, RingFile):
+                source.close()
             ledger.finish(k)
             ids.close()
         result = _ShardResult(

@@ -182,13 +182,15 @@ def test_a_read_error_comes_after_the_segments_before_it(fast_frames: list[int],
 
 
 def test_cli_reads_a_real_capture_through_a_pipe(tmp_path: Path) -> None:
-    """``tcpdump -w - | tcpflow-analyzer analyze -``: the file's tables, from a pipe."""
+    """``tcpdump -w - | tcpflow-analyzer analyze --jobs 1 -``: the file's tables, from a
+    pipe, in one process (the workers' reading of it: tests/test_fanout.py)."""
     capture = ROOT / "captures" / "crawler" / "crawler.pcap"  # real-kernel traffic
     run = [sys.executable, "-m", "tcpflow_analyzer", "analyze"]
     subprocess.run([*run, str(capture), "--out", str(tmp_path / "file")], check=True)
     with capture.open("rb") as f:
         cat = subprocess.Popen(["cat"], stdin=f, stdout=subprocess.PIPE)
-        subprocess.run([*run, "-", "--out", str(tmp_path / "pipe")], stdin=cat.stdout, check=True)
+        pipe = [*run, "-", "--jobs", "1", "--out", str(tmp_path / "pipe")]
+        subprocess.run(pipe, stdin=cat.stdout, check=True)
         assert cat.stdout is not None
         cat.stdout.close()
         assert cat.wait(10) == 0

@@ -260,9 +260,8 @@ def test_a_worker_that_cannot_write_fails_the_run_with_the_file_named(
         analyze_to_csv(path, SHORT, tmp_path / "out", jobs=2)
 
 
-def test_a_worker_that_dies_fails_the_run_and_stops_the_others(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def kill_worker_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Worker 1 dies (exit code 7) when it first publishes how far it has got."""
     original = ShardIds.publish
 
     def die_in_shard_1(self: ShardIds) -> None:
@@ -271,6 +270,12 @@ def test_a_worker_that_dies_fails_the_run_and_stops_the_others(
         original(self)
 
     monkeypatch.setattr(ShardIds, "publish", die_in_shard_1)
+
+
+def test_a_worker_that_dies_fails_the_run_and_stops_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kill_worker_1(monkeypatch)
     path = ROOT / "captures" / "crawler" / "crawler.pcap"
     with pytest.raises(WorkerError, match=r"worker 1 stopped \(exit code 7"):
         analyze_to_csv(path, Config(), tmp_path / "out", jobs=2)
@@ -330,7 +335,8 @@ def test_only_files_named_by_path_are_sharded(tmp_path: Path) -> None:
 
 
 def test_default_jobs_follow_the_file_size(tmp_path: Path) -> None:
-    """One process below 64 MiB, standard input or a missing file; the cores from 64 MiB on."""
+    """One process below 64 MiB or for a missing file; the cores from 64 MiB on, and for
+    standard input or a FIFO alone (read once: the parent reads it for the workers)."""
     small = ROOT / "captures" / "client_close.pcap"
     big = tmp_path / "big.pcap"
     with big.open("wb") as f:
@@ -338,5 +344,8 @@ def test_default_jobs_follow_the_file_size(tmp_path: Path) -> None:
     cores = min(len(os.sched_getaffinity(0)), AUTO_JOBS_MAX)
     assert auto_jobs(str(small)) == 1
     assert auto_jobs(str(big)) == cores
-    assert auto_jobs("-") == 1
+    assert auto_jobs("-") == cores
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert auto_jobs(str(fifo)) == cores
     assert auto_jobs(str(tmp_path / "missing.pcap")) == 1

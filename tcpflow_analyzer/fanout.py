@@ -1,0 +1,225 @@
+"""A capture that can be read only once (standard input, a pipe) shared by the workers.
+
+Theory of operation
+-------------------
+``analyze --jobs N`` on a capture file lets every worker read the file itself
+(shard.py). Standard input, a pipe or a FIFO can be read once only, so for them
+the parent reads the bytes and the workers read them from a :class:`Ring`, an
+anonymous shared memory ring made before they are forked:
+
+- The parent's *pump* (a thread, once the workers are started) reads the source
+  into the ring as it has room: the bytes the slowest worker has not read yet
+  stay, and the ring holds at most ``size`` of them. The source's bytes go as
+  they are: a gzip stream is inflated by each worker, as a gzip file is.
+- Each worker reads its own copy through :class:`RingFile`, a file object the
+  capture reader takes as it takes standard input. At the end of the source it
+  reads the end of the file; a read error of the parent's is raised in each
+  worker where it happened (the same ``OSError``), so the reader reports it
+  after the segments before it, as in one process.
+- A worker that has finished (or died) reads no more: the pump stops waiting
+  for it (:meth:`Ring.leave`).
+
+Waiting cannot deadlock. The pump waits for the slowest worker only; a worker
+waits for the pump only when it has read everything written; and a worker that
+waits for bytes first publishes how far it has got (``before_wait``: the shard
+ledger's rule, shard.py), so a worker behind it, which has bytes to read, never
+waits for it in vain.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import select
+import stat
+import threading
+import time
+from collections.abc import Callable
+from typing import BinaryIO, Final
+
+__all__ = ["RING_BYTES", "Ring", "RingFile"]
+
+RING_BYTES: Final = 16 << 20  # the bytes the ring holds
+_READ_MOST: Final = 1 << 20  # bytes the pump asks the source for at a time
+_WAIT_LEAST_S: Final = 0.0002  # polling while waiting: from this, doubling up to
+_WAIT_MOST_S: Final = 0.005
+_POLL_S: Final = 0.1  # the pump, waiting for a descriptor's data, checks the run that often
+
+# The shared words: bytes written, the source's state, its error; then per worker
+# the bytes it has read (_GONE once it reads no more).
+_WRITTEN, _STATE, _ERRNO, _FIRST_READER = 0, 1, 2, 3
+_RUNNING, _ENDED, _FAILED, _STOPPED = 0, 1, 2, 3
+_GONE: Final = 1 << 62
+_MESSAGE_AT: Final = 1024  # where the error's text is in the shared page
+_MESSAGE_MOST: Final = 2048
+
+
+class Ring:
+    """Bytes of a read-once source, shared by the parent (writing) and ``n`` workers."""
+
+    def __init__(self, n: int, name: str, size: int = RING_BYTES) -> None:
+        self.n = n
+        self.name = name  # what the workers' readers call the capture
+        self.size = size
+        self._data = mmap.mmap(-1, size)
+        self._page = mmap.mmap(-1, max(mmap.PAGESIZE, _MESSAGE_AT + _MESSAGE_MOST))
+        self._words = memoryview(self._page)[:_MESSAGE_AT].cast("q")
+        self._pump: threading.Thread | None = None
+        self._fd: int | None = None
+
+    # -- the parent ---------------------------------------------------------------
+
+    def start(self, source: BinaryIO, owned: bool, fd: int | None = None) -> None:
+        """Start pumping ``source`` into the ring (after the workers are forked); the pump
+        closes it at the end if ``owned``. With ``fd`` (standard input's, or a pipe's the
+        run opened: nothing read from it yet) the pump reads that descriptor itself, as
+        it has data, and a stopped run's pump ends though no more data comes; a
+        caller's file object is read through its own methods (a read that waits
+        for a pipe's writer then keeps the pump until it returns)."""
+        self._fd = fd
+        self._pump = threading.Thread(
+            target=self._pump_all,
+            args=(source, owned, fd),
+            name="tcpflow-analyzer pump",
+            daemon=True,
+        )
+        self._pump.start()
+
+    def leave(self, k: int) -> None:
+        """Worker ``k`` reads no more (it finished or died): no one waits for it."""
+        self._words[_FIRST_READER + k] = _GONE
+
+    def stop(self) -> None:
+        """Stop pumping: the run is over, or has failed. A pump reading a descriptor ends
+        within ``_POLL_S`` and is waited for; one reading a caller's file object is not
+        (a read waiting for a pipe's writer returns when the writer writes or ends)."""
+        if self._words[_STATE] == _RUNNING:
+            self._words[_STATE] = _STOPPED
+        if self._pump is not None and self._fd is not None:
+            self._pump.join()
+
+    def _pump_all(self, source: BinaryIO, owned: bool, fd: int | None) -> None:
+        try:
+            self._pump_some(source, fd)
+        finally:
+            if owned:
+                source.close()
+
+    def _pump_some(self, source: BinaryIO, fd: int | None) -> None:
+        words, size = self._words, self.size
+        view = memoryview(self._data)
+        readers = range(_FIRST_READER, _FIRST_READER + self.n)
+        written = 0
+        wait = _WAIT_LEAST_S
+        while words[_STATE] == _RUNNING:
+            slowest = min(words[i] for i in readers)
+            if slowest == _GONE:
+                return  # every worker has stopped reading
+            room = size - (written - slowest)
+            if room <= 0:
+                time.sleep(wait)
+                wait = min(wait * 2, _WAIT_MOST_S)
+                continue
+            wait = _WAIT_LEAST_S
+            at = written % size
+            piece = view[at : at + min(room, size - at, _READ_MOST)]
+            try:
+                if fd is None:
+                    got = _read_into(source, piece)
+                elif select.select([fd], [], [], _POLL_S)[0]:
+                    got = os.readv(fd, [piece])
+                else:
+                    continue  # nothing yet: whether the run goes on, then wait again
+            except OSError as exc:
+                self._fail(exc)
+                return
+            if not got:
+                words[_STATE] = _ENDED
+                return
+            written += got
+            words[_WRITTEN] = written
+
+    def _fail(self, exc: OSError) -> None:
+        text = (exc.strerror or str(exc)).encode("utf-8", "replace")[: _MESSAGE_MOST - 1]
+        self._page[_MESSAGE_AT : _MESSAGE_AT + len(text) + 1] = text + b"\0"
+        self._words[_ERRNO] = exc.errno or 0
+        self._words[_STATE] = _FAILED
+
+    # -- a worker ---------------------------------------------------------------------
+
+    def reader(self, k: int, before_wait: Callable[[], None] | None = None) -> RingFile:
+        """Worker ``k``'s file of the source's bytes."""
+        return RingFile(self, k, before_wait)
+
+    def _error(self) -> OSError:
+        page = self._page
+        text = page[_MESSAGE_AT : page.find(b"\0", _MESSAGE_AT)].decode("utf-8", "replace")
+        errno = int(self._words[_ERRNO])
+        return OSError(errno, text) if errno else OSError(text)
+
+
+def _read_into(source: BinaryIO, view: memoryview) -> int:
+    """What one read of ``source`` gives (a pipe's: what is there), into ``view``."""
+    readinto1 = getattr(source, "readinto1", None)
+    if readinto1 is not None:
+        return int(readinto1(view) or 0)
+    data = source.read(len(view)) or b""
+    view[: len(data)] = data
+    return len(data)
+
+
+class RingFile:
+    """One worker's reading of a :class:`Ring`: ``read`` as a pipe's (what is there, at
+    least a byte; ``b""`` at the end), raising the parent's read error where it was."""
+
+    def __init__(self, ring: Ring, k: int, before_wait: Callable[[], None] | None) -> None:
+        self.name = ring.name
+        self._ring = ring
+        self._k = _FIRST_READER + k
+        self._before_wait = before_wait
+        self._at = 0  # bytes read
+
+    def read(self, size: int = -1) -> bytes:
+        ring, words = self._ring, self._ring._words
+        wait = _WAIT_LEAST_S
+        while True:
+            written = words[_WRITTEN]
+            if written > self._at:
+                break
+            state = words[_STATE]
+            if state != _RUNNING and words[_WRITTEN] == self._at:
+                if state == _FAILED:
+                    raise ring._error()
+                return b""  # the end (or the run was stopped)
+            if self._before_wait is not None:
+                self._before_wait()
+            time.sleep(wait)
+            wait = min(wait * 2, _WAIT_MOST_S)
+        at = self._at % ring.size
+        n = min(written - self._at, ring.size - at)
+        if 0 <= size < n:
+            n = size
+        data = ring._data[at : at + n]
+        self._at += n
+        words[self._k] = self._at
+        return data
+
+    def close(self) -> None:
+        """Read no more: the pump need not wait for this worker."""
+        self._ring.leave(self._k - _FIRST_READER)
+
+
+def read_once(source: object) -> bool:
+    """Whether ``source`` is a capture that can be read once only: standard input
+    (``"-"``), a path naming a pipe, FIFO, socket or character device (``/dev/stdin``,
+    ``<(zcat x.gz)``), or a file object."""
+    if isinstance(source, str | os.PathLike):
+        path = os.fspath(source)
+        if path == "-":
+            return True
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            return False  # the reader says what is wrong with it
+        return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode)
+    return hasattr(source, "read")

@@ -1,0 +1,225 @@
+"""A capture read once only (standard input, a pipe, a file object) shared by the workers
+through the parent's ring (fanout.py): one process's results, errors and all."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tcpflow_analyzer import replay, stream
+from tcpflow_analyzer.config import Config
+from tcpflow_analyzer.fanout import Ring, read_once
+from tcpflow_analyzer.reader import CaptureError
+from tcpflow_analyzer.stream import Streamed, WorkerError, analyze_to_csv
+
+from .test_shard import CAPTURES, SHORT, _rows_by_connection, _same_run, kill_worker_1
+
+ROOT = Path(__file__).resolve().parents[1]
+CRAWLER = ROOT / "captures" / "crawler" / "crawler.pcap"  # real kernel, 300 connections
+
+
+class _Failing(io.RawIOBase):
+    """A source whose reads fail once ``good`` bytes of ``data`` are read."""
+
+    def __init__(self, data: bytes, good: int) -> None:
+        self._data, self._good, self._at = data, good, 0
+        self.name = "<failing>"
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, view: Any) -> int:
+        if self._at >= self._good:
+            raise OSError(5, "Input/output error")
+        n = min(len(view), self._good - self._at, 1000)
+        view[:n] = self._data[self._at : self._at + n]
+        self._at += n
+        return n
+
+
+def _read_all(ring: Ring, k: int, waits: list[int], out: dict[int, Any]) -> None:
+    f = ring.reader(k, lambda: waits.append(k))
+    chunks = []
+    try:
+        while chunk := f.read(700 + 300 * k):
+            chunks.append(chunk)
+        out[k] = b"".join(chunks)
+    except OSError as exc:
+        out[k] = (b"".join(chunks), exc)
+    f.close()
+
+
+def _pumped(source: Any, n: int, size: int) -> tuple[dict[int, Any], list[int]]:
+    ring = Ring(n, "<test>", size=size)
+    out: dict[int, Any] = {}
+    waits: list[int] = []
+    readers = [threading.Thread(target=_read_all, args=(ring, k, waits, out)) for k in range(n)]
+    for t in readers:
+        t.start()
+    ring.start(source, owned=False)
+    for t in readers:
+        t.join(timeout=60)
+        assert not t.is_alive()
+    ring.stop()
+    return out, waits
+
+
+def test_every_reader_reads_the_whole_source_through_a_small_ring() -> None:
+    """100 KB through a 4 KB ring, read in pieces of three sizes that do not divide it:
+    each reader gets every byte, in order; readers that catch up wait (and say so)."""
+    data = os.urandom(100_000)
+    out, waits = _pumped(io.BytesIO(data), 3, 4096)
+    assert out == {0: data, 1: data, 2: data}
+    assert waits  # they caught up with the pump at least once
+
+
+def test_a_read_error_reaches_every_reader_where_it_happened() -> None:
+    data = os.urandom(50_000)
+    out, _ = _pumped(_Failing(data, 31_234), 2, 8192)
+    for k in (0, 1):
+        got, exc = out[k]
+        assert got == data[:31_234]
+        assert isinstance(exc, OSError) and (exc.errno, exc.strerror) == (5, "Input/output error")
+
+
+def test_a_reader_that_leaves_is_not_waited_for() -> None:
+    """Reader 1 stops after a piece: the pump goes on for reader 0 through the small ring."""
+    data = os.urandom(60_000)
+    ring = Ring(2, "<test>", size=4096)
+    ring.reader(1).close()
+    out: dict[int, Any] = {}
+    t = threading.Thread(target=_read_all, args=(ring, 0, [], out))
+    t.start()
+    ring.start(io.BytesIO(data), owned=False)
+    t.join(timeout=60)
+    assert not t.is_alive() and out[0] == data
+    ring.stop()
+
+
+def test_what_is_read_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert read_once("-") and read_once(str(fifo)) and read_once(io.BytesIO(b""))
+    assert not read_once(str(CRAWLER)) and not read_once(str(tmp_path))
+    assert not read_once(str(tmp_path / "missing.pcap"))
+
+
+def _fanned(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The runs that went through the parent's ring (their sources)."""
+    runs: list[Any] = []
+    original = stream._analyze_sharded
+
+    def counted(run: Any, jobs: int) -> Streamed:
+        result = original(run, jobs)
+        runs.append(run.source)
+        return result
+
+    monkeypatch.setattr(stream, "_analyze_sharded", counted)
+    return runs
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=[str(p.relative_to(p.parents[1])) for p in CAPTURES])
+def test_a_file_object_read_by_two_workers_gives_the_one_process_results(
+    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every capture, as a file object (read once): the workers' rows per connection,
+    summary and counts are one process's; a capture one process cannot read, the
+    workers cannot either, with the same message."""
+    runs = _fanned(monkeypatch)
+    with path.open("rb") as f:
+        try:
+            one = analyze_to_csv(f, SHORT, tmp_path / "one")
+        except CaptureError as exc:
+            with path.open("rb") as g, pytest.raises(CaptureError) as raised:
+                analyze_to_csv(g, SHORT, tmp_path / "many", jobs=2)
+            assert str(raised.value) == str(exc)
+            return
+    with path.open("rb") as f:
+        many = analyze_to_csv(f, SHORT, tmp_path / "many", jobs=2)
+    assert len(runs) == 1
+    _same_run(one, many)
+    assert _rows_by_connection(tmp_path / "many") == _rows_by_connection(tmp_path / "one")
+
+
+def test_a_read_error_is_reported_after_the_segments_before_it(tmp_path: Path) -> None:
+    """The source fails two thirds in: the workers' tables and error are one process's."""
+    data = CRAWLER.read_bytes()
+    good = len(data) * 2 // 3
+    with pytest.raises(CaptureError) as one:
+        analyze_to_csv(_Failing(data, good), SHORT, tmp_path / "one")
+    with pytest.raises(CaptureError) as many:
+        analyze_to_csv(_Failing(data, good), SHORT, tmp_path / "many", jobs=2)
+    assert str(many.value) == str(one.value)
+    assert "read error at byte" in str(one.value)
+
+
+def test_workers_a_small_ring_apart_and_publishing_rarely_end_with_one_process_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ring of 2 KB (the crawler's 300 KB go round it 150 times; the workers are never
+    more than 2 KB apart) and progress published only when a worker waits (for bytes,
+    or for the other's first frames), while rows are made at every close: the run
+    ends, with one process's rows."""
+    monkeypatch.setattr(replay, "PUBLISH_EVERY", 1 << 40)
+    monkeypatch.setattr(stream, "RING_BYTES", 2048)
+    runs = _fanned(monkeypatch)
+    one = analyze_to_csv(CRAWLER, SHORT, tmp_path / "one")
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        with CRAWLER.open("rb") as f:
+            result["many"] = analyze_to_csv(f, SHORT, tmp_path / "many", jobs=2)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(timeout=120)
+    assert not t.is_alive(), "the workers deadlocked"
+    assert len(runs) == 1
+    _same_run(one, result["many"])
+    assert _rows_by_connection(tmp_path / "many") == _rows_by_connection(tmp_path / "one")
+
+
+def test_a_worker_that_dies_fails_the_run_while_the_pipe_stays_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Standard input a live pipe (its writer still open, nothing more coming) and a
+    worker that dies: the run fails at once, and the pump, waiting for the pipe, ends
+    (the pipe is closed after it without waiting for it)."""
+    kill_worker_1(monkeypatch)
+    r, w = os.pipe()
+    data = CRAWLER.read_bytes()
+    os.write(w, data[:60_000])  # part of the capture; the writer stays open
+    with os.fdopen(r, "rb") as f:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(f))
+        try:
+            with pytest.raises(WorkerError, match=r"worker 1 stopped"):
+                analyze_to_csv("-", Config(), tmp_path / "out", jobs=2)
+        finally:
+            os.close(w)
+
+
+def test_standard_input_is_read_by_the_workers_by_default(tmp_path: Path) -> None:
+    """``analyze -`` with a real-kernel capture piped in: the file's tables, and the
+    summary names standard input; with --jobs 1 the same."""
+    out = {}
+    for name, extra in (("many", []), ("one", ["--jobs", "1"]), ("file", [])):
+        args = ["analyze", str(CRAWLER) if name == "file" else "-", "--out", str(tmp_path / name)]
+        done = subprocess.run(
+            [sys.executable, "-m", "tcpflow_analyzer", *args, *extra],
+            input=b"" if name == "file" else CRAWLER.read_bytes(),
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
+        out[name] = done.stdout.decode()
+    assert "<stdin>" in out["many"]
+    assert out["many"].replace("/many/", "/one/") == out["one"]
+    assert out["many"].replace("<stdin>", str(CRAWLER)).replace("/many/", "/file/") == out["file"]
+    assert _rows_by_connection(tmp_path / "many") == _rows_by_connection(tmp_path / "file")
