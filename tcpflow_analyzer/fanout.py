@@ -1,21 +1,28 @@
-"""A capture that can be read only once (standard input, a pipe) shared by the workers.
+"""Captures the parent reads once for all the workers: read-once sources, gzip files.
 
 Theory of operation
 -------------------
 ``analyze --jobs N`` on a capture file lets every worker read the file itself
-(shard.py). Standard input, a pipe or a FIFO can be read once only, so for them
-the parent reads the bytes and the workers read them from a :class:`Ring`, an
+(shard.py). Standard input, a pipe or a FIFO can be read once only, and a gzip
+file read by every worker is inflated by every worker, so for them the parent
+reads (and inflates) once, and the workers read from a :class:`Ring`, an
 anonymous shared memory ring made before they are forked:
 
-- The parent's *pump* (a thread, once the workers are started) reads the source
-  into the ring as it has room: the bytes the slowest worker has not read yet
-  stay, and the ring holds at most ``size`` of them. The source's bytes go as
-  they are: a gzip stream is inflated by each worker, as a gzip file is.
-- Each worker reads its own copy through :class:`RingFile`, a file object the
-  capture reader takes as it takes standard input. At the end of the source it
-  reads the end of the file; a read error of the parent's is raised in each
-  worker where it happened (the same ``OSError``), so the reader reports it
-  after the segments before it, as in one process.
+- The parent's *pump* (a thread, once the workers are started) writes into the
+  ring as it has room: the bytes the slowest worker has not read yet stay, and
+  the ring holds at most ``size`` of them.
+- A read-once source's bytes go as they are (a gzip stream on standard input is
+  inflated by each worker). Each worker reads them through :class:`RingFile`, a
+  file object the capture reader takes as it takes standard input; at the end of
+  the source it reads the end of the file, and a read error of the parent's is
+  raised in each worker where it happened (the same ``OSError``), so the reader
+  reports it after the segments before it, as in one process.
+- A gzip file named by path goes as *messages* (``Ring(messages=True)``): each
+  piece of data as the parent's own reader stream inflated it, with the warnings
+  that stream added and whether it was cut short, and its failure (corrupt data, a
+  read error) as the last message (``reader.inflated_messages``). Each worker's
+  stream takes them in place of inflating (``reader._Stream._given_piece``): the
+  same pieces, warnings and failures at the same places as one process's stream.
 - A worker that has finished (or died) reads no more: the pump stops waiting
   for it (:meth:`Ring.leave`).
 
@@ -34,7 +41,7 @@ import select
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import BinaryIO, Final
 
 __all__ = ["RING_BYTES", "Ring", "RingFile"]
@@ -57,10 +64,14 @@ _MESSAGE_MOST: Final = 2048
 class Ring:
     """Bytes of a read-once source, shared by the parent (writing) and ``n`` workers."""
 
-    def __init__(self, n: int, name: str, size: int = RING_BYTES) -> None:
+    def __init__(self, n: int, name: str, size: int = RING_BYTES, messages: bool = False) -> None:
         self.n = n
         self.name = name  # what the workers' readers call the capture
         self.size = size
+        # The ring carries the source's bytes, or messages (start_messages): each its
+        # length (8 bytes) and itself.
+        self.messages = messages
+        self._written = 0  # bytes written (the pump's)
         self._data = mmap.mmap(-1, size)
         self._page = mmap.mmap(-1, max(mmap.PAGESIZE, _MESSAGE_AT + _MESSAGE_MOST))
         self._words = memoryview(self._page)[:_MESSAGE_AT].cast("q")
@@ -85,6 +96,15 @@ class Ring:
         )
         self._pump.start()
 
+    def start_messages(self, messages: Iterator[bytes]) -> None:
+        """Start pumping ``messages`` into the ring (after the workers are forked): what
+        each worker's ``RingFile.message`` reads, one at a time. (For a gzip file the
+        parent inflates once for all: ``reader.inflated_messages``.)"""
+        self._pump = threading.Thread(
+            target=self._pump_messages, args=(messages,), name="tcpflow-analyzer pump", daemon=True
+        )
+        self._pump.start()
+
     def leave(self, k: int) -> None:
         """Worker ``k`` reads no more (it finished or died): no one waits for it."""
         self._words[_FIRST_READER + k] = _GONE
@@ -105,24 +125,32 @@ class Ring:
             if owned:
                 source.close()
 
-    def _pump_some(self, source: BinaryIO, fd: int | None) -> None:
+    def _room(self) -> memoryview | None:
+        """Where the next bytes go, once the slowest worker has left room: the ring from
+        the end of what is written to its own end or the room's; None once the run is
+        over (stopped, or every worker gone)."""
         words, size = self._words, self.size
-        view = memoryview(self._data)
         readers = range(_FIRST_READER, _FIRST_READER + self.n)
-        written = 0
         wait = _WAIT_LEAST_S
         while words[_STATE] == _RUNNING:
             slowest = min(words[i] for i in readers)
             if slowest == _GONE:
-                return  # every worker has stopped reading
-            room = size - (written - slowest)
-            if room <= 0:
-                time.sleep(wait)
-                wait = min(wait * 2, _WAIT_MOST_S)
-                continue
-            wait = _WAIT_LEAST_S
-            at = written % size
-            piece = view[at : at + min(room, size - at, _READ_MOST)]
+                return None  # every worker has stopped reading
+            room = size - (self._written - slowest)
+            if room > 0:
+                at = self._written % size
+                return memoryview(self._data)[at : at + min(room, size - at)]
+            time.sleep(wait)
+            wait = min(wait * 2, _WAIT_MOST_S)
+        return None
+
+    def _wrote(self, n: int) -> None:
+        self._written += n
+        self._words[_WRITTEN] = self._written
+
+    def _pump_some(self, source: BinaryIO, fd: int | None) -> None:
+        while (room := self._room()) is not None:
+            piece = room[:_READ_MOST]
             try:
                 if fd is None:
                     got = _read_into(source, piece)
@@ -134,10 +162,34 @@ class Ring:
                 self._fail(exc)
                 return
             if not got:
-                words[_STATE] = _ENDED
+                self._words[_STATE] = _ENDED
                 return
-            written += got
-            words[_WRITTEN] = written
+            self._wrote(got)
+
+    def _pump_messages(self, messages: Iterator[bytes]) -> None:
+        try:
+            for message in messages:
+                if not (self._put(len(message).to_bytes(8, "little")) and self._put(message)):
+                    return  # the run is over
+            if self._words[_STATE] == _RUNNING:
+                self._words[_STATE] = _ENDED
+        finally:
+            close = getattr(messages, "close", None)
+            if close is not None:
+                close()  # (a generator: its file closed now)
+
+    def _put(self, data: bytes) -> bool:
+        """Write ``data`` as room comes; False if the run ended first."""
+        at = 0
+        while at < len(data):
+            room = self._room()
+            if room is None:
+                return False
+            n = min(len(room), len(data) - at)
+            room[:n] = data[at : at + n]
+            self._wrote(n)
+            at += n
+        return True
 
     def _fail(self, exc: OSError) -> None:
         text = (exc.strerror or str(exc)).encode("utf-8", "replace")[: _MESSAGE_MOST - 1]
@@ -174,6 +226,7 @@ class RingFile:
 
     def __init__(self, ring: Ring, k: int, before_wait: Callable[[], None] | None) -> None:
         self.name = ring.name
+        self.messages = ring.messages  # read by message (the reader's stream asks)
         self._ring = ring
         self._k = _FIRST_READER + k
         self._before_wait = before_wait
@@ -203,6 +256,21 @@ class RingFile:
         self._at += n
         words[self._k] = self._at
         return data
+
+    def message(self) -> bytes:
+        """The next message of a ring of messages; b"" once there are no more."""
+        head = self._exactly(8)
+        return self._exactly(int.from_bytes(head, "little")) if head else b""
+
+    def _exactly(self, n: int) -> bytes:
+        parts = []
+        while n > 0:
+            part = self.read(n)
+            if not part:
+                return b""
+            parts.append(part)
+            n -= len(part)
+        return b"".join(parts)
 
     def close(self) -> None:
         """Read no more: the pump need not wait for this worker."""

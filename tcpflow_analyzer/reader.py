@@ -103,6 +103,7 @@ Failure policy
 from __future__ import annotations
 
 import io
+import marshal
 import os
 import stat
 import struct
@@ -133,6 +134,8 @@ __all__ = [
     "CaptureError",
     "CaptureReader",
     "ReadStats",
+    "gzip_file",
+    "inflated_messages",
     "open_raw",
 ]
 
@@ -281,6 +284,7 @@ class _Stream:
     __slots__ = (
         "_done",
         "_failure",
+        "_given",
         "_inflate",
         "_name",
         "_pending",
@@ -311,6 +315,13 @@ class _Stream:
         self.gzipped = False
         self.cut_short = False  # the gzip stream ended inside a member
         self.warnings: list[str] = []
+        # The pieces of data (and what came with them) given by messages: another
+        # process's stream inflating a gzip file (inflated_messages, fanout.py).
+        self._given = bool(getattr(raw, "messages", False))
+        if self._given:
+            self.gzipped = True
+            self.buf = self._given_piece()
+            return
         head = self._read_raw(_CHUNK)
         while 0 < len(head) < 2:  # short reads from a pipe
             more = self._read_raw(_CHUNK)
@@ -400,11 +411,29 @@ class _Stream:
         if self._failure is not None:
             raise self._failure
         try:
+            if self._given:
+                return self._given_piece()
             return self._inflate_some() if self.gzipped else self._read_raw(_CHUNK)
         except (_Damaged, CaptureError) as exc:
             # Kept: asked again (after the fast path stopped at it), the same failure.
             self._failure = exc
             raise
+
+    def _given_piece(self) -> bytes:
+        """The next piece of data as the giving stream made it, with the warnings and the
+        state it had then; its failure where it failed (see ``inflated_messages``)."""
+        message = self._raw.message()  # type: ignore[attr-defined]
+        if not message:
+            return b""  # (the run was stopped)
+        kind, payload, warnings, cut_short = marshal.loads(message)
+        self.warnings.extend(warnings)
+        self.cut_short = cut_short
+        if kind == _GIVEN_DAMAGED:
+            raise _Damaged(*payload)
+        if kind == _GIVEN_ERROR:
+            raise CaptureError(payload)
+        data: bytes = payload
+        return data
 
     def fill(self, n: int) -> bool:
         """Make ``n`` unread bytes available in ``buf``; False if the data ends first."""
@@ -505,6 +534,60 @@ class _StreamFile:
             skipped = False
         if not skipped:
             raise OSError(f"cannot go to byte {offset} of the stream")
+
+
+def gzip_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a regular file that starts as gzip data does (False if it
+    cannot be read: the reader says why)."""
+    try:
+        with open(path, "rb") as f:
+            return _regular(f) and f.read(2) == _GZIP_MAGIC
+    except OSError:
+        return False
+
+
+_GIVEN_DATA, _GIVEN_DAMAGED, _GIVEN_ERROR = 0, 1, 2
+
+
+def inflated_messages(path: str | os.PathLike[str]) -> Iterator[bytes]:
+    """The gzip file at ``path`` inflated, as messages for streams in other processes
+    (``_Stream._given_piece``; fanout.py carries them): each piece of data as this
+    process's stream makes it, with the warnings it added and whether it was cut
+    short; a failure (damage, a read error) as the last message; b"" data at the end.
+    The file is opened (and its first piece inflated) here, before the first message."""
+    raw, name, _ = open_raw(path)
+    try:
+        stream = _Stream(raw, name)
+    except BaseException:
+        raw.close()
+        raise
+    return _messages(stream, raw)
+
+
+def _messages(stream: _Stream, raw: BinaryIO) -> Iterator[bytes]:
+    told = 0
+
+    def message(kind: int, payload: bytes | str | tuple[str, int]) -> bytes:
+        nonlocal told
+        warnings, told = stream.warnings[told:], len(stream.warnings)
+        return marshal.dumps((kind, payload, warnings, stream.cut_short))
+
+    try:
+        data = stream.buf
+        while True:
+            yield message(_GIVEN_DATA, data)
+            if not data:
+                return
+            try:
+                data = stream._more()
+            except _Damaged as exc:
+                yield message(_GIVEN_DAMAGED, (exc.what, exc.offset))
+                return
+            except CaptureError as exc:
+                yield message(_GIVEN_ERROR, str(exc))
+                return
+    finally:
+        raw.close()
 
 
 def open_raw(source: str | os.PathLike[str] | BinaryIO) -> tuple[BinaryIO, str, bool]:

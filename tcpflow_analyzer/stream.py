@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import gc
 import multiprocessing
 import multiprocessing.connection
@@ -35,7 +36,7 @@ import os
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -46,7 +47,7 @@ from .csvtext import EOL
 from .fanout import RING_BYTES, Ring, RingFile, read_once
 from .findings import Finding
 from .freeze import SUMMARY_COLUMNS, Batch, RowFreezer, SpillError
-from .reader import CaptureError, ReadStats, open_raw
+from .reader import CaptureError, ReadStats, gzip_file, inflated_messages, open_raw
 from .replay import Replay, Source, open_source, replay
 from .report import SummaryBuilder, line_format
 from .rows import RowTexts
@@ -323,6 +324,10 @@ def _streamed(
 # -- sharded runs (shard.py) --------------------------------------------------
 
 
+def _nothing() -> None:
+    pass
+
+
 def _shardable(source: object) -> bool:
     """Capture files named by path: one, or a series (not standard input or a stream)."""
     paths = source if isinstance(source, list | tuple) else [source]
@@ -359,6 +364,7 @@ class _Run:
 def _analyze_sharded(run: _Run, jobs: int) -> Streamed:
     source, config, directory = run.source, run.config, run.directory
     ring: Ring | None = None
+    start: Callable[[], None] = _nothing
     if isinstance(source, Ring) or read_once(source):
         # Read once only: the parent reads it for the workers (fanout.py). What makes
         # it unreadable each worker finds, as one process would.
@@ -366,11 +372,17 @@ def _analyze_sharded(run: _Run, jobs: int) -> Streamed:
         # Standard input or a pipe named by path: read through its descriptor.
         fd = raw.fileno() if isinstance(source, str | os.PathLike) else None
         ring = Ring(jobs, name, RING_BYTES)
-        run = dataclasses.replace(run, source=ring)
+        start = functools.partial(ring.start, raw, owned, fd)
     else:
         # Open it here first: a capture that cannot be read fails before any fork.
         with open_source(source) as reader:
             name = reader.name
+        if isinstance(source, str | os.PathLike) and gzip_file(source):
+            # A gzip file: the parent inflates it once for all the workers (fanout.py).
+            ring = Ring(jobs, name, RING_BYTES, messages=True)
+            start = functools.partial(ring.start_messages, inflated_messages(source))
+    if ring is not None:
+        run = dataclasses.replace(run, source=ring)
     tables = _CsvTables(directory) if directory is not None else None
     if tables is not None:
         tables.start()  # the headers
@@ -393,8 +405,7 @@ def _analyze_sharded(run: _Run, jobs: int) -> Streamed:
             process.start()
             send.close()
             workers.append((process, receive))
-        if ring is not None:
-            ring.start(raw, owned, fd)
+        start()
         try:
             results = _collect(workers, ledger, ring)
         finally:

@@ -3,7 +3,9 @@ through the parent's ring (fanout.py): one process's results, errors and all."""
 
 from __future__ import annotations
 
+import gzip
 import io
+import itertools
 import os
 import subprocess
 import sys
@@ -13,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tcpflow_analyzer import replay, stream
+from tcpflow_analyzer import reader, replay, stream
 from tcpflow_analyzer.config import Config
 from tcpflow_analyzer.fanout import Ring, read_once
 from tcpflow_analyzer.reader import CaptureError
@@ -111,18 +113,17 @@ def test_what_is_read_once(tmp_path: Path) -> None:
     assert not read_once(str(tmp_path / "missing.pcap"))
 
 
-def _fanned(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """The runs that went through the parent's ring (their sources)."""
-    runs: list[Any] = []
-    original = stream._analyze_sharded
+def _rings(monkeypatch: pytest.MonkeyPatch) -> list[Ring]:
+    """The rings the runs make (a run that makes none reads its capture file itself)."""
+    made: list[Ring] = []
 
-    def counted(run: Any, jobs: int) -> Streamed:
-        result = original(run, jobs)
-        runs.append(run.source)
-        return result
+    class Recorded(Ring):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
 
-    monkeypatch.setattr(stream, "_analyze_sharded", counted)
-    return runs
+    monkeypatch.setattr(stream, "Ring", Recorded)
+    return made
 
 
 @pytest.mark.parametrize("path", CAPTURES, ids=[str(p.relative_to(p.parents[1])) for p in CAPTURES])
@@ -132,7 +133,7 @@ def test_a_file_object_read_by_two_workers_gives_the_one_process_results(
     """Every capture, as a file object (read once): the workers' rows per connection,
     summary and counts are one process's; a capture one process cannot read, the
     workers cannot either, with the same message."""
-    runs = _fanned(monkeypatch)
+    rings = _rings(monkeypatch)
     with path.open("rb") as f:
         try:
             one = analyze_to_csv(f, SHORT, tmp_path / "one")
@@ -143,7 +144,7 @@ def test_a_file_object_read_by_two_workers_gives_the_one_process_results(
             return
     with path.open("rb") as f:
         many = analyze_to_csv(f, SHORT, tmp_path / "many", jobs=2)
-    assert len(runs) == 1
+    assert len(rings) == 1 and not rings[0].messages
     _same_run(one, many)
     assert _rows_by_connection(tmp_path / "many") == _rows_by_connection(tmp_path / "one")
 
@@ -169,7 +170,7 @@ def test_workers_a_small_ring_apart_and_publishing_rarely_end_with_one_process_r
     ends, with one process's rows."""
     monkeypatch.setattr(replay, "PUBLISH_EVERY", 1 << 40)
     monkeypatch.setattr(stream, "RING_BYTES", 2048)
-    runs = _fanned(monkeypatch)
+    rings = _rings(monkeypatch)
     one = analyze_to_csv(CRAWLER, SHORT, tmp_path / "one")
     result: dict[str, Any] = {}
 
@@ -181,7 +182,7 @@ def test_workers_a_small_ring_apart_and_publishing_rarely_end_with_one_process_r
     t.start()
     t.join(timeout=120)
     assert not t.is_alive(), "the workers deadlocked"
-    assert len(runs) == 1
+    assert len(rings) == 1 and not rings[0].messages
     _same_run(one, result["many"])
     assert _rows_by_connection(tmp_path / "many") == _rows_by_connection(tmp_path / "one")
 
@@ -223,3 +224,73 @@ def test_standard_input_is_read_by_the_workers_by_default(tmp_path: Path) -> Non
     assert out["many"].replace("/many/", "/one/") == out["one"]
     assert out["many"].replace("<stdin>", str(CRAWLER)).replace("/many/", "/file/") == out["file"]
     assert _rows_by_connection(tmp_path / "many") == _rows_by_connection(tmp_path / "file")
+
+
+def _same_both_ways(source: Path, config: Config, tmp_path: Path) -> Streamed | None:
+    """One process and two workers on ``source``: the same rows, summary and counts, or the
+    same error (then None)."""
+    try:
+        one = analyze_to_csv(source, config, tmp_path / "one")
+    except CaptureError as exc:
+        with pytest.raises(CaptureError) as raised:
+            analyze_to_csv(source, config, tmp_path / "many", jobs=2)
+        assert str(raised.value) == str(exc)
+        return None
+    many = analyze_to_csv(source, config, tmp_path / "many", jobs=2)
+    _same_run(one, many)
+    assert _rows_by_connection(tmp_path / "many") == _rows_by_connection(tmp_path / "one")
+    return many
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=[str(p.relative_to(p.parents[1])) for p in CAPTURES])
+def test_a_gzip_file_inflated_once_for_the_workers_gives_the_one_process_results(
+    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every capture gzipped: the parent inflates it and the workers read the pieces
+    (with their warnings) from the ring; one process's results, or its error."""
+    rings = _rings(monkeypatch)
+    data = path.read_bytes()
+    gz = tmp_path / "capture.pcap.gz"
+    gz.write_bytes(data if data[:2] == b"\x1f\x8b" else gzip.compress(data, 1))
+    if _same_both_ways(gz, SHORT, tmp_path) is not None:
+        assert len(rings) == 1 and rings[0].messages
+
+
+def _damaged(kind: str, data: bytes) -> bytes:
+    gz = bytearray(gzip.compress(data, 6))
+    if kind.startswith("corrupt"):
+        at = int(len(gz) * float(kind.split("-")[1]))
+        gz[at : at + 8] = b"\xff" * 8
+    elif kind.startswith("cut"):
+        del gz[int(len(gz) * float(kind.split("-")[1])) :]
+    elif kind == "members":
+        cuts = [0, 1000, 1001, len(data) // 2, len(data)]
+        gz = bytearray(b"".join(gzip.compress(data[a:b]) for a, b in itertools.pairwise(cuts)))
+    elif kind == "trailing":
+        gz += b"not gzip data"
+    return bytes(gz)
+
+
+DAMAGE = ["corrupt-0.2", "corrupt-0.5", "corrupt-0.999", "cut-0.1", "cut-0.5", "cut-0.99"]
+
+
+@pytest.mark.parametrize("kind", [*DAMAGE, "members", "trailing"])
+def test_a_damaged_gzip_file_inflated_for_the_workers_is_reported_as_one_process_does(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The crawler (real kernel) gzipped and damaged, inflated 16 KiB a piece (so the
+    damage comes many pieces in): the workers meet the damage where one process does,
+    with the same warnings and the same rows before it. (Damage in the middle is met
+    as garbage records; at the end, by the gzip member's check.)"""
+    monkeypatch.setattr(reader, "_CHUNK", 1 << 14)
+    gz = tmp_path / "crawler.pcap.gz"
+    gz.write_bytes(_damaged(kind, CRAWLER.read_bytes()))
+    many = _same_both_ways(gz, SHORT, tmp_path)
+    assert many is not None
+    assert many.truncated == (kind in DAMAGE)
+    if kind == "corrupt-0.999":  # the member's check: met by the parent's zlib
+        assert any("corrupt gzip data" in w for w in many.warnings)
+    if kind.startswith("cut"):
+        assert any("gzip stream ends early" in w for w in many.warnings)
+    if kind == "trailing":
+        assert any("trailing bytes after the gzip stream" in w for w in many.warnings)
