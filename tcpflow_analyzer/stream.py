@@ -259,9 +259,10 @@ def analyze_to_csv(
     With ``directory`` None only the summary is made. With ``jobs`` above 1, that
     many worker processes each take a shard of the flows (see shard.py): capture
     files named by path (one, or a list: a rotated series) each worker reads
-    itself; a capture read once only (standard input, a pipe, a file object) the
-    parent reads for them all (fanout.py). The rows are the same, the order in
-    which they are appended is not. Raises
+    itself, but a capture read once only (standard input, a pipe, a file object)
+    the parent reads for them all, and a gzip file it inflates for them all
+    (fanout.py). The rows are the same, the order in which they are appended is
+    not. Raises
     ``reader.CaptureError`` when the capture cannot be read at all and
     ``OutputError`` when a result file cannot be written.
     """
