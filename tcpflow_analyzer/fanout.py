@@ -80,17 +80,20 @@ class Ring:
 
     # -- the parent ---------------------------------------------------------------
 
-    def start(self, source: BinaryIO, owned: bool, fd: int | None = None) -> None:
+    def start(
+        self, source: BinaryIO, owned: bool, fd: int | None = None, head: bytes = b""
+    ) -> None:
         """Start pumping ``source`` into the ring (after the workers are forked); the pump
         closes it at the end if ``owned``. With ``fd`` (standard input's, or a pipe's the
         run opened: nothing read from it yet) the pump reads that descriptor itself, as
         it has data, and a stopped run's pump ends though no more data comes; a
         caller's file object is read through its own methods (a read that waits
-        for a pipe's writer then keeps the pump until it returns)."""
+        for a pipe's writer then keeps the pump until it returns). ``head``: the
+        source's first bytes, read already."""
         self._fd = fd
         self._pump = threading.Thread(
             target=self._pump_all,
-            args=(source, owned, fd),
+            args=(source, owned, fd, head),
             name="tcpflow-analyzer pump",
             daemon=True,
         )
@@ -118,9 +121,10 @@ class Ring:
         if self._pump is not None and self._fd is not None:
             self._pump.join()
 
-    def _pump_all(self, source: BinaryIO, owned: bool, fd: int | None) -> None:
+    def _pump_all(self, source: BinaryIO, owned: bool, fd: int | None, head: bytes) -> None:
         try:
-            self._pump_some(source, fd)
+            if self._put(head):
+                self._pump_some(source, fd)
         finally:
             if owned:
                 source.close()

@@ -137,6 +137,8 @@ __all__ = [
     "gzip_file",
     "inflated_messages",
     "open_raw",
+    "opened_stream",
+    "stream_messages",
 ]
 
 MAX_CAPLEN: Final = 262_144
@@ -557,14 +559,24 @@ def inflated_messages(path: str | os.PathLike[str]) -> Iterator[bytes]:
     The file is opened (and its first piece inflated) here, before the first message."""
     raw, name, _ = open_raw(path)
     try:
-        stream = _Stream(raw, name)
+        stream = opened_stream(raw, name)
     except BaseException:
         raw.close()
         raise
-    return _messages(stream, raw)
+    return stream_messages(stream, raw.close)
 
 
-def _messages(stream: _Stream, raw: BinaryIO) -> Iterator[bytes]:
+def opened_stream(raw: BinaryIO, name: str) -> _Stream:
+    """The reader's stream of ``raw`` (its first piece read, gzip told), raising what
+    ``CaptureReader`` raises for a first piece that cannot be read."""
+    try:
+        return _Stream(raw, name)
+    except _Damaged as exc:
+        raise CaptureError(f"{name}: {exc.what} at offset {exc.offset}") from exc
+
+
+def stream_messages(stream: _Stream, close: Callable[[], None] | None) -> Iterator[bytes]:
+    """``stream``'s pieces as messages (see ``inflated_messages``); ``close`` at the end."""
     told = 0
 
     def message(kind: int, payload: bytes | str | tuple[str, int]) -> bytes:
@@ -587,7 +599,8 @@ def _messages(stream: _Stream, raw: BinaryIO) -> Iterator[bytes]:
                 yield message(_GIVEN_ERROR, str(exc))
                 return
     finally:
-        raw.close()
+        if close is not None:
+            close()
 
 
 def open_raw(source: str | os.PathLike[str] | BinaryIO) -> tuple[BinaryIO, str, bool]:
@@ -664,7 +677,7 @@ class CaptureReader:
         self._ng_file: _FastFile | None = None
         self._resume: _PcapLayout | None = None  # where it stopped for that (see _ng_parts)
         try:
-            self._stream = _Stream(raw, self.name)
+            self._stream = _Stream(raw, self.name)  # (raising as opened_stream does)
             self.format = self._probe()
         except _Damaged as exc:
             self.close()

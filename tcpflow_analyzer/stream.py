@@ -47,7 +47,15 @@ from .csvtext import EOL
 from .fanout import RING_BYTES, Ring, RingFile, read_once
 from .findings import Finding
 from .freeze import SUMMARY_COLUMNS, Batch, RowFreezer, SpillError
-from .reader import CaptureError, ReadStats, gzip_file, inflated_messages, open_raw
+from .reader import (
+    CaptureError,
+    ReadStats,
+    gzip_file,
+    inflated_messages,
+    open_raw,
+    opened_stream,
+    stream_messages,
+)
 from .replay import Replay, Source, open_source, replay
 from .report import SummaryBuilder, line_format
 from .rows import RowTexts
@@ -367,13 +375,22 @@ def _analyze_sharded(run: _Run, jobs: int) -> Streamed:
     ring: Ring | None = None
     start: Callable[[], None] = _nothing
     if isinstance(source, Ring) or read_once(source):
-        # Read once only: the parent reads it for the workers (fanout.py). What makes
-        # it unreadable each worker finds, as one process would.
+        # Read once only: the parent reads it for the workers (fanout.py), its first
+        # piece here (what one process would fail on at once, this fails on). What
+        # else makes it unreadable each worker finds, as one process would.
         raw, name, owned = open_raw(cast("str | os.PathLike[str] | BinaryIO", source))
-        # Standard input or a pipe named by path: read through its descriptor.
+        # Standard input or a pipe named by path: read through its descriptor (no
+        # buffer, nor its lock, between the pump and the data).
         fd = raw.fileno() if isinstance(source, str | os.PathLike) else None
-        ring = Ring(jobs, name, RING_BYTES)
-        start = functools.partial(ring.start, raw, owned, fd)
+        unbuffered = raw if fd is None else open(fd, "rb", buffering=0, closefd=False)  # noqa: SIM115 - closes nothing
+        opened = opened_stream(unbuffered, name)
+        if opened.gzipped:  # inflated once for all the workers, as a gzip file is
+            ring = Ring(jobs, name, RING_BYTES, messages=True)
+            messages = stream_messages(opened, raw.close if owned else None)
+            start = functools.partial(ring.start_messages, messages)
+        else:
+            ring = Ring(jobs, name, RING_BYTES)
+            start = functools.partial(ring.start, raw, owned, fd, opened.buf)
     else:
         # Open it here first: a capture that cannot be read fails before any fork.
         with open_source(source) as reader:

@@ -206,15 +206,19 @@ def test_a_worker_that_dies_fails_the_run_while_the_pipe_stays_open(
             os.close(w)
 
 
-def test_standard_input_is_read_by_the_workers_by_default(tmp_path: Path) -> None:
-    """``analyze -`` with a real-kernel capture piped in: the file's tables, and the
-    summary names standard input; with --jobs 1 the same."""
+@pytest.mark.parametrize("gzipped", [False, True], ids=["pcap", "gzip"])
+def test_standard_input_is_read_by_the_workers_by_default(tmp_path: Path, gzipped: bool) -> None:
+    """``analyze -`` with a real-kernel capture piped in (as it is, or gzipped: the parent
+    inflates it): the file's tables, and the summary names standard input; with
+    --jobs 1 the same."""
+    data = CRAWLER.read_bytes()
+    piped = gzip.compress(data) if gzipped else data
     out = {}
     for name, extra in (("many", []), ("one", ["--jobs", "1"]), ("file", [])):
         args = ["analyze", str(CRAWLER) if name == "file" else "-", "--out", str(tmp_path / name)]
         done = subprocess.run(
             [sys.executable, "-m", "tcpflow_analyzer", *args, *extra],
-            input=b"" if name == "file" else CRAWLER.read_bytes(),
+            input=b"" if name == "file" else piped,
             capture_output=True,
             timeout=120,
             check=True,
@@ -274,19 +278,30 @@ def _damaged(kind: str, data: bytes) -> bytes:
 DAMAGE = ["corrupt-0.2", "corrupt-0.5", "corrupt-0.999", "cut-0.1", "cut-0.5", "cut-0.99"]
 
 
+@pytest.mark.parametrize("how", ["path", "file object"])
 @pytest.mark.parametrize("kind", [*DAMAGE, "members", "trailing"])
 def test_a_damaged_gzip_file_inflated_for_the_workers_is_reported_as_one_process_does(
-    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    kind: str, how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The crawler (real kernel) gzipped and damaged, inflated 16 KiB a piece (so the
-    damage comes many pieces in): the workers meet the damage where one process does,
-    with the same warnings and the same rows before it. (Damage in the middle is met
-    as garbage records; at the end, by the gzip member's check.)"""
+    damage comes many pieces in), named by path or read once as a file object: the
+    workers meet the damage where one process does, with the same warnings and the
+    same rows before it. (Damage in the middle is met as garbage records; at the end,
+    by the gzip member's check.)"""
     monkeypatch.setattr(reader, "_CHUNK", 1 << 14)
+    rings = _rings(monkeypatch)
     gz = tmp_path / "crawler.pcap.gz"
     gz.write_bytes(_damaged(kind, CRAWLER.read_bytes()))
-    many = _same_both_ways(gz, SHORT, tmp_path)
+    if how == "path":
+        many = _same_both_ways(gz, SHORT, tmp_path)
+    else:
+        with gz.open("rb") as f, gz.open("rb") as g:
+            one = analyze_to_csv(f, SHORT, tmp_path / "one")
+            many = analyze_to_csv(g, SHORT, tmp_path / "many", jobs=2)
+        _same_run(one, many)
+        assert _rows_by_connection(tmp_path / "many") == _rows_by_connection(tmp_path / "one")
     assert many is not None
+    assert len(rings) == 1 and rings[0].messages
     assert many.truncated == (kind in DAMAGE)
     if kind == "corrupt-0.999":  # the member's check: met by the parent's zlib
         assert any("corrupt gzip data" in w for w in many.warnings)
@@ -294,3 +309,17 @@ def test_a_damaged_gzip_file_inflated_for_the_workers_is_reported_as_one_process
         assert any("gzip stream ends early" in w for w in many.warnings)
     if kind == "trailing":
         assert any("trailing bytes after the gzip stream" in w for w in many.warnings)
+
+
+def test_a_worker_that_dies_fails_a_gzip_run_the_parent_inflates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parent inflating a gzip file for the workers, one of which dies: the run fails
+    at once (the pump stops when no one reads)."""
+    kill_worker_1(monkeypatch)
+    rings = _rings(monkeypatch)
+    gz = tmp_path / "crawler.pcap.gz"
+    gz.write_bytes(gzip.compress(CRAWLER.read_bytes()))
+    with pytest.raises(WorkerError, match=r"worker 1 stopped \(exit code 7"):
+        analyze_to_csv(gz, Config(), tmp_path / "out", jobs=2)
+    assert len(rings) == 1 and rings[0].messages
