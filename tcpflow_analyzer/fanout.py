@@ -11,18 +11,20 @@ anonymous shared memory ring made before they are forked:
 - The parent's *pump* (a thread, once the workers are started) writes into the
   ring as it has room: the bytes the slowest worker has not read yet stay, and
   the ring holds at most ``size`` of them.
-- A read-once source's bytes go as they are (a gzip stream on standard input is
-  inflated by each worker). Each worker reads them through :class:`RingFile`, a
-  file object the capture reader takes as it takes standard input; at the end of
-  the source it reads the end of the file, and a read error of the parent's is
-  raised in each worker where it happened (the same ``OSError``), so the reader
-  reports it after the segments before it, as in one process.
-- A gzip file named by path goes as *messages* (``Ring(messages=True)``): each
-  piece of data as the parent's own reader stream inflated it, with the warnings
-  that stream added and whether it was cut short, and its failure (corrupt data, a
-  read error) as the last message (``reader.inflated_messages``). Each worker's
-  stream takes them in place of inflating (``reader._Stream._given_piece``): the
-  same pieces, warnings and failures at the same places as one process's stream.
+- A read-once source's bytes go as they are (unless gzip: below). Each worker
+  reads them through :class:`RingFile`, a file object the capture reader takes
+  as it takes standard input; at the end of the source it reads the end of the
+  file, and a read error of the parent's is raised in each worker where it
+  happened (the same ``OSError``), so the reader reports it after the segments
+  before it, as in one process.
+- A gzip file, or a read-once source that turns out to be gzip (the parent reads
+  its first piece through the reader's stream before the workers start), goes as
+  *messages* (``Ring(messages=True)``): each piece of data as the parent's own
+  reader stream inflated it, with the warnings that stream added and whether it
+  was cut short, and its failure (corrupt data, a read error) as the last
+  message (``reader.stream_messages``). Each worker's stream takes them in place
+  of inflating (``reader._Stream._given_piece``): the same pieces, warnings and
+  failures at the same places as one process's stream.
 - A worker that has finished (or died) reads no more: the pump stops waiting
   for it (:meth:`Ring.leave`).
 
