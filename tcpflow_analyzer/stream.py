@@ -372,33 +372,7 @@ class _Run:
 
 def _analyze_sharded(run: _Run, jobs: int) -> Streamed:
     source, config, directory = run.source, run.config, run.directory
-    ring: Ring | None = None
-    start: Callable[[], None] = _nothing
-    if isinstance(source, Ring) or read_once(source):
-        # Read once only: the parent reads it for the workers (fanout.py), its first
-        # piece here (what one process would fail on at once, this fails on). What
-        # else makes it unreadable each worker finds, as one process would.
-        raw, name, owned = open_raw(cast("str | os.PathLike[str] | BinaryIO", source))
-        # Standard input or a pipe named by path: read through its descriptor (no
-        # buffer, nor its lock, between the pump and the data).
-        fd = raw.fileno() if isinstance(source, str | os.PathLike) else None
-        unbuffered = raw if fd is None else open(fd, "rb", buffering=0, closefd=False)  # noqa: SIM115 - closes nothing
-        opened = opened_stream(unbuffered, name)
-        if opened.gzipped:  # inflated once for all the workers, as a gzip file is
-            ring = Ring(jobs, name, RING_BYTES, messages=True)
-            messages = stream_messages(opened, raw.close if owned else None)
-            start = functools.partial(ring.start_messages, messages)
-        else:
-            ring = Ring(jobs, name, RING_BYTES)
-            start = functools.partial(ring.start, raw, owned, fd, opened.buf)
-    else:
-        # Open it here first: a capture that cannot be read fails before any fork.
-        with open_source(source) as reader:
-            name = reader.name
-        if isinstance(source, str | os.PathLike) and gzip_file(source):
-            # A gzip file: the parent inflates it once for all the workers (fanout.py).
-            ring = Ring(jobs, name, RING_BYTES, messages=True)
-            start = functools.partial(ring.start_messages, inflated_messages(source))
+    name, ring, start = _parent_reads(source, jobs)
     if ring is not None:
         run = dataclasses.replace(run, source=ring)
     tables = _CsvTables(directory) if directory is not None else None
@@ -450,6 +424,45 @@ def _analyze_sharded(run: _Run, jobs: int) -> Streamed:
         config,
         (frozen, thawed, spilled, peak),
     )
+
+
+def _parent_reads(
+    source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | Ring, jobs: int
+) -> tuple[str, Ring | None, Callable[[], None]]:
+    """The capture's name; and for a capture the parent reads for the workers
+    (fanout.py), the ring they read and what starts the parent's reading of it.
+
+    A capture that cannot be read fails here, before any fork: for a read-once
+    source, what one process would fail on at once (its first piece, read here
+    through the reader's stream); what else makes it unreadable each worker finds,
+    as one process would.
+    """
+    if not read_once(source):
+        with open_source(
+            cast("str | os.PathLike[str] | Sequence[str | os.PathLike[str]]", source)
+        ) as reader:
+            name = reader.name
+        if isinstance(source, str | os.PathLike) and gzip_file(source):
+            ring = Ring(jobs, name, RING_BYTES, messages=True)
+            return name, ring, functools.partial(ring.start_messages, inflated_messages(source))
+        return name, None, _nothing  # each worker reads the file(s) itself
+    raw, name, owned = open_raw(cast("str | os.PathLike[str] | BinaryIO", source))
+    # Standard input or a pipe named by path: read through its descriptor (no buffer,
+    # nor its lock, between the pump and the data).
+    fd = raw.fileno() if isinstance(source, str | os.PathLike) else None
+    try:
+        unbuffered = raw if fd is None else open(fd, "rb", buffering=0, closefd=False)  # noqa: SIM115 - closes nothing
+        opened = opened_stream(unbuffered, name)
+    except BaseException:
+        if owned:
+            raw.close()
+        raise
+    if opened.gzipped:  # inflated once for all the workers, as a gzip file is
+        ring = Ring(jobs, name, RING_BYTES, messages=True)
+        messages = stream_messages(opened, raw.close if owned else None)
+        return name, ring, functools.partial(ring.start_messages, messages)
+    ring = Ring(jobs, name, RING_BYTES)
+    return name, ring, functools.partial(ring.start, raw, owned, fd, opened.buf)
 
 
 def _collect(
