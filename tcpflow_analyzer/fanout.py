@@ -59,8 +59,7 @@ _POLL_S: Final = 0.1  # the pump, waiting for a descriptor's data, checks the ru
 _WRITTEN, _STATE, _ERRNO, _FIRST_READER = 0, 1, 2, 3
 _RUNNING, _ENDED, _FAILED, _STOPPED = 0, 1, 2, 3
 _GONE: Final = 1 << 62
-_MESSAGE_AT: Final = 1024  # where the error's text is in the shared page
-_MESSAGE_MOST: Final = 2048
+_MESSAGE_MOST: Final = 2048  # bytes of the error's text, after the words
 
 
 class Ring:
@@ -75,8 +74,9 @@ class Ring:
         self.messages = messages
         self._written = 0  # bytes written (the pump's)
         self._data = mmap.mmap(-1, size)
-        self._page = mmap.mmap(-1, max(mmap.PAGESIZE, _MESSAGE_AT + _MESSAGE_MOST))
-        self._words = memoryview(self._page)[:_MESSAGE_AT].cast("q")
+        self._message_at = 8 * (_FIRST_READER + n)  # the error's text, after the words
+        self._page = mmap.mmap(-1, max(mmap.PAGESIZE, self._message_at + _MESSAGE_MOST))
+        self._words = memoryview(self._page)[: self._message_at].cast("q")
         self._pump: threading.Thread | None = None
         self._fd: int | None = None
 
@@ -199,7 +199,8 @@ class Ring:
 
     def _fail(self, exc: OSError) -> None:
         text = (exc.strerror or str(exc)).encode("utf-8", "replace")[: _MESSAGE_MOST - 1]
-        self._page[_MESSAGE_AT : _MESSAGE_AT + len(text) + 1] = text + b"\0"
+        at = self._message_at
+        self._page[at : at + len(text) + 1] = text + b"\0"
         self._words[_ERRNO] = exc.errno or 0
         self._words[_STATE] = _FAILED
 
@@ -211,7 +212,8 @@ class Ring:
 
     def _error(self) -> OSError:
         page = self._page
-        text = page[_MESSAGE_AT : page.find(b"\0", _MESSAGE_AT)].decode("utf-8", "replace")
+        at = self._message_at
+        text = page[at : page.find(b"\0", at)].decode("utf-8", "replace")
         errno = int(self._words[_ERRNO])
         return OSError(errno, text) if errno else OSError(text)
 

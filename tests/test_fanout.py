@@ -105,6 +105,24 @@ def test_a_reader_that_leaves_is_not_waited_for() -> None:
     ring.stop()
 
 
+def test_a_ring_for_many_workers() -> None:
+    """200 workers (``--jobs 200``): each has its own word; the last reads it all, the
+    others having left, and the error's text is kept past the words."""
+    data = os.urandom(20_000)
+    ring = Ring(200, "<test>", size=4096)
+    for k in range(199):
+        ring.reader(k).close()
+    out: dict[int, Any] = {}
+    t = threading.Thread(target=_read_all, args=(ring, 199, [], out))
+    t.start()
+    ring.start(_Failing(data, 15_000), owned=False)
+    t.join(timeout=60)
+    assert not t.is_alive()
+    got, exc = out[199]
+    assert got == data[:15_000] and exc.strerror == "Input/output error"
+    ring.stop()
+
+
 def test_what_is_read_once(tmp_path: Path) -> None:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
