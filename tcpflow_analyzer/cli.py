@@ -19,7 +19,7 @@ from . import __version__, ladder
 from .api import analyze
 from .config import Config
 from .fanout import read_once
-from .reader import CaptureError
+from .reader import CaptureError, gzip_file
 from .replay import replay
 from .stream import OutputError, WorkerError, analyze_to_csv
 
@@ -441,9 +441,9 @@ def _data_size(path: str) -> int:
     """The file's size; for a gzip file, at least the size its last member gives for its
     data (RFC 1952 ISIZE, modulo 4 GiB: the whole file's, for one member below that)."""
     size = os.path.getsize(path)
+    if size < 18 or not gzip_file(path):
+        return size
     with open(path, "rb") as f:
-        if f.read(2) != b"\x1f\x8b" or size < 18:
-            return size
         f.seek(size - 4)
         return max(size, int.from_bytes(f.read(4), "little"))
 

@@ -333,10 +333,6 @@ def _streamed(
 # -- sharded runs (shard.py) --------------------------------------------------
 
 
-def _nothing() -> None:
-    pass
-
-
 def _shardable(source: object) -> bool:
     """Capture files named by path: one, or a series (not standard input or a stream)."""
     paths = source if isinstance(source, list | tuple) else [source]
@@ -397,7 +393,8 @@ def _analyze_sharded(run: _Run, jobs: int) -> Streamed:
             process.start()
             send.close()
             workers.append((process, receive))
-        start()
+        if start is not None:
+            start()
         try:
             results = _collect(workers, ledger, ring)
         finally:
@@ -428,9 +425,10 @@ def _analyze_sharded(run: _Run, jobs: int) -> Streamed:
 
 def _parent_reads(
     source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | Ring, jobs: int
-) -> tuple[str, Ring | None, Callable[[], None]]:
+) -> tuple[str, Ring | None, Callable[[], None] | None]:
     """The capture's name; and for a capture the parent reads for the workers
-    (fanout.py), the ring they read and what starts the parent's reading of it.
+    (fanout.py), the ring they read and what starts the parent's reading of it
+    (else None and None).
 
     A capture that cannot be read fails here, before any fork: for a read-once
     source, what one process would fail on at once (its first piece, read here
@@ -445,7 +443,7 @@ def _parent_reads(
         if isinstance(source, str | os.PathLike) and gzip_file(source):
             ring = Ring(jobs, name, RING_BYTES, messages=True)
             return name, ring, functools.partial(ring.start_messages, inflated_messages(source))
-        return name, None, _nothing  # each worker reads the file(s) itself
+        return name, None, None  # each worker reads the file(s) itself
     raw, name, owned = open_raw(cast("str | os.PathLike[str] | BinaryIO", source))
     # Standard input or a pipe named by path: read through its descriptor (no buffer,
     # nor its lock, between the pump and the data).
