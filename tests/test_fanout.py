@@ -19,9 +19,9 @@ from tcpflow_analyzer import reader, replay, stream
 from tcpflow_analyzer.config import Config
 from tcpflow_analyzer.fanout import Ring, read_once
 from tcpflow_analyzer.reader import CaptureError
-from tcpflow_analyzer.stream import Streamed, WorkerError, analyze_to_csv
+from tcpflow_analyzer.stream import WorkerError, analyze_to_csv
 
-from .test_shard import CAPTURES, SHORT, _rows_by_connection, _same_run, kill_worker_1
+from .test_shard import CAPTURES, SHORT, _compare, _rows_by_connection, _same_run, kill_worker_1
 
 ROOT = Path(__file__).resolve().parents[1]
 CRAWLER = ROOT / "captures" / "crawler" / "crawler.pcap"  # real kernel, 300 connections
@@ -152,19 +152,9 @@ def test_a_file_object_read_by_two_workers_gives_the_one_process_results(
     summary and counts are one process's; a capture one process cannot read, the
     workers cannot either, with the same message."""
     rings = _rings(monkeypatch)
-    with path.open("rb") as f:
-        try:
-            one = analyze_to_csv(f, SHORT, tmp_path / "one")
-        except CaptureError as exc:
-            with path.open("rb") as g, pytest.raises(CaptureError) as raised:
-                analyze_to_csv(g, SHORT, tmp_path / "many", jobs=2)
-            assert str(raised.value) == str(exc)
-            return
-    with path.open("rb") as f:
-        many = analyze_to_csv(f, SHORT, tmp_path / "many", jobs=2)
-    assert len(rings) == 1 and not rings[0].messages
-    _same_run(one, many)
-    assert _rows_by_connection(tmp_path / "many") == _rows_by_connection(tmp_path / "one")
+    if _compare(path, SHORT, 2, tmp_path, as_file=True) is not None:
+        gzipped = path.read_bytes()[:2] == b"\x1f\x8b"  # (inflated by the parent)
+        assert len(rings) == 1 and rings[0].messages == gzipped
 
 
 def test_a_read_error_is_reported_after_the_segments_before_it(tmp_path: Path) -> None:
@@ -248,22 +238,6 @@ def test_standard_input_is_read_by_the_workers_by_default(tmp_path: Path, gzippe
     assert _rows_by_connection(tmp_path / "many") == _rows_by_connection(tmp_path / "file")
 
 
-def _same_both_ways(source: Path, config: Config, tmp_path: Path) -> Streamed | None:
-    """One process and two workers on ``source``: the same rows, summary and counts, or the
-    same error (then None)."""
-    try:
-        one = analyze_to_csv(source, config, tmp_path / "one")
-    except CaptureError as exc:
-        with pytest.raises(CaptureError) as raised:
-            analyze_to_csv(source, config, tmp_path / "many", jobs=2)
-        assert str(raised.value) == str(exc)
-        return None
-    many = analyze_to_csv(source, config, tmp_path / "many", jobs=2)
-    _same_run(one, many)
-    assert _rows_by_connection(tmp_path / "many") == _rows_by_connection(tmp_path / "one")
-    return many
-
-
 @pytest.mark.parametrize("path", CAPTURES, ids=[str(p.relative_to(p.parents[1])) for p in CAPTURES])
 def test_a_gzip_file_inflated_once_for_the_workers_gives_the_one_process_results(
     path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -274,7 +248,7 @@ def test_a_gzip_file_inflated_once_for_the_workers_gives_the_one_process_results
     data = path.read_bytes()
     gz = tmp_path / "capture.pcap.gz"
     gz.write_bytes(data if data[:2] == b"\x1f\x8b" else gzip.compress(data, 1))
-    if _same_both_ways(gz, SHORT, tmp_path) is not None:
+    if _compare(gz, SHORT, 2, tmp_path) is not None:
         assert len(rings) == 1 and rings[0].messages
 
 
@@ -310,14 +284,7 @@ def test_a_damaged_gzip_file_inflated_for_the_workers_is_reported_as_one_process
     rings = _rings(monkeypatch)
     gz = tmp_path / "crawler.pcap.gz"
     gz.write_bytes(_damaged(kind, CRAWLER.read_bytes()))
-    if how == "path":
-        many = _same_both_ways(gz, SHORT, tmp_path)
-    else:
-        with gz.open("rb") as f, gz.open("rb") as g:
-            one = analyze_to_csv(f, SHORT, tmp_path / "one")
-            many = analyze_to_csv(g, SHORT, tmp_path / "many", jobs=2)
-        _same_run(one, many)
-        assert _rows_by_connection(tmp_path / "many") == _rows_by_connection(tmp_path / "one")
+    many = _compare(gz, SHORT, 2, tmp_path, as_file=how == "file object")
     assert many is not None
     assert len(rings) == 1 and rings[0].messages
     assert many.truncated == (kind in DAMAGE)

@@ -74,17 +74,30 @@ def _same_run(one: Streamed, many: Streamed) -> None:
     )
 
 
-def _compare(path: Path, config: Config, jobs: int, tmp_path: Path) -> None:
+def _compare(
+    path: Path, config: Config, jobs: int, tmp_path: Path, *, as_file: bool = False
+) -> Streamed | None:
+    """One process and ``jobs`` workers on ``path`` (``as_file``: on a file object of it,
+    read once): the same rows per connection, summary and counts, or the same error.
+    The workers' run; None when both failed alike."""
+
+    def run(out: str, n: int) -> Streamed:
+        if not as_file:
+            return analyze_to_csv(path, config, tmp_path / out, jobs=n)
+        with path.open("rb") as f:
+            return analyze_to_csv(f, config, tmp_path / out, jobs=n)
+
     try:
-        one = analyze_to_csv(path, config, tmp_path / "one")
+        one = run("one", 1)
     except CaptureError as exc:
         with pytest.raises(CaptureError) as raised:
-            analyze_to_csv(path, config, tmp_path / "many", jobs=jobs)
+            run("many", jobs)
         assert str(raised.value) == str(exc)
-        return
-    many = analyze_to_csv(path, config, tmp_path / "many", jobs=jobs)
+        return None
+    many = run("many", jobs)
     _same_run(one, many)
     assert _rows_by_connection(tmp_path / "many") == _rows_by_connection(tmp_path / "one")
+    return many
 
 
 @pytest.mark.parametrize("path", CAPTURES, ids=[str(p.relative_to(p.parents[1])) for p in CAPTURES])
