@@ -136,37 +136,37 @@ class Result:
         return statistics.median(pss) / 1024 if pss else None
 
 
+def _ours(name: str, args: list[str], what: str) -> Tool:
+    """Our analyzer run with ``args`` (its summary kept: the report shows it)."""
+    return Tool(name, [PY, "-m", "tcpflow_analyzer", *args], what, stdout_devnull=False)
+
+
 def tools(selected: list[str]) -> list[Tool]:
     all_tools = [
-        Tool(
+        _ours(
             "ours",
-            [PY, "-m", "tcpflow_analyzer", "analyze", "{file}", "--out", "{out}"],
+            ["analyze", "{file}", "--out", "{out}"],
             "tcpflow_analyzer analyze, end to end, CSVs written (default --jobs: one per core)",
-            stdout_devnull=False,
         ),
-        Tool(
+        _ours(
             "ours-1job",
-            [PY, "-m", "tcpflow_analyzer", "analyze", "{file}", "--out", "{out}", "--jobs", "1"],
+            ["analyze", "{file}", "--out", "{out}", "--jobs", "1"],
             "the same in one process",
-            stdout_devnull=False,
         ),
-        Tool(
+        _ours(
             "ours-series",
-            [PY, "-m", "tcpflow_analyzer", "analyze", "{parts}", "--out", "{out}"],
+            ["analyze", "{parts}", "--out", "{out}"],
             "the same capture rotated into --parts files, analyze PART... (default --jobs)",
-            stdout_devnull=False,
         ),
-        Tool(
+        _ours(
             "batch-series",
-            [PY, "-m", "tcpflow_analyzer", "batch", "{parts}", "--series", "--out", "{out}"],
+            ["batch", "{parts}", "--series", "--out", "{out}"],
             "the same parts, batch --series (every row kept for its tables)",
-            stdout_devnull=False,
         ),
-        Tool(
+        _ours(
             "ours-gz",
-            [PY, "-m", "tcpflow_analyzer", "analyze", "{gz}", "--out", "{out}"],
+            ["analyze", "{gz}", "--out", "{out}"],
             "the capture gzip-compressed (gzip -1), analyze FILE.gz (default --jobs)",
-            stdout_devnull=False,
         ),
         Tool(
             "ours-stdin",
