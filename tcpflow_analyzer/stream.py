@@ -49,8 +49,8 @@ from .findings import Finding
 from .freeze import SUMMARY_COLUMNS, Batch, RowFreezer, SpillError
 from .reader import (
     CaptureError,
+    CaptureReader,
     ReadStats,
-    gzip_file,
     inflated_messages,
     open_raw,
     opened_stream,
@@ -440,9 +440,12 @@ def _parent_reads(
             cast("str | os.PathLike[str] | Sequence[str | os.PathLike[str]]", source)
         ) as reader:
             name = reader.name
-        if isinstance(source, str | os.PathLike) and gzip_file(source):
+            # (a series is not: each of its gzip files is inflated by each worker)
+            gzipped = isinstance(reader, CaptureReader) and reader.compressed
+        if gzipped:
+            path = cast("str | os.PathLike[str]", source)
             ring = Ring(jobs, name, RING_BYTES, messages=True)
-            return name, ring, functools.partial(ring.start_messages, inflated_messages(source))
+            return name, ring, functools.partial(ring.start_messages, inflated_messages(path))
         return name, None, None  # each worker reads the file(s) itself
     raw, name, owned = open_raw(cast("str | os.PathLike[str] | BinaryIO", source))
     # Standard input or a pipe named by path: read through its descriptor (no buffer,
