@@ -253,14 +253,20 @@ def load_tables(directory: str | os.PathLike[str]) -> dict[str, pd.DataFrame]:
     Each of ``TABLES`` present in ``directory`` is read (a batch's ``capture``
     column included); missing ones are left out.
     """
+    out: dict[str, pd.DataFrame] = {}
+    for name in TABLES:
+        path = Path(directory) / f"{name}.csv"
+        if path.exists():
+            out[name] = read_table(path, name)
+    return out
+
+
+def read_table(path: str | os.PathLike[str], name: str) -> pd.DataFrame:
+    """Read the CSV file of table ``name`` (of ``TABLES``), with its documented dtypes
+    (and a batch's ``capture`` column, when it has one)."""
     import pandas as pd
 
-    out: dict[str, pd.DataFrame] = {}
-    for name, columns in TABLES.items():
-        path = Path(directory) / f"{name}.csv"
-        if not path.exists():
-            continue
-        header = pd.read_csv(path, nrows=0).columns
-        dtypes = {"capture": "string", **columns} if "capture" in header else dict(columns)
-        out[name] = pd.read_csv(path, dtype=dtypes, keep_default_na=False, na_values=[""])
-    return out
+    columns = TABLES[name]
+    header = pd.read_csv(path, nrows=0).columns
+    dtypes = {"capture": "string", **columns} if "capture" in header else dict(columns)
+    return pd.read_csv(path, dtype=dtypes, keep_default_na=False, na_values=[""])

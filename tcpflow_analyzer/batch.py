@@ -10,12 +10,25 @@ never stops the batch: it gets its row in the ``captures`` table with the
 message. The per-capture tables are stacked with a leading ``capture`` column;
 ``conn_id`` stays the capture's own, so ``(capture, conn_id)`` names a
 connection.
+
+The command line does not need the frames: ``stream_many`` runs the streamed
+analysis (``stream.analyze_to_csv``, what ``analyze --out`` runs) on each
+capture into a directory of its own, beside the output, and appends each
+capture's lines to the batch's ``NAME.csv`` as soon as the captures before it
+are done, each line with its ``capture`` field in front (a line that ends
+inside a quoted field is continued, not given a field: ``_append_lines``), and
+then removes them. Memory then follows one capture's open connections per
+worker, not the rows of the whole batch; each capture's rows are those
+``analyze --out`` writes for it, in the same order (the order its connections
+retire).
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import shutil
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -24,15 +37,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .api import TABLES, analyze_rows
+from .api import TABLES, analyze_rows, read_table
 from .config import Config
+from .csvtext import header_line, needs_quotes, quoted
 from .reader import CaptureError
 from .report import typed_frame
+from .stream import OutputError, analyze_to_csv
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CAPTURE_COLUMNS", "BatchResult", "analyze_many", "analyze_series", "find_captures"]
+__all__ = [
+    "CAPTURE_COLUMNS",
+    "BatchResult",
+    "StreamedBatch",
+    "analyze_many",
+    "analyze_series",
+    "csv_to_parquet",
+    "find_captures",
+    "stream_many",
+    "work_directory",
+]
 
 # File names taken from a directory; anything given by name is taken whatever its name.
 _SUFFIXES = (".pcap", ".pcapng", ".cap", ".dmp", ".pcap.gz", ".pcapng.gz", ".cap.gz")
@@ -129,36 +154,73 @@ def _joined(counts: dict[str, int]) -> str:
 def _one(path: str | list[str], config: Config) -> _Outcome:
     """Analyze one capture (or one series) in a worker; never raises."""
     start = time.perf_counter()
-    row: dict[str, Any] = {name: None for name in CAPTURE_COLUMNS}
-    row["capture"] = path if isinstance(path, str) else " + ".join(path)
+    row = _new_row(path)
     try:
         result = analyze_rows(path, config)
-    except CaptureError as exc:
-        row.update(status="error", error=str(exc))
-    except Exception as exc:  # a bug must not stop the batch; say what it was
-        row.update(
-            status="error", error=f"{row['capture']}: internal error: {type(exc).__name__}: {exc}"
-        )
+    except Exception as exc:
+        _failed(row, exc)
     else:
         by_code = dict(Counter(f.code.value for f in result.finding_records))
-        row.update(
-            status="warning" if result.warnings else "ok",
-            error=None,
-            frames=result.frames,
-            segments=result.segments,
-            connections=len(result.tables["connections"]),
-            skipped=sum(result.skipped.values()),
-            skipped_by_reason=_joined(result.skipped),
-            findings=sum(by_code.values()),
-            findings_by_code=_joined(by_code),
-            duplicates=result.duplicates,
-            out_of_order=result.out_of_order,
-            warnings=" | ".join(result.warnings),
+        _fill(
+            row,
+            result.frames,
+            result.segments,
+            len(result.tables["connections"]),
+            result.skipped,
+            by_code,
+            result.duplicates,
+            result.out_of_order,
+            result.warnings,
         )
         row["seconds"] = time.perf_counter() - start
         return _Outcome(row, result.tables)
     row["seconds"] = time.perf_counter() - start
     return _Outcome(row)
+
+
+def _new_row(path: str | list[str]) -> dict[str, Any]:
+    """A capture's row, empty but for its name (a series: its files joined by " + ")."""
+    row: dict[str, Any] = {name: None for name in CAPTURE_COLUMNS}
+    row["capture"] = path if isinstance(path, str) else " + ".join(path)
+    return row
+
+
+def _failed(row: dict[str, Any], exc: Exception) -> None:
+    """Mark ``row`` as the capture that ``exc`` stopped."""
+    if isinstance(exc, CaptureError | OutputError):
+        row.update(status="error", error=str(exc))
+    else:  # a bug must not stop the batch; say what it was
+        row.update(
+            status="error", error=f"{row['capture']}: internal error: {type(exc).__name__}: {exc}"
+        )
+
+
+def _fill(
+    row: dict[str, Any],
+    frames: int,
+    segments: int,
+    connections: int,
+    skipped: dict[str, int],
+    by_code: dict[str, int],
+    duplicates: int,
+    out_of_order: int,
+    warnings: list[str],
+) -> None:
+    """Fill the row of a capture analyzed to its end."""
+    row.update(
+        status="warning" if warnings else "ok",
+        error=None,
+        frames=frames,
+        segments=segments,
+        connections=connections,
+        skipped=sum(skipped.values()),
+        skipped_by_reason=_joined(skipped),
+        findings=sum(by_code.values()),
+        findings_by_code=_joined(by_code),
+        duplicates=duplicates,
+        out_of_order=out_of_order,
+        warnings=" | ".join(warnings),
+    )
 
 
 def analyze_many(
@@ -248,3 +310,207 @@ def _stack(outcomes: Sequence[_Outcome]) -> BatchResult:
         tables[name] = typed_frame(rows, {"capture": "string", **columns})
     failed = int((captures["status"] == "error").sum())
     return BatchResult(tables, captures, failed)
+
+
+# -- streamed to CSV (the command line) -------------------------------------------
+
+
+@dataclass
+class StreamedBatch:
+    """What ``stream_many`` leaves besides its files."""
+
+    captures: pd.DataFrame  # one row per capture, as BatchResult.captures
+    paths: list[Path]  # the tables written, then captures.csv
+    connections: int
+    failed: int = 0
+
+
+def stream_many(
+    sources: Sequence[str | os.PathLike[str]],
+    directory: str | os.PathLike[str],
+    *,
+    jobs: int | None = None,
+    config: Config | None = None,
+    series: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> StreamedBatch:
+    """``analyze_many`` (or ``analyze_series``) written straight to ``directory/NAME.csv``.
+
+    Each capture is analyzed by ``stream.analyze_to_csv`` (with ``jobs`` worker
+    processes across the captures; a single capture, or a series, is sharded
+    over them instead) into a directory of its own under ``directory``; its
+    lines are appended to the batch's tables, each with its ``capture`` field
+    in front, as soon as every capture before it is done, and the directory is
+    removed. A capture that fails adds no rows, only its row in
+    ``captures.csv``. Raises ``stream.OutputError`` when ``directory`` cannot
+    be written.
+    """
+    import pandas as pd
+
+    paths = [os.fspath(p) for p in sources]
+    cfg = config if config is not None else Config()
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    items: list[str | list[str]] = [paths] if series else list(paths)
+    rows: list[dict[str, Any] | None] = [None] * len(items)
+    out = Path(directory)
+    work = work_directory(out, ".batch-")
+    try:
+        with _Tables(out) as tables:
+            if jobs == 1 or len(items) == 1:
+                for i, item in enumerate(items):
+                    row = rows[i] = _stream_one(item, cfg, str(work / str(i)), jobs)
+                    tables.add(row, work / str(i))
+                    if progress:
+                        progress(i + 1, len(items))
+            else:
+                with ProcessPoolExecutor(max_workers=jobs) as pool:
+                    futures: dict[Future[dict[str, Any]], int] = {
+                        pool.submit(_stream_one, item, cfg, str(work / str(i)), 1): i
+                        for i, item in enumerate(items)
+                    }
+                    ready = 0  # the captures whose lines are in the tables
+                    for done, fut in enumerate(as_completed(futures), 1):
+                        rows[futures[fut]] = fut.result()
+                        while ready < len(items) and (finished := rows[ready]) is not None:
+                            tables.add(finished, work / str(ready))
+                            ready += 1
+                        if progress:
+                            progress(done, len(items))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    captures = pd.DataFrame(rows, columns=list(CAPTURE_COLUMNS)).astype(CAPTURE_COLUMNS)
+    path = out / "captures.csv"
+    try:
+        captures.to_csv(path, index=False)
+    except OSError as exc:
+        raise OutputError(f"cannot write to {path}: {exc}") from exc
+    failed = int((captures["status"] == "error").sum())
+    return StreamedBatch(captures, [*tables.paths.values(), path], tables.connections, failed)
+
+
+def work_directory(directory: Path, prefix: str) -> Path:
+    """A new directory named ``prefix...`` in ``directory`` (made if need be), for files on
+    their way to the output; ``OutputError`` when it cannot be made."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=directory))
+    except OSError as exc:
+        raise OutputError(f"cannot write to {directory}: {exc}") from exc
+
+
+def _stream_one(path: str | list[str], config: Config, directory: str, jobs: int) -> dict[str, Any]:
+    """Analyze one capture (or one series) into CSV files in ``directory``; its row.
+    Never raises."""
+    start = time.perf_counter()
+    row = _new_row(path)
+    try:
+        done = analyze_to_csv(path, config, directory, jobs=jobs)
+    except Exception as exc:
+        _failed(row, exc)
+    else:
+        _fill(
+            row,
+            done.frames,
+            done.segments,
+            done.connections,
+            done.skipped,
+            done.findings_by_code,
+            done.duplicates,
+            done.out_of_order,
+            done.warnings,
+        )
+    row["seconds"] = time.perf_counter() - start
+    return row
+
+
+class _Tables:
+    """The batch's ``NAME.csv`` files, each capture's lines appended in turn."""
+
+    def __init__(self, directory: Path) -> None:
+        self.paths = {name: directory / f"{name}.csv" for name in TABLES}
+        self.connections = 0
+        self._files: dict[str, Any] = {}
+        try:
+            for name, columns in TABLES.items():
+                f = self._files[name] = self.paths[name].open("wb")
+                f.write(header_line(["capture", *columns]).encode())
+        except OSError as exc:
+            self.close()
+            raise OutputError(f"cannot write to {directory}: {exc}") from exc
+
+    def __enter__(self) -> _Tables:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+
+    def add(self, row: dict[str, Any], directory: Path) -> None:
+        """Append the lines of the capture of ``row`` (its tables in ``directory``, which
+        is then removed); none if it failed."""
+        try:
+            if row["status"] == "error":
+                return
+            name = row["capture"]
+            prefix = ((quoted(name) if needs_quotes(name) else name) + ",").encode()
+            for table, f in self._files.items():
+                source = directory / f"{table}.csv"
+                try:
+                    lines = _append_lines(source, f, prefix)
+                except OSError as exc:
+                    raise OutputError(f"cannot write to {self.paths[table]}: {exc}") from exc
+                if table == "connections":
+                    self.connections += lines
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _append_lines(source: Path, out: Any, prefix: bytes) -> int:
+    """Append the lines of the CSV file ``source`` but its header to ``out``, each with
+    ``prefix`` in front; how many. A line that ends inside a quoted field (a field holding
+    a line break: an odd count of quotes so far) is continued by the next, which gets
+    no prefix. No file: nothing."""
+    count = 0
+    inside = False
+    try:
+        f = source.open("rb")
+    except FileNotFoundError:
+        return 0
+    with f:
+        f.readline()  # the header
+        for line in f:
+            if not inside:
+                out.write(prefix)
+                count += 1
+            out.write(line)
+            if line.count(b'"') % 2:
+                inside = not inside
+    return count
+
+
+def csv_to_parquet(source: Path, directory: Path) -> list[Path]:
+    """The batch tables (and ``captures.csv``) in ``source`` as ``NAME.parquet`` in
+    ``directory``, one table read at a time, with their documented dtypes."""
+    import pandas as pd
+
+    written = []
+    for name in [*TABLES, "captures"]:
+        path = directory / f"{name}.parquet"
+        if name == "captures":
+            frame = pd.read_csv(
+                source / "captures.csv",
+                dtype=CAPTURE_COLUMNS,
+                keep_default_na=False,
+                na_values=[""],
+            )
+        else:
+            frame = read_table(source / f"{name}.csv", name)
+        try:
+            frame.to_parquet(path, index=False)
+        except OSError as exc:
+            raise OutputError(f"cannot write to {path}: {exc}") from exc
+        written.append(path)
+    return written

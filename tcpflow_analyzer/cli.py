@@ -14,6 +14,8 @@ import importlib.util
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from . import __version__, ladder
 from .api import analyze
@@ -22,6 +24,9 @@ from .fanout import read_once
 from .reader import CaptureError, gzip_file
 from .replay import replay
 from .stream import OutputError, WorkerError, analyze_to_csv
+
+if TYPE_CHECKING:
+    from .batch import BatchResult, StreamedBatch
 
 __all__ = ["main"]
 
@@ -248,7 +253,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _batch(args: argparse.Namespace) -> int:
-    from .batch import analyze_many, analyze_series, find_captures
+    from .batch import analyze_many, find_captures
 
     if args.jobs is not None and args.jobs < 1:
         print("tcpflow-analyzer: error: --jobs must be at least 1", file=sys.stderr)
@@ -276,28 +281,36 @@ def _batch(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.update(done - bar.n)
 
-    if args.series:
-        result = analyze_series(paths, config=_config(args))
-    else:
+    if args.scheduler is not None and not args.series:
+        # On a Dask cluster: each capture's tables come back whole (the workers cannot
+        # write beside the output), then are written together.
         try:
             result = analyze_many(
-                paths,
-                jobs=args.jobs,
-                config=_config(args),
-                progress=progress,
-                scheduler=args.scheduler,
+                paths, config=_config(args), progress=progress, scheduler=args.scheduler
             )
         except (RuntimeError, OSError) as exc:
             print(f"tcpflow-analyzer: error: {exc}", file=sys.stderr)
             return EXIT_USAGE
-    if bar is not None:
-        bar.close()
-    written = result.write(args.out, args.format)
-    caps = result.captures
+        if bar is not None:
+            bar.close()
+        written = result.write(args.out, args.format)
+        caps, failed, connections = result.captures, result.failed, len(result.connections)
+        html_result: BatchResult | None = result
+    else:
+        # Streamed: each capture's lines go to the tables as it is done (batch.py).
+        try:
+            done, written, html_result = _batch_streamed(args, paths, progress)
+        except OutputError as exc:
+            print(f"tcpflow-analyzer: error: {exc}", file=sys.stderr)
+            return EXIT_UNREADABLE
+        finally:
+            if bar is not None:
+                bar.close()
+        caps, failed, connections = done.captures, done.failed, done.connections
     print(
         f"{len(caps)} captures: {int((caps['status'] == 'ok').sum())} ok, "
-        f"{int((caps['status'] == 'warning').sum())} with warnings, {result.failed} failed; "
-        f"{len(result.connections)} connections"
+        f"{int((caps['status'] == 'warning').sum())} with warnings, {failed} failed; "
+        f"{connections} connections"
     )
     for row in caps[caps["status"] == "error"].itertuples():
         print(f"tcpflow-analyzer: error: {row.error}", file=sys.stderr)
@@ -305,8 +318,43 @@ def _batch(args: argparse.Namespace) -> int:
     if args.html:
         from .html import batch_report
 
-        print(f"wrote {batch_report(result, args.html, args.msl)}")
-    return EXIT_SOME_FAILED if result.failed else EXIT_OK
+        assert html_result is not None  # made when there is --html
+        print(f"wrote {batch_report(html_result, args.html, args.msl)}")
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def _batch_streamed(
+    args: argparse.Namespace, paths: Sequence[os.PathLike[str]], progress: Any
+) -> tuple[StreamedBatch, list[Path], BatchResult | None]:
+    """``batch`` on this machine: the tables streamed to CSV (``batch.stream_many``); for
+    Parquet, into a directory under the output, then each table made a Parquet file in
+    turn. With ``--html``, the tables are read back for the report."""
+    import shutil
+
+    from .api import load_tables
+    from .batch import BatchResult, csv_to_parquet, stream_many, work_directory
+
+    out = Path(args.out)
+    where = work_directory(out, ".csv-") if args.format == "parquet" else out
+    try:
+        done = stream_many(
+            paths,
+            where,
+            jobs=args.jobs,
+            config=_config(args),
+            series=args.series,
+            progress=None if args.series else progress,  # (a series is one capture)
+        )
+        report = None
+        if args.html:
+            report = BatchResult(load_tables(where), done.captures, done.failed)
+        written = done.paths
+        if args.format == "parquet":
+            written = csv_to_parquet(where, out)
+    finally:
+        if where != out:
+            shutil.rmtree(where, ignore_errors=True)
+    return done, written, report
 
 
 def _census(args: argparse.Namespace) -> int:

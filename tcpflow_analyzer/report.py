@@ -583,6 +583,11 @@ class SummaryBuilder:
     def findings(self) -> int:
         return sum(self._finding_count.values())
 
+    @property
+    def findings_by_code(self) -> dict[str, int]:
+        """How many findings of each code (its value), for the codes found."""
+        return {code.value: n for code, n in self._finding_count.items() if n}
+
     def add(self, connections: pd.DataFrame, findings: Iterable[Finding] = ()) -> None:
         """Take one batch of typed connection rows and findings."""
         if len(connections):

@@ -85,6 +85,7 @@ class Streamed:
     connections: int
     findings: int
     skipped: dict[str, int]
+    findings_by_code: dict[str, int] = field(default_factory=dict)  # code -> findings
     warnings: list[str] = field(default_factory=list)
     truncated: bool = False
     expired: dict[str, int] = field(default_factory=dict)
@@ -318,6 +319,7 @@ def _streamed(
         connections=summary.connections,
         findings=summary.findings,
         skipped=skipped,
+        findings_by_code=summary.findings_by_code,
         warnings=warnings,
         truncated=stats.truncated,
         expired=expired,
