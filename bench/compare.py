@@ -13,7 +13,8 @@ Default mode runs, in alternating order (ours, tshark, tcptrace, dpkt, mmap; the
 - ours-series (only with ``--tools``): ``analyze PART...`` on the same capture split
   into ``--parts`` files of about equal record counts, as tcpdump ``-C`` rotation splits
   it (classic pcap; made once per benchmark in a temporary directory); batch-series:
-  ``batch PART... --series --out TMPDIR``, the in-memory way of reading a series;
+  ``batch PART... --series --out TMPDIR`` (streamed to its tables since session 13;
+  before, every row kept for them);
   ours-gz: ``analyze FILE.gz`` on a ``gzip -1`` copy of the capture (made once per
   benchmark); ours-stdin: ``cat FILE | ... analyze -`` (a pipe, default --jobs)
 - tshark: ``tshark -r FILE -T fields -e frame.number -e tcp.stream -e tcp.flags
@@ -161,7 +162,7 @@ def tools(selected: list[str]) -> list[Tool]:
         _ours(
             "batch-series",
             ["batch", "{parts}", "--series", "--out", "{out}"],
-            "the same parts, batch --series (every row kept for its tables)",
+            "the same parts, batch --series (its tables, with the capture column)",
         ),
         _ours(
             "ours-gz",
