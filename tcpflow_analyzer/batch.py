@@ -345,8 +345,6 @@ def stream_many(
     ``captures.csv``. Raises ``stream.OutputError`` when ``directory`` cannot
     be written.
     """
-    import pandas as pd
-
     paths = [os.fspath(p) for p in sources]
     cfg = config if config is not None else Config()
     jobs = max(1, jobs or os.cpu_count() or 1)
@@ -378,6 +376,10 @@ def stream_many(
                             progress(done, len(items))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    # pandas only now: imported before, it would be in every worker forked (its pages
+    # counted in each one's memory).
+    import pandas as pd
+
     captures = pd.DataFrame(rows, columns=list(CAPTURE_COLUMNS)).astype(CAPTURE_COLUMNS)
     path = out / "captures.csv"
     try:

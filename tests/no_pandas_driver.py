@@ -11,7 +11,9 @@ command line of the JSON file ``ARGVS`` (a list of lists) in turn, and ``RESULT`
 
 With ``WORKER_IMPORTS_PANDAS=1`` in the environment every worker of a sharded
 run imports pandas before it starts (to show that the watch sees a worker's
-import).
+import). Every worker (of a sharded run, or of ``batch``'s pool) that starts
+with pandas already loaded (imported by the parent before it forked them)
+writes "PID worker-has-pandas" to ``LOG``.
 """
 
 from __future__ import annotations
@@ -42,21 +44,45 @@ class _Watch:
 
 def main(log: str, result: str, argvs: list[list[str]]) -> None:
     sys.meta_path.insert(0, _Watch(log))
-    from tcpflow_analyzer import cli, stream
+    from tcpflow_analyzer import batch, cli, stream
 
-    if os.environ.get("WORKER_IMPORTS_PANDAS"):
-        shard_worker = stream._shard_worker
+    shard_worker = stream._shard_worker
 
-        def importing_worker(*args: Any) -> None:
+    def watched_worker(*args: Any) -> None:
+        _note_inherited(log)
+        if os.environ.get("WORKER_IMPORTS_PANDAS"):
             import pandas  # noqa: F401
+        shard_worker(*args)
 
-            shard_worker(*args)
-
-        stream._shard_worker = importing_worker
+    stream._shard_worker = watched_worker
+    global _STREAM_ONE, _LOG
+    _STREAM_ONE, _LOG = batch._stream_one, log
+    batch._stream_one = _watched_one
     codes = [cli.main(argv) for argv in argvs]
     modules = sorted(m for m in sys.modules if m.split(".")[0] == "pandas")
     with open(result, "w", encoding="utf-8") as f:
         json.dump({"pid": os.getpid(), "codes": codes, "modules": modules}, f)
+
+
+def _note_inherited(log: str) -> None:
+    """Note a worker that starts with pandas loaded (it cannot have imported it yet)."""
+    if "pandas" in sys.modules:
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(f"{os.getpid()} worker-has-pandas\n")
+
+
+_STREAM_ONE: Any = None
+_LOG = ""
+
+
+def _watched_one(*args: Any) -> Any:
+    """``batch._stream_one`` in a pool worker (forked: this module's globals are set)."""
+    if os.getpid() != _PARENT:
+        _note_inherited(_LOG)
+    return _STREAM_ONE(*args)
+
+
+_PARENT = os.getpid()
 
 
 if __name__ == "__main__":
