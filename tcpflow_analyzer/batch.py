@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from .api import TABLES, analyze_rows, read_table
 from .config import Config
-from .csvtext import header_line, needs_quotes, quoted
+from .csvtext import EOL, header_line, needs_quotes, quoted
 from .reader import CaptureError
 from .report import typed_frame
 from .stream import OutputError, analyze_to_csv
@@ -470,26 +470,64 @@ class _Tables:
             shutil.rmtree(directory, ignore_errors=True)
 
 
+# Bytes of a table read at a time when appending it to the batch's.
+_APPEND_BLOCK = 1 << 20
+_LF, _QUOTE = ord("\n"), ord('"')
+
+
 def _append_lines(source: Path, out: Any, prefix: bytes) -> int:
     """Append the lines of the CSV file ``source`` but its header to ``out``, each with
     ``prefix`` in front; how many. A line that ends inside a quoted field (a field holding
     a line break: an odd count of quotes so far) is continued by the next, which gets
-    no prefix. No file: nothing."""
+    no prefix. No file: nothing.
+
+    Read in blocks of whole lines: a block with an even count of quotes before each of
+    its line ends (the rule: no field holds a line break) gets its prefixes by one
+    replace; another line by line.
+    """
+    import numpy as np
+
     count = 0
-    inside = False
+    inside = False  # in a quoted field, at the start of the next line
+    last = b"\n"  # the end of what was written
     try:
         f = source.open("rb")
     except FileNotFoundError:
         return 0
     with f:
         f.readline()  # the header
-        for line in f:
-            if not inside:
-                out.write(prefix)
-                count += 1
-            out.write(line)
-            if line.count(b'"') % 2:
-                inside = not inside
+        rest = b""  # a line begun in the block before
+        while True:
+            data = f.read(_APPEND_BLOCK)
+            block = rest + data
+            cut = len(block) if not data else block.rfind(b"\n") + 1
+            block, rest = block[:cut], block[cut:]
+            if block:
+                text = np.frombuffer(block, dtype=np.uint8)
+                ends = np.flatnonzero(text == _LF)
+                quotes = np.flatnonzero(text == _QUOTE)
+                if not inside and len(ends) and ends[-1] == len(block) - 1:
+                    odd = bool((np.searchsorted(quotes, ends) & 1).any())
+                else:
+                    odd = True
+                if not odd:
+                    out.write(prefix)
+                    out.write(block[:-1].replace(b"\n", b"\n" + prefix))
+                    out.write(b"\n")
+                    count += len(ends)
+                else:
+                    for line in block.splitlines(keepends=True):
+                        if not inside:
+                            out.write(prefix)
+                            count += 1
+                        out.write(line)
+                        if line.count(b'"') & 1:
+                            inside = not inside
+                last = block
+            if not data:
+                break
+    if not last.endswith((b"\n", b"\r")):
+        out.write(EOL.encode())  # a file cut short: the next capture's lines on lines of their own
     return count
 
 

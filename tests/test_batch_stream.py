@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tcpflow_analyzer import batch
 from tcpflow_analyzer.api import TABLES, load_tables
 from tcpflow_analyzer.batch import (
     _append_lines,
@@ -147,19 +148,36 @@ def test_a_capture_name_with_comma_quote_and_line_break_is_one_field(tmp_path: P
             assert (frame["capture"] == str(odd)).sum() == (frame["capture"] == str(plain)).sum()
 
 
-def test_lines_holding_a_quoted_line_break_are_continued_not_prefixed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("block", [1 << 20, 5, 16, 29])
+def test_lines_holding_a_quoted_line_break_are_continued_not_prefixed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    """Whatever the blocks it is read in (a field's line break at a block's end, in a
+    block alone), and with a last line that lacks its end."""
+    monkeypatch.setattr(batch, "_APPEND_BLOCK", block)
     source = tmp_path / "t.csv"
-    source.write_bytes(
-        b'conn_id,detail\n1,"two\nlines"\n2,plain\n3,"say ""hi""\n""there"""\n4,"a,b"\n'
-    )
+    body = b'1,"two\nlines"\n2,plain\n3,"say ""hi""\n""there"""\n4,"a,b"\n5,"x\r\ny"\n'
+    source.write_bytes(b"conn_id,detail\n" + body * 3 + b"6,end")
     out = io.BytesIO()
-    assert _append_lines(source, out, b"cap,") == 4
+    assert _append_lines(source, out, b"cap,") == 16
+    assert _append_lines(source, out, b"again,") == 16
     out.seek(0)
     frame = pd.read_csv(out, header=None, names=["capture", "conn_id", "detail"])
-    assert frame["capture"].tolist() == ["cap"] * 4
-    assert frame["conn_id"].tolist() == [1, 2, 3, 4]
-    assert frame["detail"].tolist() == ["two\nlines", "plain", 'say "hi"\n"there"', "a,b"]
+    assert frame["capture"].tolist() == ["cap"] * 16 + ["again"] * 16
+    assert frame["conn_id"].tolist() == ([1, 2, 3, 4, 5] * 3 + [6]) * 2
+    details = ["two\nlines", "plain", 'say "hi"\n"there"', "a,b", "x\r\ny"] * 3 + ["end"]
+    assert frame["detail"].tolist() == details * 2
     assert _append_lines(tmp_path / "missing.csv", out, b"cap,") == 0
+
+
+def test_plain_lines_get_their_prefix_in_one_piece(tmp_path: Path) -> None:
+    """The common case (no field holds a line break) gives what prefixing each line does."""
+    lines = [f'{i},"RFC 9293, {i}",x' for i in range(50_000)]
+    source = tmp_path / "t.csv"
+    source.write_text("a,b,c\n" + "\n".join(lines) + "\n")
+    out = io.BytesIO()
+    assert _append_lines(source, out, b'"p,q",') == len(lines)
+    assert out.getvalue().decode() == "".join(f'"p,q",{line}\n' for line in lines)
 
 
 def test_cli_batch_streams_and_reports_like_before(tmp_path: Path) -> None:
@@ -203,7 +221,6 @@ def test_streamed_batch_keeps_no_rows_of_its_own(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The command line's batch never builds the kept rows (what made its memory grow)."""
-    import tcpflow_analyzer.batch as batch
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("analyze_rows called")
