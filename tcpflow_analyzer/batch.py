@@ -41,7 +41,7 @@ from .api import TABLES, analyze_rows, read_table
 from .config import Config
 from .csvtext import EOL, header_line, needs_quotes, quoted
 from .reader import CaptureError
-from .report import typed_frame
+from .report import line_format, typed_frame
 from .stream import OutputError, analyze_to_csv
 
 if TYPE_CHECKING:
@@ -319,10 +319,20 @@ def _stack(outcomes: Sequence[_Outcome]) -> BatchResult:
 class StreamedBatch:
     """What ``stream_many`` leaves besides its files."""
 
-    captures: pd.DataFrame  # one row per capture, as BatchResult.captures
+    rows: list[dict[str, Any]]  # one per capture: the rows of BatchResult.captures
     paths: list[Path]  # the tables written, then captures.csv
     connections: int
     failed: int = 0
+
+    def captures(self) -> pd.DataFrame:
+        """The rows as ``BatchResult.captures`` (imports pandas)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=list(CAPTURE_COLUMNS)).astype(CAPTURE_COLUMNS)
+
+    def count(self, status: str) -> int:
+        """How many captures have ``status`` (ok, warning or error)."""
+        return sum(row["status"] == status for row in self.rows)
 
 
 def stream_many(
@@ -376,18 +386,18 @@ def stream_many(
                             progress(done, len(items))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    # pandas only now: imported before, it would be in every worker forked (its pages
-    # counted in each one's memory).
-    import pandas as pd
-
-    captures = pd.DataFrame(rows, columns=list(CAPTURE_COLUMNS)).astype(CAPTURE_COLUMNS)
+    # Written with no pandas, as analyze --out writes its tables (imported in this
+    # process, pandas would be in every worker forked after, its pages counted in each).
+    made = [row for row in rows if row is not None]
     path = out / "captures.csv"
+    fmt = line_format(CAPTURE_COLUMNS)
     try:
-        captures.to_csv(path, index=False)
+        with path.open("w", encoding="utf-8", newline="") as f:
+            f.write(fmt.header + "".join(fmt.line(row) + EOL for row in made))
     except OSError as exc:
         raise OutputError(f"cannot write to {path}: {exc}") from exc
-    failed = int((captures["status"] == "error").sum())
-    return StreamedBatch(captures, [*tables.paths.values(), path], tables.connections, failed)
+    failed = sum(row["status"] == "error" for row in made)
+    return StreamedBatch(made, [*tables.paths.values(), path], tables.connections, failed)
 
 
 def work_directory(directory: Path, prefix: str) -> Path:

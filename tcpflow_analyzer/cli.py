@@ -294,7 +294,10 @@ def _batch(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
         written = result.write(args.out, args.format)
-        caps, failed, connections = result.captures, result.failed, len(result.connections)
+        caps = result.captures
+        counts = [int((caps["status"] == status).sum()) for status in ("ok", "warning")]
+        errors = caps[caps["status"] == "error"]["error"].tolist()
+        failed, connections = result.failed, len(result.connections)
         html_result: BatchResult | None = result
     else:
         # Streamed: each capture's lines go to the tables as it is done (batch.py).
@@ -306,14 +309,15 @@ def _batch(args: argparse.Namespace) -> int:
         finally:
             if bar is not None:
                 bar.close()
-        caps, failed, connections = done.captures, done.failed, done.connections
+        counts = [done.count(status) for status in ("ok", "warning")]
+        errors = [row["error"] for row in done.rows if row["status"] == "error"]
+        failed, connections = done.failed, done.connections
     print(
-        f"{len(caps)} captures: {int((caps['status'] == 'ok').sum())} ok, "
-        f"{int((caps['status'] == 'warning').sum())} with warnings, {failed} failed; "
-        f"{connections} connections"
+        f"{sum(counts) + failed} captures: {counts[0]} ok, {counts[1]} with warnings, "
+        f"{failed} failed; {connections} connections"
     )
-    for row in caps[caps["status"] == "error"].itertuples():
-        print(f"tcpflow-analyzer: error: {row.error}", file=sys.stderr)
+    for error in errors:
+        print(f"tcpflow-analyzer: error: {error}", file=sys.stderr)
     print("wrote " + ", ".join(str(p) for p in written))
     if args.html:
         from .html import batch_report
@@ -347,7 +351,7 @@ def _batch_streamed(
         )
         report = None
         if args.html:
-            report = BatchResult(load_tables(where), done.captures, done.failed)
+            report = BatchResult(load_tables(where), done.captures(), done.failed)
         written = done.paths
         if args.format == "parquet":
             written = csv_to_parquet(where, out)

@@ -84,7 +84,7 @@ def test_streamed_batch_holds_the_kept_batch_tables(tmp_path: Path, jobs: int) -
     done = stream_many(paths, tmp_path, jobs=jobs)
     assert done.failed == kept.failed >= 1
     assert done.connections == len(kept.connections)
-    assert _captures_text(done.captures) == _captures_text(kept.captures)
+    assert _captures_text(done.captures()) == _captures_text(kept.captures)
     written = pd.read_csv(tmp_path / "captures.csv", dtype=str, keep_default_na=False)
     assert written.drop(columns="seconds").to_csv(index=False) == _captures_text(kept.captures)
     _same_tables(kept.tables, tmp_path)
@@ -113,9 +113,9 @@ def test_each_capture_has_its_analyze_lines_in_their_order(tmp_path: Path) -> No
 def test_streamed_series_holds_the_kept_series_tables(tmp_path: Path, jobs: int) -> None:
     kept = analyze_series(SERIES)
     done = stream_many(SERIES, tmp_path, jobs=jobs, series=True)
-    assert len(done.captures) == 1
-    assert done.captures["capture"].iloc[0] == " + ".join(map(str, SERIES))
-    assert _captures_text(done.captures) == _captures_text(kept.captures)
+    assert len(done.rows) == 1
+    assert done.captures()["capture"].iloc[0] == " + ".join(map(str, SERIES))
+    assert _captures_text(done.captures()) == _captures_text(kept.captures)
     _same_tables(kept.tables, tmp_path)
     _no_leftovers(tmp_path)
 
@@ -128,8 +128,8 @@ def test_a_failing_capture_adds_no_lines_and_the_rest_go_on(tmp_path: Path) -> N
     clean_close_pcap(caps / "c.pcap")
     out = tmp_path / "out"
     done = stream_many(find_captures([caps]), out, jobs=2)
-    assert done.captures["status"].tolist() == ["ok", "error", "ok"]
-    assert "b.pcap" in done.captures["error"].iloc[1]
+    assert done.captures()["status"].tolist() == ["ok", "error", "ok"]
+    assert "b.pcap" in done.captures()["error"].iloc[1]
     conns = load_tables(out)["connections"]
     assert conns["capture"].tolist() == [str(caps / "a.pcap"), str(caps / "c.pcap")]
     _no_leftovers(out)
@@ -227,5 +227,5 @@ def test_streamed_batch_keeps_no_rows_of_its_own(
 
     monkeypatch.setattr(batch, "analyze_rows", refuse)
     done = stream_many([CAPTURES / "client_close.pcap"], tmp_path, jobs=1)
-    assert done.captures["status"].tolist() == ["ok"] and done.connections >= 1
+    assert done.captures()["status"].tolist() == ["ok"] and done.connections >= 1
     assert os.path.getsize(tmp_path / "transitions.csv") > 100
