@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from .api import TABLES, analyze_rows, read_table
 from .config import Config
-from .csvtext import EOL, header_line, needs_quotes, quoted
+from .csvtext import EOL, field_prefix, header_line, prefix_records
 from .reader import CaptureError
 from .report import line_format, typed_frame
 from .stream import OutputError, analyze_to_csv
@@ -361,43 +361,71 @@ def stream_many(
     items: list[str | list[str]] = [paths] if series else list(paths)
     rows: list[dict[str, Any] | None] = [None] * len(items)
     out = Path(directory)
-    work = work_directory(out, ".batch-")
-    try:
-        with _Tables(out) as tables:
-            if jobs == 1 or len(items) == 1:
-                for i, item in enumerate(items):
-                    row = rows[i] = _stream_one(item, cfg, str(work / str(i)), jobs)
-                    tables.add(row, work / str(i))
-                    if progress:
-                        progress(i + 1, len(items))
-            else:
-                with ProcessPoolExecutor(max_workers=jobs) as pool:
-                    futures: dict[Future[dict[str, Any]], int] = {
-                        pool.submit(_stream_one, item, cfg, str(work / str(i)), 1): i
-                        for i, item in enumerate(items)
-                    }
-                    ready = 0  # the captures whose lines are in the tables
-                    for done, fut in enumerate(as_completed(futures), 1):
-                        rows[futures[fut]] = fut.result()
-                        while ready < len(items) and (finished := rows[ready]) is not None:
-                            tables.add(finished, work / str(ready))
-                            ready += 1
-                        if progress:
-                            progress(done, len(items))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    tables = {name: out / f"{name}.csv" for name in TABLES}
+    connections = 0
+    if len(items) == 1:
+        # One capture, or one series: analyzed straight into the batch's tables, over
+        # the cores, each line written with its capture field.
+        row = rows[0] = _stream_one(items[0], cfg, str(out), jobs, prefixed=True)
+        if row["status"] == "error":
+            _Tables(out).close()  # its tables, with no rows
+        connections = row["connections"] or 0
+        if progress:
+            progress(1, 1)
+    else:
+        work = work_directory(out, ".batch-")
+        try:
+            with _Tables(out) as appended:
+                _stream_pool(items, rows, cfg, jobs, work, appended, progress)
+                connections = appended.connections
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     # Written with no pandas, as analyze --out writes its tables (imported in this
     # process, pandas would be in every worker forked after, its pages counted in each).
     made = [row for row in rows if row is not None]
     path = out / "captures.csv"
     fmt = line_format(CAPTURE_COLUMNS)
     try:
-        with path.open("w", encoding="utf-8", newline="") as f:
+        with path.open("w", encoding="utf-8", errors="surrogateescape", newline="") as f:
             f.write(fmt.header + "".join(fmt.line(row) + EOL for row in made))
     except OSError as exc:
         raise OutputError(f"cannot write to {path}: {exc}") from exc
     failed = sum(row["status"] == "error" for row in made)
-    return StreamedBatch(made, [*tables.paths.values(), path], tables.connections, failed)
+    return StreamedBatch(made, [*tables.values(), path], connections, failed)
+
+
+def _stream_pool(
+    items: list[str | list[str]],
+    rows: list[dict[str, Any] | None],
+    config: Config,
+    jobs: int,
+    work: Path,
+    tables: _Tables,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """Analyze ``items`` with ``jobs`` processes, each into a directory of its own in
+    ``work``, filling ``rows``; each item's lines go to ``tables`` once those before it
+    are there."""
+    if jobs == 1:
+        for i, item in enumerate(items):
+            row = rows[i] = _stream_one(item, config, str(work / str(i)), 1)
+            tables.add(row, work / str(i))
+            if progress:
+                progress(i + 1, len(items))
+        return
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures: dict[Future[dict[str, Any]], int] = {
+            pool.submit(_stream_one, item, config, str(work / str(i)), 1): i
+            for i, item in enumerate(items)
+        }
+        ready = 0  # the items whose lines are in the tables
+        for done, fut in enumerate(as_completed(futures), 1):
+            rows[futures[fut]] = fut.result()
+            while ready < len(items) and (finished := rows[ready]) is not None:
+                tables.add(finished, work / str(ready))
+                ready += 1
+            if progress:
+                progress(done, len(items))
 
 
 def work_directory(directory: Path, prefix: str) -> Path:
@@ -410,13 +438,16 @@ def work_directory(directory: Path, prefix: str) -> Path:
         raise OutputError(f"cannot write to {directory}: {exc}") from exc
 
 
-def _stream_one(path: str | list[str], config: Config, directory: str, jobs: int) -> dict[str, Any]:
-    """Analyze one capture (or one series) into CSV files in ``directory``; its row.
-    Never raises."""
+def _stream_one(
+    path: str | list[str], config: Config, directory: str, jobs: int, prefixed: bool = False
+) -> dict[str, Any]:
+    """Analyze one capture (or one series) into CSV files in ``directory`` (``prefixed``:
+    with the leading capture column); its row. Never raises."""
     start = time.perf_counter()
     row = _new_row(path)
     try:
-        done = analyze_to_csv(path, config, directory, jobs=jobs)
+        capture = row["capture"] if prefixed else None
+        done = analyze_to_csv(path, config, directory, jobs=jobs, capture=capture)
     except Exception as exc:
         _failed(row, exc)
     else:
@@ -467,7 +498,7 @@ class _Tables:
             if row["status"] == "error":
                 return
             name = row["capture"]
-            prefix = ((quoted(name) if needs_quotes(name) else name) + ",").encode()
+            prefix = field_prefix(name)
             for table, f in self._files.items():
                 source = directory / f"{table}.csv"
                 try:
@@ -482,21 +513,12 @@ class _Tables:
 
 # Bytes of a table read at a time when appending it to the batch's.
 _APPEND_BLOCK = 1 << 20
-_LF, _QUOTE = ord("\n"), ord('"')
 
 
 def _append_lines(source: Path, out: Any, prefix: bytes) -> int:
-    """Append the lines of the CSV file ``source`` but its header to ``out``, each with
-    ``prefix`` in front; how many. A line that ends inside a quoted field (a field holding
-    a line break: an odd count of quotes so far) is continued by the next, which gets
-    no prefix. No file: nothing.
-
-    Read in blocks of whole lines: a block with an even count of quotes before each of
-    its line ends (the rule: no field holds a line break) gets its prefixes by one
-    replace; another line by line.
-    """
-    import numpy as np
-
+    """Append the records of the CSV file ``source`` but its header to ``out``, each with
+    ``prefix`` in front (``csvtext.prefix_records``, a block of whole lines at a time);
+    how many. No file: nothing."""
     count = 0
     inside = False  # in a quoted field, at the start of the next line
     last = b"\n"  # the end of what was written
@@ -513,26 +535,9 @@ def _append_lines(source: Path, out: Any, prefix: bytes) -> int:
             cut = len(block) if not data else block.rfind(b"\n") + 1
             block, rest = block[:cut], block[cut:]
             if block:
-                text = np.frombuffer(block, dtype=np.uint8)
-                ends = np.flatnonzero(text == _LF)
-                quotes = np.flatnonzero(text == _QUOTE)
-                if not inside and len(ends) and ends[-1] == len(block) - 1:
-                    odd = bool((np.searchsorted(quotes, ends) & 1).any())
-                else:
-                    odd = True
-                if not odd:
-                    out.write(prefix)
-                    out.write(block[:-1].replace(b"\n", b"\n" + prefix))
-                    out.write(b"\n")
-                    count += len(ends)
-                else:
-                    for line in block.splitlines(keepends=True):
-                        if not inside:
-                            out.write(prefix)
-                            count += 1
-                        out.write(line)
-                        if line.count(b'"') & 1:
-                            inside = not inside
+                text, records, inside = prefix_records(block, prefix, inside)
+                out.write(text)
+                count += records
                 last = block
             if not data:
                 break

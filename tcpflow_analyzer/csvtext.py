@@ -43,11 +43,14 @@ __all__ = [
     "COMMA",
     "EOL",
     "LineFormat",
+    "field_prefix",
     "float_text",
     "int_text",
     "micros_text",
     "needs_quotes",
+    "prefix_records",
     "quoted",
+    "text_field",
     "write_int",
     "write_micros",
 ]
@@ -81,6 +84,54 @@ _NEEDS_QUOTES: Final = re.compile("[" + "".join(c for c in ',"\r\n' if _csv_quot
 def needs_quotes(text: str) -> bool:
     """Is ``text`` a field the csv module would quote?"""
     return _NEEDS_QUOTES.search(text) is not None
+
+
+def text_field(text: str) -> str:
+    """The field of a text, as to_csv writes it (quoted when the csv module would)."""
+    return quoted(text) if needs_quotes(text) else text
+
+
+def field_prefix(text: str) -> bytes:
+    """The field of a text with its comma, to go in front of a line (``prefix_records``);
+    in UTF-8, a file name that is not (its bytes held as lone surrogates) as its bytes."""
+    return (text_field(text) + ",").encode("utf-8", "surrogateescape")
+
+
+def prefix_records(data: bytes, prefix: bytes, inside: bool = False) -> tuple[bytes, int, bool]:
+    """``data`` (CSV lines, each with its end) with ``prefix`` in front of each record.
+
+    A record is a line, but a line that ends inside a quoted field (a field
+    holding a line break: an odd count of quotes in the record so far) is
+    continued by the next, which gets no prefix (``inside``: the first line
+    continues one). Gives the text, how many records begin in it, and whether
+    it ends inside a quoted field. When every line end has an even count of
+    quotes before it (no field holds a line break: the rule), the prefixes go
+    in by one replace; otherwise line by line.
+    """
+    import numpy as np
+
+    if not data:
+        return data, 0, inside
+    text = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(text == _LF)
+    if not inside and len(ends) and ends[-1] == len(data) - 1:
+        quotes = np.flatnonzero(text == _QUOTE)
+        if not (np.searchsorted(quotes, ends) & 1).any():
+            return prefix + data[:-1].replace(b"\n", b"\n" + prefix) + b"\n", len(ends), False
+    out: list[bytes] = []
+    count = 0
+    for line in data.splitlines(keepends=True):
+        if not inside:
+            out.append(prefix)
+            count += 1
+        out.append(line)
+        if line.count(b'"') & 1:
+            inside = not inside
+    return b"".join(out), count, inside
+
+
+_LF: Final = ord("\n")
+_QUOTE: Final = ord('"')
 
 
 def quoted(text: str) -> str:
@@ -316,7 +367,7 @@ class LineFormat:
         texts = self._texts
         field = texts.get(value)
         if field is None:
-            field = quoted(value) if needs_quotes(value) else value
+            field = text_field(value)
             if len(texts) >= _TEXTS_KEPT:
                 texts.clear()
             texts[value] = field

@@ -43,7 +43,7 @@ from typing import Any, BinaryIO, cast
 
 from .api import TABLES, connection_rows, dropped_warning, skipped_by_reason
 from .config import Config
-from .csvtext import EOL
+from .csvtext import EOL, field_prefix, header_line, prefix_records
 from .fanout import RING_BYTES, Ring, RingFile, read_once
 from .findings import Finding
 from .freeze import SUMMARY_COLUMNS, Batch, RowFreezer, SpillError
@@ -102,10 +102,14 @@ class _CsvTables:
 
     ``shared`` tables are appended to by several processes at once (a sharded
     run): the parent writes the headers first (``start``), and each batch is
-    then written whole, under an exclusive lock, at the end of the file.
+    then written whole, under an exclusive lock, at the end of the file. With
+    ``capture``, every table has a leading ``capture`` column holding it (a
+    batch's tables: ``batch.stream_many``), put in front of each record.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], *, shared: bool = False) -> None:
+    def __init__(
+        self, directory: str | os.PathLike[str], *, shared: bool = False, capture: str | None = None
+    ) -> None:
         self.directory = Path(directory)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -113,6 +117,11 @@ class _CsvTables:
             raise OutputError(f"cannot write to {directory}: {exc}") from exc
         self.paths = {name: self.directory / f"{name}.csv" for name in TABLES}
         self.formats = {name: line_format(columns) for name, columns in TABLES.items()}
+        self._headers = {
+            name: header_line(["capture", *columns]) if capture is not None else fmt.header
+            for (name, columns), fmt in zip(TABLES.items(), self.formats.values(), strict=True)
+        }
+        self._prefix = b"" if capture is None else field_prefix(capture)
         self._shared = shared
         self._started: set[str] = set(TABLES) if shared else set()
 
@@ -125,18 +134,19 @@ class _CsvTables:
         """Append ``lines`` (each without its end; one may hold several, joined by
         ``EOL``) to table ``name``; the header first."""
         path = self.paths[name]
-        text = EOL.join(lines) + EOL if lines else ""
+        data = (EOL.join(lines) + EOL).encode() if lines else b""
+        if self._prefix:
+            data = prefix_records(data, self._prefix)[0]
         try:
             if self._shared:
-                if text:
-                    _append_whole(path, text.encode())
+                if data:
+                    _append_whole(path, data)
             else:
                 first = name not in self._started
                 if first:
-                    text = self.formats[name].header + text
-                # newline="": the line ends are to_csv's own (EOL).
-                with path.open("w" if first else "a", encoding="utf-8", newline="") as f:
-                    f.write(text)
+                    data = self._headers[name].encode() + data
+                with path.open("wb" if first else "ab") as f:
+                    f.write(data)
         except OSError as exc:
             raise OutputError(f"cannot write to {path}: {exc}") from exc
         self._started.add(name)
@@ -262,6 +272,7 @@ def analyze_to_csv(
     limit: int = 20,
     examples: int = 3,
     jobs: int = 1,
+    capture: str | None = None,
 ) -> Streamed:
     """Analyze ``source``, appending each table to ``directory/NAME.csv`` as it goes.
 
@@ -273,12 +284,14 @@ def analyze_to_csv(
     (fanout.py). The rows are the same, the order in which they are appended is
     not. Raises
     ``reader.CaptureError`` when the capture cannot be read at all and
-    ``OutputError`` when a result file cannot be written.
+    ``OutputError`` when a result file cannot be written. With ``capture``, every table
+    has a leading ``capture`` column holding it (a batch's tables).
     """
     if jobs > 1 and (_shardable(source) or read_once(source)):
         shared = cast("str | os.PathLike[str] | Sequence[str | os.PathLike[str]]", source)
-        return _analyze_sharded(_Run(shared, config, directory, batch, limit, examples), jobs)
-    tables = _CsvTables(directory) if directory is not None else None
+        run = _Run(shared, config, directory, batch, limit, examples, capture)
+        return _analyze_sharded(run, jobs)
+    tables = _CsvTables(directory, capture=capture) if directory is not None else None
     sink = _Sink(config, tables, batch, limit, examples)
     played = sink.replay(source)
     stats = played.stats
@@ -366,6 +379,7 @@ class _Run:
     batch: int
     limit: int
     examples: int
+    capture: str | None = None  # each table's leading capture column (a batch's)
 
 
 def _analyze_sharded(run: _Run, jobs: int) -> Streamed:
@@ -373,7 +387,7 @@ def _analyze_sharded(run: _Run, jobs: int) -> Streamed:
     name, ring, start = _parent_reads(source, jobs)
     if ring is not None:
         run = dataclasses.replace(run, source=ring)
-    tables = _CsvTables(directory) if directory is not None else None
+    tables = _CsvTables(directory, capture=run.capture) if directory is not None else None
     if tables is not None:
         tables.start()  # the headers
     # max_connections bounds the connections held by all the workers together.
@@ -525,7 +539,11 @@ def _shard_worker(k: int, ledger: Ledger, run: _Run, send: Any) -> None:
             # It publishes how far it has got before it waits for bytes (fanout.py).
             source = source.reader(k, ids.publish)
         try:
-            tables = _CsvTables(run.directory, shared=True) if run.directory is not None else None
+            tables = (
+                _CsvTables(run.directory, shared=True, capture=run.capture)
+                if run.directory is not None
+                else None
+            )
             sink = _Sink(run.config, tables, run.batch, run.limit, run.examples)
             played = sink.replay(source, ids)
         finally:

@@ -75,11 +75,11 @@ _STREAM_ONE: Any = None
 _LOG = ""
 
 
-def _watched_one(*args: Any) -> Any:
+def _watched_one(*args: Any, **kwargs: Any) -> Any:
     """``batch._stream_one`` in a pool worker (forked: this module's globals are set)."""
     if os.getpid() != _PARENT:
         _note_inherited(_LOG)
-    return _STREAM_ONE(*args)
+    return _STREAM_ONE(*args, **kwargs)
 
 
 _PARENT = os.getpid()

@@ -148,6 +148,24 @@ def test_a_capture_name_with_comma_quote_and_line_break_is_one_field(tmp_path: P
             assert (frame["capture"] == str(odd)).sum() == (frame["capture"] == str(plain)).sum()
 
 
+@pytest.mark.parametrize("many", [False, True])
+def test_a_capture_name_not_in_utf8_is_written_as_its_bytes(tmp_path: Path, many: bool) -> None:
+    """A file name that is not UTF-8 (Python holds its bytes as lone surrogates) goes in the
+    capture column as the bytes it is, one capture alone (written by the analysis) or
+    among others (appended)."""
+    raw = os.fsencode(tmp_path) + b"/caf\xe9.pcap"
+    clean_close_pcap(Path(os.fsdecode(raw)))
+    paths = [Path(os.fsdecode(raw))]
+    if many:
+        clean_close_pcap(tmp_path / "plain.pcap")
+        paths.append(tmp_path / "plain.pcap")
+    done = stream_many(paths, tmp_path / "out", jobs=2)
+    assert [row["status"] for row in done.rows] == ["ok"] * len(paths)
+    lines = (tmp_path / "out" / "connections.csv").read_bytes().splitlines()
+    assert lines[1].startswith(raw + b",")
+    assert sum(line.startswith(raw + b",") for line in lines) == 1
+
+
 @pytest.mark.parametrize("block", [1 << 20, 5, 16, 29])
 def test_lines_holding_a_quoted_line_break_are_continued_not_prefixed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
