@@ -14,7 +14,8 @@ Default mode runs, in alternating order (ours, tshark, tcptrace, dpkt, mmap; the
   into ``--parts`` files of about equal record counts, as tcpdump ``-C`` rotation splits
   it (classic pcap; made once per benchmark in a temporary directory); batch-series:
   ``batch PART... --series --out TMPDIR`` (streamed to its tables since session 13;
-  before, every row kept for them);
+  before, every row kept for them); batch-parts: ``batch PART... --out TMPDIR``, the
+  parts as that many captures;
   ours-gz: ``analyze FILE.gz`` on a ``gzip -1`` copy of the capture (made once per
   benchmark); ours-stdin: ``cat FILE | ... analyze -`` (a pipe, default --jobs)
 - tshark: ``tshark -r FILE -T fields -e frame.number -e tcp.stream -e tcp.flags
@@ -163,6 +164,11 @@ def tools(selected: list[str]) -> list[Tool]:
             "batch-series",
             ["batch", "{parts}", "--series", "--out", "{out}"],
             "the same parts, batch --series (its tables, with the capture column)",
+        ),
+        _ours(
+            "batch-parts",
+            ["batch", "{parts}", "--out", "{out}"],
+            "the same parts as that many captures, batch PART... (one per worker process)",
         ),
         _ours(
             "ours-gz",
@@ -782,6 +788,7 @@ def main() -> int:
             "ours-1job",
             "ours-series",
             "batch-series",
+            "batch-parts",
             "ours-gz",
             "ours-stdin",
             "tshark",
@@ -794,7 +801,8 @@ def main() -> int:
         "--parts",
         type=int,
         default=12,
-        help="files the capture is split into for ours-series and batch-series (default 12)",
+        help="files the capture is split into for ours-series, batch-series and batch-parts "
+        "(default 12)",
     )
     ap.add_argument("--timeout", type=float, default=1800, help="per run, s (default 1800)")
     ap.add_argument(
