@@ -13,11 +13,12 @@ connection.
 
 The command line does not need the frames: ``stream_many`` runs the streamed
 analysis (``stream.analyze_to_csv``, what ``analyze --out`` runs) on each
-capture into a directory of its own, beside the output, and appends each
-capture's lines to the batch's ``NAME.csv`` as soon as the captures before it
-are done, each line with its ``capture`` field in front (a line that ends
-inside a quoted field is continued, not given a field: ``_append_lines``), and
-then removes them. Memory then follows one capture's open connections per
+capture, each record written with its ``capture`` field in front (a line that
+ends inside a quoted field is continued, not given a field:
+``csvtext.prefix_records``). One capture, or one series, is written straight
+into the batch's ``NAME.csv``; several each into a directory of their own,
+beside the output, appended to the batch's tables as soon as the captures
+before it are done, then removed. Memory then follows one capture's open connections per
 worker, not the rows of the whole batch; each capture's rows are those
 ``analyze --out`` writes for it, in the same order (the order its connections
 retire).
@@ -346,14 +347,14 @@ def stream_many(
 ) -> StreamedBatch:
     """``analyze_many`` (or ``analyze_series``) written straight to ``directory/NAME.csv``.
 
-    Each capture is analyzed by ``stream.analyze_to_csv`` (with ``jobs`` worker
-    processes across the captures; a single capture, or a series, is sharded
-    over them instead) into a directory of its own under ``directory``; its
-    lines are appended to the batch's tables, each with its ``capture`` field
-    in front, as soon as every capture before it is done, and the directory is
-    removed. A capture that fails adds no rows, only its row in
-    ``captures.csv``. Raises ``stream.OutputError`` when ``directory`` cannot
-    be written.
+    Each capture is analyzed by ``stream.analyze_to_csv``, each record written
+    with its ``capture`` field in front. A single capture, or a series, goes
+    straight into the tables, sharded over ``jobs`` worker processes. Several
+    are analyzed by a pool of ``jobs`` processes, each into a directory of its
+    own under ``directory``, whose lines are appended to the tables as soon as
+    every capture before it is done; then the directory is removed. A capture
+    that fails adds no rows, only its row in ``captures.csv``. Raises
+    ``stream.OutputError`` when ``directory`` cannot be written.
     """
     paths = [os.fspath(p) for p in sources]
     cfg = config if config is not None else Config()
