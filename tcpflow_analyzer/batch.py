@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .api import TABLES, analyze_rows, read_table
+from .api import TABLES, analyze_rows
 from .config import Config
 from .csvtext import EOL, field_prefix, header_line, prefix_records
 from .reader import CaptureError
@@ -547,25 +547,38 @@ def _append_lines(source: Path, out: Any, prefix: bytes) -> int:
     return count
 
 
+# Rows of a table read, and written as one Parquet row group, at a time.
+_PARQUET_ROWS = 200_000
+
+
 def csv_to_parquet(source: Path, directory: Path) -> list[Path]:
     """The batch tables (and ``captures.csv``) in ``source`` as ``NAME.parquet`` in
-    ``directory``, one table read at a time, with their documented dtypes."""
+    ``directory``, with their documented dtypes, each read and written
+    ``_PARQUET_ROWS`` rows at a time (a row group each): memory follows that, not the
+    table."""
     import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
+    tables = {name: {"capture": "string", **columns} for name, columns in TABLES.items()}
     written = []
-    for name in [*TABLES, "captures"]:
+    for name, columns in {**tables, "captures": CAPTURE_COLUMNS}.items():
         path = directory / f"{name}.parquet"
-        if name == "captures":
-            frame = pd.read_csv(
-                source / "captures.csv",
-                dtype=CAPTURE_COLUMNS,
-                keep_default_na=False,
-                na_values=[""],
-            )
-        else:
-            frame = read_table(source / f"{name}.csv", name)
+        # The schema of the typed frame (with pandas' own metadata, so that read_parquet
+        # gives those dtypes back), whatever the rows.
+        schema = pa.Schema.from_pandas(typed_frame([], columns), preserve_index=False)
+        chunks = pd.read_csv(
+            source / f"{name}.csv",
+            dtype=columns,
+            keep_default_na=False,
+            na_values=[""],
+            chunksize=_PARQUET_ROWS,
+        )
         try:
-            frame.to_parquet(path, index=False)
+            with pq.ParquetWriter(path, schema) as writer:
+                for chunk in chunks:
+                    table = pa.Table.from_pandas(chunk, schema=schema, preserve_index=False)
+                    writer.write_table(table)
         except OSError as exc:
             raise OutputError(f"cannot write to {path}: {exc}") from exc
         written.append(path)

@@ -213,15 +213,24 @@ def test_cli_batch_streams_and_reports_like_before(tmp_path: Path) -> None:
     assert "a.pcap" in html.read_text() and "broken.pcap" in html.read_text()
 
 
-def test_cli_batch_parquet_is_the_csv_tables(tmp_path: Path) -> None:
-    pytest.importorskip("pyarrow", reason="the parquet extra")
+@pytest.mark.parametrize("rows", [200_000, 3])
+def test_cli_batch_parquet_is_the_csv_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows: int
+) -> None:
+    """Written a few rows at a time too (many row groups): the same tables."""
+    monkeypatch.setattr(batch, "_PARQUET_ROWS", rows)
     paths = [str(p) for p in sorted(CAPTURES.glob("*.pcap"))[:6]]
     assert main(["batch", *paths, "--out", str(tmp_path / "csv")]) == 0
     assert main(["batch", *paths, "--out", str(tmp_path / "pq"), "--format", "parquet"]) == 0
     names = sorted(p.name for p in (tmp_path / "pq").iterdir())
     assert names == sorted([f"{n}.parquet" for n in TABLES] + ["captures.parquet"])
-    for name, frame in load_tables(tmp_path / "csv").items():
+    tables = load_tables(tmp_path / "csv")
+    assert len(tables["transitions"]) > 10 * rows or rows > 1000
+    for name, frame in tables.items():
         pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "pq" / f"{name}.parquet"), frame)
+    captures = pd.read_parquet(tmp_path / "pq" / "captures.parquet")
+    assert {str(k): str(v) for k, v in captures.dtypes.items()} == batch.CAPTURE_COLUMNS
+    assert captures["capture"].tolist() == paths
 
 
 def test_cli_batch_output_that_cannot_be_written_is_an_error(
