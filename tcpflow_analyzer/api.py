@@ -261,12 +261,22 @@ def load_tables(directory: str | os.PathLike[str]) -> dict[str, pd.DataFrame]:
     return out
 
 
-def read_table(path: str | os.PathLike[str], name: str) -> pd.DataFrame:
+def read_table(
+    path: str | os.PathLike[str], name: str, usecols: Sequence[str] | None = None
+) -> pd.DataFrame:
     """Read the CSV file of table ``name`` (of ``TABLES``), with its documented dtypes
-    (and a batch's ``capture`` column, when it has one)."""
+    (and a batch's ``capture`` column, when it has one); ``usecols``: those columns only."""
     import pandas as pd
 
     columns = TABLES[name]
     header = pd.read_csv(path, nrows=0).columns
     dtypes = {"capture": "string", **columns} if "capture" in header else dict(columns)
-    return pd.read_csv(path, dtype=dtypes, keep_default_na=False, na_values=[""])
+    if usecols is not None:
+        dtypes = {c: dtypes[c] for c in usecols}
+    return pd.read_csv(
+        path,
+        dtype=dtypes,
+        keep_default_na=False,
+        na_values=[""],
+        usecols=list(usecols) if usecols is not None else None,
+    )

@@ -21,12 +21,22 @@ closes first per server port.
 
 pandas and numpy are imported when a census is made, not with the module (the
 package imports it, and ``analyze`` on the command line has no use for them).
+
+``of_capture`` (the command line's ``census``) takes the tables from the
+streamed analysis of the capture (``stream.analyze_to_csv``, over the cores as
+``analyze`` runs it, into a temporary directory) and reads back only the
+columns the census needs: memory follows those columns, not every connection
+of the capture kept whole.
 """
 
 from __future__ import annotations
 
 import io
+import os
+import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from .states import State
@@ -35,10 +45,17 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-__all__ = ["CENSUS_STATES", "Census", "census", "plot", "plot_png"]
+    from .config import Config
+    from .stream import Streamed
+
+__all__ = ["CENSUS_STATES", "MOST_INTERVALS", "Census", "census", "of_capture", "plot", "plot_png"]
 
 # Column order of the census table: RFC 793's states, then UNKNOWN.
 CENSUS_STATES: list[str] = [s.value for s in State]
+
+# The most intervals a census samples (a capture whose times jump by years would
+# otherwise ask for billions of rows).
+MOST_INTERVALS = 1_000_000
 
 # Linux's default net.ipv4.ip_local_port_range.
 EPHEMERAL_LOW, EPHEMERAL_HIGH = 32768, 60999
@@ -292,6 +309,7 @@ def census(
     """Per-host state counts every ``interval`` seconds, and per-host summaries.
 
     ``end_ts`` is the capture's end (default: the last segment of any connection).
+    ``ValueError`` when the connections span more than ``MOST_INTERVALS`` intervals.
     """
     import pandas as pd
 
@@ -302,9 +320,15 @@ def census(
         events = pd.DataFrame({"host": [], "ts": [], "state": [], "delta": [], "start": []})
         start = end = 0.0
     else:
-        events = _endpoint_events(conns, transitions)
         start = float(conns["start_ts"].min())
         end = float(end_ts if end_ts is not None else conns["end_ts"].max())
+        if (end - start) / interval > MOST_INTERVALS:
+            raise ValueError(
+                f"the connections span {end - start:.0f} s: at an interval of {interval:g} s "
+                f"that is more than {MOST_INTERVALS:,} intervals (a row each per host); "
+                f"give an interval of at least {(end - start) / MOST_INTERVALS:.3g} s"
+            )
+        events = _endpoint_events(conns, transitions)
     if host is not None:
         events = events[events["host"] == host]
     states = (
@@ -318,6 +342,56 @@ def census(
         hosts = hosts[hosts["host"] == host].reset_index(drop=True)
         ports = ports[ports["host"] == host].reset_index(drop=True)
     return Census(states, hosts, ports)
+
+
+# The columns of the tables the census reads.
+_CONNECTION_READS = (
+    "conn_id",
+    "client_ip",
+    "client_port",
+    "server_ip",
+    "server_port",
+    "incarnation",
+    "prev_conn_id",
+    "start_ts",
+    "end_ts",
+    "active_closer",
+    "client_state_at_end",
+    "server_state_at_end",
+)
+_TRANSITION_READS = ("conn_id", "endpoint", "ts", "from_state", "to_state")
+
+
+def of_capture(
+    source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    config: Config,
+    *,
+    interval: float = 1.0,
+    host: str | None = None,
+    jobs: int = 1,
+) -> tuple[Census, Streamed]:
+    """The census of one capture (or a series) and its streamed analysis's account.
+
+    The capture is analyzed by ``stream.analyze_to_csv`` (``jobs`` worker
+    processes) into a temporary directory; the columns the census reads are read
+    back (``conn_id`` order) and the directory removed. Raises what
+    ``analyze_to_csv`` raises.
+    """
+    from .api import read_table
+    from .stream import analyze_to_csv
+
+    with tempfile.TemporaryDirectory(prefix="tcpflow-census-") as scratch:
+        done = analyze_to_csv(source, config, scratch, jobs=jobs)
+        tables = Path(scratch)
+        conns = read_table(tables / "connections.csv", "connections", _CONNECTION_READS)
+        trans = read_table(tables / "transitions.csv", "transitions", _TRANSITION_READS)
+    # In the order a kept analysis gives them: by connection (a connection's lines are
+    # together, in their order).
+    conns = conns.sort_values("conn_id", kind="stable", ignore_index=True)
+    trans = trans.sort_values("conn_id", kind="stable", ignore_index=True)
+    end_ts = done.capture_end_ns / 1e9 if len(conns) else None
+    made = census(conns, trans, interval=interval, host=host, msl=config.msl, end_ts=end_ts)
+    return made, done
 
 
 # States drawn in the plot, in this order (the ones people count with netstat).

@@ -362,24 +362,23 @@ def _batch_streamed(
 
 
 def _census(args: argparse.Namespace) -> int:
-    from .census import census as run_census
-    from .census import plot, plot_png
-    from .report import connections_frame, summarize, transition_rows, transitions_frame
+    from .census import of_capture, plot, plot_png
 
-    result = replay(_source(args.captures), Config(msl=args.msl))
-    for warning in result.stats.warnings:
+    # The streamed analysis, over the cores as analyze runs it, its tables read back.
+    jobs = auto_jobs(*args.captures)
+    config = Config(msl=args.msl)
+    try:
+        cen, done = of_capture(
+            _source(args.captures), config, interval=args.interval, host=args.host, jobs=jobs
+        )
+    except (OutputError, WorkerError) as exc:
+        return _stream_failed(exc)
+    except ValueError as exc:  # too many intervals for the --interval given
+        print(f"tcpflow-analyzer: error: census: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for warning in done.warnings:
         print(f"tcpflow-analyzer: warning: {warning}", file=sys.stderr)
-    conns = connections_frame([summarize(c) for c in result.connections])
-    trans = transitions_frame(transition_rows(result.connections))
-    cen = run_census(
-        conns,
-        trans,
-        interval=args.interval,
-        host=args.host,
-        msl=args.msl,
-        end_ts=result.capture_end_ns / 1e9 if result.connections else None,
-    )
-    print(f"census of {result.name}: {len(conns)} connections, {len(cen.hosts)} hosts")
+    print(f"census of {done.source}: {done.connections} connections, {len(cen.hosts)} hosts")
     header = (
         f"  {'host':<40} {'peak TIME_WAIT':>14} {'TIME_WAIT at end':>16} "
         f"{'CLOSE_WAIT at end':>17} {'closed first':>12} {'reused':>6}"
@@ -407,7 +406,7 @@ def _census(args: argparse.Namespace) -> int:
         path = write_report(
             args.html,
             "TCP state census",
-            f"{result.name}: {len(conns)} connections, interval {args.interval} s, "
+            f"{done.source}: {done.connections} connections, interval {args.interval} s, "
             f"MSL {args.msl} s",
             [
                 Section(
@@ -440,18 +439,23 @@ def _analyze(args: argparse.Namespace) -> int:
     jobs = args.jobs if args.jobs is not None else auto_jobs(*args.captures)
     try:
         result = analyze_to_csv(_source(args.captures), _config(args), args.out, jobs=jobs)
-    except OutputError as exc:
-        print(f"tcpflow-analyzer: error: {exc}", file=sys.stderr)
-        return EXIT_UNREADABLE
-    except WorkerError as exc:
-        print(f"tcpflow-analyzer: error: a worker process failed: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    except (OutputError, WorkerError) as exc:
+        return _stream_failed(exc)
     for warning in result.warnings:
         print(f"tcpflow-analyzer: warning: {warning}", file=sys.stderr)
     sys.stdout.write(result.summary)
     if args.out:
         print("wrote " + ", ".join(str(p) for p in result.paths))
     return EXIT_OK
+
+
+def _stream_failed(exc: OutputError | WorkerError) -> int:
+    """Say why a streamed analysis stopped; the exit status."""
+    if isinstance(exc, WorkerError):
+        print(f"tcpflow-analyzer: error: a worker process failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"tcpflow-analyzer: error: {exc}", file=sys.stderr)
+    return EXIT_UNREADABLE
 
 
 def _stdin_alone(captures: list[str]) -> bool:

@@ -95,6 +95,7 @@ class Streamed:
     thawed: int = 0  # of those, brought back by a later segment
     spilled_bytes: int = 0  # written to the spill files
     spill_peak_bytes: int = 0  # held on disk at most at one time
+    capture_end_ns: int = 0  # the time of the last segment read (Replay.capture_end_ns)
 
 
 class _CsvTables:
@@ -304,6 +305,7 @@ def analyze_to_csv(
         played.expired,
         config,
         sink.spill_counts(),
+        played.capture_end_ns,
     )
 
 
@@ -316,6 +318,7 @@ def _streamed(
     expired: dict[str, int],
     config: Config,
     spill: tuple[int, int, int, int],
+    capture_end_ns: int,
 ) -> Streamed:
     warnings = list(stats.warnings)
     if expired:
@@ -342,6 +345,7 @@ def _streamed(
         thawed=thawed,
         spilled_bytes=spilled,
         spill_peak_bytes=peak,
+        capture_end_ns=capture_end_ns,
     )
 
 
@@ -366,6 +370,7 @@ class _ShardResult:
     segments: int
     expired: dict[str, int]
     spill: tuple[int, int, int, int]
+    capture_end_ns: int
 
 
 @dataclass(frozen=True)
@@ -436,6 +441,8 @@ def _analyze_sharded(run: _Run, jobs: int) -> Streamed:
         dict(expired),
         config,
         (frozen, thawed, spilled, peak),
+        # Every worker's clock saw every segment's time (the others' as ticks).
+        max(r.capture_end_ns for r in results),
     )
 
 
@@ -552,7 +559,12 @@ def _shard_worker(k: int, ledger: Ledger, run: _Run, send: Any) -> None:
             ledger.finish(k)
             ids.close()
         result = _ShardResult(
-            sink.summary, played.stats, played.segments, played.expired, sink.spill_counts()
+            sink.summary,
+            played.stats,
+            played.segments,
+            played.expired,
+            sink.spill_counts(),
+            played.capture_end_ns,
         )
         message = ("ok", result)
     except CaptureError as exc:
