@@ -171,6 +171,11 @@ def tools(selected: list[str]) -> list[Tool]:
             "the same parts as that many captures, batch PART... (one per worker process)",
         ),
         _ours(
+            "census",
+            ["census", "{file}", "--out", "{out}"],
+            "census FILE --out TMPDIR (the TIME_WAIT census, its tables and plot)",
+        ),
+        _ours(
             "ours-gz",
             ["analyze", "{gz}", "--out", "{out}"],
             "the capture gzip-compressed (gzip -1), analyze FILE.gz (default --jobs)",
@@ -789,6 +794,7 @@ def main() -> int:
             "ours-series",
             "batch-series",
             "batch-parts",
+            "census",
             "ours-gz",
             "ours-stdin",
             "tshark",
