@@ -101,9 +101,11 @@ class Census:
 
 
 def _key(df: pd.DataFrame) -> pd.Series:
+    """What names a connection: its conn_id (a number: no text made per row), or with
+    several captures, the capture and the conn_id as text."""
     if "capture" in df.columns:
         return df["capture"].astype(str) + "\x00" + df["conn_id"].astype(str)
-    return df["conn_id"].astype(str)
+    return df["conn_id"]
 
 
 def _endpoint_events(conns: pd.DataFrame, trans: pd.DataFrame) -> pd.DataFrame:
@@ -114,10 +116,11 @@ def _endpoint_events(conns: pd.DataFrame, trans: pd.DataFrame) -> pd.DataFrame:
     import pandas as pd
 
     conns = conns.assign(_key=_key(conns))
+    empty_key = str if "capture" in conns.columns else conns["conn_id"].dtype
     trans = (
         trans.assign(_key=_key(trans))
         if len(trans)
-        else trans.assign(_key=pd.Series([], dtype=str))
+        else trans.assign(_key=pd.Series([], dtype=empty_key))
     )
     parts = []
     for role in ("client", "server"):
@@ -221,7 +224,7 @@ def _hosts_table(conns: pd.DataFrame, states: pd.DataFrame, msl: float) -> pd.Da
     if "capture" in conns.columns:
         prev_key = conns["capture"].astype(str) + "\x00" + conns["prev_conn_id"].astype(str)
     else:
-        prev_key = conns["prev_conn_id"].astype(str)
+        prev_key = conns["prev_conn_id"]
     gap = conns["start_ts"] - prev_key.map(prev_end)
     conns = conns.assign(
         _reused=conns["incarnation"] > 1,
@@ -374,7 +377,7 @@ def of_capture(
 
     The capture is analyzed by ``stream.analyze_to_csv`` (``jobs`` worker
     processes) into a temporary directory; the columns the census reads are read
-    back (``conn_id`` order) and the directory removed. Raises what
+    back and the directory removed. Raises what
     ``analyze_to_csv`` raises.
     """
     from .api import read_table
@@ -385,10 +388,9 @@ def of_capture(
         tables = Path(scratch)
         conns = read_table(tables / "connections.csv", "connections", _CONNECTION_READS)
         trans = read_table(tables / "transitions.csv", "transitions", _TRANSITION_READS)
-    # In the order a kept analysis gives them: by connection (a connection's lines are
-    # together, in their order).
-    conns = conns.sort_values("conn_id", kind="stable", ignore_index=True)
-    trans = trans.sort_values("conn_id", kind="stable", ignore_index=True)
+    # In the order connections retired, not conn_id's: the census does not depend on
+    # it (a connection's lines are together and in their order; counts at a time sum
+    # every change up to it, whatever their order), so no sorted copy is made.
     end_ts = done.capture_end_ns / 1e9 if len(conns) else None
     made = census(conns, trans, interval=interval, host=host, msl=config.msl, end_ts=end_ts)
     return made, done
