@@ -272,7 +272,7 @@ def _batch(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     bar = None
-    if sys.stderr.isatty():
+    if sys.stderr.isatty() and not args.series:  # (a series is one capture)
         from tqdm import tqdm
 
         bar = tqdm(total=len(paths), unit="capture", file=sys.stderr)
@@ -347,7 +347,7 @@ def _batch_streamed(
             jobs=args.jobs,
             config=_config(args),
             series=args.series,
-            progress=None if args.series else progress,  # (a series is one capture)
+            progress=progress,
         )
         report = None
         if args.html:
