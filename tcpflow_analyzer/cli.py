@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__, ladder
-from .api import analyze
 from .config import Config
 from .fanout import read_once
 from .reader import CaptureError, gzip_file
@@ -505,21 +504,46 @@ def _data_size(path: str) -> int:
 
 
 def _analyze_html(args: argparse.Namespace) -> int:
-    """``analyze --html``: the report needs every table, so they are kept in memory."""
-    result = analyze(_source(args.captures), config=_config(args))
-    for warning in result.warnings:
-        print(f"tcpflow-analyzer: warning: {warning}", file=sys.stderr)
-    sys.stdout.write(result.summary())
-    if args.out:
-        try:
-            paths = result.to_csv(args.out)
-        except OSError as exc:
-            print(f"tcpflow-analyzer: error: cannot write to {args.out}: {exc}", file=sys.stderr)
-            return EXIT_UNREADABLE
-        print("wrote " + ", ".join(str(p) for p in paths))
-    from .html import analysis_report
+    """``analyze --html``: the streamed analysis (into ``--out``, or a scratch directory),
+    the tables the report shows read back in ``conn_id`` order."""
+    import tempfile
 
-    print(f"wrote {analysis_report(result, args.html)}")
+    from .api import read_table
+    from .html import capture_report
+
+    jobs = args.jobs if args.jobs is not None else auto_jobs(*args.captures)
+    config = _config(args)
+    with tempfile.TemporaryDirectory(prefix="tcpflow-html-") as scratch:
+        where = Path(args.out or scratch)
+        try:
+            done = analyze_to_csv(_source(args.captures), config, where, jobs=jobs)
+        except (OutputError, WorkerError) as exc:
+            return _stream_failed(exc)
+        # A connection's rows are together and in order: a stable sort by conn_id
+        # gives the order of the library's tables.
+        shown = {
+            name: read_table(where / f"{name}.csv", name).sort_values(
+                "conn_id", kind="stable", ignore_index=True
+            )
+            for name in ("connections", "transitions", "findings")
+        }
+    for warning in done.warnings:
+        print(f"tcpflow-analyzer: warning: {warning}", file=sys.stderr)
+    sys.stdout.write(done.summary)
+    if args.out:
+        print("wrote " + ", ".join(str(p) for p in done.paths))
+    report = capture_report(
+        args.html,
+        done.source,
+        done.frames,
+        done.segments,
+        done.summary,
+        config.msl,
+        shown["connections"],
+        shown["transitions"],
+        shown["findings"],
+    )
+    print(f"wrote {report}")
     return EXIT_OK
 
 

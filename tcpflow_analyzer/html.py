@@ -166,23 +166,45 @@ def _by_code(findings: pd.DataFrame) -> pd.DataFrame:
 
 def analysis_report(result: Any, path: str | os.PathLike[str]) -> Path:
     """The HTML report of one ``api.Analysis``."""
-    findings = result.findings
+    return capture_report(
+        path,
+        result.source,
+        result.frames,
+        result.segments,
+        result.summary(),
+        result.config.msl,
+        result.connections,
+        result.transitions,
+        result.findings,
+    )
+
+
+def capture_report(
+    path: str | os.PathLike[str],
+    source: str,
+    frames: int,
+    segments: int,
+    summary: str,
+    msl: float,
+    connections: pd.DataFrame,
+    transitions: pd.DataFrame,
+    findings: pd.DataFrame,
+) -> Path:
+    """The HTML report of one capture: its counts, summary text and tables (in
+    ``conn_id`` order)."""
     by_code = _by_code(findings)
     return write_report(
         path,
-        f"TCP teardown report: {result.source}",
-        f"{result.frames} frames, {result.segments} TCP segments, "
-        f"{len(result.connections)} connections, {len(findings)} findings; "
-        f"MSL {result.config.msl} s",
+        f"TCP teardown report: {source}",
+        f"{frames} frames, {segments} TCP segments, "
+        f"{len(connections)} connections, {len(findings)} findings; "
+        f"MSL {msl} s",
         [
-            Section("Summary", pre=result.summary()),
+            Section("Summary", pre=summary),
             Section("Findings by code", table=by_code),
             Section("Findings", table=findings),
-            Section(
-                "States over time",
-                images=_census_image(result.connections, result.transitions, result.config.msl),
-            ),
-            Section("Connections", table=_view(result.connections, _CONN_VIEW)),
+            Section("States over time", images=_census_image(connections, transitions, msl)),
+            Section("Connections", table=_view(connections, _CONN_VIEW)),
         ],
     )
 
