@@ -48,7 +48,16 @@ if TYPE_CHECKING:
     from .config import Config
     from .stream import Streamed
 
-__all__ = ["CENSUS_STATES", "MOST_INTERVALS", "Census", "census", "of_capture", "plot", "plot_png"]
+__all__ = [
+    "CENSUS_STATES",
+    "MOST_INTERVALS",
+    "TRANSITION_READS",
+    "Census",
+    "census",
+    "of_capture",
+    "plot",
+    "plot_png",
+]
 
 # Column order of the census table: RFC 793's states, then UNKNOWN.
 CENSUS_STATES: list[str] = [s.value for s in State]
@@ -362,7 +371,8 @@ _CONNECTION_READS = (
     "client_state_at_end",
     "server_state_at_end",
 )
-_TRANSITION_READS = ("conn_id", "endpoint", "ts", "from_state", "to_state")
+TRANSITION_READS = ("conn_id", "endpoint", "ts", "from_state", "to_state")
+"""The columns of the transitions table a census reads."""
 
 
 def of_capture(
@@ -387,7 +397,7 @@ def of_capture(
         done = analyze_to_csv(source, config, scratch, jobs=jobs)
         tables = Path(scratch)
         conns = read_table(tables / "connections.csv", "connections", _CONNECTION_READS)
-        trans = read_table(tables / "transitions.csv", "transitions", _TRANSITION_READS)
+        trans = read_table(tables / "transitions.csv", "transitions", TRANSITION_READS)
     # In the order connections retired, not conn_id's: the census does not depend on
     # it (a connection's lines are together and in their order; counts at a time sum
     # every change up to it, whatever their order), so no sorted copy is made.

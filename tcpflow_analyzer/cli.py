@@ -509,6 +509,7 @@ def _analyze_html(args: argparse.Namespace) -> int:
     import tempfile
 
     from .api import read_table
+    from .census import TRANSITION_READS
     from .html import capture_report
 
     jobs = args.jobs if args.jobs is not None else auto_jobs(*args.captures)
@@ -520,12 +521,18 @@ def _analyze_html(args: argparse.Namespace) -> int:
         except (OutputError, WorkerError) as exc:
             return _stream_failed(exc)
         # A connection's rows are together and in order: a stable sort by conn_id
-        # gives the order of the library's tables.
+        # gives the order of the library's tables. Of the transitions, the report
+        # draws the states over time: the census's columns are enough.
+        reads: dict[str, Sequence[str] | None] = {
+            "connections": None,
+            "transitions": TRANSITION_READS,
+            "findings": None,
+        }
         shown = {
-            name: read_table(where / f"{name}.csv", name).sort_values(
+            name: read_table(where / f"{name}.csv", name, usecols).sort_values(
                 "conn_id", kind="stable", ignore_index=True
             )
-            for name in ("connections", "transitions", "findings")
+            for name, usecols in reads.items()
         }
     for warning in done.warnings:
         print(f"tcpflow-analyzer: warning: {warning}", file=sys.stderr)
