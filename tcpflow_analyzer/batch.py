@@ -296,12 +296,16 @@ def analyze_series(
     return _stack([outcome])
 
 
-def _stack(outcomes: Sequence[_Outcome]) -> BatchResult:
+def _captures_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The ``captures`` table of these rows (CAPTURE_COLUMNS), typed."""
     import pandas as pd
 
-    captures = pd.DataFrame([o.row for o in outcomes], columns=list(CAPTURE_COLUMNS)).astype(
-        CAPTURE_COLUMNS
-    )
+    return pd.DataFrame(rows, columns=list(CAPTURE_COLUMNS)).astype(CAPTURE_COLUMNS)
+
+
+def _stack(outcomes: Sequence[_Outcome]) -> BatchResult:
+
+    captures = _captures_frame([o.row for o in outcomes])
     # Rows from every capture, each with its capture, then one typed frame per table.
     tables: dict[str, pd.DataFrame] = {}
     for name, columns in TABLES.items():
@@ -327,9 +331,7 @@ class StreamedBatch:
 
     def captures(self) -> pd.DataFrame:
         """The rows as ``BatchResult.captures`` (imports pandas)."""
-        import pandas as pd
-
-        return pd.DataFrame(self.rows, columns=list(CAPTURE_COLUMNS)).astype(CAPTURE_COLUMNS)
+        return _captures_frame(self.rows)
 
     def count(self, status: str) -> int:
         """How many captures have ``status`` (ok, warning or error)."""
