@@ -268,15 +268,37 @@ def read_table(
     (and a batch's ``capture`` column, when it has one); ``usecols``: those columns only."""
     import pandas as pd
 
-    columns = TABLES[name]
     header = pd.read_csv(path, nrows=0).columns
-    dtypes = {"capture": "string", **columns} if "capture" in header else dict(columns)
+    dtypes = table_dtypes(name, capture="capture" in header)
     if usecols is not None:
         dtypes = {c: dtypes[c] for c in usecols}
+    frame: pd.DataFrame = read_typed(path, dtypes, usecols=usecols)
+    return frame
+
+
+def read_typed(
+    path: str | os.PathLike[str],
+    dtypes: Mapping[str, str],
+    usecols: Sequence[str] | None = None,
+    **more: Any,
+) -> Any:
+    """``pandas.read_csv`` of a CSV file as the tables are written: the columns with the
+    ``dtypes`` given, an empty field missing; ``usecols``: those columns only; ``more``
+    (``chunksize``) passed on."""
+    import pandas as pd
+
     return pd.read_csv(
         path,
-        dtype=dtypes,
+        dtype=dict(dtypes),
         keep_default_na=False,
         na_values=[""],
         usecols=list(usecols) if usecols is not None else None,
+        **more,
     )
+
+
+def table_dtypes(name: str, *, capture: bool = False) -> dict[str, str]:
+    """The columns of table ``name`` and their dtypes; a batch's (``capture``): with its
+    ``capture`` column first."""
+    columns = TABLES[name]
+    return {"capture": "string", **columns} if capture else dict(columns)

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .api import TABLES, analyze_rows
+from .api import TABLES, analyze_rows, read_typed, table_dtypes
 from .config import Config
 from .csvtext import EOL, field_prefix, header_line, prefix_records
 from .reader import CaptureError
@@ -308,11 +308,11 @@ def _stack(outcomes: Sequence[_Outcome]) -> BatchResult:
     captures = _captures_frame([o.row for o in outcomes])
     # Rows from every capture, each with its capture, then one typed frame per table.
     tables: dict[str, pd.DataFrame] = {}
-    for name, columns in TABLES.items():
+    for name in TABLES:
         rows = [
             {"capture": o.row["capture"], **r} for o in outcomes for r in o.tables.get(name, ())
         ]
-        tables[name] = typed_frame(rows, {"capture": "string", **columns})
+        tables[name] = typed_frame(rows, table_dtypes(name, capture=True))
     failed = int((captures["status"] == "error").sum())
     return BatchResult(tables, captures, failed)
 
@@ -477,9 +477,9 @@ class _Tables:
         self.connections = 0
         self._files: dict[str, Any] = {}
         try:
-            for name, columns in TABLES.items():
+            for name in TABLES:
                 f = self._files[name] = self.paths[name].open("wb")
-                f.write(header_line(["capture", *columns]).encode())
+                f.write(header_line(list(table_dtypes(name, capture=True))).encode())
         except OSError as exc:
             self.close()
             raise OutputError(f"cannot write to {directory}: {exc}") from exc
@@ -558,24 +558,17 @@ def csv_to_parquet(source: Path, directory: Path) -> list[Path]:
     ``directory``, with their documented dtypes, each read and written
     ``_PARQUET_ROWS`` rows at a time (a row group each): memory follows that, not the
     table."""
-    import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    tables = {name: {"capture": "string", **columns} for name, columns in TABLES.items()}
+    tables = {name: table_dtypes(name, capture=True) for name in TABLES}
     written = []
     for name, columns in {**tables, "captures": CAPTURE_COLUMNS}.items():
         path = directory / f"{name}.parquet"
         # The schema of the typed frame (with pandas' own metadata, so that read_parquet
         # gives those dtypes back), whatever the rows.
         schema = pa.Schema.from_pandas(typed_frame([], columns), preserve_index=False)
-        chunks = pd.read_csv(
-            source / f"{name}.csv",
-            dtype=columns,
-            keep_default_na=False,
-            na_values=[""],
-            chunksize=_PARQUET_ROWS,
-        )
+        chunks = read_typed(source / f"{name}.csv", columns, chunksize=_PARQUET_ROWS)
         try:
             with pq.ParquetWriter(path, schema) as writer:
                 for chunk in chunks:

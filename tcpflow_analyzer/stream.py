@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from .api import TABLES, connection_rows, dropped_warning, skipped_by_reason
+from .api import TABLES, connection_rows, dropped_warning, skipped_by_reason, table_dtypes
 from .config import Config
 from .csvtext import EOL, field_prefix, header_line, prefix_records
 from .fanout import RING_BYTES, Ring, RingFile, read_once
@@ -119,8 +119,8 @@ class _CsvTables:
         self.paths = {name: self.directory / f"{name}.csv" for name in TABLES}
         self.formats = {name: line_format(columns) for name, columns in TABLES.items()}
         self._headers = {
-            name: header_line(["capture", *columns]) if capture is not None else fmt.header
-            for (name, columns), fmt in zip(TABLES.items(), self.formats.values(), strict=True)
+            name: header_line(list(table_dtypes(name, capture=capture is not None)))
+            for name in TABLES
         }
         self._prefix = b"" if capture is None else field_prefix(capture)
         self._shared = shared
