@@ -33,10 +33,8 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from .states import State
@@ -390,14 +388,11 @@ def of_capture(
     back and the directory removed. Raises what
     ``analyze_to_csv`` raises.
     """
-    from .api import read_table
-    from .stream import analyze_to_csv
+    from .stream import analyze_read_back
 
-    with tempfile.TemporaryDirectory(prefix="tcpflow-census-") as scratch:
-        done = analyze_to_csv(source, config, scratch, jobs=jobs)
-        tables = Path(scratch)
-        conns = read_table(tables / "connections.csv", "connections", _CONNECTION_READS)
-        trans = read_table(tables / "transitions.csv", "transitions", TRANSITION_READS)
+    reads = {"connections": _CONNECTION_READS, "transitions": TRANSITION_READS}
+    done, tables = analyze_read_back(source, config, reads, jobs=jobs)
+    conns, trans = tables["connections"], tables["transitions"]
     # In the order connections retired, not conn_id's: the census does not depend on
     # it (a connection's lines are together and in their order; counts at a time sum
     # every change up to it, whatever their order), so no sorted copy is made.

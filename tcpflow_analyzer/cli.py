@@ -22,9 +22,11 @@ from .config import Config
 from .fanout import read_once
 from .reader import CaptureError, gzip_file
 from .replay import replay
-from .stream import OutputError, WorkerError, analyze_to_csv
+from .stream import OutputError, Streamed, WorkerError, analyze_read_back, analyze_to_csv
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from .batch import BatchResult, StreamedBatch
 
 __all__ = ["main"]
@@ -427,17 +429,26 @@ def _census(args: argparse.Namespace) -> int:
 
 
 def _analyze(args: argparse.Namespace) -> int:
+    from .census import TRANSITION_READS
+
     if args.jobs is not None and args.jobs < 1:
         print("tcpflow-analyzer: error: --jobs must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     if not _stdin_alone(args.captures):
         return EXIT_USAGE
-    if args.html:
-        return _analyze_html(args)
     # Streamed: rows go to the CSV files as connections retire (memory stays flat).
     jobs = args.jobs if args.jobs is not None else auto_jobs(*args.captures)
+    config = _config(args)
+    source = _source(args.captures)
+    shown: dict[str, pd.DataFrame] = {}
     try:
-        result = analyze_to_csv(_source(args.captures), _config(args), args.out, jobs=jobs)
+        if args.html:
+            # The tables the report shows read back (into --out, or a scratch directory);
+            # of the transitions, the census's columns, for its states over time.
+            reads = {"connections": None, "transitions": TRANSITION_READS, "findings": None}
+            result, shown = analyze_read_back(source, config, reads, args.out, jobs=jobs)
+        else:
+            result = analyze_to_csv(source, config, args.out, jobs=jobs)
     except (OutputError, WorkerError) as exc:
         return _stream_failed(exc)
     for warning in result.warnings:
@@ -445,6 +456,8 @@ def _analyze(args: argparse.Namespace) -> int:
     sys.stdout.write(result.summary)
     if args.out:
         print("wrote " + ", ".join(str(p) for p in result.paths))
+    if args.html:
+        print(f"wrote {_capture_report(args.html, result, config, shown)}")
     return EXIT_OK
 
 
@@ -503,55 +516,29 @@ def _data_size(path: str) -> int:
         return max(size, int.from_bytes(f.read(4), "little"))
 
 
-def _analyze_html(args: argparse.Namespace) -> int:
-    """``analyze --html``: the streamed analysis (into ``--out``, or a scratch directory),
-    the tables the report shows read back in ``conn_id`` order."""
-    import tempfile
-
-    from .api import read_table
-    from .census import TRANSITION_READS
+def _capture_report(
+    path: str, done: Streamed, config: Config, shown: dict[str, pd.DataFrame]
+) -> Path:
+    """``analyze --html``'s report, of the tables read back. A connection's rows are
+    together and in order: a stable sort by conn_id gives the order of the library's
+    tables, and so its report."""
     from .html import capture_report
 
-    jobs = args.jobs if args.jobs is not None else auto_jobs(*args.captures)
-    config = _config(args)
-    with tempfile.TemporaryDirectory(prefix="tcpflow-html-") as scratch:
-        where = Path(args.out or scratch)
-        try:
-            done = analyze_to_csv(_source(args.captures), config, where, jobs=jobs)
-        except (OutputError, WorkerError) as exc:
-            return _stream_failed(exc)
-        # A connection's rows are together and in order: a stable sort by conn_id
-        # gives the order of the library's tables. Of the transitions, the report
-        # draws the states over time: the census's columns are enough.
-        reads: dict[str, Sequence[str] | None] = {
-            "connections": None,
-            "transitions": TRANSITION_READS,
-            "findings": None,
-        }
-        shown = {
-            name: read_table(where / f"{name}.csv", name, usecols).sort_values(
-                "conn_id", kind="stable", ignore_index=True
-            )
-            for name, usecols in reads.items()
-        }
-    for warning in done.warnings:
-        print(f"tcpflow-analyzer: warning: {warning}", file=sys.stderr)
-    sys.stdout.write(done.summary)
-    if args.out:
-        print("wrote " + ", ".join(str(p) for p in done.paths))
-    report = capture_report(
-        args.html,
+    tables = {
+        name: frame.sort_values("conn_id", kind="stable", ignore_index=True)
+        for name, frame in shown.items()
+    }
+    return capture_report(
+        path,
         done.source,
         done.frames,
         done.segments,
         done.summary,
         config.msl,
-        shown["connections"],
-        shown["transitions"],
-        shown["findings"],
+        tables["connections"],
+        tables["transitions"],
+        tables["findings"],
     )
-    print(f"wrote {report}")
-    return EXIT_OK
 
 
 _COMMANDS = {"analyze": _analyze, "batch": _batch, "census": _census, "show": _show}

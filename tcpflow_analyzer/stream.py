@@ -36,10 +36,10 @@ import os
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from .api import TABLES, connection_rows, dropped_warning, skipped_by_reason, table_dtypes
 from .config import Config
@@ -62,7 +62,10 @@ from .rows import RowTexts
 from .shard import Ledger, ShardIds
 from .tracker import Connection
 
-__all__ = ["OutputError", "Streamed", "WorkerError", "analyze_to_csv"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["OutputError", "Streamed", "WorkerError", "analyze_read_back", "analyze_to_csv"]
 
 
 class OutputError(Exception):
@@ -307,6 +310,31 @@ def analyze_to_csv(
         sink.spill_counts(),
         played.capture_end_ns,
     )
+
+
+def analyze_read_back(
+    source: Source | Sequence[str | os.PathLike[str]],
+    config: Config,
+    reads: Mapping[str, Sequence[str] | None],
+    directory: str | os.PathLike[str] | None = None,
+    *,
+    jobs: int = 1,
+) -> tuple[Streamed, dict[str, pd.DataFrame]]:
+    """``analyze_to_csv`` into ``directory`` (None: a scratch directory, removed after),
+    then the tables of ``reads`` read back (``api.read_table``: those columns; None:
+    all), in the order their rows were written. For what needs some of the tables
+    whole (``census``, ``analyze --html``): memory follows those columns, not the
+    capture's connections kept whole."""
+    from .api import read_table
+
+    with tempfile.TemporaryDirectory(prefix="tcpflow-tables-") as scratch:
+        where = Path(directory if directory is not None else scratch)
+        done = analyze_to_csv(source, config, where, jobs=jobs)
+        tables = {
+            name: read_table(where / f"{name}.csv", name, usecols)
+            for name, usecols in reads.items()
+        }
+    return done, tables
 
 
 def _streamed(
