@@ -21,7 +21,6 @@ from . import __version__, ladder
 from .config import Config
 from .fanout import read_once
 from .reader import CaptureError, gzip_file
-from .replay import replay
 from .stream import OutputError, Streamed, WorkerError, analyze_read_back, analyze_to_csv
 
 if TYPE_CHECKING:
@@ -225,27 +224,25 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from .findings import detect
-
     if not _stdin_alone(args.captures):
         return EXIT_USAGE
-    cfg = _config(args)
-    result = replay(_source(args.captures), cfg)
     try:
-        conn = ladder.select(result.connections, args.conn)
+        spec = ladder.parse_spec(args.conn)  # before reading anything
+        shown = ladder.pick(_source(args.captures), _config(args), spec)
     except ladder.ConnSpecError as exc:
         print(f"tcpflow-analyzer: error: --conn {args.conn}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    found = detect(conn, result.previous(conn), cfg, result.capture_end_ns)
+    for warning in shown.warnings:
+        print(f"tcpflow-analyzer: warning: {warning}", file=sys.stderr)
     notes: dict[int, list[str]] = {}
-    for f in found:
+    for f in shown.findings:
         if f.frame is not None:
             who = f" ({f.endpoint})" if f.endpoint else ""
             notes.setdefault(f.frame, []).append(f"{f.code.value}{who}")
-    sys.stdout.write(ladder.render(conn, notes))
-    if found:
+    sys.stdout.write(ladder.render(shown.conn, notes))
+    if shown.findings:
         sys.stdout.write("\nfindings:\n")
-        for f in found:
+        for f in shown.findings:
             evidence = " ".join(map(str, f.evidence_frames))
             sys.stdout.write(
                 f"  {f.code.value} (frame {f.frame}; evidence {evidence}; {f.rfc}): {f.detail}\n"

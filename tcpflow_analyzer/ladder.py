@@ -10,22 +10,39 @@ column (blank when unchanged, so changes stand out), and the notes the caller
 passes for a frame (findings, anomalies) go at the right. A TIME_WAIT expiry,
 which has no frame, is drawn as its own line.
 
-Connections are chosen by ``select``: a ``conn_id``, or ``IP:PORT-IP:PORT``
-(either order; IPv6 in brackets) with an optional ``#N`` for the Nth
-incarnation of that 4-tuple.
+Connections are named by a ``conn_id``, or ``IP:PORT-IP:PORT`` (either order;
+IPv6 in brackets) with an optional ``#N`` for the Nth incarnation of that
+4-tuple (``parse_spec``), and chosen among connections by ``select``. ``pick``
+(the command line's ``show``) streams: it replays the capture retiring
+connections as they finish, keeps those the name matches with their findings,
+and stops reading once the choice is made.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
+from .config import Config
+from .findings import Finding, detect
+from .replay import Source, replay
 from .segment import Flags, addr_text
 from .seq import seq_diff
 from .states import Event, State
-from .tracker import Connection
+from .tracker import Connection, Stop
 
-__all__ = ["ConnSpecError", "flags_text", "render", "select"]
+__all__ = [
+    "ConnSpec",
+    "ConnSpecError",
+    "Shown",
+    "flags_text",
+    "parse_spec",
+    "pick",
+    "render",
+    "select",
+]
 
 _ARROW = 46
 _STATE = 13
@@ -71,38 +88,129 @@ def _parse_endpoint(text: str) -> tuple[bytes, int]:
         raise ConnSpecError(f"not an IP address: {host!r}") from None
 
 
-def select(conns: Sequence[Connection], spec: str) -> Connection:
-    """The connection named by ``spec``: ``ID``, or ``IP:PORT-IP:PORT[#N]``."""
+@dataclass(frozen=True)
+class ConnSpec:
+    """A ``--conn`` read: a ``conn_id``, or the two endpoints of a 4-tuple (as
+    written, and as (address bytes, port)) with the incarnation wanted, if one is."""
+
+    text: str
+    conn_id: int | None = None
+    pair: tuple[str, str] = ("", "")
+    ends: frozenset[tuple[bytes, int]] = frozenset()
+    nth: int | None = None
+
+    def matches(self, conn: Connection) -> bool:
+        """Whether ``conn`` is (or, for a 4-tuple without ``#N``, may be) the one meant."""
+        if self.conn_id is not None:
+            return conn.conn_id == self.conn_id
+        ends = {(conn.client.addr, conn.client.port), (conn.server.addr, conn.server.port)}
+        return ends == self.ends and (self.nth is None or conn.incarnation == self.nth)
+
+    def settled(self, conn: Connection) -> bool:
+        """Whether the choice is made once ``conn`` (which it matches) is known: it
+        names one connection. A 4-tuple without ``#N`` needs all of its incarnations."""
+        return self.conn_id is not None or self.nth is not None
+
+
+def parse_spec(spec: str) -> ConnSpec:
+    """``ID``, or ``IP:PORT-IP:PORT[#N]`` (either order; IPv6 in brackets); a
+    :class:`ConnSpecError` says what is wrong with any other text."""
     spec = spec.strip()
     if spec.isdigit():
-        for conn in conns:
-            if conn.conn_id == int(spec):
-                return conn
-        raise ConnSpecError(f"no connection {spec} (the capture has {len(conns)})")
+        return ConnSpec(spec, conn_id=int(spec))
     pair, _, nth = spec.partition("#")
     # Split at the '-' that separates two endpoints (IPv6 brackets contain no '-').
     cut = pair.find("-", pair.rfind("]") + 1 if pair.startswith("[") else 0)
     if cut < 0:
         raise ConnSpecError(f"expected ID or IP:PORT-IP:PORT[#N], not {spec!r}")
     a, b = _parse_endpoint(pair[:cut]), _parse_endpoint(pair[cut + 1 :])
+    if nth and not nth.isdigit():
+        raise ConnSpecError(f"incarnation must be a number, not {nth!r}")
+    return ConnSpec(
+        spec,
+        pair=(pair[:cut], pair[cut + 1 :]),
+        ends=frozenset((a, b)),
+        nth=int(nth) if nth else None,
+    )
+
+
+def select(
+    conns: Sequence[Connection], spec: str | ConnSpec, total: int | None = None
+) -> Connection:
+    """The connection of ``conns`` named by ``spec`` (text, or read by :func:`parse_spec`).
+
+    ``total`` is the number of connections in the capture, for the message when
+    the one asked for is not there (default: ``len(conns)``).
+    """
+    want = parse_spec(spec) if isinstance(spec, str) else spec
+    if want.conn_id is not None:
+        for conn in conns:
+            if conn.conn_id == want.conn_id:
+                return conn
+        count = len(conns) if total is None else total
+        raise ConnSpecError(f"no connection {want.conn_id} (the capture has {count})")
     matches = [
         c
         for c in conns
-        if {(c.client.addr, c.client.port), (c.server.addr, c.server.port)} == {a, b}
+        if {(c.client.addr, c.client.port), (c.server.addr, c.server.port)} == want.ends
     ]
     if not matches:
-        raise ConnSpecError(f"no connection between {pair[:cut]} and {pair[cut + 1 :]}")
-    if not nth:
+        raise ConnSpecError(f"no connection between {want.pair[0]} and {want.pair[1]}")
+    if want.nth is None:
         if len(matches) > 1:
             ids = ", ".join(f"#{c.incarnation} (id {c.conn_id})" for c in matches)
             raise ConnSpecError(f"{len(matches)} connections on that 4-tuple: add one of {ids}")
         return matches[0]
-    if not nth.isdigit():
-        raise ConnSpecError(f"incarnation must be a number, not {nth!r}")
     for conn in matches:
-        if conn.incarnation == int(nth):
+        if conn.incarnation == want.nth:
             return conn
-    raise ConnSpecError(f"no incarnation #{nth} on that 4-tuple (it has {len(matches)})")
+    raise ConnSpecError(f"no incarnation #{want.nth} on that 4-tuple (it has {len(matches)})")
+
+
+@dataclass
+class Shown:
+    """What ``show`` draws: the connection, its findings, and the capture's warnings;
+    whether the replay stopped once it had them (``Replay.stopped``)."""
+
+    conn: Connection
+    findings: list[Finding]
+    warnings: list[str]
+    stopped: bool = False
+
+
+def pick(
+    source: Source | Sequence[str | os.PathLike[str]], config: Config, spec: ConnSpec
+) -> Shown:
+    """The connection ``spec`` names in the capture, with its findings, streamed.
+
+    The capture is replayed with connections retired as they finish (as
+    ``analyze`` streams them): those ``spec`` matches are kept, each with its
+    findings made at its retirement (while its previous incarnation is still
+    held, as the streamed tables make them), the others only counted. Memory
+    follows the connections open at one time; and once the choice is made (a
+    ``conn_id``, or a 4-tuple's ``#N``) the replay stops there (``tracker.Stop``):
+    nothing after can change that connection. Raises :class:`ConnSpecError` if
+    the capture does not hold it (the message as :func:`select` words it).
+    """
+    kept: list[Connection] = []
+    found: dict[int, list[Finding]] = {}
+    seen = 0
+
+    def retired(conn: Connection) -> None:
+        nonlocal seen
+        seen += 1
+        if not spec.matches(conn):
+            return
+        end_ns = conn.retired_ns if conn.retired_ns is not None else conn.end_ns
+        found[id(conn)] = detect(conn, conn.prev, config, end_ns)
+        kept.append(conn)
+        if spec.settled(conn):
+            raise Stop
+
+    result = replay(source, config, on_retire=retired)
+    # (Kept in order of retirement: a 4-tuple's incarnations retire in order.)
+    conn = select(kept, spec, total=seen)
+    return Shown(conn, found[id(conn)], list(result.stats.warnings), result.stopped)
 
 
 def _cell(text: str, width: int) -> str:

@@ -22,7 +22,7 @@ from .config import Config
 from .reader import CaptureReader, ReadStats
 from .segment import Segment
 from .shard import PUBLISH_EVERY
-from .tracker import Connection, Tracker, play
+from .tracker import Connection, Stop, Tracker, play
 
 if TYPE_CHECKING:
     from .freeze import RowFreezer
@@ -44,6 +44,9 @@ class Replay:
     capture_end_ns: int
     config: Config
     expired: dict[str, int]  # half-open connections dropped under memory pressure
+    # An on_retire callback ended the replay (tracker.Stop): the capture was read up
+    # to that segment (``stats`` count what was read), nothing after was replayed.
+    stopped: bool = False
 
     def previous(self, conn: Connection) -> Connection | None:
         """The previous incarnation of ``conn``'s 4-tuple, if it was still held.
@@ -181,7 +184,8 @@ def replay(
     """Read ``source`` (one capture, or a list of files forming one series) and replay it.
 
     With ``on_retire``, connections are handed to it as they finish and not
-    kept (``Replay.connections`` is then empty); see ``tracker.Tracker``.
+    kept (``Replay.connections`` is then empty); see ``tracker.Tracker``. It may
+    raise ``tracker.Stop`` to end the replay there (``Replay.stopped``).
     With ``shard``, only that shard's segments are replayed (see shard.py);
     ``segments`` counts those.
     """
@@ -198,7 +202,19 @@ def replay(
             segments = play(tracker, own, shard, PUBLISH_EVERY)
             shard.finish()  # all its connections are made: others need not wait for it
         stats, name = reader.stats, reader.name
-    conns = tracker.finish()
+    conns: list[Connection] = []
+    if not tracker.stopped:
+        try:
+            conns = tracker.finish()
+        except Stop:  # raised when a connection retired at the end
+            tracker.stopped = True
     return Replay(
-        name, conns, stats, segments, tracker.capture_end_ns, config, dict(tracker.expired)
+        name,
+        conns,
+        stats,
+        segments,
+        tracker.capture_end_ns,
+        config,
+        dict(tracker.expired),
+        tracker.stopped,
     )

@@ -59,6 +59,7 @@ __all__ = [
     "Connection",
     "Endpoint",
     "Step",
+    "Stop",
     "Tracker",
     "TransitionRecord",
     "play",
@@ -483,6 +484,7 @@ class Tracker:
         self._next_id = 1
         self._last_ts_ns = 0
         self.frame = 0  # the frame of the segment add() replays (a native field: see play)
+        self.stopped = False  # an on_retire callback raised Stop (see play)
         self._closed_hold_ns = self.config.closed_hold_ns
         self._freeze_ns = self.config.freeze_after_ns
         self._freeze_check_at = 0  # no freezing pass before this time (see _sweep)
@@ -1375,6 +1377,14 @@ def _guess_roles(
     return src, dst, "first_packet"
 
 
+class Stop(Exception):
+    """Raised by an ``on_retire`` callback to end the replay at once: ``play`` returns.
+
+    The tracker is left as it was (``Tracker.stopped`` set): the connections
+    still held are not retired. ``show`` stops once it has its connection.
+    """
+
+
 class Progress(Protocol):
     """What ``play`` tells of its progress: a sharded run's ``shard.ShardIds``.
 
@@ -1393,7 +1403,8 @@ def play(
     progress: Progress | None = None,
     every: int = 1,
 ) -> int:
-    """Replay ``segments`` into ``tracker``; return how many there were.
+    """Replay ``segments`` into ``tracker``; return how many there were (up to the one
+    whose replay raised :class:`Stop`, if one did).
 
     The loop of ``replay.replay``, here to be compiled with the tracker. With
     ``progress``, before every ``every``-th segment its ``position`` is set to
@@ -1403,17 +1414,20 @@ def play(
     cost a boxed integer and a dictionary store each).
     """
     count = 0
-    if progress is None:
+    try:
+        if progress is None:
+            for seg in segments:
+                count += 1
+                tracker.add(seg)
+            return count
         for seg in segments:
             count += 1
+            if count % every == 0:
+                progress.position = seg.frame
+                progress.publish()
             tracker.add(seg)
-        return count
-    for seg in segments:
-        count += 1
-        if count % every == 0:
-            progress.position = seg.frame
-            progress.publish()
-        tracker.add(seg)
+    except Stop:
+        tracker.stopped = True  # (the segment that raised it is counted)
     return count
 
 

@@ -1,0 +1,175 @@
+"""`show` streamed (ladder.pick): connections retired as they finish, the replay stopped
+once the one asked for is known.
+
+What it draws must be the connection the kept replay holds (every connection
+replayed and kept whole, then chosen: the command line before) with the
+findings the analysis's tables hold for it (``analyze_rows``): the same ladder
+text and findings, by ``conn_id`` and by 4-tuple with ``#N``, on every capture;
+the same error for a connection a capture does not hold or a 4-tuple with
+several incarnations. (The kept ``show`` made its findings as of the capture's
+end, where the tables make them as of the connection's retirement: for one
+retired by the idle timeout long before the end, its ``open_at_end`` said a
+longer time than the tables did. Now they agree.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tcpflow_analyzer import ladder
+from tcpflow_analyzer.api import analyze_rows
+from tcpflow_analyzer.cli import EXIT_OK, EXIT_USAGE, main
+from tcpflow_analyzer.config import Config
+from tcpflow_analyzer.findings import Finding
+from tcpflow_analyzer.reader import CaptureError
+from tcpflow_analyzer.replay import Replay, replay
+from tcpflow_analyzer.segment import addr_text
+from tcpflow_analyzer.tracker import Connection, Stop
+
+from .test_frame_csv import CAPTURES
+
+ROOT = Path(__file__).resolve().parents[1]
+SERIES = [str(p) for p in sorted((ROOT / "captures" / "series").glob("*.pcap"))]
+PICKED = 6  # connections of a capture shown (the first, the last, some between)
+
+
+def _endpoint(addr: bytes, port: int) -> str:
+    text = addr_text(addr)
+    return f"[{text}]:{port}" if ":" in text else f"{text}:{port}"
+
+
+def _tuple_spec(conn: Connection, nth: int | None) -> str:
+    """The 4-tuple of ``conn`` as ``show --conn`` takes it, server first (either order works)."""
+    spec = f"{_endpoint(conn.server.addr, conn.server.port)}-"
+    spec += _endpoint(conn.client.addr, conn.client.port)
+    return spec if nth is None else f"{spec}#{nth}"
+
+
+def _kept(
+    result: Replay, by_conn: dict[int, list[Finding]], spec: str
+) -> tuple[str, list[Finding]]:
+    """What ``show`` draws, made the way it was before it streamed: the connection
+    chosen among those the kept replay holds; its findings are the analysis's
+    (the rows of the tables: ``analyze_rows``)."""
+    conn = ladder.select(result.connections, spec)
+    found = by_conn.get(conn.conn_id, [])
+    return ladder.render(conn, _notes(found)), found
+
+
+def _notes(found: list[Finding]) -> dict[int, list[str]]:
+    notes: dict[int, list[str]] = {}
+    for f in found:
+        if f.frame is not None:
+            notes.setdefault(f.frame, []).append(f.code.value)
+    return notes
+
+
+def _streamed(source: str | list[str], config: Config, spec: str) -> tuple[str, list[Finding]]:
+    shown = ladder.pick(source, config, ladder.parse_spec(spec))
+    return ladder.render(shown.conn, _notes(shown.findings)), shown.findings
+
+
+def _specs(conns: list[Connection]) -> list[str]:
+    """Some connections by conn_id and by 4-tuple (with #N, and without when it is the
+    only incarnation, or to get the several-incarnations error)."""
+    if not conns:
+        return []
+    step = max(1, len(conns) // (PICKED - 1))
+    chosen = [*conns[::step][: PICKED - 1], conns[-1]]
+    specs = [str(c.conn_id) for c in chosen]
+    specs += [_tuple_spec(c, c.incarnation) for c in chosen[:3]]
+    specs += [_tuple_spec(c, None) for c in chosen[:2]]
+    return specs
+
+
+def _compare(source: str | list[str], config: Config) -> int:
+    result = replay(source, config)
+    by_conn: dict[int, list[Finding]] = {}
+    for f in analyze_rows(source, config).finding_records:
+        by_conn.setdefault(f.conn_id, []).append(f)
+    conns = result.connections
+    specs = [*_specs(conns), str(len(conns) + 1)]  # and one the capture does not hold
+    for spec in specs:
+        try:
+            kept = _kept(result, by_conn, spec)
+        except ladder.ConnSpecError as exc:
+            with pytest.raises(ladder.ConnSpecError) as streamed:
+                _streamed(source, config, spec)
+            assert str(streamed.value) == str(exc), spec
+            continue
+        assert _streamed(source, config, spec) == kept, spec
+    return len(specs)
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=[str(p.relative_to(p.parents[1])) for p in CAPTURES])
+def test_the_streamed_show_draws_what_the_kept_one_drew(path: Path) -> None:
+    config = Config(msl=30.0)
+    try:
+        replay(str(path), config)
+    except CaptureError:
+        with pytest.raises(CaptureError):
+            ladder.pick(str(path), config, ladder.parse_spec("1"))
+        return
+    assert _compare(str(path), config) >= 1
+
+
+def test_a_series_shown_streamed() -> None:
+    assert _compare(SERIES, Config()) > 5
+
+
+def test_the_replay_stops_once_the_connection_is_known() -> None:
+    """An early connection of a long capture: the replay ends when it retires.
+
+    The crawler's 300 connections with closed ones held 0.5 s: most retire
+    long before the capture's end, the first among the first.
+    """
+    source = str(ROOT / "captures" / "crawler" / "crawler.pcap")
+    config = Config(msl=0.1, late_segment_s=0.5)
+    whole = replay(source, config)
+    first = whole.connections[0]
+    assert first.retired_ns is not None and first.retired_ns < whole.capture_end_ns
+    seen: list[int] = []
+
+    def retired(conn: Connection) -> None:
+        seen.append(conn.conn_id)
+        if conn.conn_id == first.conn_id:
+            raise Stop
+
+    stopped = replay(source, config, on_retire=retired)
+    assert stopped.stopped and not whole.stopped
+    assert seen[-1] == first.conn_id
+    assert len(seen) < len(whole.connections) / 2
+    assert stopped.segments < whole.segments / 2
+    assert stopped.connections == []
+    # What was read is counted, and no more (the reader runs ahead by a chunk at most).
+    assert stopped.stats.frames < whole.stats.frames
+    shown = ladder.pick(source, config, ladder.parse_spec(str(first.conn_id)))
+    assert shown.conn.conn_id == first.conn_id and shown.stopped
+    assert ladder.render(shown.conn) == ladder.render(first)
+
+
+def test_a_malformed_spec_is_refused_before_the_capture_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no-such.pcap"
+    assert main(["show", str(missing), "--conn", "banana"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "--conn banana: expected ID or IP:PORT-IP:PORT[#N]" in err
+    assert "no-such.pcap" not in err
+
+
+def test_show_warns_of_a_truncated_capture(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    whole = ROOT / "captures" / "client_close.pcap"
+    cut = tmp_path / "cut.pcap"
+    data = whole.read_bytes()
+    cut.write_bytes(data[: len(data) - 10])  # inside the last record
+    assert main(["show", str(cut), "--conn", "1"]) == EXIT_OK
+    out, err = capsys.readouterr()
+    assert out.startswith("connection 1: ")
+    assert "tcpflow-analyzer: warning: " in err and "cut.pcap" in err
+    assert main(["show", str(whole), "--conn", "1"]) == EXIT_OK
+    assert "warning" not in capsys.readouterr().err
