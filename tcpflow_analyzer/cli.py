@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__, ladder
 from .config import Config
 from .fanout import read_once
+from .freeze import SpillError
 from .reader import CaptureError, gzip_file
 from .stream import OutputError, Streamed, WorkerError, analyze_read_back, analyze_to_csv
 
@@ -232,6 +233,8 @@ def _show(args: argparse.Namespace) -> int:
     except ladder.ConnSpecError as exc:
         print(f"tcpflow-analyzer: error: --conn {args.conn}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except SpillError as exc:  # the frozen connections' spill files (as analyze's)
+        return _stream_failed(OutputError(str(exc)))
     for warning in shown.warnings:
         print(f"tcpflow-analyzer: warning: {warning}", file=sys.stderr)
     notes: dict[int, list[str]] = {}

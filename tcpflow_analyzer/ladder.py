@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from .config import Config
 from .findings import Finding, detect
+from .freeze import SUMMARY_COLUMNS, RowFreezer
 from .replay import Source, replay
 from .segment import Flags, addr_text
 from .seq import seq_diff
@@ -178,6 +179,14 @@ class Shown:
     stopped: bool = False
 
 
+_NO_SUMMARY: tuple[None, ...] = (None,) * len(SUMMARY_COLUMNS)
+
+
+def _no_rows(conn: Connection) -> tuple[tuple[None, ...], list[str], dict[str, str], list[Finding]]:
+    """A frozen connection's rows, for ``pick``: none (``freeze.MadeFn``)."""
+    return _NO_SUMMARY, [], {}, []
+
+
 def pick(
     source: Source | Sequence[str | os.PathLike[str]], config: Config, spec: ConnSpec
 ) -> Shown:
@@ -186,8 +195,9 @@ def pick(
     The capture is replayed with connections retired as they finish (as
     ``analyze`` streams them): those ``spec`` matches are kept, each with its
     findings made at its retirement (while its previous incarnation is still
-    held, as the streamed tables make them), the others only counted. Memory
-    follows the connections open at one time; and once the choice is made (a
+    held, as the streamed tables make them), the others only counted; closed
+    ones are frozen meanwhile as ``analyze`` freezes them (never those ``spec``
+    matches). Memory follows the connections open at one time; and once the choice is made (a
     ``conn_id``, or a 4-tuple's ``#N``) the replay stops there (``tracker.Stop``):
     nothing after can change that connection. Raises :class:`ConnSpecError` if
     the capture does not hold it (the message as :func:`select` words it).
@@ -207,7 +217,17 @@ def pick(
         if spec.settled(conn):
             raise Stop
 
-    result = replay(source, config, on_retire=retired)
+    def frozen_retired(row: object, texts: object, found: object) -> None:
+        nonlocal seen
+        seen += 1
+
+    # The others, once closed and quiet, are frozen as analyze freezes them, with no
+    # rows made (only counted when retired): memory follows the open connections.
+    freezer = RowFreezer(_no_rows, None, None, frozen_retired)
+    try:
+        result = replay(source, config, on_retire=retired, freezer=freezer, keep=spec.matches)
+    finally:
+        freezer.close()
     # (Kept in order of retirement: a 4-tuple's incarnations retire in order.)
     conn = select(kept, spec, total=seen)
     return Shown(conn, found[id(conn)], list(result.stats.warnings), result.stopped)

@@ -180,16 +180,19 @@ def replay(
     on_retire: Callable[[Connection], None] | None = None,
     freezer: RowFreezer | None = None,
     shard: ShardIds | None = None,
+    keep: Callable[[Connection], bool] | None = None,
 ) -> Replay:
     """Read ``source`` (one capture, or a list of files forming one series) and replay it.
 
     With ``on_retire``, connections are handed to it as they finish and not
     kept (``Replay.connections`` is then empty); see ``tracker.Tracker``. It may
-    raise ``tracker.Stop`` to end the replay there (``Replay.stopped``).
+    raise ``tracker.Stop`` to end the replay there (``Replay.stopped``). With
+    ``freezer``, closed connections are frozen (freeze.py) but those ``keep`` says.
     With ``shard``, only that shard's segments are replayed (see shard.py);
     ``segments`` counts those.
     """
     tracker = Tracker(config, on_retire, freezer)
+    tracker.keep = keep
     with open_source(source) as reader:
         if shard is None:
             segments = play(tracker, reader)

@@ -485,6 +485,8 @@ class Tracker:
         self._last_ts_ns = 0
         self.frame = 0  # the frame of the segment add() replays (a native field: see play)
         self.stopped = False  # an on_retire callback raised Stop (see play)
+        # Connections the caller wants whole when retired: never frozen (show's).
+        self.keep: Callable[[Connection], bool] | None = None
         self._closed_hold_ns = self.config.closed_hold_ns
         self._freeze_ns = self.config.freeze_after_ns
         self._freeze_check_at = 0  # no freezing pass before this time (see _sweep)
@@ -810,6 +812,8 @@ class Tracker:
         """Put a small record in the place of a closed connection quiet long enough."""
         assert self._freezer is not None
         if conn.prev is not None or conn.reverse_vlan is not None:
+            return
+        if self.keep is not None and self.keep(conn):
             return
         self._expire(conn, now_ns)
         pending = [

@@ -103,9 +103,11 @@ def _compare(source: str | list[str], config: Config) -> int:
     return len(specs)
 
 
+@pytest.mark.parametrize("freeze_after_s", [1.0, 0.0])
 @pytest.mark.parametrize("path", CAPTURES, ids=[str(p.relative_to(p.parents[1])) for p in CAPTURES])
-def test_the_streamed_show_draws_what_the_kept_one_drew(path: Path) -> None:
-    config = Config(msl=30.0)
+def test_the_streamed_show_draws_what_the_kept_one_drew(path: Path, freeze_after_s: float) -> None:
+    """With the default freezing, and with every closed connection frozen at once."""
+    config = Config(msl=30.0, freeze_after_s=freeze_after_s)
     try:
         replay(str(path), config)
     except CaptureError:
@@ -117,6 +119,7 @@ def test_the_streamed_show_draws_what_the_kept_one_drew(path: Path) -> None:
 
 def test_a_series_shown_streamed() -> None:
     assert _compare(SERIES, Config()) > 5
+    assert _compare(SERIES, Config(freeze_after_s=0.0)) > 5
 
 
 def test_the_replay_stops_once_the_connection_is_known() -> None:
