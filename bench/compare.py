@@ -94,6 +94,9 @@ print(n)
 
 PARTS: list[Path] = []  # the capture split for ours-series (split_pcap)
 GZ: list[Path] = []  # the capture gzipped for ours-gz
+# The connection `show` draws (and tshark-stream filters, by its stream index): the
+# middle one of the benchmark capture's 60,531.
+SHOW_CONN = "30000"
 
 
 @dataclass
@@ -176,6 +179,11 @@ def tools(selected: list[str]) -> list[Tool]:
             "census FILE --out TMPDIR (the TIME_WAIT census, its tables and plot)",
         ),
         _ours(
+            "show",
+            ["show", "{file}", "--conn", SHOW_CONN],
+            f"show FILE --conn {SHOW_CONN} (one connection's ladder, to /dev/null)",
+        ),
+        _ours(
             "ours-gz",
             ["analyze", "{gz}", "--out", "{out}"],
             "the capture gzip-compressed (gzip -1), analyze FILE.gz (default --jobs)",
@@ -210,6 +218,26 @@ def tools(selected: list[str]) -> list[Tool]:
                 "tcp.analysis.flags",
             ],
             "tshark single pass with TCP analysis, fields to /dev/null",
+        ),
+        Tool(
+            "tshark-stream",
+            [
+                "tshark",
+                "-r",
+                "{file}",
+                "-Y",
+                f"tcp.stream eq {int(SHOW_CONN) - 1}",
+                "-T",
+                "fields",
+                "-e",
+                "frame.number",
+                "-e",
+                "tcp.flags",
+                "-e",
+                "tcp.analysis.flags",
+            ],
+            "tshark's view of that connection (its stream index, 0-based in first-seen "
+            "order) with TCP analysis, fields to /dev/null",
         ),
         Tool("tcptrace", ["tcptrace", "-n", "-l", "{file}"], "tcptrace -n -l, to /dev/null"),
         Tool("dpkt", [PY, "-c", DPKT_LOOP, "{file}"], "dpkt.pcap.Reader loop, no decoding"),
@@ -795,6 +823,8 @@ def main() -> int:
             "batch-series",
             "batch-parts",
             "census",
+            "show",
+            "tshark-stream",
             "ours-gz",
             "ours-stdin",
             "tshark",
