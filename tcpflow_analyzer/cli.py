@@ -237,19 +237,7 @@ def _show(args: argparse.Namespace) -> int:
         return _stream_failed(OutputError(str(exc)))
     for warning in shown.warnings:
         print(f"tcpflow-analyzer: warning: {warning}", file=sys.stderr)
-    notes: dict[int, list[str]] = {}
-    for f in shown.findings:
-        if f.frame is not None:
-            who = f" ({f.endpoint})" if f.endpoint else ""
-            notes.setdefault(f.frame, []).append(f"{f.code.value}{who}")
-    sys.stdout.write(ladder.render(shown.conn, notes))
-    if shown.findings:
-        sys.stdout.write("\nfindings:\n")
-        for f in shown.findings:
-            evidence = " ".join(map(str, f.evidence_frames))
-            sys.stdout.write(
-                f"  {f.code.value} (frame {f.frame}; evidence {evidence}; {f.rfc}): {f.detail}\n"
-            )
+    sys.stdout.write(ladder.drawing(shown.conn, shown.findings))
     return EXIT_OK
 
 

@@ -24,6 +24,7 @@ import ipaddress
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from .config import Config
 from .findings import Finding, detect
@@ -38,12 +39,16 @@ __all__ = [
     "ConnSpec",
     "ConnSpecError",
     "Shown",
+    "choose",
+    "drawing",
     "flags_text",
     "parse_spec",
     "pick",
     "render",
     "select",
 ]
+
+_T = TypeVar("_T")
 
 _ARROW = 46
 _STATE = 13
@@ -101,16 +106,16 @@ class ConnSpec:
     nth: int | None = None
 
     def matches(self, conn: Connection) -> bool:
-        """Whether ``conn`` is (or, for a 4-tuple without ``#N``, may be) the one meant."""
+        """Whether ``conn`` is the one meant, or (a 4-tuple) one of its incarnations."""
         if self.conn_id is not None:
             return conn.conn_id == self.conn_id
         ends = {(conn.client.addr, conn.client.port), (conn.server.addr, conn.server.port)}
-        return ends == self.ends and (self.nth is None or conn.incarnation == self.nth)
+        return ends == self.ends
 
     def settled(self, conn: Connection) -> bool:
-        """Whether the choice is made once ``conn`` (which it matches) is known: it
-        names one connection. A 4-tuple without ``#N`` needs all of its incarnations."""
-        return self.conn_id is not None or self.nth is not None
+        """Whether the choice is made once ``conn`` (which it matches) is known: it is
+        the one named. A 4-tuple without ``#N`` needs all of its incarnations."""
+        return self.conn_id is not None or self.nth == conn.incarnation
 
 
 def parse_spec(spec: str) -> ConnSpec:
@@ -144,28 +149,30 @@ def select(
     the one asked for is not there (default: ``len(conns)``).
     """
     want = parse_spec(spec) if isinstance(spec, str) else spec
-    if want.conn_id is not None:
-        for conn in conns:
-            if conn.conn_id == want.conn_id:
-                return conn
-        count = len(conns) if total is None else total
-        raise ConnSpecError(f"no connection {want.conn_id} (the capture has {count})")
-    matches = [
-        c
-        for c in conns
-        if {(c.client.addr, c.client.port), (c.server.addr, c.server.port)} == want.ends
-    ]
+    matches = [(c.conn_id, c.incarnation, c) for c in conns if want.matches(c)]
+    return choose(matches, want, len(conns) if total is None else total)
+
+
+def choose(matches: Sequence[tuple[int, int, _T]], spec: ConnSpec, total: int) -> _T:
+    """Of the connections ``spec`` matches, as (conn_id, incarnation, what is kept of
+    it) in ``conn_id`` order, the one it names. A :class:`ConnSpecError` when there is
+    none (``total``: the capture's connections, for its message) or, for a 4-tuple
+    without ``#N``, several."""
+    if spec.conn_id is not None:
+        if not matches:
+            raise ConnSpecError(f"no connection {spec.conn_id} (the capture has {total})")
+        return matches[0][2]
     if not matches:
-        raise ConnSpecError(f"no connection between {want.pair[0]} and {want.pair[1]}")
-    if want.nth is None:
+        raise ConnSpecError(f"no connection between {spec.pair[0]} and {spec.pair[1]}")
+    if spec.nth is None:
         if len(matches) > 1:
-            ids = ", ".join(f"#{c.incarnation} (id {c.conn_id})" for c in matches)
+            ids = ", ".join(f"#{inc} (id {cid})" for cid, inc, _ in matches)
             raise ConnSpecError(f"{len(matches)} connections on that 4-tuple: add one of {ids}")
-        return matches[0]
-    for conn in matches:
-        if conn.incarnation == want.nth:
-            return conn
-    raise ConnSpecError(f"no incarnation #{want.nth} on that 4-tuple (it has {len(matches)})")
+        return matches[0][2]
+    for _, incarnation, kept in matches:
+        if incarnation == spec.nth:
+            return kept
+    raise ConnSpecError(f"no incarnation #{spec.nth} on that 4-tuple (it has {len(matches)})")
 
 
 @dataclass
@@ -228,7 +235,7 @@ def pick(
         result = replay(source, config, on_retire=retired, freezer=freezer, keep=spec.matches)
     finally:
         freezer.close()
-    # (Kept in order of retirement: a 4-tuple's incarnations retire in order.)
+    kept.sort(key=lambda c: c.conn_id)
     conn = select(kept, spec, total=seen)
     return Shown(conn, found[id(conn)], list(result.stats.warnings), result.stopped)
 
@@ -297,6 +304,25 @@ def render(conn: Connection, notes: Mapping[int, Sequence[str]] | None = None) -
     lines.append("")
     lines.append(f"at the end of the capture: client {c.state.value}, server {s.state.value}")
     return "\n".join(lines) + "\n"
+
+
+def drawing(conn: Connection, findings: Sequence[Finding]) -> str:
+    """What ``show`` prints: the ladder of ``conn`` with each finding's code (and
+    endpoint) beside its frame, then the findings in full."""
+    notes: dict[int, list[str]] = {}
+    for f in findings:
+        if f.frame is not None:
+            who = f" ({f.endpoint})" if f.endpoint else ""
+            notes.setdefault(f.frame, []).append(f"{f.code.value}{who}")
+    text = render(conn, notes)
+    if findings:
+        text += "\nfindings:\n"
+        for f in findings:
+            evidence = " ".join(map(str, f.evidence_frames))
+            text += (
+                f"  {f.code.value} (frame {f.frame}; evidence {evidence}; {f.rfc}): {f.detail}\n"
+            )
+    return text
 
 
 def _timer_line(

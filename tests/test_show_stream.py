@@ -81,6 +81,8 @@ def _specs(conns: list[Connection]) -> list[str]:
     specs = [str(c.conn_id) for c in chosen]
     specs += [_tuple_spec(c, c.incarnation) for c in chosen[:3]]
     specs += [_tuple_spec(c, None) for c in chosen[:2]]
+    last = max(conns, key=lambda c: c.incarnation)
+    specs.append(_tuple_spec(last, last.incarnation + 1))  # an incarnation it does not have
     return specs
 
 
