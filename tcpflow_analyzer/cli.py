@@ -221,23 +221,38 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--msl", type=_positive_float, default=30.0, metavar="S", help="as for analyze")
     _thresholds(p)
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="worker processes, each taking a share of the flows, as for analyze",
+    )
     return parser
 
 
 def _show(args: argparse.Namespace) -> int:
     if not _stdin_alone(args.captures):
         return EXIT_USAGE
+    from .show import draw
+
+    if args.jobs is not None and args.jobs < 1:
+        print("tcpflow-analyzer: error: --jobs must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    jobs = args.jobs if args.jobs is not None else auto_jobs(*args.captures)
     try:
         spec = ladder.parse_spec(args.conn)  # before reading anything
-        shown = ladder.pick(_source(args.captures), _config(args), spec)
+        drawn = draw(_source(args.captures), _config(args), spec, jobs)
     except ladder.ConnSpecError as exc:
         print(f"tcpflow-analyzer: error: --conn {args.conn}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except SpillError as exc:  # the frozen connections' spill files (as analyze's)
         return _stream_failed(OutputError(str(exc)))
-    for warning in shown.warnings:
+    except (OutputError, WorkerError) as exc:
+        return _stream_failed(exc)
+    for warning in drawn.warnings:
         print(f"tcpflow-analyzer: warning: {warning}", file=sys.stderr)
-    sys.stdout.write(ladder.drawing(shown.conn, shown.findings))
+    sys.stdout.write(drawn.text)
     return EXIT_OK
 
 

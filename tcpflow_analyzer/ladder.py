@@ -22,22 +22,26 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from .config import Config
 from .findings import Finding, detect
 from .freeze import SUMMARY_COLUMNS, RowFreezer
-from .replay import Source, replay
+from .replay import Replay, Source, replay
 from .segment import Flags, addr_text
 from .seq import seq_diff
 from .states import Event, State
 from .tracker import Connection, Stop
 
+if TYPE_CHECKING:
+    from .shard import ShardIds
+
 __all__ = [
     "ConnSpec",
     "ConnSpecError",
+    "Picker",
     "Shown",
     "choose",
     "drawing",
@@ -194,50 +198,78 @@ def _no_rows(conn: Connection) -> tuple[tuple[None, ...], list[str], dict[str, s
     return _NO_SUMMARY, [], {}, []
 
 
+class Picker(Generic[_T]):
+    """Replays a capture (or one shard of it) for ``show``: the connections ``spec``
+    matches are kept as ``made(conn, findings)`` (their findings made at their
+    retirement, while the previous incarnation is still held, as the streamed tables
+    make them), in ``matches`` as (conn_id, incarnation, made), in the order they
+    retired; the others only counted (``seen``: every connection retired).
+
+    Closed connections are frozen as ``analyze`` freezes them (never those ``spec``
+    matches), with no rows made: memory follows the connections open at one time.
+    Once the choice is made (a ``conn_id``, or a 4-tuple's ``#N``) the replay stops
+    there (``tracker.Stop``): nothing after can change that connection.
+    """
+
+    def __init__(
+        self, spec: ConnSpec, config: Config, made: Callable[[Connection, list[Finding]], _T]
+    ) -> None:
+        self.spec = spec
+        self.config = config
+        self._made = made
+        self.matches: list[tuple[int, int, _T]] = []
+        self.seen = 0
+
+    def replay(
+        self, source: Source | Sequence[str | os.PathLike[str]], shard: ShardIds | None = None
+    ) -> Replay:
+        freezer = RowFreezer(_no_rows, None, None, self._frozen_retired)
+        try:
+            return replay(
+                source,
+                self.config,
+                on_retire=self._retired,
+                freezer=freezer,
+                shard=shard,
+                keep=self.spec.matches,
+            )
+        finally:
+            freezer.close()
+
+    def _retired(self, conn: Connection) -> None:
+        # In a sharded run the public conn_id (and the previous incarnation's) are in
+        # place here.
+        self.seen += 1
+        if not self.spec.matches(conn):
+            return
+        end_ns = conn.retired_ns if conn.retired_ns is not None else conn.end_ns
+        found = detect(conn, conn.prev, self.config, end_ns)
+        self.matches.append((conn.conn_id, conn.incarnation, self._made(conn, found)))
+        if self.spec.settled(conn):
+            raise Stop
+
+    def _frozen_retired(self, row: object, texts: object, found: object) -> None:
+        self.seen += 1
+
+
+def _kept(conn: Connection, found: list[Finding]) -> tuple[Connection, list[Finding]]:
+    return conn, found
+
+
 def pick(
     source: Source | Sequence[str | os.PathLike[str]], config: Config, spec: ConnSpec
 ) -> Shown:
-    """The connection ``spec`` names in the capture, with its findings, streamed.
+    """The connection ``spec`` names in the capture, with its findings, streamed in one
+    process (:class:`Picker`). Raises :class:`ConnSpecError` if the capture does not
+    hold it (the message as :func:`select` words it)."""
+    picker = Picker(spec, config, _kept)
+    result = picker.replay(source)
+    conn, found = choose(sorted(picker.matches, key=_by_conn_id), spec, picker.seen)
+    return Shown(conn, found, list(result.stats.warnings), result.stopped)
 
-    The capture is replayed with connections retired as they finish (as
-    ``analyze`` streams them): those ``spec`` matches are kept, each with its
-    findings made at its retirement (while its previous incarnation is still
-    held, as the streamed tables make them), the others only counted; closed
-    ones are frozen meanwhile as ``analyze`` freezes them (never those ``spec``
-    matches). Memory follows the connections open at one time; and once the choice is made (a
-    ``conn_id``, or a 4-tuple's ``#N``) the replay stops there (``tracker.Stop``):
-    nothing after can change that connection. Raises :class:`ConnSpecError` if
-    the capture does not hold it (the message as :func:`select` words it).
-    """
-    kept: list[Connection] = []
-    found: dict[int, list[Finding]] = {}
-    seen = 0
 
-    def retired(conn: Connection) -> None:
-        nonlocal seen
-        seen += 1
-        if not spec.matches(conn):
-            return
-        end_ns = conn.retired_ns if conn.retired_ns is not None else conn.end_ns
-        found[id(conn)] = detect(conn, conn.prev, config, end_ns)
-        kept.append(conn)
-        if spec.settled(conn):
-            raise Stop
-
-    def frozen_retired(row: object, texts: object, found: object) -> None:
-        nonlocal seen
-        seen += 1
-
-    # The others, once closed and quiet, are frozen as analyze freezes them, with no
-    # rows made (only counted when retired): memory follows the open connections.
-    freezer = RowFreezer(_no_rows, None, None, frozen_retired)
-    try:
-        result = replay(source, config, on_retire=retired, freezer=freezer, keep=spec.matches)
-    finally:
-        freezer.close()
-    kept.sort(key=lambda c: c.conn_id)
-    conn = select(kept, spec, total=seen)
-    return Shown(conn, found[id(conn)], list(result.stats.warnings), result.stopped)
+def _by_conn_id(match: tuple[int, int, object]) -> int:
+    return match[0]
 
 
 def _cell(text: str, width: int) -> str:

@@ -426,22 +426,9 @@ def _analyze_sharded(run: _Run, jobs: int) -> Streamed:
     # max_connections bounds the connections held by all the workers together.
     share = dataclasses.replace(config, max_connections=max(1, config.max_connections // jobs))
     run = dataclasses.replace(run, config=share)
-    context = multiprocessing.get_context("fork")
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()  # or each worker would write what is buffered once more
     with tempfile.TemporaryDirectory(prefix="tcpflow-shards-") as scratch:
         ledger = Ledger(jobs, scratch)
-        workers = []
-        for k in range(jobs):
-            receive, send = context.Pipe(duplex=False)
-            process = context.Process(
-                target=_shard_worker,
-                args=(k, ledger, run, send),
-                name=f"tcpflow-analyzer shard {k}",
-            )
-            process.start()
-            send.close()
-            workers.append((process, receive))
+        workers = fork_workers(jobs, _shard_worker, (ledger, run), "shard")
         if start is not None:
             start()
         try:
@@ -518,11 +505,15 @@ def _parent_reads(
 
 
 def _collect(
-    workers: list[tuple[Any, Any]], ledger: Ledger, ring: Ring | None = None
-) -> list[_ShardResult]:
+    workers: list[tuple[Any, Any]],
+    ledger: Ledger,
+    ring: Ring | None = None,
+    enough: Callable[[Any], bool] | None = None,
+) -> list[Any]:
     """Each worker's result; the first failure (after stopping the others) is raised.
-    A worker done (or dead) reads no more of the ``ring``."""
-    results: dict[int, _ShardResult] = {}
+    A worker done (or dead) reads no more of the ``ring``. A result ``enough`` says
+    is enough is returned alone at once (the others still running: show.py)."""
+    results: dict[int, Any] = {}
     failure: BaseException | None = None
     pending = dict(enumerate(workers))
     while pending and failure is None:
@@ -542,6 +533,8 @@ def _collect(
                 ring.leave(k)
             process.join()
             if kind == "ok":
+                if enough is not None and enough(payload):
+                    return [payload]
                 results[k] = payload
             else:
                 ledger.finish(k)  # no one waits for a dead worker
@@ -564,37 +557,32 @@ def _failure(kind: str, message: str) -> BaseException:
     return WorkerError(message)
 
 
-def _shard_worker(k: int, ledger: Ledger, run: _Run, send: Any) -> None:
-    """Worker ``k``: replay shard ``k`` into the shared tables; send the result or the error."""
+def fork_workers(
+    jobs: int, target: Callable[..., None], args: tuple[Any, ...], name: str
+) -> list[tuple[Any, Any]]:
+    """Start ``jobs`` forked worker processes: worker ``k`` runs ``target(k, *args, send)``,
+    ``send`` one end of a pipe; (process, the pipe's other end) each, in order."""
+    context = multiprocessing.get_context("fork")
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()  # or each worker would write what is buffered once more
+    workers = []
+    for k in range(jobs):
+        receive, send = context.Pipe(duplex=False)
+        process = context.Process(
+            target=target, args=(k, *args, send), name=f"tcpflow-analyzer {name} {k}"
+        )
+        process.start()
+        send.close()
+        workers.append((process, receive))
+    return workers
+
+
+def report(k: int, send: Any, work: Callable[[], Any]) -> None:
+    """Worker ``k``'s end: ``work()``'s result sent as ("ok", result), or its failure's
+    kind and text, which the parent raises (``_collect``)."""
     message: tuple[str, Any]
     try:
-        ids = ShardIds(ledger, k)
-        source: Any = run.source
-        if isinstance(source, Ring):
-            # It publishes how far it has got before it waits for bytes (fanout.py).
-            source = source.reader(k, ids.publish)
-        try:
-            tables = (
-                _CsvTables(run.directory, shared=True, capture=run.capture)
-                if run.directory is not None
-                else None
-            )
-            sink = _Sink(run.config, tables, run.batch, run.limit, run.examples)
-            played = sink.replay(source, ids)
-        finally:
-            if isinstance(source, RingFile):
-                source.close()
-            ledger.finish(k)
-            ids.close()
-        result = _ShardResult(
-            sink.summary,
-            played.stats,
-            played.segments,
-            played.expired,
-            sink.spill_counts(),
-            played.capture_end_ns,
-        )
-        message = ("ok", result)
+        message = ("ok", work())
     except CaptureError as exc:
         message = ("capture", str(exc))
     except OutputError as exc:
@@ -603,3 +591,37 @@ def _shard_worker(k: int, ledger: Ledger, run: _Run, send: Any) -> None:
         message = ("error", f"shard {k}: {type(exc).__name__}: {exc}")
     send.send(message)
     send.close()
+
+
+def _shard_worker(k: int, ledger: Ledger, run: _Run, send: Any) -> None:
+    """Worker ``k``: replay shard ``k`` into the shared tables; send the result or the error."""
+    report(k, send, functools.partial(_shard_work, k, ledger, run))
+
+
+def _shard_work(k: int, ledger: Ledger, run: _Run) -> _ShardResult:
+    ids = ShardIds(ledger, k)
+    source: Any = run.source
+    if isinstance(source, Ring):
+        # It publishes how far it has got before it waits for bytes (fanout.py).
+        source = source.reader(k, ids.publish)
+    try:
+        tables = (
+            _CsvTables(run.directory, shared=True, capture=run.capture)
+            if run.directory is not None
+            else None
+        )
+        sink = _Sink(run.config, tables, run.batch, run.limit, run.examples)
+        played = sink.replay(source, ids)
+    finally:
+        if isinstance(source, RingFile):
+            source.close()
+        ledger.finish(k)
+        ids.close()
+    return _ShardResult(
+        sink.summary,
+        played.stats,
+        played.segments,
+        played.expired,
+        sink.spill_counts(),
+        played.capture_end_ns,
+    )

@@ -813,7 +813,7 @@ class Tracker:
         assert self._freezer is not None
         if conn.prev is not None or conn.reverse_vlan is not None:
             return
-        if self.keep is not None and self.keep(conn):
+        if self.keep is not None and self._kept(conn):
             return
         self._expire(conn, now_ns)
         pending = [
@@ -839,6 +839,17 @@ class Tracker:
         self._closed[conn.conn_id] = frozen  # keeps its place in the order
         self._table[conn.key] = frozen
         self._unpair(conn)
+
+    def _kept(self, conn: Connection) -> bool:
+        """Whether the caller wants ``conn`` whole (``keep``), asked with its public ids."""
+        keep = self.keep
+        assert keep is not None
+        saved = self._public_ids(conn)
+        try:
+            return keep(conn)
+        finally:
+            if saved is not None:
+                self._local_ids(conn, saved)
 
     def _public_ids(self, conn: Connection) -> tuple[int, int | None] | None:
         """In a sharded run, give ``conn`` and its previous incarnation their public ids.

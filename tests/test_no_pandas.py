@@ -1,4 +1,5 @@
-"""``analyze FILE --out DIR`` (the streamed analysis) and ``batch`` to CSV never import pandas.
+"""``analyze FILE --out DIR`` (the streamed analysis), ``batch`` to CSV and ``show`` never import
+pandas.
 
 Importing pandas costs a quarter to half a second before the analysis starts.
 The command line is run in a subprocess (tests/no_pandas_driver.py) whose
@@ -122,3 +123,16 @@ def test_batch_imports_no_pandas(tmp_path: Path) -> None:
     workers = {pid for pid, name in seen if name == "worker-has-pandas"}
     assert len(workers) == 4  # two in the pool, two shards of the series
     assert result["pid"] not in workers
+
+
+def test_show_imports_no_pandas(tmp_path: Path) -> None:
+    """``show`` in one process and over two workers (the drawing is text)."""
+    argvs = [
+        ["show", str(path), "--conn", "1", *jobs]
+        for path in SHARDED
+        for jobs in (["--jobs", "1"], ["--jobs", "2"])
+    ]
+    result, seen = _run(argvs, tmp_path)
+    assert result["codes"] == [0] * len(argvs)
+    assert seen == []
+    assert result["modules"] == []

@@ -1,5 +1,5 @@
 """`show` streamed (ladder.pick): connections retired as they finish, the replay stopped
-once the one asked for is known.
+once the one asked for is known; and over several worker processes (show.draw).
 
 What it draws must be the connection the kept replay holds (every connection
 replayed and kept whole, then chosen: the command line before) with the
@@ -14,6 +14,7 @@ longer time than the tables did. Now they agree.)
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,9 @@ from tcpflow_analyzer.findings import Finding
 from tcpflow_analyzer.reader import CaptureError
 from tcpflow_analyzer.replay import Replay, replay
 from tcpflow_analyzer.segment import addr_text
+from tcpflow_analyzer.shard import ShardIds
+from tcpflow_analyzer.show import draw
+from tcpflow_analyzer.stream import WorkerError
 from tcpflow_analyzer.tracker import Connection, Stop
 
 from .test_frame_csv import CAPTURES
@@ -178,3 +182,64 @@ def test_show_warns_of_a_truncated_capture(
     assert "tcpflow-analyzer: warning: " in err and "cut.pcap" in err
     assert main(["show", str(whole), "--conn", "1"]) == EXIT_OK
     assert "warning" not in capsys.readouterr().err
+
+
+# --- several worker processes (show.draw) -----------------------------------
+
+TOP = sorted((ROOT / "captures").glob("*.pcap*"))
+CRAWLER = str(ROOT / "captures" / "crawler" / "crawler.pcap")
+EARLY = Config(msl=0.1, late_segment_s=0.5)  # the crawler's connections retire early
+
+
+def _drawn(source: str | list[str], config: Config, spec: str, jobs: int) -> tuple[str, object]:
+    """The drawing and warnings, or the error's type and text."""
+    try:
+        d = draw(source, config, ladder.parse_spec(spec), jobs)
+    except (ladder.ConnSpecError, CaptureError) as exc:
+        return type(exc).__name__, str(exc)
+    return d.text, d.warnings
+
+
+def _compare_jobs(source: str | list[str], config: Config) -> int:
+    try:
+        conns = replay(source, config).connections
+    except CaptureError:
+        conns = []
+    specs = [*_specs(conns), str(len(conns) + 1), "1"]
+    for spec in specs:
+        assert _drawn(source, config, spec, 2) == _drawn(source, config, spec, 1), spec
+    return len(specs)
+
+
+@pytest.mark.parametrize("path", TOP, ids=[p.name for p in TOP])
+def test_two_workers_draw_what_one_process_draws(path: Path) -> None:
+    assert _compare_jobs(str(path), Config()) >= 2
+
+
+def test_two_workers_on_the_crawler_and_a_series() -> None:
+    assert _compare_jobs(CRAWLER, Config()) > 5
+    assert _compare_jobs(CRAWLER, EARLY) > 5
+    assert _compare_jobs(SERIES, Config(freeze_after_s=0.0)) > 5
+    for jobs in (3, 4):  # more workers than the flows spread evenly over
+        assert _drawn(CRAWLER, EARLY, "150", jobs) == _drawn(CRAWLER, EARLY, "150", 1)
+
+
+def test_the_worker_that_meets_it_stops_and_so_does_the_run() -> None:
+    drawn = draw(CRAWLER, EARLY, ladder.parse_spec("1"), 2)
+    assert drawn.stopped and drawn.text.startswith("connection 1: ")
+    # A 4-tuple without #N needs every incarnation: read to the end.
+    whole = replay(CRAWLER, EARLY).connections[0]
+    assert not draw(CRAWLER, EARLY, ladder.parse_spec(_tuple_spec(whole, None)), 2).stopped
+
+
+def test_a_worker_that_dies_fails_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = ladder.Picker.replay
+
+    def dying(self: ladder.Picker[str], source: str, shard: ShardIds | None = None) -> Replay:
+        if shard is not None and shard.k == 1:
+            os._exit(7)
+        return real(self, source, shard)
+
+    monkeypatch.setattr(ladder.Picker, "replay", dying)
+    with pytest.raises(WorkerError, match="exit code 7"):
+        draw(CRAWLER, Config(), ladder.parse_spec("299"), 2)
