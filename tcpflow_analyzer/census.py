@@ -21,6 +21,12 @@ closes first per server port.
 
 pandas and numpy are imported when a census is made, not with the module (the
 package imports it, and ``analyze`` on the command line has no use for them).
+The events (two per transition, one per endpoint) are the bulk: they are
+numpy columns of integer codes (hosts, states), sorted once by host, state
+and time, each (host, state) a slice of them (``_Events``, ``_states_table``);
+the per-host summaries are made on the connections' columns, grouped once
+(``_hosts_table``). ``tests/census_reference.py`` keeps the census as first
+written (frames of strings, ``groupby``, row-wise ``apply``), which these equal.
 
 ``of_capture`` (the command line's ``census``) takes the tables from the
 streamed analysis of the capture (``stream.analyze_to_csv``, over the cores as
@@ -59,6 +65,7 @@ __all__ = [
 
 # Column order of the census table: RFC 793's states, then UNKNOWN.
 CENSUS_STATES: list[str] = [s.value for s in State]
+_STATE_INDEX = {state: i for i, state in enumerate(CENSUS_STATES)}
 
 # The most intervals a census samples (a capture whose times jump by years would
 # otherwise ask for billions of rows).
@@ -115,61 +122,126 @@ def _key(df: pd.DataFrame) -> pd.Series:
     return df["conn_id"]
 
 
-def _endpoint_events(conns: pd.DataFrame, trans: pd.DataFrame) -> pd.DataFrame:
-    """Rows (host, ts, state, delta, start): +1/-1 per endpoint per state change.
+@dataclass
+class _Events:
+    """Each endpoint's state changes, as columns: +1 in a state entered, -1 in one left,
+    and +1 in its first state when its connection starts (``start``). Hosts and
+    states are codes: ``hosts[host[i]]`` (int32), ``CENSUS_STATES[state[i]]`` (int8;
+    -1: any other text, counted nowhere); ``delta`` is int8: 1.4 million events
+    (a capture of 60,000 connections) take 21 MB."""
 
-    ``start`` marks the +1 for an endpoint's first state when its connection starts.
-    """
+    hosts: list[str]
+    host: np.ndarray
+    ts: np.ndarray
+    state: np.ndarray
+    delta: np.ndarray
+    start: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    @classmethod
+    def none(cls) -> _Events:
+        import numpy as np
+
+        small = np.zeros(0, dtype=np.int8)
+        return cls([], np.zeros(0, dtype=np.int32), np.zeros(0), small, small, small.astype(bool))
+
+    def only(self, host: str) -> _Events:
+        """The events of ``host`` alone."""
+        keep = self.host == (self.hosts.index(host) if host in self.hosts else -1)
+        return _Events(
+            self.hosts,
+            self.host[keep],
+            self.ts[keep],
+            self.state[keep],
+            self.delta[keep],
+            self.start[keep],
+        )
+
+
+def _state_codes(values: pd.Series) -> np.ndarray:
+    """Each value's index in CENSUS_STATES, -1 for any other (or none): its few distinct
+    texts looked up once."""
+    import numpy as np
     import pandas as pd
 
-    conns = conns.assign(_key=_key(conns))
-    empty_key = str if "capture" in conns.columns else conns["conn_id"].dtype
-    trans = (
-        trans.assign(_key=_key(trans))
-        if len(trans)
-        else trans.assign(_key=pd.Series([], dtype=empty_key))
+    codes, uniques = pd.factorize(values)
+    lookup = np.array([_STATE_INDEX.get(str(u), -1) for u in uniques] + [-1], dtype=np.int8)
+    return lookup[codes]  # (a missing value's code, -1, takes the last)
+
+
+def _endpoint_events(conns: pd.DataFrame, trans: pd.DataFrame) -> _Events:
+    """The events of every endpoint of ``conns``, from ``trans`` (the transitions).
+
+    A connection's key (``_key``) links its transitions to it; each
+    endpoint's first state is the ``from_state`` of its earliest transition
+    (the first in the table among those at that time), or its state at the end
+    if it has none. Integer codes and numpy arrays throughout: the capture's
+    transitions are the bulk, and a row of Python strings per event was most of
+    a census's memory.
+    """
+    import numpy as np
+    import pandas as pd
+
+    n = len(conns)
+    m = len(trans)
+    keys = pd.concat([_key(conns), _key(trans)], ignore_index=True) if m else _key(conns)
+    key_codes, key_values = pd.factorize(keys)
+    ckey, tkey = key_codes[:n], key_codes[n:]
+    nkeys = len(key_values)
+    host_codes, host_names = pd.factorize(
+        pd.concat([conns["client_ip"], conns["server_ip"]], ignore_index=True).astype(str)
     )
-    parts = []
-    for role in ("client", "server"):
-        ends = conns[["_key", f"{role}_ip", "start_ts", f"{role}_state_at_end"]].rename(
-            columns={f"{role}_ip": "host", f"{role}_state_at_end": "end_state"}
-        )
-        t = trans[trans["endpoint"] == role] if len(trans) else trans
-        first = (
-            t.sort_values(["ts"], kind="stable").groupby("_key", sort=False).first()["from_state"]
-            if len(t)
-            else pd.Series(dtype=object)
-        )
-        ends = ends.assign(initial=ends["_key"].map(first).fillna(ends["end_state"]))
-        parts.append(
-            pd.DataFrame(
-                {
-                    "host": ends["host"],
-                    "ts": ends["start_ts"],
-                    "state": ends["initial"],
-                    "delta": 1,
-                    "start": True,
-                }
-            )
-        )
-        if len(t):
-            tt = t.merge(ends[["_key", "host"]], on="_key")
-            for col, delta in (("from_state", -1), ("to_state", 1)):
-                parts.append(
-                    pd.DataFrame(
-                        {
-                            "host": tt["host"],
-                            "ts": tt["ts"],
-                            "state": tt[col],
-                            "delta": delta,
-                            "start": False,
-                        }
-                    )
-                )
-    events = pd.concat(parts, ignore_index=True)
-    events["host"] = events["host"].astype(str)
-    events["state"] = events["state"].astype(str)
-    return events
+    start_ts = conns["start_ts"].to_numpy(dtype=float)
+    if m:
+        t_ts = trans["ts"].to_numpy(dtype=float)
+        t_from = _state_codes(trans["from_state"])
+        t_to = _state_codes(trans["to_state"])
+    hosts, tss, states, deltas, starts = [], [], [], [], []
+    for r, role in enumerate(("client", "server")):
+        chost = host_codes[r * n : (r + 1) * n].astype(np.int32)
+        initial = _state_codes(conns[f"{role}_state_at_end"])
+        if m:
+            mine = np.flatnonzero(trans["endpoint"].eq(role).fillna(False).to_numpy(dtype=bool))
+            k, ts = tkey[mine], t_ts[mine]
+            # Each key's earliest transition (ties: the first in the table).
+            order = np.lexsort((mine, ts, k))
+            head = np.ones(len(order), dtype=bool)
+            head[1:] = k[order][1:] != k[order][:-1]
+            firsts = order[head]
+            first = np.full(nkeys + 1, -2, dtype=np.int8)  # (the last: no key, -1)
+            first[k[firsts]] = t_from[mine[firsts]]
+            first[-1] = -2
+            known = first[ckey]
+            initial = np.where(known != -2, known, initial)
+        hosts.append(chost)
+        tss.append(start_ts)
+        states.append(initial)
+        deltas.append(np.ones(n, dtype=np.int8))
+        starts.append(np.ones(n, dtype=bool))
+        if m:
+            # Each transition's host: its connection's (none for a connection not listed).
+            host_of_key = np.full(nkeys + 1, -1, dtype=np.int32)  # (the last: no key, -1)
+            host_of_key[ckey] = chost
+            host_of_key[-1] = -1
+            th = host_of_key[k]
+            listed = th >= 0
+            sel = mine[listed]
+            for codes, delta in ((t_from, -1), (t_to, 1)):
+                hosts.append(th[listed])
+                tss.append(t_ts[sel])
+                states.append(codes[sel])
+                deltas.append(np.full(len(sel), delta, dtype=np.int8))
+                starts.append(np.zeros(len(sel), dtype=bool))
+    return _Events(
+        [str(h) for h in host_names],
+        np.concatenate(hosts),
+        np.concatenate(tss),
+        np.concatenate(states),
+        np.concatenate(deltas),
+        np.concatenate(starts),
+    )
 
 
 def _sample_times(start: float, end: float, interval: float) -> np.ndarray:
@@ -181,101 +253,128 @@ def _sample_times(start: float, end: float, interval: float) -> np.ndarray:
     return np.append(grid, end)
 
 
-def _states_table(events: pd.DataFrame, start: float, end: float, interval: float) -> pd.DataFrame:
+def _states_table(events: _Events, start: float, end: float, interval: float) -> pd.DataFrame:
+    """Per host (in order of name) and interval end, the count held in each state (the
+    running sum of its changes up to then), and the endpoints that entered CLOSED
+    in the interval."""
     import numpy as np
     import pandas as pd
 
     times = _sample_times(start, end, interval)
+    width = len(CENSUS_STATES) + 1  # a slot per state, and one for other texts
+    group = events.host.astype(np.int64) * width + (events.state.astype(np.int64) + 1)
+    order = np.lexsort((events.ts, group))  # by host, state, time (stable)
+    group, ts = group[order], events.ts[order]
+    delta, begun = events.delta[order], events.start[order]
     rows = []
-    for host, ev in events.groupby("host", sort=True):
+    present = np.unique(events.host).tolist()
+    for code in sorted(present, key=lambda c: events.hosts[c]):
         counts: dict[str, np.ndarray] = {}
-        for state in CENSUS_STATES:
-            se = ev[ev["state"] == state].sort_values("ts", kind="stable")
-            ts = se["ts"].to_numpy(dtype=float)
-            delta = se["delta"].to_numpy(dtype=np.int64)
+        for i, state in enumerate(CENSUS_STATES):
+            slot = code * width + i + 1
+            lo = int(np.searchsorted(group, slot, side="left"))
+            hi = int(np.searchsorted(group, slot, side="right"))
+            t, d = ts[lo:hi], delta[lo:hi]
             if state == State.CLOSED.value:
                 # Endpoints that entered CLOSED during each interval (they hold no socket).
-                arrivals = ts[(delta > 0) & ~se["start"].to_numpy(dtype=bool)]
-                cum = np.searchsorted(np.sort(arrivals), times, side="right")
+                arrivals = t[(d > 0) & ~begun[lo:hi]]  # (in order of time)
+                cum = np.searchsorted(arrivals, times, side="right")
                 counts[state] = np.diff(np.concatenate(([0], cum)))
-            elif len(ts) == 0:
+            elif hi == lo:
                 counts[state] = np.zeros(len(times), dtype=np.int64)
             else:
-                running = np.cumsum(delta)
-                idx = np.searchsorted(ts, times, side="right") - 1
+                running = np.cumsum(d, dtype=np.int64)
+                idx = np.searchsorted(t, times, side="right") - 1
                 counts[state] = np.where(idx >= 0, running[np.clip(idx, 0, None)], 0)
-        frame = pd.DataFrame({"host": host, "ts": times, **counts})
-        rows.append(frame)
+        rows.append(pd.DataFrame({"host": events.hosts[code], "ts": times, **counts}))
     columns = {"host": "string", "ts": "float64", **{s: "Int64" for s in CENSUS_STATES}}
     if not rows:
         return pd.DataFrame({c: [] for c in columns}).astype(columns)
     return pd.concat(rows, ignore_index=True)[list(columns)].astype(columns)
 
 
-def _closer_host(row: pd.Series) -> str | None:
-    closer = row["active_closer"]
-    if closer == "client":
-        return str(row["client_ip"])
-    if closer == "server":
-        return str(row["server_ip"])
-    return None
+def _by_host(names: np.ndarray) -> dict[str, np.ndarray]:
+    """The positions of each name, ascending."""
+    import numpy as np
+    import pandas as pd
+
+    codes, uniques = pd.factorize(names)
+    order = np.argsort(codes, kind="stable")
+    cuts = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
+    return {str(u): order[cuts[i] : cuts[i + 1]] for i, u in enumerate(uniques)}
 
 
 def _hosts_table(conns: pd.DataFrame, states: pd.DataFrame, msl: float) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
-    conns = conns.assign(_key=_key(conns))
+    if conns.empty:
+        return pd.DataFrame({c: [] for c in HOST_COLUMNS}).astype(HOST_COLUMNS)
+    keyed = conns.assign(_key=_key(conns))
     # Gap from the previous incarnation's last segment to this one's first.
-    prev_end = conns.set_index("_key")["end_ts"]
+    prev_end = keyed.set_index("_key")["end_ts"]
     if "capture" in conns.columns:
         prev_key = conns["capture"].astype(str) + "\x00" + conns["prev_conn_id"].astype(str)
     else:
         prev_key = conns["prev_conn_id"]
-    gap = conns["start_ts"] - prev_key.map(prev_end)
-    conns = conns.assign(
-        _reused=conns["incarnation"] > 1,
-        _within=(conns["incarnation"] > 1) & (gap < 2 * msl),
-        _closer=conns.apply(_closer_host, axis=1) if len(conns) else pd.Series(dtype=object),
+    gap = (conns["start_ts"] - prev_key.map(prev_end)).to_numpy(dtype=float, na_value=np.nan)
+    incarnation = conns["incarnation"].to_numpy(dtype=np.int64)
+    reused = incarnation > 1
+    within = reused & (gap < 2 * msl)
+    client = conns["client_ip"].astype(str).to_numpy(dtype=object)
+    server = conns["server_ip"].astype(str).to_numpy(dtype=object)
+    closer_col = conns["active_closer"]
+    # The host whose endpoint closed first (None: both, or neither).
+    closer = np.where(
+        closer_col.eq("client").fillna(False).to_numpy(dtype=bool),
+        client,
+        np.where(
+            closer_col.eq("server").fillna(False).to_numpy(dtype=bool),
+            server,
+            np.full(len(conns), None, dtype=object),
+        ),
     )
-    hosts = sorted(set(conns["client_ip"].astype(str)) | set(conns["server_ip"].astype(str)))
+    both_closed = closer_col.eq("both").fillna(False).to_numpy(dtype=bool)
+    client_port = conns["client_port"].to_numpy(dtype=np.int64)
+    as_client, as_server = _by_host(client), _by_host(server)
+    state_rows = _by_host(states["host"].astype(str).to_numpy(dtype=object))
+    tw_all = states[State.TIME_WAIT.value].to_numpy(dtype=np.int64, na_value=0)
+    cw_all = states[State.CLOSE_WAIT.value].to_numpy(dtype=np.int64, na_value=0)
+    ts_all = states["ts"].to_numpy(dtype=float)
+    nothing = np.zeros(0, dtype=np.int64)
     range_size = EPHEMERAL_HIGH - EPHEMERAL_LOW + 1
     rows = []
-    for host in hosts:
-        as_c = conns[conns["client_ip"].astype(str) == host]
-        as_s = conns[conns["server_ip"].astype(str) == host]
-        mine = pd.concat([as_c, as_s])
-        closed_first = int((mine["_closer"] == host).sum())
-        both = int((mine["active_closer"] == "both").sum())
-        peer_first = int(((mine["_closer"].notna()) & (mine["_closer"] != host)).sum())
-        ports = set(as_c["client_port"].astype(int))
-        in_range = {p for p in ports if EPHEMERAL_LOW <= p <= EPHEMERAL_HIGH}
-        reused = int(as_c["_reused"].sum())
-        within = int(as_c["_within"].sum())
-        hs = states[states["host"] == host]
-        tw = hs[State.TIME_WAIT.value].astype(int) if len(hs) else pd.Series([0])
-        peak_i = int(tw.to_numpy().argmax()) if len(hs) else 0
+    for host in sorted(set(as_client) | set(as_server)):
+        as_c, as_s = as_client.get(host, nothing), as_server.get(host, nothing)
+        mine = np.concatenate((as_c, as_s))
+        closers = closer[mine]
+        known = closers != None  # noqa: E711 - elementwise, on an object array
+        ports = np.unique(client_port[as_c])
+        in_range = int(((ports >= EPHEMERAL_LOW) & (ports <= EPHEMERAL_HIGH)).sum())
+        n_reused = int(reused[as_c].sum())
+        n_within = int(within[as_c].sum())
+        hs = state_rows.get(host, nothing)
+        tw = tw_all[hs]
+        peak = int(tw.max()) if len(hs) else 0
         rows.append(
             {
                 "host": host,
                 "connections": len(mine),
                 "as_client": len(as_c),
                 "as_server": len(as_s),
-                "closed_first": closed_first,
-                "peer_closed_first": peer_first,
-                "both_closed": both,
-                "reused_tuples": reused,
-                "reused_within_2msl": within,
-                "reuse_within_2msl_share": within / reused if reused else np.nan,
+                "closed_first": int((closers == host).sum()),
+                "peer_closed_first": int((known & (closers != host)).sum()),
+                "both_closed": int(both_closed[mine].sum()),
+                "reused_tuples": n_reused,
+                "reused_within_2msl": n_within,
+                "reuse_within_2msl_share": n_within / n_reused if n_reused else np.nan,
                 "ephemeral_ports_used": len(ports),
-                "ephemeral_ports_in_range": len(in_range),
-                "ephemeral_range_share": len(in_range) / range_size,
-                "peak_time_wait": int(tw.max()) if len(hs) else 0,
-                "peak_time_wait_ts": (
-                    float(hs["ts"].iloc[peak_i]) if len(hs) and int(tw.max()) > 0 else np.nan
-                ),
-                "time_wait_at_end": int(tw.iloc[-1]) if len(hs) else 0,
-                "close_wait_at_end": (int(hs[State.CLOSE_WAIT.value].iloc[-1]) if len(hs) else 0),
+                "ephemeral_ports_in_range": in_range,
+                "ephemeral_range_share": in_range / range_size,
+                "peak_time_wait": peak,
+                "peak_time_wait_ts": float(ts_all[hs][int(tw.argmax())]) if peak > 0 else np.nan,
+                "time_wait_at_end": int(tw[-1]) if len(hs) else 0,
+                "close_wait_at_end": int(cw_all[hs][-1]) if len(hs) else 0,
             }
         )
     return pd.DataFrame(rows, columns=list(HOST_COLUMNS)).astype(HOST_COLUMNS)
@@ -321,13 +420,12 @@ def census(
     ``end_ts`` is the capture's end (default: the last segment of any connection).
     ``ValueError`` when the connections span more than ``MOST_INTERVALS`` intervals.
     """
-    import pandas as pd
 
     if not interval > 0:
         raise ValueError(f"interval must be > 0, not {interval!r}")
     conns = connections
     if conns.empty:
-        events = pd.DataFrame({"host": [], "ts": [], "state": [], "delta": [], "start": []})
+        events = _Events.none()
         start = end = 0.0
     else:
         start = float(conns["start_ts"].min())
@@ -340,7 +438,7 @@ def census(
             )
         events = _endpoint_events(conns, transitions)
     if host is not None:
-        events = events[events["host"] == host]
+        events = events.only(host)
     states = (
         _states_table(events, start, end, interval)
         if len(events)
