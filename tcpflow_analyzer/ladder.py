@@ -103,7 +103,6 @@ class ConnSpec:
     """A ``--conn`` read: a ``conn_id``, or the two endpoints of a 4-tuple (as
     written, and as (address bytes, port)) with the incarnation wanted, if one is."""
 
-    text: str
     conn_id: int | None = None
     pair: tuple[str, str] = ("", "")
     ends: frozenset[tuple[bytes, int]] = frozenset()
@@ -127,7 +126,7 @@ def parse_spec(spec: str) -> ConnSpec:
     :class:`ConnSpecError` says what is wrong with any other text."""
     spec = spec.strip()
     if spec.isdigit():
-        return ConnSpec(spec, conn_id=int(spec))
+        return ConnSpec(conn_id=int(spec))
     pair, _, nth = spec.partition("#")
     # Split at the '-' that separates two endpoints (IPv6 brackets contain no '-').
     cut = pair.find("-", pair.rfind("]") + 1 if pair.startswith("[") else 0)
@@ -137,7 +136,6 @@ def parse_spec(spec: str) -> ConnSpec:
     if nth and not nth.isdigit():
         raise ConnSpecError(f"incarnation must be a number, not {nth!r}")
     return ConnSpec(
-        spec,
         pair=(pair[:cut], pair[cut + 1 :]),
         ends=frozenset((a, b)),
         nth=int(nth) if nth else None,

@@ -203,7 +203,10 @@ def replay(
             # time to ``tracker.tick`` in its place among this shard's segments.
             own = reader.sharded(shard.k, shard.n, tracker.tick)
             segments = play(tracker, own, shard, PUBLISH_EVERY)
-            shard.finish()  # all its connections are made: others need not wait for it
+            if not tracker.stopped:  # all its connections are made: none need wait for it
+                shard.finish()
+            # (Stopped, it has not read to the end: others counting its connections wait
+            # for it, rather than count too few, until the caller stops them: show.py.)
         stats, name = reader.stats, reader.name
     conns: list[Connection] = []
     if not tracker.stopped:

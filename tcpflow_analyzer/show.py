@@ -15,9 +15,10 @@ incarnation's) are in place, and stops. The parent takes the first drawing
 that settles the choice and stops the other workers; if none does, it waits
 for all of them and chooses among what they matched (none, or several
 incarnations of a 4-tuple without ``#N``), with the count of every worker's
-connections for the message. A worker that stopped early published nothing
-more, so the others' numbering past that point may be wrong: they are stopped
-before anything they make is used.
+connections for the message. A worker that stops early does not say it is
+done (``ShardIds.finish``): the others, needing its connections' first frames
+past that point to number theirs, wait for it until they are stopped, rather
+than number a connection of theirs wrongly (as the one named, it could be).
 """
 
 from __future__ import annotations
@@ -104,12 +105,15 @@ def _worker(k: int, ledger: Ledger, source: Any, config: Config, spec: ConnSpec,
 def _account(k: int, ledger: Ledger, source: Any, config: Config, spec: ConnSpec) -> _Account:
     ids = ShardIds(ledger, k)
     picker = Picker(spec, config, drawing)
+    stopped = False
     try:
         with _no_cycle_collection():
             result = picker.replay(source, ids)
+        stopped = result.stopped
     except SpillError as exc:
         raise OutputError(str(exc)) from exc
     finally:
-        ledger.finish(k)
+        if not stopped:
+            ledger.finish(k)  # done (or failed): no one waits for it
         ids.close()
-    return picker.matches, picker.seen, list(result.stats.warnings), result.stopped
+    return picker.matches, picker.seen, list(result.stats.warnings), stopped

@@ -27,7 +27,7 @@ from tcpflow_analyzer.findings import Finding
 from tcpflow_analyzer.reader import CaptureError
 from tcpflow_analyzer.replay import Replay, replay
 from tcpflow_analyzer.segment import addr_text
-from tcpflow_analyzer.shard import ShardIds
+from tcpflow_analyzer.shard import DONE, Ledger, ShardIds
 from tcpflow_analyzer.show import draw
 from tcpflow_analyzer.stream import WorkerError
 from tcpflow_analyzer.tracker import Connection, Stop
@@ -243,3 +243,26 @@ def test_a_worker_that_dies_fails_the_run(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(ladder.Picker, "replay", dying)
     with pytest.raises(WorkerError, match="exit code 7"):
         draw(CRAWLER, Config(), ladder.parse_spec("299"), 2)
+
+
+def test_a_shard_stopped_early_does_not_say_it_is_done(tmp_path: Path) -> None:
+    """Others would number their connections as if it had none past its stop."""
+    first = replay(CRAWLER, EARLY).connections[0]
+
+    def run(stop_at: int | None) -> tuple[bool, int]:
+        ledger = Ledger(1, tmp_path)
+        ids = ShardIds(ledger, 0)
+
+        def retired(conn: Connection) -> None:
+            if conn.conn_id == stop_at:
+                raise Stop
+
+        try:
+            played = replay(CRAWLER, EARLY, on_retire=retired, shard=ids)
+        finally:
+            ids.close()
+        return played.stopped, ledger.progress(0)
+
+    stopped, progress = run(first.conn_id)
+    assert stopped and progress != DONE
+    assert run(None) == (False, DONE)
