@@ -25,9 +25,9 @@ Default mode runs, in alternating order (ours, tshark, tcptrace, dpkt, mmap; the
 - mmap: a Python loop that walks the pcap record headers over mmap with struct
 
 It reports the median wall time, packets/s, peak RSS (``Maximum resident set size`` of
-``/usr/bin/time -v``, or the sum over the process tree sampled every 0.1 s when that is
-larger, as with our worker processes; and the tree's summed PSS, which counts pages that
-forked workers share once) and the ratios to ours, with the machine (CPU,
+``/usr/bin/time -v``, or the sum over the process tree sampled every ``--sample`` s
+(0.1) when that is larger, as with our worker processes; and the tree's summed PSS,
+which counts pages that forked workers share once) and the ratios to ours, with the machine (CPU,
 cores, RAM, load average before and after), the versions (Python, tshark, tcptrace,
 dpkt, our git commit: ours runs from a snapshot of ``tcpflow_analyzer/`` at ``--ref``,
 default HEAD, so that commits landing during a run do not change the code measured) and
@@ -97,6 +97,7 @@ GZ: list[Path] = []  # the capture gzipped for ours-gz
 # The connection `show` draws (and tshark-stream filters, by its stream index): the
 # middle one of the benchmark capture's 60,531.
 SHOW_CONN = "30000"
+SAMPLE_S = 0.1  # --sample
 
 
 @dataclass
@@ -297,7 +298,9 @@ def busy_seconds() -> float:
     return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / os.sysconf("SC_CLK_TCK")
 
 
-def run_once(tool: Tool, file: Path, timeout: float, rss_limit_mb: float) -> Run:
+def run_once(
+    tool: Tool, file: Path, timeout: float, rss_limit_mb: float, sample_s: float = 0.1
+) -> Run:
     out = Path(tempfile.mkdtemp(prefix="tfa-cmp-"))
     tfile = out / "time.txt"
     gz = str(GZ[0]) if GZ else "{gz}"
@@ -329,7 +332,7 @@ def run_once(tool: Tool, file: Path, timeout: float, rss_limit_mb: float) -> Run
 
             def watchdog() -> None:
                 nonlocal killed, tree_peak, pss_peak
-                while not done.wait(0.1):
+                while not done.wait(sample_s):
                     tree, pss = tree_memory_kb(p.pid)
                     tree_peak = max(tree_peak, tree)
                     pss_peak = max(pss_peak, pss)
@@ -361,7 +364,7 @@ def run_once(tool: Tool, file: Path, timeout: float, rss_limit_mb: float) -> Run
         if not tool.stdout_devnull and stdout_path.exists():
             tail = stdout_path.read_text(errors="replace")[:3000] + tail
         # /usr/bin/time gives the largest single process; a tool with worker processes
-        # uses their sum, sampled every 0.1 s (RSS counts pages the workers share once
+        # uses their sum, sampled every --sample s (RSS counts pages the workers share once
         # per process, so the sum is an upper bound). The larger of the two is reported,
         # and beside it the sampled PSS sum (shared pages split between the sharers).
         peak = max(int(m.group(1)) if m else 0, tree_peak) or None
@@ -635,6 +638,8 @@ def header(
         f"time less the run's own user+system time): mean {statistics.mean(other or [0]):.2f} "
         f"cores, worst run {max(other or [0]):.2f} cores",
         f"- {_cached_text(runs)}",
+        f"- The process tree's RSS and PSS read every {SAMPLE_S:g} s during each run "
+        "(--sample; the reads are part of the other processes' CPU above)",
         f"- Versions: Python {m['python']}; {m['tshark']}; tcptrace: {m['tcptrace']}; "
         f"dpkt {m['dpkt']}; tcpflow-analyzer: {m['commit']}",
     ]
@@ -652,7 +657,7 @@ def run_rounds(
             cached = warm(file)
             for part in PARTS if "{parts}" in t.argv else GZ if "{gz}" in t.argv else []:
                 warm(part)
-            r = run_once(t, file, args.timeout, args.rss_limit_mb)
+            r = run_once(t, file, args.timeout, args.rss_limit_mb, SAMPLE_S)
             r.cached = cached
             results[t.name].runs.append(r)
             rss = f"{r.rss_kb / 1024:.0f} MB" if r.rss_kb else "?"
@@ -746,7 +751,7 @@ def growth(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     for rnd in range(1, args.rounds + 1):
         for f in files:
             cached = warm(f)
-            r = run_once(ours, f, args.timeout, args.rss_limit_mb)
+            r = run_once(ours, f, args.timeout, args.rss_limit_mb, SAMPLE_S)
             r.cached = cached
             results[f].runs.append(r)
             rss = f"{r.rss_kb / 1024:.0f} MB" if r.rss_kb else "?"
@@ -842,6 +847,14 @@ def main() -> int:
     )
     ap.add_argument("--timeout", type=float, default=1800, help="per run, s (default 1800)")
     ap.add_argument(
+        "--sample",
+        type=float,
+        default=0.1,
+        metavar="S",
+        help="read the process tree's RSS and PSS every S seconds (default 0.1); the reads "
+        "take CPU beside the tool's, which costs a tool that keeps every core busy",
+    )
+    ap.add_argument(
         "--rss-limit-mb",
         type=float,
         default=16000,
@@ -877,6 +890,8 @@ def main() -> int:
     if not shutil.which("/usr/bin/time"):
         print("/usr/bin/time is needed (apt-get install time)", file=sys.stderr)
         return 2
+    global SAMPLE_S
+    SAMPLE_S = args.sample
     snapshot(args.ref, args.build)
     try:
         probe = subprocess.run(
