@@ -5,9 +5,10 @@ Theory of operation
 ``ladder.pick`` finds the connection in one process: the capture replayed with
 connections retired as they finish, the others frozen once closed, the replay
 stopped once the one named is retired. :func:`draw` does the same over
-``jobs`` worker processes when the capture is a file (or a series of them),
-as ``analyze --jobs`` does (shard.py): worker ``k`` replays the flows of shard
-``k`` and numbers its connections as a one-process run does (the ledger).
+``jobs`` worker processes as ``analyze --jobs`` does (shard.py; a gzip file
+or a capture read once, the parent reads for them all: fanout.py): worker
+``k`` replays the flows of shard ``k`` and numbers its connections as a
+one-process run does (the ledger).
 A connection's segments are all in one shard, so exactly one worker meets the
 connection named (a 4-tuple's incarnations too: one address pair); it draws it
 at its retirement, while its public ``conn_id`` (and its previous
@@ -29,14 +30,23 @@ import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from .config import Config
+from .fanout import Ring, RingFile, read_once
 from .freeze import SpillError
 from .ladder import ConnSpec, Picker, choose, drawing, pick
 from .replay import Source
 from .shard import Ledger, ShardIds
-from .stream import OutputError, _collect, _no_cycle_collection, _shardable, fork_workers, report
+from .stream import (
+    OutputError,
+    _collect,
+    _no_cycle_collection,
+    _parent_reads,
+    _shardable,
+    fork_workers,
+    report,
+)
 
 __all__ = ["Drawn", "draw"]
 
@@ -63,27 +73,35 @@ def draw(
     jobs: int = 1,
 ) -> Drawn:
     """The drawing of the connection ``spec`` names (``ladder.drawing``), read by ``jobs``
-    processes (one for a capture not named by path). Raises ``ladder.ConnSpecError``
+    processes as ``analyze --jobs`` reads a capture (a gzip file or one read once,
+    standard input or a pipe, the parent reads for them: fanout.py). Raises ``ladder.ConnSpecError``
     if the capture does not hold it, ``CaptureError`` if it cannot be read,
     ``OutputError`` if the frozen connections' spill cannot be written (one process:
     ``SpillError``), ``WorkerError`` if a worker fails otherwise or dies."""
-    if jobs <= 1 or not _shardable(source):
+    if jobs <= 1 or not (_shardable(source) or read_once(source)):
         shown = pick(source, config, spec)
         return Drawn(drawing(shown.conn, shown.findings), shown.warnings, shown.stopped)
-    # max_connections bounds the connections held by all the workers together (as
-    # analyze --jobs shares it).
+    # What analyze --jobs does: files named by path each worker reads itself; a gzip
+    # file the parent inflates, and a capture read once it reads, for all of them.
+    _, ring, start = _parent_reads(cast("Any", source), jobs)
+    # max_connections bounds the connections held by all the workers together.
     share = dataclasses.replace(config, max_connections=max(1, config.max_connections // jobs))
+    shared = source if ring is None else ring
     with tempfile.TemporaryDirectory(prefix="tcpflow-show-") as scratch:
         ledger = Ledger(jobs, scratch)
-        workers = fork_workers(jobs, _worker, (ledger, source, share, spec), "show")
+        workers = fork_workers(jobs, _worker, (ledger, shared, share, spec), "show")
+        if start is not None:
+            start()
         try:
-            accounts = _collect(workers, ledger, enough=_settled)
+            accounts = _collect(workers, ledger, ring, enough=_settled)
         finally:
             for process, receive in workers:
                 if process.is_alive():
                     process.terminate()
                 process.join()
                 receive.close()
+            if ring is not None:
+                ring.stop()
     settled = [a for a in accounts if a[3]]
     if settled:  # (the one worker that met it)
         matches, _, warnings, _ = settled[0]
@@ -104,6 +122,9 @@ def _worker(k: int, ledger: Ledger, source: Any, config: Config, spec: ConnSpec,
 
 def _account(k: int, ledger: Ledger, source: Any, config: Config, spec: ConnSpec) -> _Account:
     ids = ShardIds(ledger, k)
+    if isinstance(source, Ring):
+        # It publishes how far it has got before it waits for bytes (fanout.py).
+        source = source.reader(k, ids.publish)
     picker = Picker(spec, config, drawing)
     stopped = False
     try:
@@ -113,6 +134,8 @@ def _account(k: int, ledger: Ledger, source: Any, config: Config, spec: ConnSpec
     except SpillError as exc:
         raise OutputError(str(exc)) from exc
     finally:
+        if isinstance(source, RingFile):
+            source.close()
         if not stopped:
             ledger.finish(k)  # done (or failed): no one waits for it
         ids.close()

@@ -14,6 +14,7 @@ longer time than the tables did. Now they agree.)
 
 from __future__ import annotations
 
+import gzip
 import os
 from pathlib import Path
 
@@ -266,3 +267,21 @@ def test_a_shard_stopped_early_does_not_say_it_is_done(tmp_path: Path) -> None:
     stopped, progress = run(first.conn_id)
     assert stopped and progress != DONE
     assert run(None) == (False, DONE)
+
+
+def test_two_workers_on_a_gzip_file_and_a_stream(tmp_path: Path) -> None:
+    """The parent inflates a gzip file, or reads a capture read once (here a file
+    object), for the workers (fanout.py): the same drawings, errors and warnings; a
+    worker that stops early ends the run (the parent's reading stops with it)."""
+    gz = tmp_path / "crawler.pcap.gz"
+    gz.write_bytes(gzip.compress(Path(CRAWLER).read_bytes(), compresslevel=1))
+    whole = replay(CRAWLER, EARLY).connections
+    specs = ["1", "150", str(len(whole)), str(len(whole) + 1), _tuple_spec(whole[7], None)]
+    for config in (EARLY, Config()):
+        for spec in specs:
+            one = _drawn(CRAWLER, config, spec, 1)
+            assert _drawn(str(gz), config, spec, 2) == one, spec
+            with open(CRAWLER, "rb") as f:
+                assert _drawn(f, config, spec, 2) == one, spec  # type: ignore[arg-type]
+    drawn = draw(str(gz), EARLY, ladder.parse_spec("1"), 2)
+    assert drawn.stopped
