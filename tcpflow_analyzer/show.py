@@ -24,28 +24,26 @@ than number a connection of theirs wrongly (as the one named, it could be).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 from .config import Config
-from .fanout import Ring, RingFile, read_once
 from .freeze import SpillError
 from .ladder import ConnSpec, Picker, choose, drawing, pick
 from .replay import Source
-from .shard import Ledger, ShardIds
+from .shard import Ledger
 from .stream import (
     OutputError,
-    _collect,
     _no_cycle_collection,
     _parent_reads,
-    _shardable,
-    fork_workers,
     report,
+    run_workers,
+    shard_source,
+    sharded,
+    shared_config,
 )
 
 __all__ = ["Drawn", "draw"]
@@ -78,30 +76,15 @@ def draw(
     if the capture does not hold it, ``CaptureError`` if it cannot be read,
     ``OutputError`` if the frozen connections' spill cannot be written (one process:
     ``SpillError``), ``WorkerError`` if a worker fails otherwise or dies."""
-    if jobs <= 1 or not (_shardable(source) or read_once(source)):
+    if not sharded(source, jobs):
         shown = pick(source, config, spec)
         return Drawn(drawing(shown.conn, shown.findings), shown.warnings, shown.stopped)
     # What analyze --jobs does: files named by path each worker reads itself; a gzip
     # file the parent inflates, and a capture read once it reads, for all of them.
     _, ring, start = _parent_reads(cast("Any", source), jobs)
-    # max_connections bounds the connections held by all the workers together.
-    share = dataclasses.replace(config, max_connections=max(1, config.max_connections // jobs))
     shared = source if ring is None else ring
-    with tempfile.TemporaryDirectory(prefix="tcpflow-show-") as scratch:
-        ledger = Ledger(jobs, scratch)
-        workers = fork_workers(jobs, _worker, (ledger, shared, share, spec), "show")
-        if start is not None:
-            start()
-        try:
-            accounts = _collect(workers, ledger, ring, enough=_settled)
-        finally:
-            for process, receive in workers:
-                if process.is_alive():
-                    process.terminate()
-                process.join()
-                receive.close()
-            if ring is not None:
-                ring.stop()
+    args = (shared, shared_config(config, jobs), spec)
+    accounts = run_workers(jobs, _worker, args, "show", ring, start, enough=_settled)
     settled = [a for a in accounts if a[3]]
     if settled:  # (the one worker that met it)
         matches, _, warnings, _ = settled[0]
@@ -121,22 +104,13 @@ def _worker(k: int, ledger: Ledger, source: Any, config: Config, spec: ConnSpec,
 
 
 def _account(k: int, ledger: Ledger, source: Any, config: Config, spec: ConnSpec) -> _Account:
-    ids = ShardIds(ledger, k)
-    if isinstance(source, Ring):
-        # It publishes how far it has got before it waits for bytes (fanout.py).
-        source = source.reader(k, ids.publish)
     picker = Picker(spec, config, drawing)
-    stopped = False
-    try:
-        with _no_cycle_collection():
-            result = picker.replay(source, ids)
-        stopped = result.stopped
-    except SpillError as exc:
-        raise OutputError(str(exc)) from exc
-    finally:
-        if isinstance(source, RingFile):
-            source.close()
-        if not stopped:
-            ledger.finish(k)  # done (or failed): no one waits for it
-        ids.close()
-    return picker.matches, picker.seen, list(result.stats.warnings), stopped
+    with shard_source(ledger, k, source) as (ids, reader):
+        try:
+            with _no_cycle_collection():
+                result = picker.replay(reader, ids)
+        except SpillError as exc:
+            raise OutputError(str(exc)) from exc
+    # Stopped on the one named, it has not said it is done: the others, which would
+    # number their connections past its stop as if it had none, wait until stopped.
+    return picker.matches, picker.seen, list(result.stats.warnings), result.stopped

@@ -291,7 +291,7 @@ def analyze_to_csv(
     ``OutputError`` when a result file cannot be written. With ``capture``, every table
     has a leading ``capture`` column holding it (a batch's tables).
     """
-    if jobs > 1 and (_shardable(source) or read_once(source)):
+    if sharded(source, jobs):
         shared = cast("str | os.PathLike[str] | Sequence[str | os.PathLike[str]]", source)
         run = _Run(shared, config, directory, batch, limit, examples, capture)
         return _analyze_sharded(run, jobs)
@@ -380,6 +380,12 @@ def _streamed(
 # -- sharded runs (shard.py) --------------------------------------------------
 
 
+def sharded(source: object, jobs: int) -> bool:
+    """Whether ``jobs`` workers read ``source`` (capture files named by path, or one the
+    parent reads for them), or one process."""
+    return jobs > 1 and (_shardable(source) or read_once(source))
+
+
 def _shardable(source: object) -> bool:
     """Capture files named by path: one, or a series (not standard input or a stream)."""
     paths = source if isinstance(source, list | tuple) else [source]
@@ -423,19 +429,8 @@ def _analyze_sharded(run: _Run, jobs: int) -> Streamed:
     tables = _CsvTables(directory, capture=run.capture) if directory is not None else None
     if tables is not None:
         tables.start()  # the headers
-    # max_connections bounds the connections held by all the workers together.
-    share = dataclasses.replace(config, max_connections=max(1, config.max_connections // jobs))
-    run = dataclasses.replace(run, config=share)
-    with tempfile.TemporaryDirectory(prefix="tcpflow-shards-") as scratch:
-        ledger = Ledger(jobs, scratch)
-        workers = fork_workers(jobs, _shard_worker, (ledger, run), "shard")
-        if start is not None:
-            start()
-        try:
-            results = _collect(workers, ledger, ring)
-        finally:
-            if ring is not None:
-                ring.stop()
+    run = dataclasses.replace(run, config=shared_config(config, jobs))
+    results = run_workers(jobs, _shard_worker, (run,), "shard", ring, start)
     first, *others = results
     summary = first.summary
     expired: Counter[str] = Counter(first.expired)
@@ -557,24 +552,74 @@ def _failure(kind: str, message: str) -> BaseException:
     return WorkerError(message)
 
 
-def fork_workers(
-    jobs: int, target: Callable[..., None], args: tuple[Any, ...], name: str
-) -> list[tuple[Any, Any]]:
-    """Start ``jobs`` forked worker processes: worker ``k`` runs ``target(k, *args, send)``,
-    ``send`` one end of a pipe; (process, the pipe's other end) each, in order."""
-    context = multiprocessing.get_context("fork")
+def shared_config(config: Config, jobs: int) -> Config:
+    """``config`` for each of ``jobs`` workers: ``max_connections`` bounds the connections
+    held by all of them together."""
+    return dataclasses.replace(config, max_connections=max(1, config.max_connections // jobs))
+
+
+def run_workers(
+    jobs: int,
+    target: Callable[..., None],
+    args: tuple[Any, ...],
+    name: str,
+    ring: Ring | None,
+    start: Callable[[], None] | None,
+    enough: Callable[[Any], bool] | None = None,
+) -> list[Any]:
+    """Run ``jobs`` forked workers of one sharded run: worker ``k`` runs
+    ``target(k, ledger, *args, send)`` (``send``: its end of a pipe to the parent, for
+    ``report``). ``ring`` and ``start`` are ``_parent_reads``'s: the ring the parent
+    fills for them, started once they are forked. Their results (``_collect``: the
+    first failure raised; one ``enough`` says is enough returned alone); whatever
+    workers still run at the end are stopped, and the parent's reading with them."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()  # or each worker would write what is buffered once more
-    workers = []
-    for k in range(jobs):
-        receive, send = context.Pipe(duplex=False)
-        process = context.Process(
-            target=target, args=(k, *args, send), name=f"tcpflow-analyzer {name} {k}"
-        )
-        process.start()
-        send.close()
-        workers.append((process, receive))
-    return workers
+    context = multiprocessing.get_context("fork")
+    with tempfile.TemporaryDirectory(prefix=f"tcpflow-{name}-") as scratch:
+        ledger = Ledger(jobs, scratch)
+        workers = []
+        for k in range(jobs):
+            receive, send = context.Pipe(duplex=False)
+            process = context.Process(
+                target=target, args=(k, ledger, *args, send), name=f"tcpflow-analyzer {name} {k}"
+            )
+            process.start()
+            send.close()
+            workers.append((process, receive))
+        if start is not None:
+            start()
+        try:
+            return _collect(workers, ledger, ring, enough)
+        finally:
+            for process, receive in workers:
+                if process.is_alive():
+                    process.terminate()
+                process.join()
+                receive.close()
+            if ring is not None:
+                ring.stop()
+
+
+@contextlib.contextmanager
+def shard_source(ledger: Ledger, k: int, source: Any) -> Iterator[tuple[ShardIds, Any]]:
+    """Worker ``k``'s side of the ledger, and what it reads: ``source``, or for a capture
+    the parent reads for the workers (a ``Ring``) its reader, which publishes how far
+    it has got before it waits for bytes (fanout.py). A worker that fails tells the
+    others not to wait for it; one whose replay ends has told them (``replay.replay``:
+    unless it stopped early, show.py)."""
+    ids = ShardIds(ledger, k)
+    if isinstance(source, Ring):
+        source = source.reader(k, ids.publish)
+    try:
+        yield ids, source
+    except BaseException:
+        ledger.finish(k)
+        raise
+    finally:
+        if isinstance(source, RingFile):
+            source.close()
+        ids.close()
 
 
 def report(k: int, send: Any, work: Callable[[], Any]) -> None:
@@ -599,12 +644,7 @@ def _shard_worker(k: int, ledger: Ledger, run: _Run, send: Any) -> None:
 
 
 def _shard_work(k: int, ledger: Ledger, run: _Run) -> _ShardResult:
-    ids = ShardIds(ledger, k)
-    source: Any = run.source
-    if isinstance(source, Ring):
-        # It publishes how far it has got before it waits for bytes (fanout.py).
-        source = source.reader(k, ids.publish)
-    try:
+    with shard_source(ledger, k, run.source) as (ids, source):
         tables = (
             _CsvTables(run.directory, shared=True, capture=run.capture)
             if run.directory is not None
@@ -612,11 +652,6 @@ def _shard_work(k: int, ledger: Ledger, run: _Run) -> _ShardResult:
         )
         sink = _Sink(run.config, tables, run.batch, run.limit, run.examples)
         played = sink.replay(source, ids)
-    finally:
-        if isinstance(source, RingFile):
-            source.close()
-        ledger.finish(k)
-        ids.close()
     return _ShardResult(
         sink.summary,
         played.stats,
