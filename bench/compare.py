@@ -17,7 +17,9 @@ Default mode runs, in alternating order (ours, tshark, tcptrace, dpkt, mmap; the
   before, every row kept for them); batch-parts: ``batch PART... --out TMPDIR``, the
   parts as that many captures;
   ours-gz: ``analyze FILE.gz`` on a ``gzip -1`` copy of the capture (made once per
-  benchmark); ours-stdin: ``cat FILE | ... analyze -`` (a pipe, default --jobs)
+  benchmark); ours-gz-series: ``analyze PART.gz...``, the parts each ``gzip -1``
+  (as ``tcpdump -C N -z gzip`` leaves a capture); ours-stdin: ``cat FILE | ...
+  analyze -`` (a pipe, default --jobs)
 - tshark: ``tshark -r FILE -T fields -e frame.number -e tcp.stream -e tcp.flags
   -e tcp.analysis.flags`` (single pass with TCP analysis, output to /dev/null)
 - tcptrace: ``tcptrace -n -l FILE`` (output to /dev/null; skipped if not installed)
@@ -94,6 +96,7 @@ print(n)
 
 PARTS: list[Path] = []  # the capture split for ours-series (split_pcap)
 GZ: list[Path] = []  # the capture gzipped for ours-gz
+GZPARTS: list[Path] = []  # the parts gzipped for ours-gz-series
 # The connection `show` draws (and tshark-stream filters, by its stream index): the
 # middle one of the benchmark capture's 60,531.
 SHOW_CONN = "30000"
@@ -103,7 +106,8 @@ SAMPLE_S = 0.1  # --sample
 @dataclass
 class Tool:
     name: str
-    argv: list[str]  # {file}, {out} filled in per run; {parts}: the PARTS; {gz}: GZ[0]
+    # {file}, {out} filled in per run; {parts}: the PARTS; {gz}: GZ[0]; {gzparts}: GZPARTS
+    argv: list[str]
     what: str
     stdout_devnull: bool = True
 
@@ -188,6 +192,11 @@ def tools(selected: list[str]) -> list[Tool]:
             "ours-gz",
             ["analyze", "{gz}", "--out", "{out}"],
             "the capture gzip-compressed (gzip -1), analyze FILE.gz (default --jobs)",
+        ),
+        _ours(
+            "ours-gz-series",
+            ["analyze", "{gzparts}", "--out", "{out}"],
+            "the parts each gzip-compressed (gzip -1), analyze PART.gz... (default --jobs)",
         ),
         Tool(
             "ours-stdin",
@@ -304,7 +313,8 @@ def run_once(
     out = Path(tempfile.mkdtemp(prefix="tfa-cmp-"))
     tfile = out / "time.txt"
     gz = str(GZ[0]) if GZ else "{gz}"
-    argv = expand(tool.argv, str(file), str(out / "csv"), [str(p) for p in PARTS], gz)
+    parts, gzparts = [str(p) for p in PARTS], [str(p) for p in GZPARTS]
+    argv = expand(tool.argv, str(file), str(out / "csv"), parts, gz, gzparts)
     stdout_path = out / "stdout.txt"
     env = dict(os.environ, PYTHONPATH=str(SRC))
     killed = ""
@@ -373,15 +383,20 @@ def run_once(
         shutil.rmtree(out, ignore_errors=True)
 
 
-def expand(argv: list[str], file: str, out: str, parts: list[str], gz: str) -> list[str]:
+def expand(
+    argv: list[str], file: str, out: str, parts: list[str], gz: str, gzparts: list[str]
+) -> list[str]:
     """``argv`` with its placeholders filled in: ``{file}``, ``{out}`` and ``{gz}`` within
-    an argument, a ``{parts}`` argument by the parts, one argument each."""
+    an argument, a ``{parts}`` (``{gzparts}``) argument by the parts (gzipped), one
+    argument each."""
     return [
         x
         for a in argv
         for x in (
             parts
             if a == "{parts}"
+            else gzparts
+            if a == "{gzparts}"
             else [a.replace("{file}", file).replace("{out}", out).replace("{gz}", gz)]
         )
     ]
@@ -586,7 +601,7 @@ def machine() -> dict[str, str]:
 
 
 def cmdline(tool: Tool, file: Path) -> str:
-    argv = expand(tool.argv, str(file), "TMPDIR", ["PART..."], "FILE.gz")
+    argv = expand(tool.argv, str(file), "TMPDIR", ["PART..."], "FILE.gz", ["PART.gz..."])
     if argv[0] == PY:
         argv[0] = "python3"
     if len(argv) > 2 and argv[1] == "-c":
@@ -655,7 +670,8 @@ def run_rounds(
     for rnd in range(1, args.rounds + 1):
         for t in ts:
             cached = warm(file)
-            for part in PARTS if "{parts}" in t.argv else GZ if "{gz}" in t.argv else []:
+            warmed = {"{parts}": PARTS, "{gz}": GZ, "{gzparts}": GZPARTS}
+            for part in (p for key, files in warmed.items() if key in t.argv for p in files):
                 warm(part)
             r = run_once(t, file, args.timeout, args.rss_limit_mb, SAMPLE_S)
             r.cached = cached
@@ -679,8 +695,14 @@ def compare(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     results = {t.name: Result(t, file) for t in ts}
     scratch = Path(tempfile.mkdtemp(prefix="tfa-parts-"))
     try:
-        if any("{parts}" in t.argv for t in ts):
+        if any("{parts}" in t.argv or "{gzparts}" in t.argv for t in ts):
             PARTS[:] = split_pcap(file, args.parts, scratch)
+        if any("{gzparts}" in t.argv for t in ts):
+            for part in PARTS:
+                gzpart = part.with_name(part.name + ".gz")
+                with gzpart.open("wb") as out:
+                    subprocess.run(["gzip", "-1", "-c", str(part)], stdout=out, check=True)
+                GZPARTS.append(gzpart)
         if any("{gz}" in t.argv for t in ts):
             gz = scratch / (file.name + ".gz")
             with gz.open("wb") as out:
@@ -691,6 +713,7 @@ def compare(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         shutil.rmtree(scratch, ignore_errors=True)
         PARTS.clear()
         GZ.clear()
+        GZPARTS.clear()
     load_after = load1()
     m = machine()
     ours = results.get("ours")
@@ -831,6 +854,7 @@ def main() -> int:
             "show",
             "tshark-stream",
             "ours-gz",
+            "ours-gz-series",
             "ours-stdin",
             "tshark",
             "tcptrace",

@@ -25,6 +25,14 @@ anonymous shared memory ring made before they are forked:
   message (``reader.stream_messages``). Each worker's stream takes them in place
   of inflating (``reader._Stream._given_piece``): the same pieces, warnings and
   failures at the same places as one process's stream.
+- A rotated series whose files are gzip (``tcpdump -C N -z gzip``) goes as the
+  messages of each such file in turn, in the series' reading order, each file's
+  followed by an empty message (``reader.series_messages``; the ring's
+  :class:`SeriesPlan` says which files and in what order). Each worker reads the
+  series itself (``replay.Series``), its plain files from disk and each gzip file
+  from the ring (:class:`RingPart`: that file's messages, up to its empty one, the
+  rest passed over once its reader is done, as when the capture data ends before
+  the inflated bytes do).
 - A worker that has finished (or died) reads no more: the pump stops waiting
   for it (:meth:`Ring.leave`).
 
@@ -32,7 +40,12 @@ Waiting cannot deadlock. The pump waits for the slowest worker only; a worker
 waits for the pump only when it has read everything written; and a worker that
 waits for bytes first publishes how far it has got (``before_wait``: the shard
 ledger's rule, shard.py), so a worker behind it, which has bytes to read, never
-waits for it in vain.
+waits for it in vain. In a series, a worker behind may be reading a plain file
+from disk (not the ring) while one ahead waits for the next gzip file's bytes,
+which the pump can write only once the one behind has read what the ring holds:
+so a worker that has read a file to its end says so before it reads the next
+(``ShardIds.reached``: every frame up to there), and the one behind, in that
+file or an earlier one, never needs more of it.
 """
 
 from __future__ import annotations
@@ -43,10 +56,11 @@ import select
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import BinaryIO, Final
 
-__all__ = ["RING_BYTES", "Ring", "RingFile"]
+__all__ = ["RING_BYTES", "Ring", "RingFile", "RingPart", "SeriesPlan"]
 
 RING_BYTES: Final = 16 << 20  # the bytes the ring holds
 _READ_MOST: Final = 1 << 20  # bytes the pump asks the source for at a time
@@ -62,12 +76,30 @@ _GONE: Final = 1 << 62
 _MESSAGE_MOST: Final = 2048  # bytes of the error's text, after the words
 
 
+@dataclass(frozen=True)
+class SeriesPlan:
+    """A series whose gzip files the parent inflates: the files as named, the order they
+    are read in (indices into ``paths``), and those whose bytes come by the ring."""
+
+    paths: Sequence[str | os.PathLike[str]]
+    order: tuple[int, ...]
+    inflated: frozenset[int]
+
+
 class Ring:
     """Bytes of a read-once source, shared by the parent (writing) and ``n`` workers."""
 
-    def __init__(self, n: int, name: str, size: int = RING_BYTES, messages: bool = False) -> None:
+    def __init__(
+        self,
+        n: int,
+        name: str,
+        size: int = RING_BYTES,
+        messages: bool = False,
+        series: SeriesPlan | None = None,
+    ) -> None:
         self.n = n
         self.name = name  # what the workers' readers call the capture
+        self.series = series  # a series' gzip files, one after the other (messages)
         self.size = size
         # The ring carries the source's bytes, or messages (start_messages): each its
         # length (8 bytes) and itself.
@@ -283,6 +315,33 @@ class RingFile:
     def close(self) -> None:
         """Read no more: the pump need not wait for this worker."""
         self._ring.leave(self._k - _FIRST_READER)
+
+
+class RingPart:
+    """One gzip file of a series, read from a worker's :class:`RingFile` of the series'
+    messages: its messages up to the empty one that ends them (then ``b""``, as at the
+    end of a ring of one file's)."""
+
+    messages = True  # read by message (the reader's stream asks)
+
+    def __init__(self, given: RingFile, name: str) -> None:
+        self.name = name
+        self._given = given
+        self._ended = False
+
+    def message(self) -> bytes:
+        if self._ended:
+            return b""
+        message = self._given.message()
+        if not message:
+            self._ended = True
+        return message
+
+    def pass_rest(self) -> None:
+        """Read past what is left of this file's messages (its reader stopped before the
+        end of the data, at damage), so that the next file's start where they start."""
+        while not self._ended:
+            self.message()
 
 
 def read_once(source: object) -> bool:

@@ -110,7 +110,7 @@ import struct
 import sys
 import zlib
 from collections import Counter, deque
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from types import TracebackType
@@ -138,6 +138,7 @@ __all__ = [
     "inflated_messages",
     "open_raw",
     "opened_stream",
+    "series_messages",
     "stream_messages",
 ]
 
@@ -564,6 +565,19 @@ def inflated_messages(path: str | os.PathLike[str]) -> Iterator[bytes]:
         raw.close()
         raise
     return stream_messages(stream, raw.close)
+
+
+def series_messages(paths: Sequence[str | os.PathLike[str]]) -> Iterator[bytes]:
+    """``inflated_messages`` of each gzip file of a series in turn, each file's followed
+    by an empty message (fanout.RingPart). A file that cannot be opened (it could be
+    when the series was first read) gives its error as its message."""
+    for path in paths:
+        try:
+            messages = inflated_messages(path)
+        except CaptureError as exc:
+            messages = iter([marshal.dumps((_GIVEN_ERROR, str(exc), [], False))])
+        yield from messages
+        yield b""
 
 
 def opened_stream(raw: BinaryIO, name: str) -> _Stream:

@@ -19,6 +19,7 @@ from itertools import chain
 from typing import TYPE_CHECKING, BinaryIO, cast
 
 from .config import Config
+from .fanout import RingFile, RingPart, SeriesPlan
 from .reader import CaptureReader, ReadStats
 from .segment import Segment
 from .shard import PUBLISH_EVERY
@@ -70,17 +71,40 @@ class Series:
     (``CaptureReader``'s ``reuse``). A source that cannot be read twice (``-``,
     standard input, or a pipe named by path) stays open from its first segment
     on, its segments renumbered one by one (copies).
+
+    In a worker of a sharded run whose parent inflates the series' gzip files
+    (fanout.py), ``given`` is the parent's plan (the order, already found, and the
+    files it inflates) and the worker's reading of the ring: each of those files
+    is read from it, the others from disk; ``reached`` is told the frames of the
+    files read before each next file is read (``ShardIds.reached``).
     """
 
-    def __init__(self, paths: Sequence[str | os.PathLike[str]]) -> None:
+    def __init__(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        given: tuple[SeriesPlan, RingFile] | None = None,
+        reached: Callable[[int], None] | None = None,
+    ) -> None:
         self.name = " + ".join(os.fspath(p) for p in paths)
         self.stats = ReadStats()
-        firsts: list[tuple[int, int]] = []
+        self._all = list(paths)
+        self._files: Generator[Iterator[Segment], None, None] | None = None
         # Read once (not a regular file): the reader and its first segment, kept.
         self._kept: dict[int, tuple[CaptureReader, Segment | None]] = {}
+        self._given = given
+        self._reached = reached  # told the frames of each file read, before the next
+        self.compressed: set[int] = set()  # the gzip files (indices into paths)
+        if given is not None:
+            plan = given[0]
+            self._paths = [(i, paths[i]) for i in plan.order]
+            self.compressed = set(plan.inflated)
+            return
+        firsts: list[tuple[int, int]] = []
         try:
             for i, path in enumerate(paths):
                 reader = CaptureReader(path)
+                if reader.compressed:
+                    self.compressed.add(i)
                 first = next(iter(reader), None)
                 if os.fspath(path) != "-" and os.path.isfile(path):
                     reader.close()
@@ -91,7 +115,11 @@ class Series:
             self.close()
             raise
         self._paths = [(i, paths[i]) for _, i in sorted(firsts)]
-        self._files: Generator[Iterator[Segment], None, None] | None = None
+
+    def plan(self) -> SeriesPlan:
+        """The order the files are read in, and its gzip files (for a parent that
+        inflates them for its workers)."""
+        return SeriesPlan(self._all, tuple(i for i, _ in self._paths), frozenset(self.compressed))
 
     def __enter__(self) -> Series:
         return self
@@ -128,6 +156,8 @@ class Series:
         offset = 0
         stats = self.stats
         for i, path in self._paths:
+            if offset and self._reached is not None:
+                self._reached(offset)
             kept = self._kept.pop(i, None)
             if kept is not None:
                 # (Never sharded: a run is sharded only over regular files, stream.py.)
@@ -136,13 +166,21 @@ class Series:
                 with reader:
                     yield _renumbered(first, reader, offset)
             else:
+                # Given by the parent (a gzip file it inflates): that file's messages.
+                part = None
+                if self._given is not None and i in self.compressed:
+                    part = RingPart(self._given[1], os.fspath(path))
                 # reuse: the tracker keeps nothing of a segment but its values (reader.py).
-                with CaptureReader(path, reuse=True, frame_offset=offset) as reader:
+                # (A RingPart is read by message, as the reader's stream asks such a source.)
+                source = path if part is None else cast("BinaryIO", part)
+                with CaptureReader(source, reuse=True, frame_offset=offset) as reader:
                     if shard is None:
                         yield iter(reader)
                     else:
                         assert other is not None
                         yield reader.sharded(shard[0], shard[1], other)
+                if part is not None:
+                    part.pass_rest()
             one = reader.stats
             offset += one.frames
             stats.frames += one.frames
@@ -163,19 +201,24 @@ def _renumbered(first: Segment | None, rest: Iterable[Segment], offset: int) -> 
             yield dataclasses.replace(seg, frame=seg.frame + offset)
 
 
-def open_source(source: Source | Sequence[str | os.PathLike[str]]) -> CaptureReader | Series:
-    """A reader of one capture, or of a list of files forming one series.
+def open_source(
+    source: Source | Sequence[str | os.PathLike[str]] | Series,
+) -> CaptureReader | Series:
+    """A reader of one capture, or of a list of files forming one series (a series
+    already opened: itself).
 
     Its segments are reused (``reuse``): for the tracker, which keeps nothing of a
     segment but its values (reader.py).
     """
+    if isinstance(source, Series):
+        return source
     if isinstance(source, list | tuple):
         return Series(source)
     return CaptureReader(cast("Source", source), reuse=True)
 
 
 def replay(
-    source: Source | Sequence[str | os.PathLike[str]],
+    source: Source | Sequence[str | os.PathLike[str]] | Series,
     config: Config,
     on_retire: Callable[[Connection], None] | None = None,
     freezer: RowFreezer | None = None,

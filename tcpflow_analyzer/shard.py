@@ -136,6 +136,14 @@ class ShardIds:
             progress = self.position
         self.ledger.publish(self.k, self._fd, self.firsts, progress)
 
+    def reached(self, frame: int) -> None:
+        """Every frame up to ``frame`` is replayed (a series' file read to its end), said
+        before reading on: the next file may be one that makes this worker wait for the
+        parent (a gzip file it inflates, fanout.py) while another, still in this one,
+        waits for its first frames there."""
+        self.position = max(self.position, frame)
+        self.publish()
+
     def public(self, local_id: int) -> int:
         """The ``conn_id`` a one-process run gives the local connection ``local_id``."""
         first = self.firsts[local_id - 1]

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from .api import TABLES, connection_rows, dropped_warning, skipped_by_reason, table_dtypes
 from .config import Config
 from .csvtext import EOL, field_prefix, header_line, prefix_records
-from .fanout import RING_BYTES, Ring, RingFile, read_once
+from .fanout import RING_BYTES, Ring, read_once
 from .findings import Finding
 from .freeze import SUMMARY_COLUMNS, Batch, RowFreezer, SpillError
 from .reader import (
@@ -54,9 +54,10 @@ from .reader import (
     inflated_messages,
     open_raw,
     opened_stream,
+    series_messages,
     stream_messages,
 )
-from .replay import Replay, Source, open_source, replay
+from .replay import Replay, Series, Source, open_source, replay
 from .report import SummaryBuilder, line_format
 from .rows import RowTexts
 from .shard import Ledger, ShardIds
@@ -473,12 +474,18 @@ def _parent_reads(
             cast("str | os.PathLike[str] | Sequence[str | os.PathLike[str]]", source)
         ) as reader:
             name = reader.name
-            # (a series is not: each of its gzip files is inflated by each worker)
             gzipped = isinstance(reader, CaptureReader) and reader.compressed
+            plan = reader.plan() if isinstance(reader, Series) else None
         if gzipped:
             path = cast("str | os.PathLike[str]", source)
             ring = Ring(jobs, name, RING_BYTES, messages=True)
             return name, ring, functools.partial(ring.start_messages, inflated_messages(path))
+        if plan is not None and plan.inflated:
+            # A series' gzip files, in the order it reads them; its other files each
+            # worker reads itself (replay.Series).
+            ring = Ring(jobs, name, RING_BYTES, messages=True, series=plan)
+            inflated = [plan.paths[i] for i in plan.order if i in plan.inflated]
+            return name, ring, functools.partial(ring.start_messages, series_messages(inflated))
         return name, None, None  # each worker reads the file(s) itself
     raw, name, owned = open_raw(cast("str | os.PathLike[str] | BinaryIO", source))
     # Standard input or a pipe named by path: read through its descriptor (no buffer,
@@ -609,16 +616,19 @@ def shard_source(ledger: Ledger, k: int, source: Any) -> Iterator[tuple[ShardIds
     others not to wait for it; one whose replay ends has told them (``replay.replay``:
     unless it stopped early, show.py)."""
     ids = ShardIds(ledger, k)
+    given = None
     if isinstance(source, Ring):
-        source = source.reader(k, ids.publish)
+        given = source.reader(k, ids.publish)
+        plan = source.series
+        source = given if plan is None else Series(plan.paths, (plan, given), ids.reached)
     try:
         yield ids, source
     except BaseException:
         ledger.finish(k)
         raise
     finally:
-        if isinstance(source, RingFile):
-            source.close()
+        if given is not None:
+            given.close()
         ids.close()
 
 
