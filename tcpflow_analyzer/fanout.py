@@ -40,12 +40,15 @@ Waiting cannot deadlock. The pump waits for the slowest worker only; a worker
 waits for the pump only when it has read everything written; and a worker that
 waits for bytes first publishes how far it has got (``before_wait``: the shard
 ledger's rule, shard.py), so a worker behind it, which has bytes to read, never
-waits for it in vain. In a series, a worker behind may be reading a plain file
-from disk (not the ring) while one ahead waits for the next gzip file's bytes,
-which the pump can write only once the one behind has read what the ring holds:
-so a worker that has read a file to its end says so before it reads the next
-(``ShardIds.reached``: every frame up to there), and the one behind, in that
-file or an earlier one, never needs more of it.
+waits for it in vain. How far it has got is every frame its reader has handed out
+(``CaptureReader.handed``: as a segment or, of the other shards, a time), not
+only its last own segment: a worker whose shard has had no segment for longer
+than the ring holds (all the connections in the other shard) would otherwise
+say it is far behind, and the one behind it, waiting to number a connection,
+would never read the bytes the pump needs room for. In a series, the worker
+behind may be reading a plain file from disk, not the ring, while one ahead
+waits for the next gzip file's bytes: the files read to their end count whole
+(``Series.handed``), so the one behind, in them, never needs more.
 """
 
 from __future__ import annotations

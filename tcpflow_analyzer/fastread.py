@@ -449,6 +449,9 @@ class FastPcap:
         )
         self._tail_data: list[bytes] = []
         self._shard: tuple[int, int] | None = None  # set by segments()
+        # Every frame up to this one (numbered as the segments are) has been handed out,
+        # as a segment or a time: set before the window is refilled (which may wait).
+        self.handed = frame_offset
 
     def seed(self, frame: int, recent: list[tuple[bytes, int]], last_times: dict[int, int]) -> None:
         """Go on from where the reader's walk stopped: the frames counted, the last
@@ -576,6 +579,7 @@ class FastPcap:
             # Record k is not whole in the window, or not one the fast path reads.
             pos = int(starts[k])
             at = self._base + pos
+            self.handed = self._frame_offset + self.frame
             if bad[k] or self._eof or not self._shift(pos):
                 self.offset = at
                 return

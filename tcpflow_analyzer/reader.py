@@ -678,6 +678,7 @@ class CaptureReader:
         self.stats = ReadStats()
         self._reuse = reuse
         self._frame_offset = frame_offset
+        self._handed = frame_offset  # see handed()
         raw, self.name, opened = open_raw(source)
         self._owned: BinaryIO | None = raw if opened else None
         self._header = b""  # a classic pcap file header, once _probe has checked it
@@ -745,6 +746,14 @@ class CaptureReader:
     def __iter__(self) -> Iterator[Segment]:
         return self._iterate(None, None)
 
+    def handed(self) -> int:
+        """A frame number (counted on from ``frame_offset``) up to which every frame has
+        been handed out, as a segment or (``sharded``) a time, and replayed by a caller
+        done with each segment before it asks for the next: a sharded run's progress
+        while its reader waits for bytes (shard.py), where no segment of its own says it."""
+        fast = self._fast_pcap
+        return max(self._handed, fast.handed) if fast is not None else self._handed
+
     def sharded(self, k: int, n: int, other: Callable[[int], None]) -> Iterator[Segment]:
         """The segments of shard ``k`` of ``n`` (``shard.shard_of``); the others' times: ``other``.
 
@@ -811,6 +820,7 @@ class CaptureReader:
                 yield result
             elif other is not None:
                 other(result.ts_ns)
+            self._handed = frame + self._frame_offset  # (before the next record is read)
 
     def _start_fast(
         self,
@@ -930,6 +940,7 @@ class CaptureReader:
         fast = self._fast_pcap
         if fast is None:
             return
+        self._handed = max(self._handed, fast.handed)
         self._fast = self._fast_pcap = None
         for data, ts_ns in fast.recent():
             self._recent.append(data)

@@ -75,15 +75,13 @@ class Series:
     In a worker of a sharded run whose parent inflates the series' gzip files
     (fanout.py), ``given`` is the parent's plan (the order, already found, and the
     files it inflates) and the worker's reading of the ring: each of those files
-    is read from it, the others from disk; ``reached`` is told the frames of the
-    files read before each next file is read (``ShardIds.reached``).
+    is read from it, the others from disk.
     """
 
     def __init__(
         self,
         paths: Sequence[str | os.PathLike[str]],
         given: tuple[SeriesPlan, RingFile] | None = None,
-        reached: Callable[[int], None] | None = None,
     ) -> None:
         self.name = " + ".join(os.fspath(p) for p in paths)
         self.stats = ReadStats()
@@ -92,7 +90,8 @@ class Series:
         # Read once (not a regular file): the reader and its first segment, kept.
         self._kept: dict[int, tuple[CaptureReader, Segment | None]] = {}
         self._given = given
-        self._reached = reached  # told the frames of each file read, before the next
+        self._reader: CaptureReader | None = None  # the file being read
+        self._done = 0  # the frames of the files read to their end
         self.compressed: set[int] = set()  # the gzip files (indices into paths)
         if given is not None:
             plan = given[0]
@@ -143,6 +142,12 @@ class Series:
         """As ``CaptureReader.sharded``, over the whole series."""
         return self._chain((k, n), other)
 
+    def handed(self) -> int:
+        """As ``CaptureReader.handed``, over the whole series: the files read to their end
+        count whole (the next may keep its reader waiting before it hands anything out)."""
+        reader = self._reader
+        return max(self._done, reader.handed()) if reader is not None else self._done
+
     def _chain(
         self, shard: tuple[int, int] | None, other: Callable[[int], None] | None
     ) -> Iterator[Segment]:
@@ -156,8 +161,7 @@ class Series:
         offset = 0
         stats = self.stats
         for i, path in self._paths:
-            if offset and self._reached is not None:
-                self._reached(offset)
+            self._done = offset
             kept = self._kept.pop(i, None)
             if kept is not None:
                 # (Never sharded: a run is sharded only over regular files, stream.py.)
@@ -174,6 +178,7 @@ class Series:
                 # (A RingPart is read by message, as the reader's stream asks such a source.)
                 source = path if part is None else cast("BinaryIO", part)
                 with CaptureReader(source, reuse=True, frame_offset=offset) as reader:
+                    self._reader = reader
                     if shard is None:
                         yield iter(reader)
                     else:
@@ -242,6 +247,9 @@ def replay(
         else:
             tracker.firsts, tracker.public_id = shard.firsts, shard.public
             shard.clock = tracker  # how far the replay is, between play's publications
+            # ... and how far the reading is, as the reader waits for bytes (a ring's:
+            # fanout.py) when no segment of this shard has come for long.
+            shard.read = reader.handed
             # Another shard's segment only moves the clock: the reader passes its
             # time to ``tracker.tick`` in its place among this shard's segments.
             own = reader.sharded(shard.k, shard.n, tracker.tick)

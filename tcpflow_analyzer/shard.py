@@ -37,6 +37,7 @@ import os
 import time
 from array import array
 from bisect import bisect_left
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .segment import Segment
@@ -121,6 +122,9 @@ class ShardIds:
         # (``clock``, set by replay.replay) between them.
         self.position = 0
         self.clock: Tracker | None = None
+        # The reader's frames handed out and replayed (CaptureReader.handed, set by
+        # replay.replay): how far this worker is when no segment of its own says it.
+        self.read: Callable[[], int] | None = None
         self._read_all = False  # every own connection is made (see finish)
         self._fd = os.open(ledger.paths[k], os.O_WRONLY | os.O_APPEND)
         self._others: dict[int, tuple[int, array[int]]] = {
@@ -134,15 +138,9 @@ class ShardIds:
             progress = max(self.position, self.clock.frame)
         else:
             progress = self.position
+        if self.read is not None and not self._read_all:
+            progress = max(progress, self.read())
         self.ledger.publish(self.k, self._fd, self.firsts, progress)
-
-    def reached(self, frame: int) -> None:
-        """Every frame up to ``frame`` is replayed (a series' file read to its end), said
-        before reading on: the next file may be one that makes this worker wait for the
-        parent (a gzip file it inflates, fanout.py) while another, still in this one,
-        waits for its first frames there."""
-        self.position = max(self.position, frame)
-        self.publish()
 
     def public(self, local_id: int) -> int:
         """The ``conn_id`` a one-process run gives the local connection ``local_id``."""

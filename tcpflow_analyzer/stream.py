@@ -620,7 +620,7 @@ def shard_source(ledger: Ledger, k: int, source: Any) -> Iterator[tuple[ShardIds
     if isinstance(source, Ring):
         given = source.reader(k, ids.publish)
         plan = source.series
-        source = given if plan is None else Series(plan.paths, (plan, given), ids.reached)
+        source = given if plan is None else Series(plan.paths, (plan, given))
     try:
         yield ids, source
     except BaseException:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import gzip
 import io
 import itertools
+import multiprocessing
 import os
+import struct
 import subprocess
 import sys
 import threading
@@ -15,10 +17,11 @@ from typing import Any
 
 import pytest
 
-from tcpflow_analyzer import reader, replay, stream
+from tcpflow_analyzer import fastread, reader, replay, stream
 from tcpflow_analyzer.config import Config
 from tcpflow_analyzer.fanout import Ring, read_once
-from tcpflow_analyzer.reader import CaptureError
+from tcpflow_analyzer.reader import CaptureError, CaptureReader
+from tcpflow_analyzer.shard import shard_of
 from tcpflow_analyzer.stream import WorkerError, analyze_to_csv
 
 from .test_shard import CAPTURES, SHORT, _compare, _rows_by_connection, _same_run, kill_worker_1
@@ -308,3 +311,70 @@ def test_a_worker_that_dies_fails_a_gzip_run_the_parent_inflates(
     with pytest.raises(WorkerError, match=r"worker 1 stopped \(exit code 7"):
         analyze_to_csv(gz, Config(), tmp_path / "out", jobs=2)
     assert len(rings) == 1 and rings[0].messages
+
+
+def _one_shard_capture(path: Path, k: int, n: int, copies: int, out: Path) -> Path:
+    """The frames of ``path`` (classic pcap) whose connections fall in shard ``k`` of
+    ``n``, ``copies`` times over, each copy 130 s after the one before (past the closed
+    connections' hold: new incarnations, not retransmissions)."""
+    with CaptureReader(path) as r:
+        ours = {seg.frame for seg in r if shard_of(seg, n) == k}
+    data = path.read_bytes()
+    records, at, frame = [], 24, 0
+    while at + 16 <= len(data):
+        caplen = struct.unpack_from("<I", data, at + 8)[0]
+        frame += 1
+        if frame in ours:
+            records.append(data[at : at + 16 + caplen])
+        at += 16 + caplen
+    parts = [data[:24]]
+    for copy in range(copies):
+        for record in records:
+            sec = struct.unpack_from("<I", record, 0)[0]
+            parts.append(struct.pack("<I", sec + 130 * copy) + record[4:])
+    out.write_bytes(b"".join(parts))
+    return out
+
+
+@pytest.mark.parametrize("how", ["file object", "gzip"])
+@pytest.mark.parametrize("config", [SHORT, Config()], ids=["short", "default"])
+def test_a_worker_whose_shard_is_empty_is_not_waited_for_in_vain(
+    how: str, config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every connection in shard 1 of 2, read through the parent's ring: worker 0 has no
+    segment of its own, so none says how far it is; it reads ahead until the ring is
+    full of bytes worker 1 has not read, while worker 1 waits for worker 0's first
+    frames to number a connection. Worker 0 says how far it has read as it waits for
+    bytes (CaptureReader.handed): the run ends, with one process's rows. (A ring of
+    2 KB and reading windows of 64 KiB stand for 16 MiB and 4 MiB: this hung on a 35 MB
+    capture piped in.)"""
+    monkeypatch.setattr(stream, "RING_BYTES", 2048)
+    monkeypatch.setattr(fastread, "WINDOW", 1 << 16)
+    monkeypatch.setattr(reader, "_CHUNK", 1 << 12)
+    rings = _rings(monkeypatch)
+    capture = _one_shard_capture(CRAWLER, 1, 2, 6, tmp_path / "one-shard.pcap")
+    assert capture.stat().st_size > 6 * ((1 << 16) + 2048)
+    if how == "gzip":
+        capture = tmp_path / "one-shard.pcap.gz"
+        capture.write_bytes(gzip.compress((tmp_path / "one-shard.pcap").read_bytes(), 1))
+    one = analyze_to_csv(capture, config, tmp_path / "one")
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        if how == "gzip":
+            result["many"] = analyze_to_csv(capture, config, tmp_path / "many", jobs=2)
+        else:
+            with capture.open("rb") as f:
+                result["many"] = analyze_to_csv(f, config, tmp_path / "many", jobs=2)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(timeout=120)
+    if t.is_alive():
+        for worker in multiprocessing.active_children():
+            worker.terminate()  # (or the test run would wait for them at its end)
+        pytest.fail("the workers deadlocked")
+    assert len(rings) == 1
+    _same_run(one, result["many"])
+    assert _rows_by_connection(tmp_path / "many") == _rows_by_connection(tmp_path / "one")
+    assert one.connections > 0
