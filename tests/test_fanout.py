@@ -12,6 +12,7 @@ import struct
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from tcpflow_analyzer.config import Config
 from tcpflow_analyzer.fanout import Ring, read_once
 from tcpflow_analyzer.reader import CaptureError, CaptureReader
 from tcpflow_analyzer.shard import shard_of
-from tcpflow_analyzer.stream import WorkerError, analyze_to_csv
+from tcpflow_analyzer.stream import Streamed, WorkerError, analyze_to_csv
 
 from .test_shard import CAPTURES, SHORT, _compare, _rows_by_connection, _same_run, kill_worker_1
 
@@ -134,6 +135,20 @@ def test_what_is_read_once(tmp_path: Path) -> None:
     assert not read_once(str(tmp_path / "missing.pcap"))
 
 
+def run_within(work: Callable[[], Streamed], seconds: float = 120) -> Streamed:
+    """``work()``'s result, run in a thread: a run whose workers deadlock fails the test
+    (its workers stopped, or the test run would wait for them at its end)."""
+    result: dict[str, Streamed] = {}
+    t = threading.Thread(target=lambda: result.update(run=work()), daemon=True)
+    t.start()
+    t.join(timeout=seconds)
+    if t.is_alive():
+        for worker in multiprocessing.active_children():
+            worker.terminate()
+        pytest.fail("the workers deadlocked")
+    return result["run"]
+
+
 def _rings(monkeypatch: pytest.MonkeyPatch) -> list[Ring]:
     """The rings the runs make (a run that makes none reads its capture file itself)."""
     made: list[Ring] = []
@@ -183,18 +198,14 @@ def test_workers_a_small_ring_apart_and_publishing_rarely_end_with_one_process_r
     monkeypatch.setattr(stream, "RING_BYTES", 2048)
     rings = _rings(monkeypatch)
     one = analyze_to_csv(CRAWLER, SHORT, tmp_path / "one")
-    result: dict[str, Any] = {}
 
-    def run() -> None:
+    def run() -> Streamed:
         with CRAWLER.open("rb") as f:
-            result["many"] = analyze_to_csv(f, SHORT, tmp_path / "many", jobs=2)
+            return analyze_to_csv(f, SHORT, tmp_path / "many", jobs=2)
 
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    t.join(timeout=120)
-    assert not t.is_alive(), "the workers deadlocked"
+    many = run_within(run)
     assert len(rings) == 1 and not rings[0].messages
-    _same_run(one, result["many"])
+    _same_run(one, many)
     assert _rows_by_connection(tmp_path / "many") == _rows_by_connection(tmp_path / "one")
 
 
@@ -358,23 +369,15 @@ def test_a_worker_whose_shard_is_empty_is_not_waited_for_in_vain(
         capture = tmp_path / "one-shard.pcap.gz"
         capture.write_bytes(gzip.compress((tmp_path / "one-shard.pcap").read_bytes(), 1))
     one = analyze_to_csv(capture, config, tmp_path / "one")
-    result: dict[str, Any] = {}
 
-    def run() -> None:
+    def run() -> Streamed:
         if how == "gzip":
-            result["many"] = analyze_to_csv(capture, config, tmp_path / "many", jobs=2)
-        else:
-            with capture.open("rb") as f:
-                result["many"] = analyze_to_csv(f, config, tmp_path / "many", jobs=2)
+            return analyze_to_csv(capture, config, tmp_path / "many", jobs=2)
+        with capture.open("rb") as f:
+            return analyze_to_csv(f, config, tmp_path / "many", jobs=2)
 
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    t.join(timeout=120)
-    if t.is_alive():
-        for worker in multiprocessing.active_children():
-            worker.terminate()  # (or the test run would wait for them at its end)
-        pytest.fail("the workers deadlocked")
+    many = run_within(run)
     assert len(rings) == 1
-    _same_run(one, result["many"])
+    _same_run(one, many)
     assert _rows_by_connection(tmp_path / "many") == _rows_by_connection(tmp_path / "one")
     assert one.connections > 0

@@ -6,10 +6,8 @@ process results, damage and errors included."""
 from __future__ import annotations
 
 import gzip
-import multiprocessing
 import os
 import struct
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,7 @@ from tcpflow_analyzer.ladder import parse_spec
 from tcpflow_analyzer.show import draw
 from tcpflow_analyzer.stream import WorkerError, analyze_to_csv
 
-from .test_fanout import _rings
+from .test_fanout import _rings, run_within
 from .test_shard import SHORT, _rows_by_connection, _same_run, kill_worker_1
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,19 +76,7 @@ def _both(
     """One process and ``jobs`` workers on the series: the same run, the same rows.
     (The workers' run in a thread, so that a deadlock fails the test, not the suite.)"""
     one = analyze_to_csv(paths, config, tmp_path / "one", jobs=1)
-    result: dict[str, Any] = {}
-
-    def run() -> None:
-        result["many"] = analyze_to_csv(paths, config, tmp_path / "many", jobs=jobs)
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    t.join(timeout=120)
-    if t.is_alive():
-        for worker in multiprocessing.active_children():
-            worker.terminate()  # (or the test run would wait for them at its end)
-        pytest.fail("the workers deadlocked")
-    many: stream.Streamed = result["many"]
+    many = run_within(lambda: analyze_to_csv(paths, config, tmp_path / "many", jobs=jobs))
     _same_run(one, many)
     assert _rows_by_connection(tmp_path / "many") == _rows_by_connection(tmp_path / "one")
     return one, many
