@@ -757,17 +757,24 @@ def _reacks(tr: _Trace, group: _FinGroup, peer: str) -> list[Finding]:
     """The peer re-ACKing a retransmitted copy of this FIN from TIME_WAIT."""
     out: list[Finding] = []
     copies = group.copies
+    # The peer's ACKs of this FIN after each copy, up to the next copy (the last: to the
+    # end), each stretch scanned once: what came before copy k is the stretches before
+    # it (not a scan from the first copy for every copy, quadratic in a connection's
+    # FINs retransmitted a great many times).
+    bounds = [*copies, len(tr.flags)]
+    prior_ack: int | None = None  # the last such ACK before copy k
+    answer = _acks_between(tr, peer, group.fin_seq, bounds[0], bounds[1])
     for k in range(1, len(copies)):
+        if answer:
+            prior_ack = answer[-1]
         ci = copies[k]
-        hi = copies[k + 1] if k + 1 < len(copies) else len(tr.flags)
-        answer = _acks_between(tr, peer, group.fin_seq, ci, hi)
+        answer = _acks_between(tr, peer, group.fin_seq, ci, bounds[k + 1])
         if not answer or tr.state_after(answer[0], peer) is not State.TIME_WAIT:
             continue
         ai = answer[0]
-        earlier = _acks_between(tr, peer, group.fin_seq, copies[0], ci)
         fin, ack = tr.steps[ci].seg, tr.steps[ai].seg
-        if earlier:
-            prior = tr.steps[earlier[-1]].seg
+        if prior_ack is not None:
+            prior = tr.steps[prior_ack].seg
             evidence = _frames((prior.frame, fin.frame, ack.frame))
             how = f"it had ACKed that FIN before (frame {prior.frame})"
         else:
