@@ -552,6 +552,14 @@ def gzip_file(path: str | os.PathLike[str]) -> bool:
 _GIVEN_DATA, _GIVEN_DAMAGED, _GIVEN_ERROR = 0, 1, 2
 
 
+def _given_message(
+    kind: int, payload: bytes | str | tuple[str, int], warnings: list[str], cut_short: bool
+) -> bytes:
+    """One message for ``_Stream._given_piece``: a piece of data (or the failure), with
+    the warnings the giving stream added with it and whether it was cut short."""
+    return marshal.dumps((kind, payload, warnings, cut_short))
+
+
 def inflated_messages(path: str | os.PathLike[str]) -> Iterator[bytes]:
     """The gzip file at ``path`` inflated, as messages for streams in other processes
     (``_Stream._given_piece``; fanout.py carries them): each piece of data as this
@@ -575,7 +583,7 @@ def series_messages(paths: Sequence[str | os.PathLike[str]]) -> Iterator[bytes]:
         try:
             messages = inflated_messages(path)
         except CaptureError as exc:
-            messages = iter([marshal.dumps((_GIVEN_ERROR, str(exc), [], False))])
+            messages = iter([_given_message(_GIVEN_ERROR, str(exc), [], False)])
         yield from messages
         yield b""
 
@@ -596,7 +604,7 @@ def stream_messages(stream: _Stream, close: Callable[[], None] | None) -> Iterat
     def message(kind: int, payload: bytes | str | tuple[str, int]) -> bytes:
         nonlocal told
         warnings, told = stream.warnings[told:], len(stream.warnings)
-        return marshal.dumps((kind, payload, warnings, stream.cut_short))
+        return _given_message(kind, payload, warnings, stream.cut_short)
 
     try:
         data = stream.buf

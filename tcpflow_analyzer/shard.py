@@ -132,14 +132,14 @@ class ShardIds:
         }
 
     def publish(self) -> None:
+        progress = self.position
         if self._read_all:
             progress = DONE
-        elif self.clock is not None:
-            progress = max(self.position, self.clock.frame)
         else:
-            progress = self.position
-        if self.read is not None and not self._read_all:
-            progress = max(progress, self.read())
+            if self.clock is not None:
+                progress = max(progress, self.clock.frame)
+            if self.read is not None:
+                progress = max(progress, self.read())
         self.ledger.publish(self.k, self._fd, self.firsts, progress)
 
     def public(self, local_id: int) -> int:
