@@ -1,6 +1,7 @@
 """Findings on a connection whose FIN is retransmitted a great many times: the work grows
 with the segments, not with their square (a hostile or broken capture must not stall
-the analysis)."""
+the analysis). Crafted: Linux gives up on an unanswered FIN after a handful of
+retransmissions (tcp_orphan_retries), so no real-kernel capture has 120 copies."""
 
 from __future__ import annotations
 
